@@ -1,0 +1,19 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   install, train a small char-level generator offline (~1 min on CPU), sample from it
+#   make test   install with test extras, run the test suite
+PYTHON ?= python3
+
+# torch first: keep a torch that is already installed; otherwise take 2.13.0, which pip finds
+# as a CPU build here (a plain `pip install torch` would pull a multi-GB CUDA build).
+install:
+	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q torch==2.13.0
+	$(PYTHON) -m pip install -q -e ".[test]"
+
+demo: install
+	HF_HUB_OFFLINE=1 $(PYTHON) -m textrnn train-generator --config configs/demo_char.yaml
+	$(PYTHON) -m textrnn generate --checkpoint runs/demo_char --prompt "Return the " --max-new-tokens 300 --seed 0
+
+test: install
+	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q
+
+.PHONY: install demo test

@@ -1,0 +1,202 @@
+"""Self-contained checkpoint folders, written atomically and loaded without unpickling.
+
+A checkpoint is a folder::
+
+    config.json         architecture, task, label names, tokenizer kind, format version
+    model.safetensors   the weights (tied weights stored once)
+    tokenizer.json      a standard Hugging Face tokenizer file
+
+Training checkpoints add ``trainer_state.json`` and ``trainer_state.safetensors`` (see
+:mod:`textrnn.trainer`); inference ignores them.
+
+Writes go to a temporary folder beside the target, every file is fsynced, and only then is
+the folder renamed into place, so a crash leaves either the old checkpoint or the new one,
+never half of one.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model as load_weights, save_model as save_weights
+
+from .config import FORMAT_VERSION, RNNConfig
+from .errors import CheckpointError, TextRNNError, one_line
+from .tokenization import TextTokenizer
+
+CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
+PathLike = Union[str, os.PathLike]
+
+
+def fsync_tree(directory: Path) -> None:
+    """fsync every file in ``directory`` and the folder itself."""
+    for path in directory.iterdir():
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(directory)
+
+
+def atomic_write_dir(target: PathLike, write: Callable[[Path], None]) -> Path:
+    """Run ``write(tmp_dir)``, fsync, then rename tmp_dir to ``target`` (replacing it).
+
+    A failure (disk full included) removes the temporary folder and leaves ``target``
+    as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+        write(tmp)
+        fsync_tree(tmp)
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise TextRNNError(f"disk full while saving {target}; free space and resume (the previous checkpoint is intact)") from None
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data: dict) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def resolve_checkpoint(path: PathLike) -> Path:
+    """A checkpoint folder, or a run's output_dir (meaning its best, else last, checkpoint)."""
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file():
+        return path
+    for name in ("best", "last"):
+        if (path / name / CONFIG_FILE).is_file():
+            return path / name
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}; pass a checkpoint folder or a run's output_dir")
+    raise CheckpointError(f"{path} is not a textrnn checkpoint (no {CONFIG_FILE}, best/ or last/ inside); pass a checkpoint folder")
+
+
+def read_config(folder: Path) -> RNNConfig:
+    try:
+        data = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is corrupt ({one_line(exc)}); re-save the checkpoint") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{folder / CONFIG_FILE} is not a textrnn config; re-save the checkpoint")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{folder} was written by a newer textrnn (format {version}, this one reads up to {FORMAT_VERSION}); upgrade textrnn"
+        )
+    try:
+        return RNNConfig.from_dict(data).validate()
+    except TextRNNError as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
+
+
+def _download(repo_id: str) -> Path:
+    """Fetch a checkpoint folder from the Hugging Face Hub (config, weights and tokenizer only)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE]))
+    except Exception as exc:  # network errors, missing repos: all mean "could not fetch"
+        raise CheckpointError(f"checkpoint not found locally and not fetched from the Hub: {repo_id} ({one_line(exc)})") from None
+
+
+def locate(path: PathLike) -> Path:
+    """Local folder for a checkpoint path, run folder or Hub id ('owner/name')."""
+    text = str(path)
+    if not os.path.exists(text) and text.count("/") == 1 and not text.startswith((".", "/")):
+        return _download(text)
+    return resolve_checkpoint(path)
+
+
+class PretrainedMixin:
+    """``save_pretrained`` / ``from_pretrained`` for the textrnn models."""
+
+    task: str
+    config: RNNConfig
+    tokenizer: Optional[TextTokenizer]
+
+    def save_pretrained(self, directory: PathLike, extra: Optional[Callable[[Path], None]] = None) -> Path:
+        """Write config.json, model.safetensors and tokenizer.json to ``directory`` atomically.
+
+        ``extra(tmp_dir)`` may add files (the trainer adds its resume state).
+        """
+        if self.tokenizer is None:
+            raise TextRNNError("save_pretrained needs model.tokenizer, so the folder is self-contained")
+
+        def write(tmp: Path) -> None:
+            write_json(tmp / CONFIG_FILE, self.config.to_dict())
+            save_weights(self, str(tmp / WEIGHTS_FILE))
+            self.tokenizer.save(tmp / TOKENIZER_FILE)
+            if extra is not None:
+                extra(tmp)
+
+        return atomic_write_dir(directory, write)
+
+    @classmethod
+    def from_pretrained(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu"):
+        """Load a checkpoint folder (or a run folder's best checkpoint, or a Hub id) on any device."""
+        folder = locate(path)
+        config = read_config(folder)
+        if config.task != cls.task:
+            other = "RNNLanguageModel" if config.task == "language_model" else "RNNClassifier"
+            raise CheckpointError(f"{folder} holds a {config.task} model, not a {cls.task} model; load it with {other}")
+        if not (folder / TOKENIZER_FILE).is_file():
+            raise CheckpointError(f"{folder} has no {TOKENIZER_FILE}; copy the tokenizer the model was trained with into it")
+        try:
+            tokenizer = TextTokenizer.from_file(folder / TOKENIZER_FILE)
+        except TextRNNError as exc:
+            raise CheckpointError(str(exc)) from None
+        if tokenizer.vocab_size != config.vocab_size:
+            raise CheckpointError(
+                f"{folder}: tokenizer has {tokenizer.vocab_size} tokens but the model's embedding has "
+                f"{config.vocab_size}; use the tokenizer.json saved with this model"
+            )
+        model = cls(config, tokenizer)
+        try:
+            load_weights(model, str(folder / WEIGHTS_FILE), strict=True, device=str(torch.device(map_location)))
+        except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{folder / WEIGHTS_FILE} is missing, corrupt or truncated ({one_line(exc)}); use another checkpoint") from None
+        model.to(map_location)
+        return model.eval()
+
+
+def load_model(path: PathLike, map_location: Union[str, torch.device] = "cpu"):
+    """Load whichever model a checkpoint holds (classifier or language model)."""
+    from .model import RNNClassifier, RNNLanguageModel
+
+    folder = locate(path)
+    config = read_config(folder)
+    cls = RNNLanguageModel if config.task == "language_model" else RNNClassifier
+    return cls.from_pretrained(folder, map_location)

@@ -1,0 +1,254 @@
+"""Typed configuration: the model config that drives a model, and the experiment config of a run.
+
+One dataclass, :class:`RNNConfig`, drives both models and is what ``config.json`` holds.
+Training runs are described by :class:`ExperimentConfig` (sections ``data``, ``tokenizer``,
+``model``, ``train``), filled from YAML and from dotted ``key=value`` overrides. Field names
+are PyTorch's (``embedding_dim``, ``hidden_size``, ``num_layers``, ``bidirectional``) from
+YAML key to constructor argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import yaml
+
+from .errors import ConfigError
+
+FORMAT_VERSION = 1
+TASKS = ("classification", "language_model")
+
+
+@dataclass
+class RNNConfig:
+    """Architecture of a classifier or language model; saved as ``config.json``."""
+
+    task: str = "classification"
+    vocab_size: int = 0
+    embedding_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 1
+    cell: str = "lstm"  # lstm | gru | rnn
+    bidirectional: bool = False
+    dropout: float = 0.0  # between stacked RNN layers
+    embedding_dropout: float = 0.0  # on the embeddings (same mask at every step of a sequence)
+    output_dropout: float = 0.0  # before the output layer
+    strategy: str = "auto"  # auto | packed | padded (see textrnn.encoder)
+    pooling: str = "last"  # classifier: last | mean | max | attention
+    num_labels: int = 2
+    label_names: Optional[list] = None
+    tie_weights: bool = False  # language model: share embedding and output weights
+    tie_projection: bool = False  # language model: add a hidden_size -> embedding_dim projection to tie
+    pad_id: int = 0
+    tokenizer_kind: str = "char"
+    format_version: int = FORMAT_VERSION
+
+    def validate(self) -> "RNNConfig":
+        """Raise ConfigError with a one-line fix for any value that cannot build a model."""
+        _check(self.task in TASKS, f"model task must be one of {TASKS}, got {self.task!r}")
+        for name in ("embedding_dim", "hidden_size", "num_layers"):
+            _check(getattr(self, name) >= 1, f"model.{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("dropout", "embedding_dropout", "output_dropout"):
+            value = getattr(self, name)
+            _check(0.0 <= value < 1.0, f"model.{name} must be in [0, 1), got {value}")
+        _check(self.cell in ("lstm", "gru", "rnn"), f"model.cell must be lstm, gru or rnn, got {self.cell!r}")
+        _check(self.strategy in ("auto", "packed", "padded"), f"model.strategy must be auto, packed or padded, got {self.strategy!r}")
+        _check(self.pooling in ("last", "mean", "max", "attention"), f"model.pooling must be last, mean, max or attention, got {self.pooling!r}")
+        if self.task == "language_model":
+            _check(not self.bidirectional, "a language model must be unidirectional: set model.bidirectional=false")
+            if self.tie_weights and self.hidden_size != self.embedding_dim and not self.tie_projection:
+                raise ConfigError(
+                    f"model.tie_weights needs hidden_size == embedding_dim (got {self.hidden_size} and "
+                    f"{self.embedding_dim}); make them equal or set model.tie_projection=true"
+                )
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RNNConfig":
+        return build_dataclass(cls, data, "config")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "textrnn:python_docs"  # Hub name, local path, or the built-in corpus
+    text_column: str = "text"
+    label_column: Optional[str] = "label"
+    train_split: str = "train"
+    validation_split: Optional[str] = None  # None: 'validation' if present, else cut from train
+    validation_fraction: float = 0.1
+    max_length: Optional[int] = None  # classification: keep the first max_length tokens
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    bucket_size: int = 100  # batches per length-sorted chunk
+    seq_len: int = 128  # language model: truncated-backprop window
+    separator: Optional[str] = None  # language model: text between rows (None: auto)
+
+
+@dataclass
+class TokenizerConfig:
+    kind: str = "word"  # char | word | bpe
+    lowercase: bool = False
+    min_freq: int = 1
+    max_size: Optional[int] = None
+    vocab_size: int = 8000  # bpe target
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/default"
+    seed: int = 0
+    max_epochs: int = 10
+    max_steps: Optional[int] = None
+    max_minutes: Optional[float] = None  # wall-clock budget: stop cleanly, evaluate, save
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0
+    eval_every: int = 500  # steps; 0 means only at the end of each epoch
+    patience: Optional[int] = None  # evaluations without improvement before stopping
+    keep_checkpoints: int = 2  # step checkpoints kept besides the best
+    device: str = "auto"  # auto | cpu | cuda | mps | cuda:N
+    bf16: bool = False  # bf16 autocast on CUDA
+    skip_nonfinite: bool = False  # skip a batch whose loss is NaN/inf instead of stopping
+    eval_on_interrupt: bool = True
+    num_threads: Optional[int] = None
+    progress: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    task: str = "classification"
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: RNNConfig = field(default_factory=RNNConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> "ExperimentConfig":
+        _check(self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}")
+        self.model.task = self.task
+        self.model.validate()
+        d, t = self.data, self.train
+        for name, value in (("data.batch_size", d.batch_size), ("data.eval_batch_size", d.eval_batch_size),
+                            ("data.seq_len", d.seq_len), ("data.bucket_size", d.bucket_size),
+                            ("train.max_epochs", t.max_epochs)):
+            _check(value >= 1, f"{name} must be a positive integer, got {value}")
+        _check(0.0 < d.validation_fraction < 1.0, f"data.validation_fraction must be in (0, 1), got {d.validation_fraction}")
+        _check(d.max_length is None or d.max_length >= 1, f"data.max_length must be positive, got {d.max_length}")
+        _check(t.lr > 0, f"train.lr must be positive, got {t.lr}")
+        _check(t.max_minutes is None or t.max_minutes > 0, f"train.max_minutes must be positive, got {t.max_minutes}")
+        _check(t.max_steps is None or t.max_steps >= 1, f"train.max_steps must be positive, got {t.max_steps}")
+        _check(t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}")
+        _check(self.tokenizer.kind in ("char", "word", "bpe"), f"tokenizer.kind must be char, word or bpe, got {self.tokenizer.kind!r}")
+        _check(self.task != "classification" or bool(d.label_column), "data.label_column is required to train a classifier")
+        return self
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _field_types(cls) -> dict[str, Any]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def build_dataclass(cls, data: Any, where: str):
+    """Build dataclass ``cls`` from a mapping; unknown keys suggest the nearest valid one."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
+    fields = _field_types(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean '{where}.{close[0]}'?" if close else f"; valid keys: {', '.join(fields)}"
+            raise ConfigError(f"unknown config key '{where}.{key}'{hint}".replace("'config.", "'"))
+        default = fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = build_dataclass(type(default), value, f"{where}.{key}")
+        else:
+            kwargs[key] = _coerce(value, fields[key].default, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """Check a YAML value against the type of its default (ints become floats where floats go)."""
+    where = where.removeprefix("config.")
+    if default is None or value is None or isinstance(default, list):
+        return value
+    if isinstance(default, bool):
+        _check(isinstance(value, bool), f"{where} must be true or false, got {value!r}")
+    elif isinstance(default, int):
+        _check(isinstance(value, int) and not isinstance(value, bool), f"{where} must be an integer, got {value!r}")
+    elif isinstance(default, float):
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where} must be a number, got {value!r}")
+        return float(value)
+    elif isinstance(default, str):
+        _check(isinstance(value, str), f"{where} must be a string, got {value!r}")
+    return value
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["train.lr=1e-3", "model.bidirectional=true"]`` -> nested dict (values parsed as YAML)."""
+    tree: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value, e.g. train.lr=0.001")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else None
+        if isinstance(value, str) and _looks_numeric(raw):
+            value = float(raw)  # YAML 1.1 reads '1e-3' as a string
+        node = tree
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} sets a key inside a value")
+        node[parts[-1]] = value
+    return tree
+
+
+def _looks_numeric(raw: str) -> bool:
+    try:
+        float(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(path: Optional[str], overrides: Optional[list] = None, task: Optional[str] = None) -> ExperimentConfig:
+    """Read a YAML config (every key optional: files change only defaults) plus overrides."""
+    data: dict = {}
+    if path is not None:
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file not found: {path}; pass --config with an existing YAML file")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = merge(data, parse_overrides(overrides or []))
+    if task is not None:
+        if data.get("task", task) != task:
+            raise ConfigError(f"config task is {data['task']!r} but this command trains a {task!r} model; use the other train command")
+        data["task"] = task
+    return build_dataclass(ExperimentConfig, data, "config").validate()
+
+
+def config_to_dict(config: ExperimentConfig) -> dict:
+    return dataclasses.asdict(config)

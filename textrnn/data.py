@@ -1,0 +1,427 @@
+"""From raw text in a Hugging Face dataset (Hub name or local files) to batches.
+
+Classification batches are dicts of::
+
+    input_ids (B, T) int64, padded with <pad> = 0
+    lengths   (B,)   int64, on CPU (what pack_padded_sequence wants)
+    labels    (B,)   int64
+
+built from length-bucketed batches, so little of T is padding. Language-model data is one
+flat token stream laid out as B parallel streams for truncated backprop through time
+(see :class:`LMStreamLoader`).
+
+Empty and whitespace-only texts are kept: they encode to zero tokens, the encoder returns
+its initial state for a length-0 sequence, and a classifier then predicts from its output
+bias alone. Nothing downstream crashes on them (tests check this).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .errors import DataError, one_line
+from .tokenization import EOS_ID, PAD_ID, TextTokenizer
+
+LOCAL_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text", ".text": "text"}
+VALIDATION_NAMES = ("validation", "valid", "dev")
+BUILTIN_PREFIX = "textrnn:"
+MAX_CHARS_PER_TOKEN = 64  # inference pre-truncates text to max_length * this many characters
+
+
+# ---------------------------------------------------------------------------- loading
+def load_raw(dataset: str, workdir: Optional[str] = None):
+    """Load a ``DatasetDict`` from a Hub name, a local folder or file, or the built-in corpus."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    if dataset.startswith(BUILTIN_PREFIX):
+        dataset = builtin_corpus(dataset, workdir or ".")
+    if dataset.startswith(("http://", "https://")):
+        return _load_url(dataset)
+    path = Path(os.path.expanduser(dataset))
+    try:
+        if path.is_file():
+            return _load_file(path)
+        if path.is_dir():
+            return datasets.load_dataset(str(path))
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"could not read dataset {dataset} ({one_line(exc)}); check the files are valid {path.suffix or 'data'} files") from None
+    if path.suffix in LOCAL_BUILDERS or dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
+        raise DataError(f"dataset path not found: {dataset}; check the path, or give a Hub name like stanfordnlp/sst2")
+    try:
+        return datasets.load_dataset(dataset)
+    except Exception as exc:  # unknown names and network failures both end here
+        raise DataError(f"could not load dataset {dataset!r} from the Hugging Face Hub ({one_line(exc)}); check the name, or use local files") from None
+
+
+def _load_url(url: str):
+    """A data file on the web (for example the public tiny shakespeare text file)."""
+    import datasets
+
+    suffix = Path(url.split("?")[0]).suffix.lower()
+    builder = LOCAL_BUILDERS.get(suffix)
+    if builder is None:
+        raise DataError(f"unknown file type {suffix!r} for {url}; use .csv, .tsv, .json, .jsonl, .parquet or .txt")
+    extra = {"keep_linebreaks": True} if builder == "text" else {"delimiter": "\t"} if suffix == ".tsv" else {}
+    try:
+        return datasets.load_dataset(builder, data_files={"train": url}, **extra)
+    except Exception as exc:
+        raise DataError(f"could not download {url} ({one_line(exc)}); download it and pass the local path") from None
+
+
+def _load_file(path: Path):
+    import datasets
+
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty; give a file with data in it")
+    builder = LOCAL_BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise DataError(f"unknown file type {path.suffix!r} for {path}; use .csv, .tsv, .json, .jsonl, .parquet or .txt")
+    kwargs: dict = {"data_files": {"train": str(path)}}
+    if path.suffix.lower() == ".tsv":
+        kwargs["delimiter"] = "\t"
+    if builder == "text":
+        kwargs.update(keep_linebreaks=True, encoding="utf-8-sig")  # rows concatenate back to the file
+    return datasets.load_dataset(builder, **kwargs)
+
+
+def builtin_corpus(name: str, workdir: str) -> str:
+    """Materialize a built-in corpus as a text file under ``workdir`` and return its path.
+
+    ``textrnn:python_docs`` is the docstrings of Python's own standard library: real English
+    prose that exists on every machine that has Python, so the demo runs offline.
+    """
+    if name != "textrnn:python_docs":
+        raise DataError(f"unknown built-in dataset {name!r}; the built-in corpus is textrnn:python_docs")
+    target = Path(workdir) / "data" / "python_docs.txt"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(python_docstrings(), encoding="utf-8")
+        os.replace(tmp, target)
+    return str(target)
+
+
+def python_docstrings(max_chars: int = 1_200_000) -> str:
+    """Docstrings of the standard library's modules, classes and functions, in a fixed order."""
+    import ast
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip = ("test", "tests", "idlelib", "lib2to3", "site-packages", "dist-packages", "turtledemo", "__phello__")
+    parts: list[str] = []
+    total = 0
+    for file in sorted(root.rglob("*.py")):
+        if any(part in skip for part in file.relative_to(root).parts):
+            continue
+        try:
+            tree = ast.parse(file.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) > 40:
+                    parts.append(doc.strip() + "\n\n")
+                    total += len(parts[-1])
+        if total >= max_chars:
+            break
+    return "".join(parts)
+
+
+def require_column(ds, name: Optional[str], role: str) -> str:
+    if name not in ds.column_names:
+        raise DataError(
+            f"column {name!r} not found (available: {', '.join(ds.column_names)}); set data.{role} to one of them"
+        )
+    return name
+
+
+def split_dataset(dsdict, train_split: str, validation_split: Optional[str], fraction: float, seed: int):
+    """(train, validation). Validation is the named split, a standard one, or cut from train."""
+    if train_split not in dsdict:
+        raise DataError(f"split {train_split!r} not found (available: {', '.join(dsdict)}); set data.train_split")
+    train = dsdict[train_split]
+    if len(train) == 0:
+        raise DataError(f"the {train_split!r} split is empty; give a dataset with training examples")
+    if validation_split is not None:
+        if validation_split not in dsdict:
+            raise DataError(f"split {validation_split!r} not found (available: {', '.join(dsdict)}); set data.validation_split")
+        return train, dsdict[validation_split]
+    for name in VALIDATION_NAMES:
+        if name in dsdict and len(dsdict[name]) > 0:
+            return train, dsdict[name]
+    if len(train) < 2:
+        raise DataError("need at least 2 training examples to cut a validation split; add data or set data.validation_split")
+    parts = train.train_test_split(test_size=fraction, seed=seed)
+    return parts["train"], parts["test"]
+
+
+# ---------------------------------------------------------------------------- labels
+def label_names_of(ds, column: str) -> list[str]:
+    """Label names from a ClassLabel feature, or the sorted distinct integer/string labels."""
+    feature = ds.features[column]
+    if hasattr(feature, "names"):
+        return list(feature.names)
+    dtype = getattr(feature, "dtype", None)
+    values = ds.unique(column)
+    if dtype is not None and (dtype.startswith("int") or dtype.startswith("uint")):
+        return [str(v) for v in sorted(values)]
+    if dtype in ("string", "large_string"):
+        return sorted(v for v in values if v is not None)
+    raise DataError(f"labels in column {column!r} are {dtype or type(feature).__name__}; labels must be integers or strings")
+
+
+def label_mapping(ds, column: str, names: Sequence[str]):
+    """A function from raw label values to ids in ``names`` (ClassLabel ids matched by name)."""
+    feature = ds.features[column]
+    if hasattr(feature, "names"):
+        lookup = {i: list(names).index(n) for i, n in enumerate(feature.names) if n in names}
+    else:
+        lookup = {(int(n) if getattr(feature, "dtype", "").startswith(("int", "uint")) else n): i for i, n in enumerate(names)}
+
+    def to_id(value):
+        if value not in lookup:
+            raise DataError(f"label {value!r} is not one of the model's labels ({', '.join(map(str, names))}); fix the data or retrain")
+        return lookup[value]
+
+    return to_id
+
+
+# ---------------------------------------------------------------------------- encoding
+def encode_classification(ds, tokenizer: TextTokenizer, text_column: str, label_column: Optional[str],
+                          to_id=None, max_length: Optional[int] = None):
+    """Tokenize a split with ``Dataset.map(batched=True)``: cached, memory-mapped, Rust-side batch encoding.
+
+    Produces ``input_ids`` (truncated to ``max_length``), ``length`` and, with a label column, ``labels``.
+    """
+
+    def encode(batch: dict) -> dict:
+        texts = [t if isinstance(t, str) else "" for t in batch[text_column]]
+        ids = tokenizer.encode_batch(texts)
+        if max_length is not None:
+            ids = [row[:max_length] for row in ids]
+        out = {"input_ids": ids, "length": [len(row) for row in ids]}
+        if label_column is not None:
+            out["labels"] = [to_id(v) for v in batch[label_column]]
+        return out
+
+    return ds.map(encode, batched=True, batch_size=2000, remove_columns=ds.column_names, desc="encoding")
+
+
+def encode_for_inference(tokenizer: TextTokenizer, texts: Sequence[str], limit: int) -> tuple[list, list]:
+    """Encode texts for prediction in bounded memory, keeping the first ``limit`` tokens.
+
+    Text beyond ``limit * 64`` characters is dropped before tokenizing, so a huge input costs
+    no more than a long one. Returns the id lists and, per text, whether it was cut.
+    """
+    cut = [t[: limit * MAX_CHARS_PER_TOKEN + 1] for t in texts]
+    rows = tokenizer.encode_batch(cut)
+    return [row[:limit] for row in rows], [len(row) > limit for row in rows]
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int = PAD_ID):
+    """Id lists -> input_ids (B, T) int64 padded with pad_id, lengths (B,) int64 (T >= 1)."""
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    steps = max(int(lengths.max(initial=0)), 1)
+    out = np.full((len(rows), steps), pad_id, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+# ---------------------------------------------------------------------------- sampling
+class BucketBatchSampler:
+    """Length-bucketed batches: shuffle, sort by length within chunks, shuffle the batches.
+
+    Per epoch (seeded by ``seed + epoch``, so the order is reproducible):
+
+    1. shuffle all indices, then give rank ``r`` every ``world_size``-th one from ``r``;
+    2. cut this rank's indices into chunks of ``batch_size * bucket_size`` and sort each
+       chunk by length, so neighbours have similar lengths;
+    3. cut into batches and shuffle their order.
+
+    Every index appears exactly once per epoch across all ranks (no padding duplicates), and
+    every rank gets the same number of batches, which DistributedDataParallel needs: a rank
+    whose shard is shorter gets batches one example smaller.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, *, bucket_size: int = 100, shuffle: bool = True,
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_size, self.bucket_size, self.shuffle = batch_size, bucket_size, shuffle
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+        shard = math.ceil(len(self.lengths) / world_size)
+        self.num_batches = math.ceil(shard / batch_size)
+        if len(self.lengths) // world_size < self.num_batches:
+            raise DataError(f"{len(self.lengths)} examples are too few for {world_size} processes; use fewer processes or more data")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def batches(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
+        mine = order[self.rank:: self.world_size]
+        chunk = self.batch_size * self.bucket_size
+        parts = [c[np.argsort(self.lengths[c], kind="stable")] for c in np.array_split(mine, max(1, math.ceil(len(mine) / chunk)))]
+        batches = np.array_split(np.concatenate(parts), self.num_batches)
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches():
+            yield batch.tolist()
+
+
+class SortedBatches:
+    """Evaluation batches: all examples sorted by length (least padding), rank r taking every
+    world_size-th, in a fixed order. Ranks may get different numbers of batches."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+        mine = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")[rank::world_size]
+        self._batches = [mine[i: i + batch_size] for i in range(0, len(mine), batch_size)]
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def batches(self) -> list[np.ndarray]:
+        return self._batches
+
+
+class ClassificationLoader:
+    """Batches of an encoded split, in the order of a :class:`BucketBatchSampler`.
+
+    ``iterate(start)`` skips the first ``start`` batches of the epoch, which is how a resumed
+    run continues mid-epoch.
+    """
+
+    def __init__(self, encoded, sampler: BucketBatchSampler, pad_id: int = PAD_ID, pin_memory: bool = False) -> None:
+        self.encoded, self.sampler, self.pad_id, self.pin_memory = encoded, sampler, pad_id, pin_memory
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def iterate(self, start: int = 0) -> Iterator[dict]:
+        for batch in self.sampler.batches()[start:]:
+            rows = self.encoded[batch.tolist()]
+            input_ids, lengths = pad_batch(rows["input_ids"], self.pad_id)
+            out = {"input_ids": input_ids, "lengths": lengths, "labels": torch.tensor(rows["labels"], dtype=torch.long)}
+            if self.pin_memory:
+                out["input_ids"], out["labels"] = out["input_ids"].pin_memory(), out["labels"].pin_memory()
+            yield out
+
+    def __iter__(self) -> Iterator[dict]:
+        return self.iterate(0)
+
+
+# ---------------------------------------------------------------------------- language modelling
+def iter_text(ds, column: str, separator: str, start: int = 0, stop: Optional[int] = None) -> Iterator[str]:
+    """Texts of rows (each followed by ``separator``) restricted to characters [start, stop)."""
+    position = 0
+    for batch in ds.iter(batch_size=1000):
+        for text in batch[column]:
+            piece = (text or "") + separator
+            end = position + len(piece)
+            if end > start and (stop is None or position < stop):
+                lo, hi = max(start - position, 0), len(piece) if stop is None else min(stop - position, len(piece))
+                yield piece[lo:hi]
+            position = end
+            if stop is not None and position >= stop:
+                return
+
+
+def count_chars(ds, column: str, separator: str) -> int:
+    return sum(len(t or "") + len(separator) for batch in ds.iter(batch_size=1000) for t in batch[column])
+
+
+def encode_stream(texts: Iterable[str], tokenizer: TextTokenizer, path: Path, chunk_chars: int = 1 << 22) -> np.memmap:
+    """Encode texts into one flat token file (uint8/16/32) and memory-map it.
+
+    Char tokenizers go through a NumPy lookup table over chunks of ``chunk_chars``; other
+    kinds encode rows in batches and end each row with ``<eos>``. Memory stays bounded by the
+    chunk size, whatever the corpus size.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with open(path, "wb") as out:
+        for ids in _encoded_chunks(texts, tokenizer, chunk_chars):
+            ids.tofile(out)
+            count += len(ids)
+    if count < 2:
+        raise DataError("the corpus has fewer than 2 tokens; give a dataset with text in it")
+    return np.memmap(path, dtype=tokenizer.id_dtype, mode="r")
+
+
+def _encoded_chunks(texts: Iterable[str], tokenizer: TextTokenizer, chunk_chars: int) -> Iterator[np.ndarray]:
+    buffer: list[str] = []
+    size = 0
+    for text in texts:
+        buffer.append(text)
+        size += len(text)
+        if size >= chunk_chars:
+            yield _encode_rows(buffer, tokenizer)
+            buffer, size = [], 0
+    if buffer:
+        yield _encode_rows(buffer, tokenizer)
+
+
+def _encode_rows(rows: list[str], tokenizer: TextTokenizer) -> np.ndarray:
+    if tokenizer.kind == "char":
+        return tokenizer.encode_chars("".join(rows))
+    ids = [token for row in tokenizer.encode_batch(rows) for token in (*row, EOS_ID)]
+    return np.asarray(ids, dtype=tokenizer.id_dtype)
+
+
+class LMStreamLoader:
+    """A token stream cut into S parallel streams, walked in windows of ``seq_len``.
+
+    With N tokens, S = batch_size * world_size streams of L = (N - 1) // S steps each::
+
+        tokens    a b c d e f g h i j k l m          N = 13, S = 3, L = 4
+        stream 0  a b c d (e)                         inputs a b c d, targets b c d e
+        stream 1  e f g h (i)
+        stream 2  i j k l (m)
+
+        batch 0 = columns [0, seq_len) of every stream, batch 1 = the next columns, ...
+
+    Consecutive batches continue each stream, so the RNN state at the end of one batch is
+    the right initial state for the next: that is stateful truncated backprop. Targets are
+    the inputs shifted by one token. Rank ``r`` of ``world_size`` owns streams
+    ``[r * batch_size, (r + 1) * batch_size)``. The last ``(N - 1) % S`` tokens are unused.
+    """
+
+    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, rank: int = 0, world_size: int = 1) -> None:
+        streams = batch_size * world_size
+        self.steps = (len(tokens) - 1) // streams
+        if self.steps < 1:
+            raise DataError(f"{len(tokens)} tokens are too few for {streams} streams; lower data.batch_size or add text")
+        self.tokens, self.seq_len = tokens, seq_len
+        self.starts = [(rank * batch_size + i) * self.steps for i in range(batch_size)]
+
+    def __len__(self) -> int:
+        return math.ceil(self.steps / self.seq_len)
+
+    def iterate(self, start: int = 0) -> Iterator[dict]:
+        for window in range(start, len(self)):
+            lo = window * self.seq_len
+            hi = min(lo + self.seq_len, self.steps)
+            block = np.stack([self.tokens[s + lo: s + hi + 1] for s in self.starts]).astype(np.int64)  # (B, t+1)
+            block = torch.from_numpy(block)
+            yield {"input_ids": block[:, :-1], "targets": block[:, 1:]}
+
+    def __iter__(self) -> Iterator[dict]:
+        return self.iterate(0)

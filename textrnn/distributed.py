@@ -1,0 +1,57 @@
+"""PyTorch's own distributed engine, as torchrun sets it up.
+
+``torchrun --nproc_per_node=N -m textrnn train-classifier ...`` sets RANK, WORLD_SIZE,
+LOCAL_RANK and the rendezvous variables; :func:`init` then opens a process group with
+``nccl`` on CUDA and ``gloo`` on CPU. Without torchrun everything here is a no-op for a
+single process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init(device: torch.device) -> Dist:
+    """Join the torchrun process group if there is one (gloo on CPU, nccl on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def close(info: Dist) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_sum(tensor: torch.Tensor, info: Dist) -> torch.Tensor:
+    """Sum a tensor over ranks (in place); a no-op for one process."""
+    if info.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier(info: Dist) -> None:
+    if info.enabled:
+        dist.barrier()

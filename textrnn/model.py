@@ -1,0 +1,374 @@
+"""The two models: :class:`RNNClassifier` and :class:`RNNLanguageModel`.
+
+Both are driven by one :class:`~textrnn.config.RNNConfig`, share the embedding -> encoder
+front, and save to / load from a self-contained folder (``config.json``,
+``model.safetensors``, ``tokenizer.json``; see :mod:`textrnn.checkpoint`).
+
+Training and inference share one path: ``forward`` returns the loss alongside the logits
+when targets are given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .checkpoint import PretrainedMixin
+from .config import RNNConfig
+from .encoder import RNNEncoder, State
+from .errors import ConfigError, TextRNNError
+from .tokenization import EOS_ID, TextTokenizer
+
+
+class EmbeddingDropout(nn.Module):
+    """Dropout on embeddings with one mask per sequence, shared across time steps.
+
+    Dropping the same embedding dimensions at every step (variational dropout, Gal &
+    Ghahramani 2016) regularizes an RNN better than a fresh mask per step, which the
+    recurrence simply averages away.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:  # x: (B, T, E)
+        if not self.training or self.p == 0:
+            return x
+        mask = x.new_empty(x.size(0), 1, x.size(2)).bernoulli_(1 - self.p) / (1 - self.p)  # (B, 1, E)
+        return x * mask
+
+
+class _RNNBackbone(PretrainedMixin, nn.Module):
+    """Embedding (padding_idx = pad) -> embedding dropout -> RNNEncoder."""
+
+    def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> None:
+        super().__init__()
+        config.validate()
+        if config.vocab_size < 1:
+            raise ConfigError("model vocab_size must be set to the tokenizer's vocabulary size")
+        self.config = config
+        self.tokenizer = tokenizer
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_id)
+        self.embedding_dropout = EmbeddingDropout(config.embedding_dropout)
+        self.encoder = RNNEncoder(
+            config.embedding_dim, config.hidden_size, config.num_layers, config.cell,
+            config.bidirectional, config.dropout, config.strategy,
+        )
+        self.output_dropout = nn.Dropout(config.output_dropout)
+
+    @property
+    def device(self) -> torch.device:
+        return self.embedding.weight.device
+
+    def encode(self, input_ids: Tensor, lengths: Optional[Tensor], state: Optional[State] = None):
+        x = self.embedding_dropout(self.embedding(input_ids))  # (B, T, E)
+        return self.encoder(x, lengths, state)  # (B, T, D*H), final state
+
+    def require_tokenizer(self) -> TextTokenizer:
+        if self.tokenizer is None:
+            raise TextRNNError("this model has no tokenizer; load it with from_pretrained or set model.tokenizer")
+        return self.tokenizer
+
+
+class RNNClassifier(_RNNBackbone):
+    """Text classifier: embedding -> encoder -> pooling -> dropout -> linear.
+
+    ``forward(input_ids (B, T), lengths (B,), labels (B,) = None) -> (logits (B, C), loss)``;
+    ``loss`` is None without labels.
+
+    Pooling over the encoder outputs (B, T, D*H), padding excluded:
+    ``last`` concatenates each direction's final state (forward at the last token, backward
+    at the first), ``mean`` and ``max`` pool over valid steps, ``attention`` is a learned
+    softmax-weighted sum. An empty sequence pools to zeros.
+    """
+
+    task = "classification"
+
+    def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> None:
+        super().__init__(config, tokenizer)
+        width = self.encoder.output_size
+        self.attention = nn.Linear(width, 1) if config.pooling == "attention" else None
+        self.head = nn.Linear(width, config.num_labels)
+
+    def forward(self, input_ids: Tensor, lengths: Tensor, labels: Optional[Tensor] = None):
+        outputs, state = self.encode(input_ids, lengths)  # (B, T, D*H)
+        pooled = self.pool(outputs, state, lengths)  # (B, D*H)
+        logits = self.head(self.output_dropout(pooled))  # (B, C)
+        loss = F.cross_entropy(logits.float(), labels.to(logits.device)) if labels is not None else None
+        return logits, loss
+
+    def pool(self, outputs: Tensor, state: State, lengths: Tensor) -> Tensor:
+        batch, steps, _ = outputs.shape
+        if self.config.pooling == "last":
+            h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
+            top = h_n[-self.encoder.num_directions:]  # (D, B, H) of the last layer
+            return top.transpose(0, 1).reshape(batch, -1)  # (B, D*H)
+        lengths = lengths.to(outputs.device)
+        mask = torch.arange(steps, device=outputs.device)[None, :] < lengths[:, None]  # (B, T)
+        if self.config.pooling == "mean":
+            return outputs.sum(1) / lengths.clamp(min=1)[:, None].to(outputs.dtype)
+        if self.config.pooling == "max":
+            masked = outputs.masked_fill(~mask[:, :, None], float("-inf")).amax(1)  # (B, D*H)
+            return torch.where(lengths[:, None] > 0, masked, torch.zeros_like(masked))
+        scores = self.attention(outputs).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
+        weights = torch.softmax(scores, dim=1).nan_to_num(0.0)  # empty rows: all -inf -> zeros
+        return torch.bmm(weights[:, None, :].to(outputs.dtype), outputs)[:, 0]  # (B, D*H)
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.config.label_names or [str(i) for i in range(self.config.num_labels)])
+
+    @torch.no_grad()
+    def predict(self, texts: Sequence[str], batch_size: int = 64, max_length: Optional[int] = None) -> list[dict]:
+        """Label names and probabilities for ``texts``, through the saved tokenizer.
+
+        Returns one ``{"label": name, "probabilities": {name: p}}`` per text. Texts longer
+        than ``max_length`` tokens (default 10,000) keep their first ``max_length`` tokens and
+        say so with ``"truncated_to_tokens": max_length``.
+        """
+        from .data import encode_for_inference, pad_batch
+
+        tokenizer = self.require_tokenizer()
+        limit = max_length or 10_000
+        names = self.label_names
+        was_training = self.training
+        self.eval()
+        results = []
+        try:
+            for start in range(0, len(texts), batch_size):
+                ids, cut = encode_for_inference(tokenizer, texts[start:start + batch_size], limit)
+                input_ids, lengths = pad_batch(ids, self.config.pad_id)
+                logits, _ = self(input_ids.to(self.device), lengths)
+                for row, was_cut in zip(torch.softmax(logits.float(), dim=-1).cpu().tolist(), cut):
+                    best = max(range(len(row)), key=row.__getitem__)
+                    results.append({"label": names[best], "probabilities": dict(zip(names, row))})
+                    if was_cut:
+                        results[-1]["truncated_to_tokens"] = limit
+        finally:
+            self.train(was_training)
+        return results
+
+
+class RNNLanguageModel(_RNNBackbone):
+    """Language model: embedding -> unidirectional encoder -> dropout -> linear head.
+
+    ``forward(input_ids (B, T), lengths=None, state=None, targets (B, T)=None)``
+    returns ``(logits (B, T, V), loss, state)``. Target positions equal to -100 are ignored.
+
+    With ``tie_weights`` the head reuses the embedding matrix (Press & Wolf 2017). That needs
+    the head's input to be ``embedding_dim`` wide: if ``hidden_size`` differs, set
+    ``tie_projection`` to add a linear ``hidden_size -> embedding_dim`` projection in front of
+    the tied head; otherwise the mismatch is a config error.
+    """
+
+    task = "language_model"
+
+    def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> None:
+        super().__init__(config, tokenizer)
+        width = config.hidden_size
+        self.projection = None
+        if config.tie_weights and config.hidden_size != config.embedding_dim:
+            self.projection = nn.Linear(config.hidden_size, config.embedding_dim)
+            width = config.embedding_dim
+        self.head = nn.Linear(width, config.vocab_size)
+        if config.tie_weights:
+            self.head.weight = self.embedding.weight
+
+    def forward(self, input_ids: Tensor, lengths: Optional[Tensor] = None, state: Optional[State] = None,
+                targets: Optional[Tensor] = None):
+        outputs, state = self.encode(input_ids, lengths, state)  # (B, T, H)
+        logits = self.logits(self.output_dropout(outputs))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.to(logits.device).flatten(), ignore_index=-100)
+        return logits, loss, state
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        if self.projection is not None:
+            hidden = self.projection(hidden)
+        return self.head(hidden)
+
+    # ------------------------------------------------------------------ generation
+    @torch.inference_mode()
+    def stream(
+        self,
+        input_ids: Tensor,
+        max_new_tokens: int = 200,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
+        num_samples: int = 1,
+        seed: Optional[int] = None,
+        stop_ids: Sequence[int] = (),
+    ) -> Iterator[Tensor]:
+        """Yield each new token, (num_samples,) ids, as it is sampled.
+
+        The prompt ``input_ids`` (T,) is run once (in chunks, so its memory is bounded); every
+        new token then costs one step of a fused cell on the carried state, for all samples
+        at once. A sample that produces a token in ``stop_ids`` keeps yielding ``stop_ids[0]``.
+        """
+        check_sampling(max_new_tokens, temperature, top_k, top_p, num_samples)
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed if seed is not None else torch.seed())
+        with _eval_mode(self):
+            last_hidden, state = self._run_prompt(input_ids.to(self.device))  # (1, H)
+            stepper = FusedStepper(self, state, num_samples)
+            logits = self.logits(last_hidden).expand(num_samples, -1)  # (N, V)
+            stop = torch.tensor(list(stop_ids) or [-1], device=self.device)
+            done = torch.zeros(num_samples, dtype=torch.bool, device=self.device)
+            for _ in range(max_new_tokens):
+                token = sample_next(logits, temperature, top_k, top_p, generator)  # (N,)
+                token = torch.where(done, stop[0].clamp(min=0), token)
+                done |= torch.isin(token, stop)
+                yield token
+                if bool(done.all()):
+                    return
+                logits = self.logits(stepper.step(token))
+
+    def _run_prompt(self, ids: Tensor, chunk: int = 4096):
+        state, outputs = None, None
+        for start in range(0, ids.numel(), chunk):
+            part = ids[start:start + chunk][None, :]  # (1, t)
+            outputs, state = self.encode(part, None, state)  # (1, t, H)
+        return outputs[:, -1], state
+
+    def generate(self, input_ids: Tensor, max_new_tokens: int = 200, **kwargs) -> Tensor:
+        """All new tokens at once: (num_samples, number generated)."""
+        tokens = list(self.stream(input_ids, max_new_tokens, **kwargs))
+        return torch.stack(tokens, dim=1)
+
+    def generate_text(self, prompt: str = "", max_new_tokens: int = 200, on_token: Optional[Callable] = None,
+                      **kwargs) -> list[str]:
+        """Sample ``num_samples`` continuations of ``prompt`` as text (prompt not included).
+
+        ``on_token(texts)`` is called after every step with the new text piece of each sample,
+        which is how the command line streams. Stop tokens end a sample and are not included.
+        """
+        tokenizer = self.require_tokenizer()
+        stop = list(kwargs.pop("stop_ids", ()))
+        pieces: list[list[int]] = []
+        finished = None
+        for token in self.stream(prompt_ids(tokenizer, prompt), max_new_tokens, stop_ids=stop, **kwargs):
+            ids = token.tolist()
+            finished = [False] * len(ids) if finished is None else finished
+            piece = []
+            for i, t in enumerate(ids):
+                finished[i] = finished[i] or t in stop
+                piece.append("" if finished[i] else tokenizer.token_text(t))
+            pieces.append([-1 if finished[i] else t for i, t in enumerate(ids)])
+            if on_token is not None:
+                on_token(piece)
+        rows = list(zip(*pieces)) if pieces else []
+        return [tokenizer.decode([t for t in row if t >= 0]) for row in rows]
+
+
+def prompt_ids(tokenizer: TextTokenizer, prompt: str) -> Tensor:
+    """The prompt as ids; an empty prompt starts from a newline (or <eos> where that is unknown)."""
+    if prompt == "":
+        ids = tokenizer.encode("\n")
+        return torch.tensor(ids if ids and ids[0] != 1 else [EOS_ID])
+    ids = tokenizer.encode(prompt)
+    if not ids or all(i == 1 for i in ids):
+        raise TextRNNError("the prompt has no token the model knows (all map to <unk>); use characters or words from the training text")
+    return torch.tensor(ids)
+
+
+def check_sampling(max_new_tokens: int, temperature: float, top_k, top_p, num_samples: int) -> None:
+    """One-line errors for sampling settings that make no sense."""
+    if max_new_tokens < 1:
+        raise TextRNNError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise TextRNNError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise TextRNNError(f"top_k must be at least 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise TextRNNError(f"top_p must be in (0, 1], got {top_p}")
+    if num_samples < 1:
+        raise TextRNNError(f"num_samples must be at least 1, got {num_samples}")
+
+
+def sample_next(logits: Tensor, temperature: float, top_k: Optional[int], top_p: Optional[float],
+                generator: torch.Generator) -> Tensor:
+    """(N, V) logits -> (N,) ids. temperature 0 is greedy; top_k above V means no top-k."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (N, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if top_p is not None and top_p < 1:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest set reaching top_p
+        probs = probs.scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+class FusedStepper:
+    """One decoding step of the whole RNN stack, as few ops as PyTorch allows.
+
+    ``nn.LSTM`` on a single time step goes through oneDNN on CPU, whose per-call setup costs
+    about 10x the arithmetic at batch 1. Here each layer is one ``addmm`` over the
+    concatenated input and hidden state, then the gate nonlinearities. The LSTM's gate rows
+    are reordered (i, f, o, g) so one sigmoid covers three gates.
+    """
+
+    def __init__(self, model: RNNLanguageModel, state: State, num_samples: int) -> None:
+        encoder = model.encoder
+        self.cell = encoder.cell
+        self.embedding = model.embedding.weight
+        self.hidden = encoder.hidden_size
+        h = state[0] if isinstance(state, tuple) else state  # (L, 1, H)
+        self.h = [layer.expand(num_samples, -1).contiguous() for layer in h[:, 0]]
+        self.c = [layer.expand(num_samples, -1).contiguous() for layer in state[1][:, 0]] if self.cell == "lstm" else None
+        self.layers = [self._fuse(encoder, k) for k in range(encoder.num_layers)]
+
+    def _fuse(self, encoder: RNNEncoder, k: int):
+        w_ih, w_hh, b_ih, b_hh = encoder._flat_weights[4 * k: 4 * k + 4]
+        if self.cell == "gru":
+            return w_ih.t(), w_hh.t(), b_ih, b_hh
+        weight, bias = torch.cat([w_ih, w_hh], dim=1), b_ih + b_hh  # (G*H, In+H), (G*H,)
+        if self.cell == "lstm":
+            H = self.hidden
+            order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)]).to(weight.device)
+            weight, bias = weight[order], bias[order]
+        return weight.t().contiguous(), bias
+
+    def step(self, token: Tensor) -> Tensor:
+        """token (N,) -> top-layer hidden state (N, H); updates the carried state."""
+        x = self.embedding[token]  # (N, E)
+        H = self.hidden
+        for layer, params in enumerate(self.layers):
+            h = self.h[layer]
+            if self.cell == "lstm":
+                gates = torch.addmm(params[1], torch.cat([x, h], dim=1), params[0])  # (N, 4H)
+                ifo = gates[:, :3 * H].sigmoid()
+                c = torch.addcmul(ifo[:, H:2 * H] * self.c[layer], ifo[:, :H], gates[:, 3 * H:].tanh())
+                h = ifo[:, 2 * H:] * c.tanh()
+                self.c[layer] = c
+            elif self.cell == "gru":
+                gi = torch.addmm(params[2], x, params[0])  # (N, 3H)
+                gh = torch.addmm(params[3], h, params[1])  # (N, 3H)
+                rz = (gi[:, :2 * H] + gh[:, :2 * H]).sigmoid()
+                n = torch.tanh(gi[:, 2 * H:] + rz[:, :H] * gh[:, 2 * H:])
+                h = torch.lerp(n, h, rz[:, H:])  # (1 - z) * n + z * h
+            else:
+                h = torch.addmm(params[1], torch.cat([x, h], dim=1), params[0]).tanh()
+            self.h[layer] = h
+            x = h
+        return x
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module):
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
