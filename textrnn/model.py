@@ -21,7 +21,7 @@ from .checkpoint import PretrainedMixin
 from .config import RNNConfig
 from .encoder import RNNEncoder, State
 from .errors import ConfigError, TextRNNError
-from .tokenization import EOS_ID, TextTokenizer
+from .tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TextTokenizer
 
 
 class EmbeddingDropout(nn.Module):
@@ -218,17 +218,23 @@ class RNNLanguageModel(_RNNBackbone):
         with _eval_mode(self):
             last_hidden, state = self._run_prompt(input_ids.to(self.device))  # (1, H)
             stepper = FusedStepper(self, state, num_samples)
+            banned = torch.zeros(self.config.vocab_size, dtype=torch.bool, device=self.device)
+            banned[self.never_sampled()] = True
             logits = self.logits(last_hidden).expand(num_samples, -1)  # (N, V)
             stop = torch.tensor(list(stop_ids) or [-1], device=self.device)
             done = torch.zeros(num_samples, dtype=torch.bool, device=self.device)
             for _ in range(max_new_tokens):
-                token = sample_next(logits, temperature, top_k, top_p, generator)  # (N,)
+                token = sample_next(logits.masked_fill(banned, float("-inf")), temperature, top_k, top_p, generator)  # (N,)
                 token = torch.where(done, stop[0].clamp(min=0), token)
                 done |= torch.isin(token, stop)
                 yield token
                 if bool(done.all()):
                     return
                 logits = self.logits(stepper.step(token))
+
+    def never_sampled(self) -> list[int]:
+        """<pad>, <unk> and <bos> are never sampled; nor is <eos> for char models (not in their streams)."""
+        return [PAD_ID, UNK_ID, BOS_ID] + ([EOS_ID] if self.config.tokenizer_kind == "char" else [])
 
     def _run_prompt(self, ids: Tensor, chunk: int = 4096):
         state, outputs = None, None

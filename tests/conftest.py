@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny datasets written on the fly (tests never need the network)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+POSITIVE = ["great fun film", "a wonderful moving story", "loved it", "brilliant acting and a clever plot", "charming and funny"]
+NEGATIVE = ["boring mess", "a dull tedious film", "hated it", "awful acting and a silly plot", "bland and lifeless"]
+CORPUS = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n\n"
+) * 40
+
+
+def write_sentiment(folder: Path, train: int = 120, validation: int = 30, seed: int = 0) -> Path:
+    """A folder with train.csv and validation.csv (columns sentence, label in pos/neg)."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", train), ("validation", validation)):
+        with open(folder / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["sentence", "label"])
+            for _ in range(n):
+                label = rng.choice(["pos", "neg"])
+                writer.writerow([rng.choice(POSITIVE if label == "pos" else NEGATIVE), label])
+    return folder
+
+
+@pytest.fixture
+def sentiment_dir(tmp_path: Path) -> Path:
+    return write_sentiment(tmp_path / "sentiment")
+
+
+@pytest.fixture
+def corpus_file(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text(CORPUS, encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m textrnn ARGS`` in a subprocess, as a user would."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "textrnn", *args], cwd=cwd or ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=full_env)
+
+
+def needs_shared(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not here (it lives beside the project checkout)")
+    return path

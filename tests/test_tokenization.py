@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer
+
+from textrnn import BOS_ID, EOS_ID, PAD_ID, UNK_ID, DataError, TextTokenizer
+
+TEXT = "Hello\tworld!\n  Ünïcödé — 日本語 🎉\r\nlast line"
+
+
+def test_char_round_trip_is_exact_with_whitespace_and_unicode():
+    tok = TextTokenizer.train([TEXT], "char")
+    assert tok.decode(tok.encode(TEXT)) == TEXT
+    assert len(tok.encode(TEXT)) == len(TEXT)
+
+
+def test_unseen_character_maps_to_unk():
+    tok = TextTokenizer.train(["abc"], "char")
+    assert tok.encode("abz") == [tok.vocab["a"], tok.vocab["b"], UNK_ID]
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_special_token_ids_are_fixed(kind):
+    tok = TextTokenizer.train([TEXT] * 5, kind, vocab_size=300)
+    assert [tok.vocab[t] for t in ("<pad>", "<unk>", "<bos>", "<eos>")] == [PAD_ID, UNK_ID, BOS_ID, EOS_ID] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_save_load_gives_identical_ids_and_is_a_standard_file(tmp_path, kind):
+    tok = TextTokenizer.train([TEXT] * 5, kind, vocab_size=300)
+    tok.save(tmp_path / "tokenizer.json")
+    again = TextTokenizer.from_file(tmp_path / "tokenizer.json")
+    assert again.kind == kind
+    assert again.encode(TEXT) == tok.encode(TEXT)
+    assert Tokenizer.from_file(str(tmp_path / "tokenizer.json")).encode(TEXT, add_special_tokens=False).ids == tok.encode(TEXT)
+
+
+def test_word_options_lowercase_min_freq_max_size():
+    texts = ["The cat sat.", "the cat ran!", "THE dog sat"]
+    tok = TextTokenizer.train(texts, "word", lowercase=True, min_freq=2)
+    words = set(tok.vocab.get_itos()[4:])
+    assert words == {"the", "cat", "sat"}  # 'ran', 'dog', '.', '!' appear once
+    assert tok.encode("The DOG") == [tok.vocab["the"], UNK_ID]
+    capped = TextTokenizer.train(texts, "word", lowercase=True, max_size=2)
+    assert len(capped) == 4 + 2
+
+
+def test_bpe_reaches_target_size_and_round_trips():
+    import random
+
+    rng = random.Random(0)
+    words = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(2, 8))) for _ in range(500)]
+    corpus = [" ".join(rng.choice(words) for _ in range(50)) for _ in range(200)] + [TEXT]
+    tok = TextTokenizer.train(corpus, "bpe", vocab_size=400)
+    assert len(tok) == 400
+    assert tok.decode(tok.encode(TEXT)) == TEXT
+
+
+def test_vocab_lookups_like_torchtext():
+    tok = TextTokenizer.train(["a b c a"], "word")
+    vocab = tok.vocab
+    assert vocab["a"] == vocab.get_stoi()["a"]
+    assert vocab["never-seen"] == UNK_ID
+    assert vocab.lookup_tokens(vocab.lookup_indices(["a", "c"])) == ["a", "c"]
+    assert vocab.get_itos()[:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
+    assert len(vocab) == len(vocab.get_itos())
+
+
+def test_char_lookup_table_matches_tokenizer():
+    tok = TextTokenizer.train([TEXT], "char")
+    probe = TEXT + "unseen: Ω 𝄞"
+    assert tok.encode_chars(probe).tolist() == tok.encode(probe)
+    assert tok.encode_chars(probe).dtype == np.uint8
+
+
+def test_file_that_is_not_a_tokenizer_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "tokenizer.json"
+    bad.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(DataError, match="not a tokenizer.json"):
+        TextTokenizer.from_file(bad)
+    with pytest.raises(DataError, match="not found"):
+        TextTokenizer.from_file(tmp_path / "missing.json")
+
+
+def test_unknown_kind_is_an_error():
+    with pytest.raises(DataError, match="unknown tokenizer kind"):
+        TextTokenizer.train(["x"], "sentencepiece")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(min_size=1, max_size=200))
+def test_char_round_trip_on_arbitrary_unicode(text):
+    tok = TextTokenizer.train([text], "char")
+    assert tok.decode(tok.encode(text)) == text
+    assert tok.encode_chars(text).tolist() == tok.encode(text)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.text(min_size=1, max_size=100))
+def test_bpe_round_trip_on_arbitrary_unicode(text):
+    tok = TextTokenizer.train([text, "some ordinary text"], "bpe", vocab_size=300)
+    assert tok.decode(tok.encode(text)) == text
