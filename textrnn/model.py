@@ -11,6 +11,7 @@ when targets are given.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Callable, Iterator, Optional, Sequence
 
 import torch
@@ -218,29 +219,31 @@ class RNNLanguageModel(_RNNBackbone):
         with _eval_mode(self):
             last_hidden, state = self._run_prompt(input_ids.to(self.device))  # (1, H)
             stepper = FusedStepper(self, state, num_samples)
-            banned = torch.zeros(self.config.vocab_size, dtype=torch.bool, device=self.device)
-            banned[self.never_sampled()] = True
-            logits = self.logits(last_hidden).expand(num_samples, -1)  # (N, V)
-            stop = torch.tensor(list(stop_ids) or [-1], device=self.device)
+            logits = stepper.head(last_hidden).expand(num_samples, -1)  # (N, V)
+            stop = torch.tensor(list(stop_ids), dtype=torch.long, device=self.device)
             done = torch.zeros(num_samples, dtype=torch.bool, device=self.device)
             for _ in range(max_new_tokens):
-                token = sample_next(logits.masked_fill(banned, float("-inf")), temperature, top_k, top_p, generator)  # (N,)
-                token = torch.where(done, stop[0].clamp(min=0), token)
-                done |= torch.isin(token, stop)
+                token = sample_next(logits, temperature, top_k, top_p, generator)  # (N,)
+                if len(stop_ids):  # finished samples keep emitting the stop token
+                    token = torch.where(done, stop[0], token)
+                    done |= torch.isin(token, stop)
                 yield token
-                if bool(done.all()):
+                if len(stop_ids) and bool(done.all()):
                     return
-                logits = self.logits(stepper.step(token))
+                logits = stepper.step(token)  # (N, V)
 
     def never_sampled(self) -> list[int]:
         """<pad>, <unk> and <bos> are never sampled; nor is <eos> for char models (not in their streams)."""
         return [PAD_ID, UNK_ID, BOS_ID] + ([EOS_ID] if self.config.tokenizer_kind == "char" else [])
 
     def _run_prompt(self, ids: Tensor, chunk: int = 4096):
+        # oneDNN's per-call setup costs more than a short prompt's arithmetic on CPU.
+        short = ids.numel() < 256 and ids.device.type == "cpu"
         state, outputs = None, None
-        for start in range(0, ids.numel(), chunk):
-            part = ids[start:start + chunk][None, :]  # (1, t)
-            outputs, state = self.encode(part, None, state)  # (1, t, H)
+        with _onednn_off() if short else contextlib.nullcontext():
+            for start in range(0, ids.numel(), chunk):
+                part = ids[start:start + chunk][None, :]  # (1, t)
+                outputs, state = self.encode(part, None, state)  # (1, t, H)
         return outputs[:, -1], state
 
     def generate(self, input_ids: Tensor, max_new_tokens: int = 200, **kwargs) -> Tensor:
@@ -332,21 +335,21 @@ class FusedStepper:
         h = state[0] if isinstance(state, tuple) else state  # (L, 1, H)
         self.h = [layer.expand(num_samples, -1).contiguous() for layer in h[:, 0]]
         self.c = [layer.expand(num_samples, -1).contiguous() for layer in state[1][:, 0]] if self.cell == "lstm" else None
-        self.layers = [self._fuse(encoder, k) for k in range(encoder.num_layers)]
+        self.layers = fused_weights(model)
+        # The output layer, with never-sampled ids folded into its bias as -inf.
+        head_bias = model.head.bias.detach().clone()
+        head_bias[model.never_sampled()] = float("-inf")
+        self.head_weight, self.head_bias = model.head.weight.t(), head_bias
+        self.projection = model.projection
 
-    def _fuse(self, encoder: RNNEncoder, k: int):
-        w_ih, w_hh, b_ih, b_hh = encoder._flat_weights[4 * k: 4 * k + 4]
-        if self.cell == "gru":
-            return w_ih.t(), w_hh.t(), b_ih, b_hh
-        weight, bias = torch.cat([w_ih, w_hh], dim=1), b_ih + b_hh  # (G*H, In+H), (G*H,)
-        if self.cell == "lstm":
-            H = self.hidden
-            order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)]).to(weight.device)
-            weight, bias = weight[order], bias[order]
-        return weight.t().contiguous(), bias
+    def head(self, hidden: Tensor) -> Tensor:
+        """(N, H) top-layer state -> (N, V) logits."""
+        if self.projection is not None:
+            hidden = self.projection(hidden)
+        return torch.addmm(self.head_bias, hidden, self.head_weight)
 
     def step(self, token: Tensor) -> Tensor:
-        """token (N,) -> top-layer hidden state (N, H); updates the carried state."""
+        """token (N,) -> next-token logits (N, V); updates the carried state."""
         x = self.embedding[token]  # (N, E)
         H = self.hidden
         for layer, params in enumerate(self.layers):
@@ -367,7 +370,44 @@ class FusedStepper:
                 h = torch.addmm(params[1], torch.cat([x, h], dim=1), params[0]).tanh()
             self.h[layer] = h
             x = h
-        return x
+        return self.head(x)
+
+
+def fused_weights(model: RNNLanguageModel) -> list:
+    """Per layer, the weights in the layout FusedStepper wants; cached until a weight changes.
+
+    Building them copies every recurrent matrix. Doing that on each ``generate`` call costs
+    more than a short generation itself (fresh memory, cold caches), so the result is kept
+    and keyed on each parameter's storage and version counter.
+    """
+    encoder = model.encoder
+    key = tuple((w.data_ptr(), w._version) for w in encoder._flat_weights)
+    cached = getattr(model, "_fused_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    layers = [_fuse_layer(encoder, k) for k in range(encoder.num_layers)]
+    model._fused_cache = (key, layers)
+    return layers
+
+
+def _fuse_layer(encoder: RNNEncoder, k: int):
+    w_ih, w_hh, b_ih, b_hh = (w.detach() for w in encoder._flat_weights[4 * k: 4 * k + 4])
+    if encoder.cell == "gru":
+        return w_ih.t().contiguous(), w_hh.t().contiguous(), b_ih, b_hh
+    weight, bias = torch.cat([w_ih, w_hh], dim=1), b_ih + b_hh  # (G*H, In+H), (G*H,)
+    if encoder.cell == "lstm":  # gate rows i, f, g, o -> i, f, o, g
+        H = encoder.hidden_size
+        order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)]).to(weight.device)
+        weight, bias = weight[order], bias[order]
+    return weight.t().contiguous(), bias
+
+
+@contextlib.contextmanager
+def _onednn_off():
+    with warnings.catch_warnings():  # torch warns about TF32 on Intel GPUs when flags change
+        warnings.simplefilter("ignore", UserWarning)
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
 
 
 @contextlib.contextmanager
