@@ -69,10 +69,10 @@ def test_vocab_lookups_like_torchtext():
     assert len(vocab) == len(vocab.get_itos())
 
 
-def test_char_lookup_table_matches_tokenizer():
+def test_char_lookup_table_matches_hf_tokenizer():
     tok = TextTokenizer.train([TEXT], "char")
     probe = TEXT + "unseen: Ω 𝄞"
-    assert tok.encode_chars(probe).tolist() == tok.encode(probe)
+    assert tok.encode_chars(probe).tolist() == tok.tokenizer.encode(probe, add_special_tokens=False).ids
     assert tok.encode_chars(probe).dtype == np.uint8
 
 
@@ -103,3 +103,16 @@ def test_char_round_trip_on_arbitrary_unicode(text):
 def test_bpe_round_trip_on_arbitrary_unicode(text):
     tok = TextTokenizer.train([text, "some ordinary text"], "bpe", vocab_size=300)
     assert tok.decode(tok.encode(text)) == text
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(max_size=30), min_size=1, max_size=20), st.sampled_from(["char", "word", "bpe"]))
+def test_batch_encoding_equals_one_by_one(texts, kind):
+    tok = TextTokenizer.train(texts + ["plain words, and punctuation!"], kind, vocab_size=300)
+    assert tok.encode_batch(texts, group=3) == [tok.encode(t) for t in texts]
+
+
+def test_batch_encoding_with_literal_special_token_text():
+    tok = TextTokenizer.train(["a b c"], "word")
+    texts = ["a <eos> b", "c", ""]
+    assert tok.encode_batch(texts) == [tok.encode(t) for t in texts]

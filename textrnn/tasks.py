@@ -49,7 +49,7 @@ class ClassificationTask:
         if len(self.label_names) < 2:
             raise DataError(f"column {label_col!r} has {len(self.label_names)} distinct label; a classifier needs at least 2")
         to_id = D.label_mapping(train, label_col, self.label_names)
-        self.tokenizer = tokenizer or train_tokenizer(_texts(train, text_col), config)
+        self.tokenizer = tokenizer or train_tokenizer(D.iter_column(train, text_col), config)
         encode = lambda ds: D.encode_classification(ds, self.tokenizer, text_col, label_col, to_id, d.max_length)  # noqa: E731
         D.require_column(valid, text_col, "text_column")
         D.require_column(valid, label_col, "label_column")
@@ -76,11 +76,6 @@ class ClassificationTask:
 
     def evaluate(self, model) -> dict:
         return evaluate_classifier(model, self.valid_set, len(self.label_names), self.config.data.eval_batch_size, self.dist, self.device)
-
-
-def _texts(ds, column: str):
-    for batch in ds.iter(batch_size=1000):
-        yield from (t or "" for t in batch[column])
 
 
 @torch.no_grad()
