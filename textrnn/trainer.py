@@ -128,7 +128,7 @@ class Trainer:
         self.model = model_cls(self.task.model_config(), self.task.tokenizer)
         if folder is not None:
             self.model = model_cls.from_pretrained(folder)
-        self.model.to(self.device)
+        self.model.to(self.device).train()
         self.wrapped = self._wrap(self.model)
         self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device)
         self.total_steps = t.max_steps or t.max_epochs * len(self.task.train_loader)

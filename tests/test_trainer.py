@@ -1,0 +1,126 @@
+"""The training loop: resume equivalence, run folder contents, stopping rules."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from textrnn import load_config, load_model
+from textrnn.trainer import make_scheduler, train
+
+from .conftest import write_sentiment
+
+
+def classifier_config(data, out, *extra):
+    return load_config(None, [f"data.dataset={data}", "data.text_column=sentence", f"train.output_dir={out}",
+                              "data.batch_size=16", "model.embedding_dim=16", "model.hidden_size=16",
+                              "model.bidirectional=true", "model.embedding_dropout=0.2", "model.output_dropout=0.3",
+                              "train.warmup_steps=3", "train.progress=false", "train.keep_checkpoints=10", *extra],
+                       task="classification")
+
+
+def lm_config(corpus, out, *extra):
+    return load_config(None, [f"data.dataset={corpus}", f"train.output_dir={out}", "tokenizer.kind=char",
+                              "data.batch_size=4", "data.seq_len=16", "model.embedding_dim=12", "model.hidden_size=16",
+                              "model.num_layers=2", "model.dropout=0.2", "model.output_dropout=0.1",
+                              "train.warmup_steps=3", "train.progress=false", "train.keep_checkpoints=10", *extra],
+                       task="language_model")
+
+
+def weights(folder):
+    return load_file(str(folder / "model.safetensors"))
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+@pytest.mark.parametrize("kind", ["classification", "language_model"])
+def test_resumed_run_ends_with_the_same_weights(tmp_path, sentiment_dir, corpus_file, kind):
+    make = classifier_config if kind == "classification" else lm_config
+    data = sentiment_dir if kind == "classification" else corpus_file
+    extra = ("train.max_steps=18", "train.eval_every=6", "train.max_epochs=100")
+    full = train(make(data, tmp_path / "full", *extra))
+    assert full.stop_reason == "max_steps"
+    middle = tmp_path / "full" / "checkpoints" / "step-00000006"
+    assert middle.is_dir()
+    resumed = train(make(data, tmp_path / "resumed", *extra), resume=str(middle))
+    assert (tmp_path / "resumed" / "last").resolve().name == "step-00000018"
+    assert_same_weights(tmp_path / "full" / "last", tmp_path / "resumed" / "last")
+    assert resumed.metrics["loss"] == pytest.approx(full.metrics["loss"], rel=1e-6)
+
+
+def test_resume_across_an_epoch_boundary(tmp_path, sentiment_dir):
+    # 120 examples / 16 = 8 batches an epoch: step 10 is mid-epoch 2
+    extra = ("train.max_epochs=3", "train.eval_every=5")
+    train(classifier_config(sentiment_dir, tmp_path / "full", *extra))
+    train(classifier_config(sentiment_dir, tmp_path / "resumed", *extra), resume=str(tmp_path / "full" / "checkpoints" / "step-00000010"))
+    assert_same_weights(tmp_path / "full" / "last", tmp_path / "resumed" / "last")
+
+
+def test_run_folder_contents_and_metrics_log(tmp_path, sentiment_dir):
+    result = train(classifier_config(sentiment_dir, tmp_path / "run", "train.max_epochs=3", "train.eval_every=0", "train.lr=0.02"))
+    run = tmp_path / "run"
+    for name in ("config.yaml", "metrics.jsonl", "training_curves.png", "best/config.json", "last/model.safetensors",
+                 "last/tokenizer.json", "last/trainer_state.json", "last/trainer_state.pt"):
+        assert (run / name).exists(), name
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r["split"] == "validation"]
+    assert [r["epoch"] for r in evals] == [1, 2, 3] and all(0 <= r["accuracy"] <= 1 for r in evals)
+    assert result.metrics["accuracy"] >= 0.8  # the toy task is easy; chance is 0.5
+    model = load_model(run)  # the output_dir means its best checkpoint
+    assert model.label_names == ["neg", "pos"]
+
+
+def test_early_stopping_and_time_budget(tmp_path, sentiment_dir):
+    stopped = train(classifier_config(sentiment_dir, tmp_path / "es", "train.max_epochs=50", "train.eval_every=2",
+                                      "train.patience=1", "train.lr=1e-9"))
+    assert stopped.stop_reason == "early_stopping"
+    timed = train(classifier_config(sentiment_dir, tmp_path / "t", "train.max_epochs=1000", "train.max_minutes=0.002"))
+    assert timed.stop_reason == "max_minutes" and (tmp_path / "t" / "last" / "model.safetensors").exists()
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, sentiment_dir, monkeypatch):
+    from textrnn import TrainingError
+    from textrnn.tasks import ClassificationTask
+
+    original = ClassificationTask.step_loss
+    calls = {"n": 0}
+
+    def poisoned(self, model, batch, carry, autocast):
+        loss, carry, tokens = original(self, model, batch, carry, autocast)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] == 7 else loss), carry, tokens
+
+    monkeypatch.setattr(ClassificationTask, "step_loss", poisoned)
+    config = classifier_config(sentiment_dir, tmp_path / "nan", "train.max_epochs=5", "train.eval_every=3")
+    with pytest.raises(TrainingError, match="loss became nan at step 7"):
+        train(config)
+    assert (tmp_path / "nan" / "last").resolve().name == "step-00000006"
+    assert torch.isfinite(torch.cat([w.flatten() for w in weights(tmp_path / "nan" / "last").values()])).all()
+    calls["n"] = 0
+    skipped = train(classifier_config(sentiment_dir, tmp_path / "skip", "train.max_epochs=2", "train.skip_nonfinite=true"))
+    assert skipped.stop_reason == "max_epochs"
+
+
+def test_scheduler_warms_up_then_decays():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = make_scheduler(opt, warmup=4, total=20, min_ratio=0.1)
+    lrs = []
+    for _ in range(20):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.25) and lrs[3] == pytest.approx(1.0)
+    assert lrs[-1] == pytest.approx(0.1, abs=0.01) and all(a >= b for a, b in zip(lrs[3:], lrs[4:]))
+
+
+def test_validation_cut_from_train_when_missing(tmp_path):
+    data = write_sentiment(tmp_path / "d", train=100, validation=0)
+    (data / "validation.csv").unlink()
+    result = train(classifier_config(data, tmp_path / "run", "train.max_epochs=1"))
+    assert result.metrics["examples"] == 10
