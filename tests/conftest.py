@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests never reach the Hub: say so before huggingface_hub reads its settings at import, or a
+# Hub name costs ~25 s of retries against an unreachable network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 

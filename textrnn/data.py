@@ -55,7 +55,7 @@ def load_raw(dataset: str, workdir: Optional[str] = None):
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"could not read dataset {dataset} ({one_line(exc)}); check the files are valid {path.suffix or 'data'} files") from None
+        raise DataError(_read_error(dataset, exc, path.suffix)) from None
     if path.suffix in LOCAL_BUILDERS or dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
         raise DataError(f"dataset path not found: {dataset}; check the path, or give a Hub name like stanfordnlp/sst2")
     try:
@@ -87,12 +87,30 @@ def _load_file(path: Path):
     builder = LOCAL_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise DataError(f"unknown file type {path.suffix!r} for {path}; use .csv, .tsv, .json, .jsonl, .parquet or .txt")
-    kwargs: dict = {"data_files": {"train": str(path)}}
+    # utf-8-sig: a leading byte-order mark is dropped instead of sticking to the first column name.
+    kwargs: dict = {"data_files": {"train": str(path)}, "encoding": "utf-8-sig"}
     if path.suffix.lower() == ".tsv":
         kwargs["delimiter"] = "\t"
     if builder == "text":
-        kwargs.update(keep_linebreaks=True, encoding="utf-8-sig")  # rows concatenate back to the file
+        kwargs["keep_linebreaks"] = True  # rows concatenate back to the file (CRLF reads as LF)
+    elif builder == "parquet":
+        del kwargs["encoding"]
     return datasets.load_dataset(builder, **kwargs)
+
+
+def _read_error(dataset: str, exc: BaseException, suffix: str) -> str:
+    cause = _root_cause(exc)
+    if isinstance(cause, UnicodeDecodeError):
+        return f"{dataset} is not UTF-8 (bad byte at offset {cause.start}); convert it, e.g. iconv -f latin1 -t utf-8"
+    if "first 0 values" in str(cause):  # datasets cannot type a column of a file with no rows
+        return f"{dataset}: a data file has no rows; give every split at least one example"
+    return f"could not read dataset {dataset} ({one_line(cause)}); check the files are valid {suffix or 'data'} files"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return exc
 
 
 def builtin_corpus(name: str, workdir: str) -> str:

@@ -232,6 +232,7 @@ class Trainer:
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(self.config), sort_keys=False), encoding="utf-8")
+            forget_metrics_after(self.out / "metrics.jsonl", self.progress.step)
         with catch_stop_signals(self), progress_bar(self) as bar:
             reason = self._loop(bar)
         if self.last_eval is not None and self.last_eval[0] == self.progress.step:
@@ -279,7 +280,7 @@ class Trainer:
         if float(distributed.all_sum(finite, self.dist)) < self.dist.world_size:
             if not t.skip_nonfinite:
                 raise TrainingError(
-                    f"the loss became {float(loss):.4g} at step {p.step + 1}; the last good checkpoint is in "
+                    f"the loss became {loss.item():.4g} at step {p.step + 1}; the last good checkpoint is in "
                     f"{self.out / 'last'}. Lower train.lr, or set train.skip_nonfinite=true to skip such batches"
                 )
             p.skipped_batches += 1
@@ -315,6 +316,18 @@ class Trainer:
             if value:
                 return name
         return ""
+
+
+def forget_metrics_after(path: Path, step: int) -> None:
+    """On resume, drop log lines of steps after the checkpoint: they are about to be redone."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(tmp, path)
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, device: torch.device):
