@@ -139,6 +139,7 @@ class Trainer:
             self._restore(folder)
         self.stop_signal: Optional[str] = None
         self.last_eval: Optional[tuple] = None
+        self.bar: Optional[_Bar] = None
 
     def _wrap(self, model):
         if not self.dist.enabled:
@@ -216,6 +217,8 @@ class Trainer:
         else:
             p.bad_evals += 1
         record = {"step": p.step, "epoch": p.epoch, "split": "validation", **metrics, "elapsed_s": round(p.elapsed, 2)}
+        if self.bar is not None:  # all ranks train on equal batches: global rate = rank rate * world
+            record["train_tokens_per_s"] = round(self.bar.rate() * self.dist.world_size, 1)
         self.log(record)
         self.save(metrics, better)
         self.last_eval = (p.step, metrics)
@@ -233,19 +236,35 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(self.config), sort_keys=False), encoding="utf-8")
             forget_metrics_after(self.out / "metrics.jsonl", self.progress.step)
-        with catch_stop_signals(self), progress_bar(self) as bar:
-            reason = self._loop(bar)
+        with catch_stop_signals(self), progress_bar(self) as self.bar:
+            reason = self._loop(self.bar)
         if self.last_eval is not None and self.last_eval[0] == self.progress.step:
             final = self.last_eval[1]  # already evaluated and saved at this step
         elif reason != "interrupt" or self.config.train.eval_on_interrupt:
             final = self.evaluate_and_save()
         else:
             final = self._save_only()
+        checksums = self._rank_checksums()
         if self.dist.is_main:
             plot_curves(self.out)
+            if self.dist.enabled:
+                record_checksums(self.out / "last" / STATE_JSON, checksums)
         distributed.close(self.dist)
         best = self.out / "best" if (self.out / "best").exists() else None
         return RunResult(self.out, best, final, interrupted=reason == "interrupt", stop_reason=reason)
+
+    def _rank_checksums(self) -> list:
+        """SHA-256 of this rank's parameters, gathered from every rank (DDP keeps them equal)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for tensor in self.model.state_dict().values():
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        if not self.dist.enabled:
+            return [digest.hexdigest()]
+        gathered = [None] * self.dist.world_size
+        torch.distributed.all_gather_object(gathered, digest.hexdigest())
+        return gathered
 
     def _save_only(self) -> dict:
         self.save({}, False)
@@ -316,6 +335,15 @@ class Trainer:
             if value:
                 return name
         return ""
+
+
+def record_checksums(path: Path, checksums: list) -> None:
+    """Note every rank's parameter checksum in the final checkpoint's trainer_state.json."""
+    state = json.loads(path.read_text(encoding="utf-8"))
+    state["rank_parameter_sha256"] = checksums
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def forget_metrics_after(path: Path, step: int) -> None:
@@ -407,8 +435,11 @@ class _Bar:
         self.tokens += tokens
         self.tqdm.update(1)
         if self.tqdm.n % 10 == 0:
-            rate = self.tokens / max(time.monotonic() - self.started, 1e-9)
-            self.tqdm.set_postfix(loss=f"{self.mean_loss():.4f}", tok_s=f"{rate:,.0f}", refresh=False)
+            self.tqdm.set_postfix(loss=f"{self.mean_loss():.4f}", tok_s=f"{self.rate():,.0f}", refresh=False)
+
+    def rate(self) -> float:
+        """Training tokens per second on this rank since the bar started."""
+        return self.tokens / max(time.monotonic() - self.started, 1e-9)
 
     def mean_loss(self) -> float:
         return sum(self.losses) / max(1, len(self.losses))
