@@ -131,6 +131,13 @@ def test_bad_generation_input(generator_run, args, match):
     assert_one_line_error(run_cli("generate", "--checkpoint", str(out), *args), match)
 
 
+def test_overrides_may_follow_flags():
+    from textrnn.cli import parse_args
+
+    args = parse_args(["train-classifier", "--config", "x.yaml", "train.lr=0.1", "--device", "cpu", "model.cell=gru"])
+    assert args.overrides == ["train.lr=0.1", "model.cell=gru"] and args.device == "cpu"
+
+
 def test_unknown_subcommand_and_missing_flag():
     assert_one_line_error(run_cli("fly"), "invalid choice")
     assert_one_line_error(run_cli("generate"), "--checkpoint")

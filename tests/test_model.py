@@ -161,3 +161,18 @@ def test_prompt_of_unknown_characters_is_an_error(char_tok):
         model.generate_text("§§§", 5)
     long_prompt = TEXT * 200  # far longer than any training window: runs in chunks
     assert len(model.generate_text(long_prompt, 5, seed=0)[0]) == 5
+
+
+def test_saves_weights_that_share_one_flat_buffer(char_tok, tmp_path):
+    """On CUDA every RNN weight is a view into one flat buffer; saving must still work."""
+    model = language_model(char_tok, tie_weights=True)
+    params = list(model.encoder.parameters())
+    flat = torch.cat([p.detach().flatten() for p in params])
+    offset = 0
+    for p in params:
+        p.data = flat[offset: offset + p.numel()].view_as(p)
+        offset += p.numel()
+    model.save_pretrained(tmp_path / "flat")
+    again = RNNLanguageModel.from_pretrained(tmp_path / "flat")
+    ids = torch.tensor([char_tok.encode("the fox")])
+    torch.testing.assert_close(again(ids)[0], model(ids)[0], rtol=0, atol=0)

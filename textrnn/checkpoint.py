@@ -26,7 +26,7 @@ from typing import Callable, Optional, Union
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model as load_weights, save_model as save_weights
+from safetensors.torch import load_file, save_file
 
 from .config import FORMAT_VERSION, RNNConfig
 from .errors import CheckpointError, TextRNNError, one_line
@@ -156,6 +156,26 @@ def locate(path: PathLike) -> Path:
     return resolve_checkpoint(path)
 
 
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """Every parameter once, as its own contiguous CPU tensor, in safetensors.
+
+    On CUDA PyTorch packs all RNN weights into one flat buffer and each parameter is a view
+    of it, and a tied output layer shares the embedding; safetensors refuses shared storage.
+    So tied names are left out (``model.tied_weights`` says which) and the rest are copied.
+    """
+    tied = getattr(model, "tied_weights", {})
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items() if k not in tied}
+    save_file(state, str(path), metadata={"format": "pt"})
+
+
+def load_weights(model: torch.nn.Module, path: Path, map_location) -> None:
+    """Load ``save_weights`` output into ``model`` (strict: every name must match)."""
+    state = load_file(str(path), device=str(torch.device(map_location)))
+    for name, source in getattr(model, "tied_weights", {}).items():
+        state[name] = state[source]
+    model.load_state_dict(state, strict=True)
+
+
 class PretrainedMixin:
     """``save_pretrained`` / ``from_pretrained`` for the textrnn models."""
 
@@ -173,7 +193,7 @@ class PretrainedMixin:
 
         def write(tmp: Path) -> None:
             write_json(tmp / CONFIG_FILE, self.config.to_dict())
-            save_weights(self, str(tmp / WEIGHTS_FILE))
+            save_weights(self, tmp / WEIGHTS_FILE)
             self.tokenizer.save(tmp / TOKENIZER_FILE)
             if extra is not None:
                 extra(tmp)
@@ -201,7 +221,7 @@ class PretrainedMixin:
             )
         model = cls(config, tokenizer)
         try:
-            load_weights(model, str(folder / WEIGHTS_FILE), strict=True, device=str(torch.device(map_location)))
+            load_weights(model, folder / WEIGHTS_FILE, map_location)
         except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{folder / WEIGHTS_FILE} is missing, corrupt or truncated ({one_line(exc)}); use another checkpoint") from None
         model.to(map_location)

@@ -168,10 +168,21 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def parse_args(argv: list) -> argparse.Namespace:
+    """Parse a command line; key=value overrides may come before or after the flags."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if not argv or argv[0] not in sub.choices:
+        return parser.parse_args(argv)  # usage error or --help
+    args = sub.choices[argv[0]].parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    return args
+
+
 # ---------------------------------------------------------------------------- main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(list(sys.argv[1:] if argv is None else argv))
         return args.handler(args)
     except TextRNNError as exc:
         print(f"error: {exc}", file=sys.stderr)

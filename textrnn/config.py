@@ -107,6 +107,7 @@ class TrainConfig:
     max_epochs: int = 10
     max_steps: Optional[int] = None
     max_minutes: Optional[float] = None  # wall-clock budget: stop cleanly, evaluate, save
+    schedule_by_time: bool = False  # decay the learning rate over max_minutes too (not bit-reproducible)
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_steps: int = 100

@@ -177,8 +177,10 @@ class RNNLanguageModel(_RNNBackbone):
             self.projection = nn.Linear(config.hidden_size, config.embedding_dim)
             width = config.embedding_dim
         self.head = nn.Linear(width, config.vocab_size)
+        self.tied_weights: dict[str, str] = {}  # saved once, under the second name
         if config.tie_weights:
             self.head.weight = self.embedding.weight
+            self.tied_weights = {"head.weight": "embedding.weight"}
 
     def forward(self, input_ids: Tensor, lengths: Optional[Tensor] = None, state: Optional[State] = None,
                 targets: Optional[Tensor] = None):

@@ -132,7 +132,8 @@ class Trainer:
         self.wrapped = self._wrap(self.model)
         self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device)
         self.total_steps = t.max_steps or t.max_epochs * len(self.task.train_loader)
-        self.scheduler = make_scheduler(self.optimizer, t.warmup_steps, self.total_steps, t.min_lr_ratio)
+        clock = (lambda: self.progress.elapsed / (60 * t.max_minutes)) if t.schedule_by_time and t.max_minutes else None
+        self.scheduler = make_scheduler(self.optimizer, t.warmup_steps, self.total_steps, t.min_lr_ratio, clock)
         self.carry = None
         torch.manual_seed(t.seed + 1000 * self.dist.rank)  # dropout masks differ across ranks
         if folder is not None:
@@ -367,13 +368,19 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, devic
     return torch.optim.AdamW(groups, lr=lr, fused=device.type == "cuda")
 
 
-def make_scheduler(optimizer, warmup: int, total: int, min_ratio: float):
-    """Linear warmup to the peak, then cosine decay to ``min_ratio`` of it at ``total`` steps."""
+def make_scheduler(optimizer, warmup: int, total: int, min_ratio: float, clock=None):
+    """Linear warmup to the peak, then cosine decay to ``min_ratio`` of it at ``total`` steps.
+
+    With ``clock`` (the used fraction of a wall-clock budget), the decay follows whichever of
+    steps and time runs out first, so a time-limited run still ends at the low learning rate.
+    """
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if clock is not None:
+            progress = max(progress, min(1.0, clock()))
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
