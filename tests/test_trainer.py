@@ -39,11 +39,11 @@ def assert_same_weights(a, b):
         assert torch.equal(wa[key], wb[key]), key
 
 
-@pytest.mark.parametrize("kind", ["classification", "language_model"])
-def test_resumed_run_ends_with_the_same_weights(tmp_path, sentiment_dir, corpus_file, kind):
+@pytest.mark.parametrize("kind,ema", [("classification", 0.0), ("language_model", 0.0), ("classification", 0.9)])
+def test_resumed_run_ends_with_the_same_weights(tmp_path, sentiment_dir, corpus_file, kind, ema):
     make = classifier_config if kind == "classification" else lm_config
     data = sentiment_dir if kind == "classification" else corpus_file
-    extra = ("train.max_steps=18", "train.eval_every=6", "train.max_epochs=100")
+    extra = ("train.max_steps=18", "train.eval_every=6", "train.max_epochs=100", f"train.ema_decay={ema}")
     full = train(make(data, tmp_path / "full", *extra))
     assert full.stop_reason == "max_steps"
     middle = tmp_path / "full" / "checkpoints" / "step-00000006"
@@ -105,6 +105,18 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, se
     calls["n"] = 0
     skipped = train(classifier_config(sentiment_dir, tmp_path / "skip", "train.max_epochs=2", "train.skip_nonfinite=true"))
     assert skipped.stop_reason == "max_epochs"
+
+
+def test_weight_average_is_what_gets_evaluated_and_saved(tmp_path, sentiment_dir):
+    from textrnn.trainer import Trainer
+
+    trainer = Trainer(classifier_config(sentiment_dir, tmp_path / "run", "train.max_steps=5", "train.ema_decay=0.5"))
+    trainer.fit()
+    raw = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    saved = weights(tmp_path / "run" / "last")
+    shadow = dict(zip([n for n, p in trainer.model.named_parameters()], trainer.ema.shadow))
+    assert torch.equal(saved["head.weight"], shadow["head.weight"])
+    assert not torch.equal(saved["head.weight"], raw["head.weight"])
 
 
 def test_scheduler_warms_up_then_decays():

@@ -113,6 +113,7 @@ class TrainConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     grad_clip: float = 1.0
+    ema_decay: float = 0.0  # > 0: evaluate and save an exponential moving average of the weights
     eval_every: int = 500  # steps; 0 means only at the end of each epoch
     patience: Optional[int] = None  # evaluations without improvement before stopping
     keep_checkpoints: int = 2  # step checkpoints kept besides the best

@@ -58,6 +58,7 @@ class Progress:
     bad_evals: int = 0  # evaluations since the last improvement
     world_size: int = 1
     skipped_batches: int = 0
+    ema_updates: int = 0
 
 
 @dataclass
@@ -67,6 +68,43 @@ class RunResult:
     metrics: dict = field(default_factory=dict)
     interrupted: bool = False
     stop_reason: str = ""
+
+
+class WeightAverage:
+    """An exponential moving average of the parameters (Polyak averaging).
+
+    Evaluation and checkpoints use the average, which is smoother than the last step's
+    weights; training continues from the raw weights, which the trainer state keeps for an
+    exact resume. The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` so early averages
+    are not dominated by the random initialization.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float, updates: int = 0) -> None:
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.params]
+        self.decay, self.updates = decay, updates
+        self.stash: Optional[list] = None
+
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        with torch.no_grad():
+            torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1 - decay)
+
+    @contextlib.contextmanager
+    def applied(self):
+        """Inside, the model holds the averaged weights; the raw ones are in ``stash``."""
+        with torch.no_grad():
+            self.stash = [p.detach().clone() for p in self.params]
+            for p, s in zip(self.params, self.shadow):
+                p.copy_(s)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, raw in zip(self.params, self.stash):
+                    p.copy_(raw)
+            self.stash = None
 
 
 def select_device(name: str) -> torch.device:
@@ -136,6 +174,7 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, t.warmup_steps, self.total_steps, t.min_lr_ratio, clock)
         self.carry = None
         torch.manual_seed(t.seed + 1000 * self.dist.rank)  # dropout masks differ across ranks
+        self.ema = WeightAverage(self.model, t.ema_decay, self.progress.ema_updates) if t.ema_decay else None
         if folder is not None:
             self._restore(folder)
         self.stop_signal: Optional[str] = None
@@ -153,6 +192,11 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def _restore(self, folder: Path) -> None:
         tensors = load_tensors(folder / STATE_TENSORS)
+        if self.ema is not None and "raw_params" in tensors:
+            # The checkpoint's weights are the average; training resumes from the raw ones.
+            with torch.no_grad():
+                for p, raw in zip(self.ema.params, tensors["raw_params"]):
+                    p.copy_(raw)
         self.optimizer.load_state_dict(tensors["optimizer"])
         self.scheduler.load_state_dict(tensors["scheduler"])
         same_world = self.progress.world_size == self.dist.world_size
@@ -172,6 +216,8 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "rng": self._gather(torch.get_rng_state()),
         }
+        if self.ema is not None and self.ema.stash is not None:
+            tensors["raw_params"] = [p.cpu() for p in self.ema.stash]
         if self.carry is not None:
             parts = self.carry if isinstance(self.carry, tuple) else (self.carry,)
             for name, part in zip(("carry_h", "carry_c"), parts):
@@ -208,7 +254,18 @@ class Trainer:
         return folder
 
     # ------------------------------------------------------------------ evaluation
+    def averaged(self):
+        """Evaluate and save with the weight average, when there is one."""
+        if self.ema is None:
+            return contextlib.nullcontext()
+        self.progress.ema_updates = self.ema.updates
+        return self.ema.applied()
+
     def evaluate_and_save(self) -> dict:
+        with self.averaged():
+            return self._evaluate_and_save()
+
+    def _evaluate_and_save(self) -> dict:
         metrics = self.task.evaluate(self.model)
         value = metrics[self.task.metric]
         p = self.progress
@@ -268,7 +325,8 @@ class Trainer:
         return gathered
 
     def _save_only(self) -> dict:
-        self.save({}, False)
+        with self.averaged():
+            self.save({}, False)
         return {}
 
     def _loop(self, bar) -> str:
@@ -312,6 +370,8 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update()
         self.carry = carry
         p.step += 1
         p.batch_index += 1
