@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +16,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
-POSITIVE = ["great fun film", "a wonderful moving story", "loved it", "brilliant acting and a clever plot", "charming and funny"]
-NEGATIVE = ["boring mess", "a dull tedious film", "hated it", "awful acting and a silly plot", "bland and lifeless"]
 CORPUS = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
     "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n\n"
@@ -28,16 +24,9 @@ CORPUS = (
 
 def write_sentiment(folder: Path, train: int = 120, validation: int = 30, seed: int = 0) -> Path:
     """A folder with train.csv and validation.csv (columns sentence, label in pos/neg)."""
-    rng = random.Random(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", train), ("validation", validation)):
-        with open(folder / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["sentence", "label"])
-            for _ in range(n):
-                label = rng.choice(["pos", "neg"])
-                writer.writerow([rng.choice(POSITIVE if label == "pos" else NEGATIVE), label])
-    return folder
+    from textrnn.data import write_tiny_sentiment
+
+    return write_tiny_sentiment(folder, train, validation, seed)
 
 
 @pytest.fixture

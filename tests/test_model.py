@@ -176,3 +176,30 @@ def test_saves_weights_that_share_one_flat_buffer(char_tok, tmp_path):
     again = RNNLanguageModel.from_pretrained(tmp_path / "flat")
     ids = torch.tensor([char_tok.encode("the fox")])
     torch.testing.assert_close(again(ids)[0], model(ids)[0], rtol=0, atol=0)
+
+
+def test_push_to_hub_uploads_the_checkpoint_folder(char_tok, monkeypatch):
+    import huggingface_hub
+
+    uploaded = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, private=False, exist_ok=False):
+            uploaded["repo"] = repo_id
+
+        def upload_folder(self, folder_path, repo_id, commit_message):
+            from pathlib import Path
+
+            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    classifier(char_tok).push_to_hub("someone/tiny")
+    assert uploaded == {"repo": "someone/tiny", "files": ["config.json", "model.safetensors", "tokenizer.json"]}
+
+
+def test_hub_id_that_cannot_be_fetched_is_a_one_line_error(monkeypatch):
+    with pytest.raises(CheckpointError, match="not fetched from the Hub: nobody/nothing"):
+        RNNClassifier.from_pretrained("nobody/nothing")

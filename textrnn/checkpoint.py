@@ -200,6 +200,19 @@ class PretrainedMixin:
 
         return atomic_write_dir(directory, write)
 
+    def push_to_hub(self, repo_id: str, private: bool = False, token: Optional[str] = None) -> str:
+        """Upload the checkpoint folder (config, weights, tokenizer) to the Hugging Face Hub."""
+        import tempfile
+
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.save_pretrained(Path(tmp) / "checkpoint")
+            api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="Upload textrnn checkpoint")
+        return repo_id
+
     @classmethod
     def from_pretrained(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu"):
         """Load a checkpoint folder (or a run folder's best checkpoint, or a Hub id) on any device."""

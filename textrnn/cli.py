@@ -79,7 +79,7 @@ def cmd_train(args) -> int:
     result = train(config, resume=args.resume, device=args.device)
     if result.interrupted:
         command = "train-classifier" if config.task == "classification" else "train-generator"
-        print(f"interrupted at step {result.metrics.get('step', '') or 'the last step'}; resume with: "
+        print(f"interrupted at step {result.step}; saved {result.output_dir / 'last'}; resume with: "
               f"textrnn {command} --resume {result.output_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if result.best_checkpoint is not None:

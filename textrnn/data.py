@@ -113,14 +113,22 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+BUILTINS = ("textrnn:python_docs", "textrnn:tiny_sentiment")
+POSITIVE = ["great fun film", "a wonderful moving story", "loved it", "brilliant acting and a clever plot", "charming and funny"]
+NEGATIVE = ["boring mess", "a dull tedious film", "hated it", "awful acting and a silly plot", "bland and lifeless"]
+
+
 def builtin_corpus(name: str, workdir: str) -> str:
-    """Materialize a built-in corpus as a text file under ``workdir`` and return its path.
+    """Materialize a built-in dataset under ``workdir`` and return its path.
 
     ``textrnn:python_docs`` is the docstrings of Python's own standard library: real English
     prose that exists on every machine that has Python, so the demo runs offline.
+    ``textrnn:tiny_sentiment`` is a toy two-label set for smoke tests (see write_tiny_sentiment).
     """
-    if name != "textrnn:python_docs":
-        raise DataError(f"unknown built-in dataset {name!r}; the built-in corpus is textrnn:python_docs")
+    if name not in BUILTINS:
+        raise DataError(f"unknown built-in dataset {name!r}; built-in datasets are {', '.join(BUILTINS)}")
+    if name == "textrnn:tiny_sentiment":
+        return str(write_tiny_sentiment(Path(workdir) / "data" / "tiny_sentiment"))
     target = Path(workdir) / "data" / "python_docs.txt"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +136,23 @@ def builtin_corpus(name: str, workdir: str) -> str:
         tmp.write_text(python_docstrings(), encoding="utf-8")
         os.replace(tmp, target)
     return str(target)
+
+
+def write_tiny_sentiment(folder: Path, train: int = 120, validation: int = 30, seed: int = 0) -> Path:
+    """train.csv and validation.csv with columns sentence, label (pos/neg): a toy task."""
+    import csv
+    import random
+
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", train), ("validation", validation)):
+        with open(folder / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["sentence", "label"])
+            for _ in range(n):
+                label = rng.choice(["pos", "neg"])
+                writer.writerow([rng.choice(POSITIVE if label == "pos" else NEGATIVE), label])
+    return folder
 
 
 def python_docstrings(max_chars: int = 1_200_000) -> str:

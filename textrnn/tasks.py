@@ -199,7 +199,7 @@ def evaluate_lm(model, tokens: np.ndarray, num_streams: int, seq_len: int, dist:
     """Mean loss per token over the whole stream, state carried; the same for any number of ranks."""
     was_training = model.training
     model.eval()
-    num_streams = max(1, min(num_streams, (len(tokens) - 1) // 1))
+    num_streams = max(1, min(num_streams, len(tokens) - 1))  # at least one token per stream
     loader = D.LMStreamLoader(tokens, num_streams, seq_len)
     mine = list(range(dist.rank, num_streams, dist.world_size))
     loader.starts = [loader.starts[i] for i in mine]

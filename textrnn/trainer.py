@@ -68,6 +68,7 @@ class RunResult:
     metrics: dict = field(default_factory=dict)
     interrupted: bool = False
     stop_reason: str = ""
+    step: int = 0
 
 
 class WeightAverage:
@@ -105,6 +106,13 @@ class WeightAverage:
                 for p, raw in zip(self.params, self.stash):
                     p.copy_(raw)
             self.stash = None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, MB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def select_device(name: str) -> torch.device:
@@ -277,6 +285,9 @@ class Trainer:
         record = {"step": p.step, "epoch": p.epoch, "split": "validation", **metrics, "elapsed_s": round(p.elapsed, 2)}
         if self.bar is not None:  # all ranks train on equal batches: global rate = rank rate * world
             record["train_tokens_per_s"] = round(self.bar.rate() * self.dist.world_size, 1)
+        record["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        if self.device.type == "cuda":
+            record["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
         self.log(record)
         self.save(metrics, better)
         self.last_eval = (p.step, metrics)
@@ -309,7 +320,7 @@ class Trainer:
                 record_checksums(self.out / "last" / STATE_JSON, checksums)
         distributed.close(self.dist)
         best = self.out / "best" if (self.out / "best").exists() else None
-        return RunResult(self.out, best, final, interrupted=reason == "interrupt", stop_reason=reason)
+        return RunResult(self.out, best, final, interrupted=reason == "interrupt", stop_reason=reason, step=self.progress.step)
 
     def _rank_checksums(self) -> list:
         """SHA-256 of this rank's parameters, gathered from every rank (DDP keeps them equal)."""

@@ -1,0 +1,90 @@
+"""The published results, end to end from the shipped configs, on the shared local data.
+
+    python benchmarks/quality.py                 # both: SST-2 (3 seeds x 10 min), shakespeare (30 min)
+    python benchmarks/quality.py --only sst2 --seeds 0 1 2
+    python benchmarks/quality.py --only shakespeare
+
+Each run is the real command line (`textrnn train-classifier/train-generator` with the shipped
+config and only data.dataset, train.seed and train.output_dir overridden). Prints, per run: the
+validation metric of the best checkpoint (selected on validation by the trainer) and of the
+last one, training minutes, training tokens/s and peak resident memory; then mean and std over
+seeds, and char-model samples at temperatures 0.5, 0.8 and 1.0. `--smoke` runs every step
+with a few seconds of training (what the test suite uses).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+
+
+def textrnn(*args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "textrnn", *args], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"textrnn {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def run_summary(out: Path, metric: str) -> dict:
+    evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in evals if r["split"] == "validation"]
+    best = (max if metric == "accuracy" else min)(evals, key=lambda r: r[metric])
+    return {"best": best[metric], "best_step": best["step"], "last": evals[-1][metric],
+            "minutes": evals[-1]["elapsed_s"] / 60, "tokens_per_s": evals[-1].get("train_tokens_per_s"),
+            "peak_rss_mb": max(r.get("peak_rss_mb", 0) for r in evals)}
+
+
+def sst2(seeds: list[int], extra: list[str], runs: Path) -> dict:
+    results = {}
+    for seed in seeds:
+        out = runs / f"sst2_seed{seed}"
+        textrnn("train-classifier", "--config", "configs/sst2_bilstm.yaml", f"data.dataset={SHARED / 'sst2'}",
+                f"train.seed={seed}", f"train.output_dir={out}", "train.progress=false", *extra)
+        results[seed] = run_summary(out, "accuracy")
+        print(f"SST-2 seed {seed}: {json.dumps(results[seed])}", flush=True)
+    best = [r["best"] for r in results.values()]
+    return {"runs": results, "best_mean": statistics.mean(best), "best_std": statistics.pstdev(best),
+            "last_mean": statistics.mean(r["last"] for r in results.values())}
+
+
+def shakespeare(extra: list[str], runs: Path) -> dict:
+    out = runs / "char_shakespeare"
+    textrnn("train-generator", "--config", "configs/char_shakespeare.yaml",
+            f"data.dataset={SHARED / 'tiny_shakespeare' / 'input.txt'}", f"train.output_dir={out}", "train.progress=false", *extra)
+    result = run_summary(out, "loss")
+    result["samples"] = {t: textrnn("generate", "--checkpoint", str(out), "--prompt", "ROMEO:", "--max-new-tokens", "400",
+                                    "--temperature", str(t), "--seed", "0") for t in (0.5, 0.8, 1.0)}
+    print(f"shakespeare: {json.dumps({k: v for k, v in result.items() if k != 'samples'})}", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", choices=["sst2", "shakespeare"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "quality"))
+    parser.add_argument("--smoke", action="store_true", help="seconds of training per run, one seed")
+    args = parser.parse_args()
+    if not SHARED.exists():
+        sys.exit(f"{SHARED} is missing: the published results use the shared local copies")
+    extra = ["train.max_minutes=0.05"] if args.smoke else []
+    seeds = args.seeds[:1] if args.smoke else args.seeds
+    report = {}
+    if args.only in (None, "sst2"):
+        report["sst2"] = sst2(seeds, extra, Path(args.runs))
+    if args.only in (None, "shakespeare"):
+        report["shakespeare"] = shakespeare(extra, Path(args.runs))
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

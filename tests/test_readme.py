@@ -1,0 +1,108 @@
+"""Every command the README shows is run here (training ones with a few steps).
+
+Commands run in README order in one scratch folder, so `predict` and `generate` use what the
+`train-*` commands before them wrote. Hub names (unreachable here) are swapped for the local
+copies in ../shared, and those commands skip where ../shared is absent.
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, SHARED
+
+FAST = ["train.max_steps=3", "train.eval_every=0", "train.max_minutes=null", "train.progress=false"]
+LOCAL = {"configs/sst2_bilstm.yaml": "../shared/data/sst2",
+         "configs/char_shakespeare.yaml": "../shared/data/tiny_shakespeare/input.txt"}
+
+
+def readme_commands(kind: str) -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    lines = [line.strip() for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S) for line in block.splitlines()]
+    return [shlex.split(line.split("  #")[0]) for line in lines if line.startswith(kind)]
+
+
+def prepare(command: list[str]) -> list[str]:
+    """Make a README command quick and offline."""
+    if command[0] == "torchrun":
+        command = [sys.executable, "-m", "torch.distributed.run", *command[1:]]
+    elif command[0] == "textrnn":
+        command = [sys.executable, "-m", "textrnn", *command[1:]]
+    if any(c.startswith("train-") for c in command):
+        config = command[command.index("--config") + 1]
+        if config in LOCAL and not any(c.startswith("data.dataset=") for c in command):
+            command.append(f"data.dataset={LOCAL[config]}")
+        command += FAST
+    return command
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("readme")
+    work = root / "work"
+    work.mkdir()
+    (work / "configs").symlink_to(ROOT / "configs")
+    if SHARED.exists():
+        (root / "shared").symlink_to(SHARED.parent)
+    return work
+
+
+def test_readme_opens_with_the_two_commands():
+    text = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1)
+    assert [line.split("#")[0].strip() for line in first_block.strip().splitlines()] == ["make demo", "make test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_demo_recipe_runs(tmp_path):
+    """`make demo` = install + these two commands; run them with a 3-second budget."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^demo:.*?\n((?:\t.*\n)+)", makefile, flags=re.M).group(1)
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
+    for line in recipe.strip().splitlines():
+        command = shlex.split(line.strip().replace("$(PYTHON)", sys.executable).replace("HF_HUB_OFFLINE=1 ", ""))
+        if "train-generator" in command:
+            command += ["train.max_minutes=0.05", "train.progress=false"]
+        proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("Return the ") and len(proc.stdout) == len("Return the ") + 300 + 1
+
+
+@pytest.mark.parametrize("command", readme_commands("textrnn") + readme_commands("torchrun"),
+                         ids=lambda c: " ".join(c)[:80])
+def test_readme_command_runs(workdir, command):
+    prepared = prepare(list(command))
+    if any("../shared" in c for c in prepared) and not SHARED.exists():
+        pytest.skip("needs ../shared")
+    proc = subprocess.run(prepared, cwd=workdir, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip()
+
+
+def test_readme_python_example_runs(workdir):
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"## Using a trained model in your code\n\n```python\n(.*?)```", text, flags=re.S).group(1)
+    if not (workdir / "runs" / "sst2_bilstm").exists() or not (workdir / "runs" / "char_shakespeare").exists():
+        pytest.skip("needs the README's training commands to have run (../shared)")
+    assert len(code.strip().splitlines()) <= 12
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", readme_commands("python benchmarks/"), ids=lambda c: " ".join(c)[:80])
+def test_readme_benchmark_command_runs(command):
+    proc = subprocess.run([sys.executable, *command[1:]], cwd=ROOT, capture_output=True, text=True, timeout=3600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
