@@ -98,9 +98,25 @@ def _trainer(kind: str, min_freq: int, max_size: int | None, vocab_size: int):
             show_progress=False,
         )
     limit = (max_size + len(SPECIAL_TOKENS)) if max_size else 2**31 - 1
-    return trainers.WordLevelTrainer(
+    return trainers.WordLevelTrainer(  # word vocabularies; char ones are counted in Python
         vocab_size=limit, min_frequency=min_freq, special_tokens=SPECIAL_TOKENS, show_progress=False
     )
+
+
+def _char_tokenizer(texts: Iterable[str], lowercase: bool, min_freq: int, max_size: int | None) -> Tokenizer:
+    """A char vocabulary counted with collections.Counter (C speed, memory of one text at a
+    time), most frequent first, ties by code point; then the same WordLevel tokenizer."""
+    import collections
+
+    counts: collections.Counter = collections.Counter()
+    for text in texts:
+        counts.update(text.lower() if lowercase else text)
+    chars = sorted((c for c, n in counts.items() if n >= min_freq and c not in SPECIAL_TOKENS), key=lambda c: (-counts[c], c))
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + chars[:max_size])}
+    tok = _new_tokenizer("char", lowercase)
+    tok.model = models.WordLevel(vocab, unk_token=UNK)
+    tok.add_special_tokens(SPECIAL_TOKENS)
+    return tok
 
 
 def _joined(texts: Iterable[str], separator: str, group: int = 1000) -> Iterable[str]:
@@ -164,9 +180,11 @@ class TextTokenizer:
         """
         if kind not in TOKENIZER_KINDS:
             raise DataError(f"unknown tokenizer kind {kind!r}; use one of {', '.join(TOKENIZER_KINDS)}")
+        if kind == "char":
+            return cls(_char_tokenizer(texts, lowercase, min_freq, max_size), kind)
         tok = _new_tokenizer(kind, lowercase)
-        if kind != "bpe":  # counts add up over joined texts: one Rust call per 1,000 texts
-            texts = _joined(texts, "" if kind == "char" else "\n")
+        if kind == "word":  # counts add up over joined texts: one Rust call per 1,000 texts
+            texts = _joined(texts, "\n")
         tok.train_from_iterator(texts, trainer=_trainer(kind, min_freq, max_size, vocab_size))
         return cls(tok, kind)
 
