@@ -109,10 +109,15 @@ class WeightAverage:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process, MB (Linux reports KiB)."""
-    import resource
+    """Peak resident memory of this process, MB: Linux's VmHWM (getrusage's ru_maxrss also
+    counts a parent's peak inherited through fork), else ru_maxrss."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            return next(int(line.split()[1]) / 1024 for line in handle if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def select_device(name: str) -> torch.device:
