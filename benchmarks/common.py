@@ -7,7 +7,6 @@ then hits every contender alike instead of whichever ran during it.
 
 from __future__ import annotations
 
-import resource
 import statistics
 import time
 from typing import Callable
@@ -33,17 +32,7 @@ def interleaved(contenders: dict[str, Callable[[], int]], rounds: int = 5, secon
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB.
+    """Peak resident memory of this process so far, in MB (the trainer's own measure)."""
+    from textrnn.trainer import peak_rss_mb as measure
 
-    Linux's VmHWM belongs to this process's own memory map. getrusage's ru_maxrss is used
-    only where /proc is missing: Linux carries it over from the parent through fork and exec,
-    so a child started by a big process would report the parent's peak.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return measure()
