@@ -75,3 +75,26 @@ def test_resume_a_two_process_run_in_one_process(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     state = json.loads((out / "last" / "trainer_state.json").read_text())["progress"]
     assert state["step"] == 12 and state["world_size"] == 1
+
+
+def test_resume_with_the_same_world_size_is_exact(tmp_path):
+    from safetensors.torch import load_file
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS)
+    common = ["--config", str(ROOT / "configs" / "debug.yaml"), f"data.dataset={corpus}", "train.max_steps=12",
+              "train.eval_every=6", "train.keep_checkpoints=5", "model.dropout=0.2", "model.num_layers=2", *SMALL]
+    full = torchrun("train-generator", *common, f"train.output_dir={tmp_path / 'full'}")
+    assert full.returncode == 0, full.stderr[-3000:]
+    middle = tmp_path / "full" / "checkpoints" / "step-00000006"
+    resumed = torchrun("train-generator", *common, f"train.output_dir={tmp_path / 'resumed'}", "--resume", str(middle))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = load_file(str(tmp_path / "full" / "last" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "last" / "model.safetensors"))
+    assert all(torch_equal(a[k], b[k]) for k in a)
+
+
+def torch_equal(x, y) -> bool:
+    import torch
+
+    return bool(torch.equal(x, y))

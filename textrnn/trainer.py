@@ -214,7 +214,8 @@ class Trainer:
         self.scheduler.load_state_dict(tensors["scheduler"])
         same_world = self.progress.world_size == self.dist.world_size
         if same_world:
-            torch.set_rng_state(tensors["rng"][self.dist.rank])
+            # clone: torch 2.13's set_rng_state segfaults on a view with a storage offset (rank > 0)
+            torch.set_rng_state(tensors["rng"][self.dist.rank].clone())
             if "carry_h" in tensors:
                 h = tensors["carry_h"][self.dist.rank].to(self.device)
                 self.carry = (h, tensors["carry_c"][self.dist.rank].to(self.device)) if "carry_c" in tensors else h
