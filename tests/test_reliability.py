@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from textrnn import CheckpointError, DataError, RNNClassifier, RNNLanguageModel, TextRNNError, load_model
 from textrnn.trainer import train

@@ -35,7 +35,7 @@ import yaml
 
 from . import distributed
 from .checkpoint import CONFIG_FILE, locate
-from .config import ExperimentConfig, RNNConfig, build_dataclass, config_to_dict
+from .config import ExperimentConfig, build_dataclass, config_to_dict
 from .errors import CheckpointError, TrainingError, one_line
 from .model import RNNClassifier, RNNLanguageModel
 from .tasks import ClassificationTask, LanguageModelTask
