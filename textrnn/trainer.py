@@ -319,10 +319,10 @@ class Trainer:
             final = self.evaluate_and_save()
         else:
             final = self._save_only()
-        checksums = self._rank_checksums()
+        checksums = self._rank_checksums() if self.dist.enabled else None  # every rank takes part
         if self.dist.is_main:
             plot_curves(self.out)
-            if self.dist.enabled:
+            if checksums is not None:
                 record_checksums(self.out / "last" / STATE_JSON, checksums)
         distributed.close(self.dist)
         best = self.out / "best" if (self.out / "best").exists() else None
@@ -335,8 +335,6 @@ class Trainer:
         digest = hashlib.sha256()
         for tensor in self.model.state_dict().values():
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        if not self.dist.enabled:
-            return [digest.hexdigest()]
         gathered = [None] * self.dist.world_size
         torch.distributed.all_gather_object(gathered, digest.hexdigest())
         return gathered
