@@ -98,6 +98,47 @@ def test_save_load_gives_identical_logits(char_tok, tmp_path, cell):
     assert again.label_names == ["a", "b", "c"]
 
 
+def test_ensemble_averages_member_probabilities_and_round_trips(char_tok, tmp_path):
+    from textrnn.model import ClassifierEnsemble
+
+    model = classifier(char_tok, bidirectional=True, pooling="max", ensemble_size=3)
+    assert isinstance(model, ClassifierEnsemble) and isinstance(model, RNNClassifier) and len(model.members) == 3
+    ids, lengths, labels = torch.tensor([[4, 5, 6], [7, 8, 0]]), torch.tensor([3, 2]), torch.tensor([2, 0])
+    logits, loss = model(ids, lengths, labels)
+    member_logits = [m(ids, lengths)[0] for m in model.members]
+    assert not torch.allclose(member_logits[0], member_logits[1])  # independent initializations
+    mean_prob = torch.stack([torch.softmax(x, -1) for x in member_logits]).mean(0)
+    torch.testing.assert_close(torch.softmax(logits, -1), mean_prob)
+    member_losses = [torch.nn.functional.cross_entropy(x, labels) for x in member_logits]
+    torch.testing.assert_close(loss, torch.stack(member_losses).mean())
+    model.save_pretrained(tmp_path / "ens")
+    again = RNNClassifier.from_pretrained(tmp_path / "ens")
+    assert isinstance(again, ClassifierEnsemble)
+    torch.testing.assert_close(again(ids, lengths)[0], logits, rtol=0, atol=0)
+    assert [o["label"] for o in again.predict(["the dog", ""])] == [o["label"] for o in model.predict(["the dog", ""])]
+
+
+def test_ensemble_training_rows_go_to_their_own_member(char_tok):
+    model = classifier(char_tok, bidirectional=True, pooling="mean", ensemble_size=2)
+    from textrnn import pad_batch
+
+    ids = [char_tok.encode(t) for t in ["the fox", "a dog", "a much longer sentence here", "dog"]]
+    input_ids, lengths = pad_batch(ids)
+    labels, member = torch.tensor([0, 1, 2, 1]), torch.tensor([1, 0, 0, 1])
+    logits, loss = model(input_ids, lengths, labels, member=member)
+    expected_losses = []
+    for k, rows in ((0, [1, 2]), (1, [0, 3])):
+        alone, alone_loss = model.members[k](*pad_batch([ids[r] for r in rows]), labels[rows])
+        torch.testing.assert_close(logits[rows], alone)
+        expected_losses.append(alone_loss)
+    torch.testing.assert_close(loss, torch.stack(expected_losses).mean())
+
+
+def test_ensemble_of_language_models_is_a_config_error(char_tok):
+    with pytest.raises(ConfigError, match="ensemble_size applies to classifiers only"):
+        language_model(char_tok, ensemble_size=2)
+
+
 def test_loading_the_other_task_is_a_one_line_error(char_tok, tmp_path):
     language_model(char_tok).save_pretrained(tmp_path / "lm")
     with pytest.raises(CheckpointError, match="holds a language_model model.*RNNLanguageModel"):

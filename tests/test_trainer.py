@@ -39,11 +39,13 @@ def assert_same_weights(a, b):
         assert torch.equal(wa[key], wb[key]), key
 
 
-@pytest.mark.parametrize("kind,ema", [("classification", 0.0), ("language_model", 0.0), ("classification", 0.9)])
-def test_resumed_run_ends_with_the_same_weights(tmp_path, sentiment_dir, corpus_file, kind, ema):
+@pytest.mark.parametrize("kind,ema,members", [("classification", 0.0, 1), ("language_model", 0.0, 1),
+                                              ("classification", 0.9, 1), ("classification", 0.9, 2)])
+def test_resumed_run_ends_with_the_same_weights(tmp_path, sentiment_dir, corpus_file, kind, ema, members):
     make = classifier_config if kind == "classification" else lm_config
     data = sentiment_dir if kind == "classification" else corpus_file
-    extra = ("train.max_steps=18", "train.eval_every=6", "train.max_epochs=100", f"train.ema_decay={ema}")
+    extra = ("train.max_steps=18", "train.eval_every=6", "train.max_epochs=100", f"train.ema_decay={ema}",
+             f"model.ensemble_size={members}")
     full = train(make(data, tmp_path / "full", *extra))
     assert full.stop_reason == "max_steps"
     middle = tmp_path / "full" / "checkpoints" / "step-00000006"
@@ -117,6 +119,35 @@ def test_weight_average_is_what_gets_evaluated_and_saved(tmp_path, sentiment_dir
     shadow = dict(zip([n for n, p in trainer.model.named_parameters()], trainer.ema.shadow))
     assert torch.equal(saved["head.weight"], shadow["head.weight"])
     assert not torch.equal(saved["head.weight"], raw["head.weight"])
+
+
+def test_ensemble_members_train_exactly_as_they_would_alone():
+    # The ensemble's loss is the members' mean, so a member's gradient is 1/K of its lone
+    # gradient: SGD at K times the rate must retrace the lone run exactly, with clipping that
+    # bites. (Adam does not see the 1/K at all, up to its epsilon.)
+    from textrnn import RNNClassifier, RNNConfig
+    from textrnn.trainer import clip_gradients
+
+    config = RNNConfig(vocab_size=30, embedding_dim=8, hidden_size=8, bidirectional=True, pooling="max", ensemble_size=3)
+    torch.manual_seed(0)
+    ensemble = RNNClassifier(config)
+    alone = RNNClassifier(RNNConfig(**{**config.to_dict(), "ensemble_size": 1}))
+    alone.load_state_dict(ensemble.members[1].state_dict())
+    optimizers = [torch.optim.SGD(ensemble.parameters(), lr=0.3), torch.optim.SGD(alone.parameters(), lr=0.1)]
+    generator, norms = torch.Generator().manual_seed(1), []
+    for _ in range(5):
+        ids, lengths = torch.randint(1, 30, (6, 7), generator=generator), torch.tensor([7, 5, 3, 7, 1, 2])
+        labels = torch.randint(0, 2, (6,), generator=generator)
+        for model, optimizer in zip((ensemble, alone), optimizers):
+            optimizer.zero_grad()
+            model(ids, lengths, labels)[1].backward()
+            norms.append(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]))
+            clip_gradients(model, 0.05)
+            optimizer.step()
+    assert min(norms[1::2]) > 0.05  # clipping acted on every lone step
+    for (name, a), b in zip(ensemble.members[1].named_parameters(), alone.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.allclose(ensemble.members[0].head.weight, alone.head.weight)
 
 
 def test_scheduler_warms_up_then_decays():

@@ -10,7 +10,7 @@ from .config import ExperimentConfig, RNNConfig, load_config
 from .data import BucketBatchSampler, ClassificationLoader, LMStreamLoader, load_raw, pad_batch
 from .encoder import RNNEncoder
 from .errors import CheckpointError, ConfigError, DataError, TextRNNError, TrainingError
-from .model import RNNClassifier, RNNLanguageModel
+from .model import ClassifierEnsemble, RNNClassifier, RNNLanguageModel
 from .tokenization import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, TextTokenizer, Vocab
 from .trainer import train
 
@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BOS_ID", "EOS_ID", "PAD_ID", "SPECIAL_TOKENS", "UNK_ID",
-    "BucketBatchSampler", "CheckpointError", "ClassificationLoader", "ConfigError", "DataError",
+    "BucketBatchSampler", "CheckpointError", "ClassificationLoader", "ClassifierEnsemble", "ConfigError", "DataError",
     "ExperimentConfig", "LMStreamLoader", "RNNClassifier", "RNNConfig", "RNNEncoder", "RNNLanguageModel",
     "TextRNNError", "TextTokenizer", "TrainingError", "Vocab", "load_config", "load_model", "load_raw",
     "pad_batch", "train",

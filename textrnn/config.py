@@ -40,6 +40,7 @@ class RNNConfig:
     strategy: str = "auto"  # auto | packed | padded (see textrnn.encoder)
     pooling: str = "last"  # classifier: last | mean | max | attention
     num_labels: int = 2
+    ensemble_size: int = 1  # classifier: K independently initialized members, probabilities averaged
     label_names: Optional[list] = None
     tie_weights: bool = False  # language model: share embedding and output weights
     tie_projection: bool = False  # language model: add a hidden_size -> embedding_dim projection to tie
@@ -50,7 +51,7 @@ class RNNConfig:
     def validate(self) -> "RNNConfig":
         """Raise ConfigError with a one-line fix for any value that cannot build a model."""
         _check(self.task in TASKS, f"model task must be one of {TASKS}, got {self.task!r}")
-        for name in ("embedding_dim", "hidden_size", "num_layers"):
+        for name in ("embedding_dim", "hidden_size", "num_layers", "ensemble_size"):
             _check(getattr(self, name) >= 1, f"model.{name} must be a positive integer, got {getattr(self, name)}")
         for name in ("dropout", "embedding_dropout", "output_dropout"):
             value = getattr(self, name)
@@ -59,6 +60,7 @@ class RNNConfig:
         _check(self.strategy in ("auto", "packed", "padded"), f"model.strategy must be auto, packed or padded, got {self.strategy!r}")
         _check(self.pooling in ("last", "mean", "max", "attention"), f"model.pooling must be last, mean, max or attention, got {self.pooling!r}")
         if self.task == "language_model":
+            _check(self.ensemble_size == 1, "model.ensemble_size applies to classifiers only: set model.ensemble_size=1")
             _check(not self.bidirectional, "a language model must be unidirectional: set model.bidirectional=false")
             if self.tie_weights and self.hidden_size != self.embedding_dim and not self.tie_projection:
                 raise ConfigError(

@@ -11,6 +11,8 @@ when targets are given.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import warnings
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -86,9 +88,17 @@ class RNNClassifier(_RNNBackbone):
     ``last`` concatenates each direction's final state (forward at the last token, backward
     at the first), ``mean`` and ``max`` pool over valid steps, ``attention`` is a learned
     softmax-weighted sum. An empty sequence pools to zeros.
+
+    With ``config.ensemble_size = K > 1`` the constructor returns a
+    :class:`ClassifierEnsemble` of K such classifiers (same contract).
     """
 
     task = "classification"
+
+    def __new__(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None):
+        if cls is RNNClassifier and config.ensemble_size > 1:
+            cls = ClassifierEnsemble
+        return super().__new__(cls)
 
     def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> None:
         super().__init__(config, tokenizer)
@@ -153,6 +163,70 @@ class RNNClassifier(_RNNBackbone):
         finally:
             self.train(was_training)
         return results
+
+
+class ClassifierEnsemble(RNNClassifier):
+    """K classifiers with independent initializations, trained side by side, probabilities averaged.
+
+    ``forward(input_ids (B, T), lengths (B,), labels (B,) = None, member (B,) = None) ->
+    (logits (B, C), loss)`` like :class:`RNNClassifier`. ``logits`` are the log of the
+    members' mean probability, so softmax/argmax/cross-entropy on them score the ensemble.
+    ``loss`` is the mean of the members' own losses: each member learns as if alone.
+    (Training the averaged prediction instead lets members lean on each other and loses the
+    diversity an ensemble lives on.)
+
+    In training, ``member`` (CPU int64, from a ``BucketBatchSampler(members=K)``) sends each
+    row to one member only, so that every member follows its own shuffled data order, as K
+    lone runs would; the returned logits are then each row's own member's.
+
+    Weights are named ``members.{k}.<RNNClassifier name>``; ``members[k]`` is an ordinary
+    classifier that can be used or saved on its own.
+    """
+
+    def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> None:
+        nn.Module.__init__(self)
+        config.validate()
+        self.config, self.tokenizer = config, tokenizer
+        member = dataclasses.replace(config, ensemble_size=1)
+        self.members = nn.ModuleList(RNNClassifier(member, tokenizer) for _ in range(config.ensemble_size))
+
+    @property
+    def device(self) -> torch.device:
+        return self.members[0].device
+
+    def forward(self, input_ids: Tensor, lengths: Tensor, labels: Optional[Tensor] = None,
+                member: Optional[Tensor] = None):
+        if member is not None:
+            return self._forward_split(input_ids, lengths, labels, member)
+        member_logits = torch.stack([m(input_ids, lengths)[0] for m in self.members]).float()  # (K, B, C)
+        log_probs = torch.log_softmax(member_logits, dim=-1)  # (K, B, C)
+        logits = torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))  # (B, C)
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device).repeat(len(self.members))  # (K*B,)
+            loss = F.cross_entropy(member_logits.flatten(0, 1), labels)
+        return logits, loss
+
+    def _forward_split(self, input_ids: Tensor, lengths: Tensor, labels: Optional[Tensor], member: Tensor):
+        logits = input_ids.new_zeros(len(lengths), self.config.num_labels, dtype=torch.float)  # (B, C)
+        losses = []
+        for k, model in enumerate(self.members):
+            rows = (member == k).nonzero().squeeze(1)  # (B_k,) on the CPU
+            if not len(rows):
+                continue
+            sub_lengths = lengths[rows]
+            steps = max(int(sub_lengths.max()), 1)  # the member's own padding, not the whole batch's
+            device_rows = rows.to(input_ids.device)
+            sub_labels = labels[device_rows] if labels is not None else None
+            out, loss = model(input_ids[device_rows, :steps], sub_lengths, sub_labels)  # (B_k, C)
+            logits[device_rows] = out.float()
+            losses.append(loss)
+        loss = torch.stack(losses).mean() if labels is not None and losses else None
+        return logits, loss
+
+    def clip_groups(self) -> list:
+        """Each member's parameters: the trainer clips members' gradients separately."""
+        return [list(m.parameters()) for m in self.members]
 
 
 class RNNLanguageModel(_RNNBackbone):

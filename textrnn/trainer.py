@@ -382,7 +382,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if t.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+                clip_gradients(self.model, t.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
             if self.ema is not None:
@@ -432,6 +432,19 @@ def forget_metrics_after(path: Path, step: int) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         os.replace(tmp, path)
+
+
+def clip_gradients(model: torch.nn.Module, max_norm: float) -> None:
+    """Clip the gradient norm to ``max_norm``; an ensemble's members one by one.
+
+    An ensemble's loss is the mean of its K members' losses, so each member's gradient is
+    1/K of what it would be alone: clipping it to max_norm / K is clipping the lone member
+    to max_norm (Adam does not see the common 1/K, up to its epsilon). Members train as K lone runs
+    on the same batches would.
+    """
+    groups = model.clip_groups() if hasattr(model, "clip_groups") else [list(model.parameters())]
+    for params in groups:
+        torch.nn.utils.clip_grad_norm_(params, max_norm / len(groups))
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, device: torch.device):
