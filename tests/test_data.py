@@ -122,24 +122,6 @@ def test_collate_batch_from_loader(sentiment_dir):
     assert sum(len(b["labels"]) for b in loader) == len(enc)
 
 
-def test_ensemble_sampler_gives_each_member_its_own_full_order(sentiment_dir):
-    lengths = np.random.default_rng(0).integers(1, 50, size=1003)
-    steps = BucketBatchSampler(lengths, 32, seed=7, members=3).member_batches()
-    assert len(steps) == len(BucketBatchSampler(lengths, 32)) and all(len(parts) == 3 for parts in steps)
-    streams = [[i for parts in steps for i in parts[k]] for k in range(3)]
-    assert all(sorted(stream) == list(range(1003)) for stream in streams)  # every example, once per member
-    assert streams[0] == [i for b in BucketBatchSampler(lengths, 32, seed=7) for i in b]  # member 0 = lone run
-    assert streams[0] != streams[1] and streams[1] != streams[2]
-    raw = load_raw(str(sentiment_dir))
-    tok = TextTokenizer.train(raw["train"]["sentence"], "word")
-    enc = D.encode_classification(raw["train"], tok, "sentence", "label", D.label_mapping(raw["train"], "label", ["neg", "pos"]))
-    sampler = BucketBatchSampler(enc["length"], 16, seed=0, members=2)
-    batch = next(iter(D.ClassificationLoader(enc, sampler)))
-    first = sampler.member_batches()[0]
-    assert batch["member"].tolist() == [0] * len(first[0]) + [1] * len(first[1])
-    assert batch["labels"].tolist() == [enc[int(i)]["labels"] for i in np.concatenate(first)]
-
-
 def test_sampler_yields_every_index_once_and_is_reproducible():
     lengths = np.random.default_rng(0).integers(1, 50, size=1003)
     s = BucketBatchSampler(lengths, 32, seed=7)

@@ -41,6 +41,20 @@ def test_single_example_alone_equals_inside_padded_batch(char_tok, pooling, stra
         torch.testing.assert_close(alone[0], batch_logits[i], rtol=1e-5, atol=1e-6)
 
 
+def test_word_dropout_replaces_tokens_with_unk_only_in_training(char_tok):
+    from textrnn import UNK_ID
+
+    model = classifier(char_tok, word_dropout=0.5).train()
+    input_ids = torch.randint(4, len(char_tok), (64, 30))
+    input_ids[:, 20:] = 0  # padding
+    dropped = model.drop_words(input_ids)
+    changed = dropped != input_ids
+    assert (dropped[changed] == UNK_ID).all() and not changed[:, 20:].any()
+    assert 0.4 < changed[:, :20].float().mean() < 0.6
+    assert torch.equal(model.eval().drop_words(input_ids), input_ids)
+    assert torch.equal(classifier(char_tok).train().drop_words(input_ids), input_ids)
+
+
 def test_classifier_without_labels_returns_no_loss(char_tok):
     logits, loss = classifier(char_tok)(torch.tensor([[5, 6]]), torch.tensor([2]))
     assert loss is None and logits.shape == (1, 3)
@@ -116,22 +130,6 @@ def test_ensemble_averages_member_probabilities_and_round_trips(char_tok, tmp_pa
     assert isinstance(again, ClassifierEnsemble)
     torch.testing.assert_close(again(ids, lengths)[0], logits, rtol=0, atol=0)
     assert [o["label"] for o in again.predict(["the dog", ""])] == [o["label"] for o in model.predict(["the dog", ""])]
-
-
-def test_ensemble_training_rows_go_to_their_own_member(char_tok):
-    model = classifier(char_tok, bidirectional=True, pooling="mean", ensemble_size=2)
-    from textrnn import pad_batch
-
-    ids = [char_tok.encode(t) for t in ["the fox", "a dog", "a much longer sentence here", "dog"]]
-    input_ids, lengths = pad_batch(ids)
-    labels, member = torch.tensor([0, 1, 2, 1]), torch.tensor([1, 0, 0, 1])
-    logits, loss = model(input_ids, lengths, labels, member=member)
-    expected_losses = []
-    for k, rows in ((0, [1, 2]), (1, [0, 3])):
-        alone, alone_loss = model.members[k](*pad_batch([ids[r] for r in rows]), labels[rows])
-        torch.testing.assert_close(logits[rows], alone)
-        expected_losses.append(alone_loss)
-    torch.testing.assert_close(loss, torch.stack(expected_losses).mean())
 
 
 def test_ensemble_of_language_models_is_a_config_error(char_tok):

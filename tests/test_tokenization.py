@@ -2,11 +2,11 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from textrnn import BOS_ID, EOS_ID, PAD_ID, UNK_ID, DataError, TextTokenizer
+from textrnn import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, DataError, TextTokenizer
 
 TEXT = "Hello\tworld!\n  Ünïcödé — 日本語 🎉\r\nlast line"
 
@@ -101,6 +101,9 @@ def test_char_round_trip_on_arbitrary_unicode(text):
 @settings(max_examples=30, deadline=None)
 @given(st.text(min_size=1, max_size=100))
 def test_bpe_round_trip_on_arbitrary_unicode(text):
+    # A literal "<unk>", "<eos>", ... is read as that special token, which decode skips (the
+    # documented Hugging Face behaviour the README states); the round trip holds for the rest.
+    assume(not any(special in text for special in SPECIAL_TOKENS))
     tok = TextTokenizer.train([text, "some ordinary text"], "bpe", vocab_size=300)
     assert tok.decode(tok.encode(text)) == text
 

@@ -36,6 +36,7 @@ class RNNConfig:
     bidirectional: bool = False
     dropout: float = 0.0  # between stacked RNN layers
     embedding_dropout: float = 0.0  # on the embeddings (same mask at every step of a sequence)
+    word_dropout: float = 0.0  # training: each token becomes <unk> with this probability
     output_dropout: float = 0.0  # before the output layer
     strategy: str = "auto"  # auto | packed | padded (see textrnn.encoder)
     pooling: str = "last"  # classifier: last | mean | max | attention
@@ -53,7 +54,7 @@ class RNNConfig:
         _check(self.task in TASKS, f"model task must be one of {TASKS}, got {self.task!r}")
         for name in ("embedding_dim", "hidden_size", "num_layers", "ensemble_size"):
             _check(getattr(self, name) >= 1, f"model.{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("dropout", "embedding_dropout", "output_dropout"):
+        for name in ("dropout", "embedding_dropout", "word_dropout", "output_dropout"):
             value = getattr(self, name)
             _check(0.0 <= value < 1.0, f"model.{name} must be in [0, 1), got {value}")
         _check(self.cell in ("lstm", "gru", "rnn"), f"model.cell must be lstm, gru or rnn, got {self.cell!r}")

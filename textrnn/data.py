@@ -323,21 +323,13 @@ class BucketBatchSampler:
     Every index appears exactly once per epoch across all ranks (no padding duplicates), and
     every rank gets the same number of batches, which DistributedDataParallel needs: a rank
     whose shard is shorter gets batches one example smaller.
-
-    With ``members = K > 1`` (an ensemble) there are K such streams, each shuffled on its own
-    (stream 0 is the single-stream order), and step i takes batch i of every stream::
-
-        stream 0:  [b0 b0 b0] [b1 b1] ...      member_batches()[i] = [stream 0's batch i,
-        stream 1:  [c0 c0] [c1 c1 c1] ...                              stream 1's batch i, ...]
-
-    so each member sees every example once per epoch, in its own order, as a lone run would.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, *, bucket_size: int = 100, shuffle: bool = True,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, members: int = 1) -> None:
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.batch_size, self.bucket_size, self.shuffle = batch_size, bucket_size, shuffle
-        self.seed, self.rank, self.world_size, self.members = seed, rank, world_size, members
+        self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
         shard = math.ceil(len(self.lengths) / world_size)
         self.num_batches = math.ceil(shard / batch_size)
@@ -350,9 +342,8 @@ class BucketBatchSampler:
     def __len__(self) -> int:
         return self.num_batches
 
-    def batches(self, stream: int = 0) -> list[np.ndarray]:
-        """This epoch's batches of one stream, as arrays of example indices."""
-        rng = np.random.default_rng([self.seed, self.epoch] + ([stream] if stream else []))
+    def batches(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
         mine = order[self.rank:: self.world_size]
         chunk = self.batch_size * self.bucket_size
@@ -361,10 +352,6 @@ class BucketBatchSampler:
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches
-
-    def member_batches(self) -> list[list[np.ndarray]]:
-        """This epoch's steps: for each, every member's batch (one batch without an ensemble)."""
-        return [list(step) for step in zip(*(self.batches(k) for k in range(self.members)))]
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.batches():
@@ -389,9 +376,6 @@ class SortedBatches:
 class ClassificationLoader:
     """Batches of an encoded split, in the order of a :class:`BucketBatchSampler`.
 
-    Each batch is ``{"input_ids": (B, T), "lengths": (B,), "labels": (B,)}``; a sampler with
-    ``members = K > 1`` adds ``"member": (B,)``, the ensemble member each row trains.
-
     ``iterate(start)`` skips the first ``start`` batches of the epoch, which is how a resumed
     run continues mid-epoch.
     """
@@ -403,13 +387,10 @@ class ClassificationLoader:
         return len(self.sampler)
 
     def iterate(self, start: int = 0) -> Iterator[dict]:
-        steps = self.sampler.member_batches() if hasattr(self.sampler, "member_batches") else [[b] for b in self.sampler.batches()]
-        for parts in steps[start:]:
-            rows = self.encoded[np.concatenate(parts).tolist()]
+        for batch in self.sampler.batches()[start:]:
+            rows = self.encoded[batch.tolist()]
             input_ids, lengths = pad_batch(rows["input_ids"], self.pad_id)
             out = {"input_ids": input_ids, "lengths": lengths, "labels": torch.tensor(rows["labels"], dtype=torch.long)}
-            if len(parts) > 1:  # ensemble training: which member each row is for
-                out["member"] = torch.repeat_interleave(torch.arange(len(parts)), torch.tensor([len(p) for p in parts]))
             if self.pin_memory:
                 out["input_ids"], out["labels"] = out["input_ids"].pin_memory(), out["labels"].pin_memory()
             yield out

@@ -23,10 +23,9 @@ from .tokenization import PAD_ID, TextTokenizer
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
-    """Move a batch to ``device``; lengths (pack_padded_sequence wants them on the CPU) and an
-    ensemble's row-to-member index (it slices lengths) stay on the CPU."""
+    """Move a batch to ``device``; lengths stay on the CPU (pack_padded_sequence wants them there)."""
     non_blocking = device.type == "cuda"
-    return {k: v if k in ("lengths", "member") else v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
+    return {k: v if k == "lengths" else v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
 
 
 def train_tokenizer(texts, config: ExperimentConfig) -> TextTokenizer:
@@ -57,8 +56,7 @@ class ClassificationTask:
         self.train_set, self.valid_set = encode(train), encode(valid)
         self.dist, self.device, self.config = dist, device, config
         sampler = D.BucketBatchSampler(self.train_set["length"], d.batch_size, bucket_size=d.bucket_size,
-                                       seed=config.train.seed, rank=dist.rank, world_size=dist.world_size,
-                                       members=config.model.ensemble_size)
+                                       seed=config.train.seed, rank=dist.rank, world_size=dist.world_size)
         self.train_loader = D.ClassificationLoader(self.train_set, sampler, PAD_ID, pin_memory=device.type == "cuda")
 
     def model_config(self) -> RNNConfig:
@@ -73,8 +71,7 @@ class ClassificationTask:
     def step_loss(self, model, batch: dict, carry, autocast):
         batch = to_device(batch, self.device)
         with autocast():
-            member = {"member": batch["member"]} if "member" in batch else {}
-            _, loss = model(batch["input_ids"], batch["lengths"], batch["labels"], **member)
+            _, loss = model(batch["input_ids"], batch["lengths"], batch["labels"])
         return loss, carry, int(batch["lengths"].sum())
 
     def evaluate(self, model) -> dict:
