@@ -53,3 +53,20 @@ def needs_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not here (it lives beside the project checkout)")
     return path
+
+
+def weights(folder: Path) -> dict:
+    """The tensors of a checkpoint folder's model.safetensors."""
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    """Two checkpoint folders hold bit-identical weights under the same names."""
+    import torch
+
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key

@@ -9,7 +9,7 @@ import pytest
 
 from textrnn import load_model
 
-from .conftest import CORPUS, ROOT, run_cli, write_sentiment
+from .conftest import CORPUS, ROOT, assert_same_weights, run_cli, write_sentiment
 
 SMALL = ["model.embedding_dim=16", "model.hidden_size=16", "train.progress=false", "train.warmup_steps=2"]
 
@@ -78,8 +78,6 @@ def test_resume_a_two_process_run_in_one_process(tmp_path):
 
 
 def test_resume_with_the_same_world_size_is_exact(tmp_path):
-    from safetensors.torch import load_file
-
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS)
     common = ["--config", str(ROOT / "configs" / "debug.yaml"), f"data.dataset={corpus}", "train.max_steps=12",
@@ -89,12 +87,4 @@ def test_resume_with_the_same_world_size_is_exact(tmp_path):
     middle = tmp_path / "full" / "checkpoints" / "step-00000006"
     resumed = torchrun("train-generator", *common, f"train.output_dir={tmp_path / 'resumed'}", "--resume", str(middle))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a = load_file(str(tmp_path / "full" / "last" / "model.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "last" / "model.safetensors"))
-    assert all(torch_equal(a[k], b[k]) for k in a)
-
-
-def torch_equal(x, y) -> bool:
-    import torch
-
-    return bool(torch.equal(x, y))
+    assert_same_weights(tmp_path / "full" / "last", tmp_path / "resumed" / "last")

@@ -21,8 +21,8 @@ import torch
 from textrnn import CheckpointError, DataError, RNNClassifier, RNNLanguageModel, TextRNNError, load_model
 from textrnn.trainer import train
 
-from .conftest import CORPUS, ROOT, run_cli, write_sentiment
-from .test_trainer import assert_same_weights, classifier_config, lm_config
+from .conftest import CORPUS, ROOT, assert_same_weights, run_cli, write_sentiment
+from .test_trainer import classifier_config, lm_config
 
 LM_ARGS = ["tokenizer.kind=char", "data.batch_size=4", "data.seq_len=16", "model.embedding_dim=12",
            "model.hidden_size=16", "model.dropout=0.1", "model.num_layers=2", "train.warmup_steps=3",

@@ -4,12 +4,11 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from textrnn import load_config, load_model
 from textrnn.trainer import make_scheduler, train
 
-from .conftest import write_sentiment
+from .conftest import assert_same_weights, weights, write_sentiment
 
 
 def classifier_config(data, out, *extra):
@@ -26,17 +25,6 @@ def lm_config(corpus, out, *extra):
                               "model.num_layers=2", "model.dropout=0.2", "model.output_dropout=0.1",
                               "train.warmup_steps=3", "train.progress=false", "train.keep_checkpoints=10", *extra],
                        task="language_model")
-
-
-def weights(folder):
-    return load_file(str(folder / "model.safetensors"))
-
-
-def assert_same_weights(a, b):
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    for key in wa:
-        assert torch.equal(wa[key], wb[key]), key
 
 
 @pytest.mark.parametrize("kind,ema,members", [("classification", 0.0, 1), ("language_model", 0.0, 1),

@@ -88,6 +88,10 @@ class _RNNBackbone(PretrainedMixin, nn.Module):
         drop = (torch.rand(input_ids.shape, device=input_ids.device) < p) & (input_ids != self.config.pad_id)
         return input_ids.masked_fill(drop, UNK_ID)  # (B, T)
 
+    def clip_groups(self) -> list:
+        """Parameter groups whose gradient norms are clipped separately: one, the whole model."""
+        return [list(self.parameters())]
+
     def require_tokenizer(self) -> TextTokenizer:
         if self.tokenizer is None:
             raise TextRNNError("this model has no tokenizer; load it with from_pretrained or set model.tokenizer")
@@ -218,7 +222,7 @@ class ClassifierEnsemble(RNNClassifier):
         return logits, loss
 
     def clip_groups(self) -> list:
-        """Each member's parameters: the trainer clips members' gradients separately."""
+        """Each member's parameters: members' gradients are clipped separately."""
         return [list(m.parameters()) for m in self.members]
 
 

@@ -435,14 +435,14 @@ def forget_metrics_after(path: Path, step: int) -> None:
 
 
 def clip_gradients(model: torch.nn.Module, max_norm: float) -> None:
-    """Clip the gradient norm to ``max_norm``; an ensemble's members one by one.
+    """Clip the gradient norm to ``max_norm``, each of ``model.clip_groups()`` on its own.
 
-    An ensemble's loss is the mean of its K members' losses, so each member's gradient is
-    1/K of what it would be alone: clipping it to max_norm / K is clipping the lone member
-    to max_norm (Adam does not see the common 1/K, up to its epsilon). Members train as K lone runs
-    on the same batches would.
+    A plain model is one group. An ensemble's loss is the mean of its K members' losses, so
+    each member's gradient is 1/K of what it would be alone: clipping it to max_norm / K is
+    clipping the lone member to max_norm (Adam does not see the common 1/K, up to its
+    epsilon). Members train as K lone runs on the same batches would.
     """
-    groups = model.clip_groups() if hasattr(model, "clip_groups") else [list(model.parameters())]
+    groups = model.clip_groups()
     for params in groups:
         torch.nn.utils.clip_grad_norm_(params, max_norm / len(groups))
 
