@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+sys.path.insert(0, str(ROOT))  # the in-process vocabulary check imports textrnn from this checkout, installed or not
 
 
 def textrnn(*args: str) -> str:

@@ -55,6 +55,59 @@ def test_word_dropout_replaces_tokens_with_unk_only_in_training(char_tok):
     assert torch.equal(classifier(char_tok).train().drop_words(input_ids), input_ids)
 
 
+def test_lm_loss_cannot_be_lowered_by_copying_what_a_direction_has_read():
+    # Random tokens are unpredictable from the other tokens, so a correct objective stays near
+    # log(#distinct targets); had either direction seen the word it predicts, training would
+    # drive the loss to ~0 by copying.
+    torch.manual_seed(0)
+    config = RNNConfig(task="classification", vocab_size=24, embedding_dim=16, hidden_size=16, bidirectional=True,
+                       strategy="padded", pooling="max", lm_loss_weight=1.0)
+    model = RNNClassifier(config).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        ids = torch.randint(4, 24, (32, 12))
+        lengths = torch.randint(2, 13, (32,))
+        ids[torch.arange(12)[None, :] >= lengths[:, None]] = 0
+        loss = model.lm_loss(model.encode(ids, lengths)[0], ids, lengths)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() > 0.8 * torch.log(torch.tensor(20.0)).item()
+    copy = RNNClassifier(RNNConfig(**{**config.to_dict(), "bidirectional": False})).train()
+    assert copy.lm_loss(copy.encode(ids, lengths)[0], ids, lengths).item() > 1.0
+
+
+def test_lm_loss_trains_every_batch_word_and_only_in_training(char_tok):
+    model = classifier(char_tok, bidirectional=True, pooling="max", lm_loss_weight=0.5).train()
+    ids, lengths, labels = torch.tensor([[4, 5, 6, 7], [8, 9, 0, 0], [10, 0, 0, 0]]), torch.tensor([4, 2, 1]), torch.tensor([0, 1, 2])
+    logits, loss = model(ids, lengths, labels)
+    plain = torch.nn.functional.cross_entropy(logits, labels)
+    assert loss.item() > plain.item()
+    loss.backward()
+    touched = model.embedding.weight.grad.abs().sum(1) > 0
+    assert touched[[4, 5, 6, 7, 8, 9, 10]].all() and not touched[[0, 11, 12]].any()
+    model.eval()
+    logits, loss = model(ids, lengths, labels)
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, labels))
+    model.zero_grad(set_to_none=True)
+    single = torch.tensor([[4], [0]]), torch.tensor([1, 0])
+    nothing = model.lm_loss(model.encode(*single)[0], *single)
+    nothing.backward()
+    assert nothing.item() == 0.0  # no pair of words: nothing to predict ...
+    assert model.lm_projection.weight.grad is not None  # ... yet the head stays in the graph, as DDP requires
+
+
+def test_lm_loss_config_errors_and_round_trip(char_tok, tmp_path):
+    with pytest.raises(ConfigError, match="needs num_layers=1 when bidirectional"):
+        classifier(char_tok, bidirectional=True, num_layers=2, lm_loss_weight=0.5)
+    with pytest.raises(ConfigError, match="lm_loss_weight applies to classifiers only"):
+        language_model(char_tok, lm_loss_weight=0.5)
+    model = classifier(char_tok, bidirectional=True, lm_loss_weight=0.5, ensemble_size=2)
+    model.save_pretrained(tmp_path / "aux")
+    ids, lengths = torch.tensor([[4, 5, 6], [7, 8, 0]]), torch.tensor([3, 2])
+    torch.testing.assert_close(RNNClassifier.from_pretrained(tmp_path / "aux")(ids, lengths)[0], model(ids, lengths)[0], rtol=0, atol=0)
+
+
 def test_classifier_without_labels_returns_no_loss(char_tok):
     logits, loss = classifier(char_tok)(torch.tensor([[5, 6]]), torch.tensor([2]))
     assert loss is None and logits.shape == (1, 3)

@@ -42,6 +42,7 @@ class RNNConfig:
     pooling: str = "last"  # classifier: last | mean | max | attention
     num_labels: int = 2
     ensemble_size: int = 1  # classifier: K independently initialized members, probabilities averaged
+    lm_loss_weight: float = 0.0  # classifier, training: weight of an auxiliary language-model loss on the encoder
     label_names: Optional[list] = None
     tie_weights: bool = False  # language model: share embedding and output weights
     tie_projection: bool = False  # language model: add a hidden_size -> embedding_dim projection to tie
@@ -60,6 +61,12 @@ class RNNConfig:
         _check(self.cell in ("lstm", "gru", "rnn"), f"model.cell must be lstm, gru or rnn, got {self.cell!r}")
         _check(self.strategy in ("auto", "packed", "padded"), f"model.strategy must be auto, packed or padded, got {self.strategy!r}")
         _check(self.pooling in ("last", "mean", "max", "attention"), f"model.pooling must be last, mean, max or attention, got {self.pooling!r}")
+        _check(self.lm_loss_weight >= 0, f"model.lm_loss_weight must be >= 0, got {self.lm_loss_weight}")
+        if self.lm_loss_weight > 0:
+            _check(self.task == "classification", "model.lm_loss_weight applies to classifiers only: set model.lm_loss_weight=0")
+            _check(not (self.bidirectional and self.num_layers > 1),
+                   "model.lm_loss_weight needs num_layers=1 when bidirectional (upper layers see the word each "
+                   "direction predicts): set model.num_layers=1 or model.lm_loss_weight=0")
         if self.task == "language_model":
             _check(self.ensemble_size == 1, "model.ensemble_size applies to classifiers only: set model.ensemble_size=1")
             _check(not self.bidirectional, "a language model must be unidirectional: set model.bidirectional=false")

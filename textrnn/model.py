@@ -109,6 +109,9 @@ class RNNClassifier(_RNNBackbone):
     at the first), ``mean`` and ``max`` pool over valid steps, ``attention`` is a learned
     softmax-weighted sum. An empty sequence pools to zeros.
 
+    With ``config.lm_loss_weight > 0`` the training loss adds that weight times
+    :meth:`lm_loss`, an auxiliary language-model loss on the encoder outputs.
+
     With ``config.ensemble_size = K > 1`` the constructor returns a
     :class:`ClassifierEnsemble` of K such classifiers (same contract).
     """
@@ -125,13 +128,50 @@ class RNNClassifier(_RNNBackbone):
         width = self.encoder.output_size
         self.attention = nn.Linear(width, 1) if config.pooling == "attention" else None
         self.head = nn.Linear(width, config.num_labels)
+        # hidden -> embedding space, where the auxiliary LM scores words against the input embeddings
+        self.lm_projection = nn.Linear(config.hidden_size, config.embedding_dim, bias=False) if config.lm_loss_weight else None
 
     def forward(self, input_ids: Tensor, lengths: Tensor, labels: Optional[Tensor] = None):
         outputs, state = self.encode(input_ids, lengths)  # (B, T, D*H)
         pooled = self.pool(outputs, state, lengths)  # (B, D*H)
         logits = self.head(self.output_dropout(pooled))  # (B, C)
         loss = F.cross_entropy(logits.float(), labels.to(logits.device)) if labels is not None else None
+        if loss is not None and self.training and self.lm_projection is not None:
+            loss = loss + self.config.lm_loss_weight * self.lm_loss(outputs, input_ids, lengths)
         return logits, loss
+
+    def lm_loss(self, outputs: Tensor, input_ids: Tensor, lengths: Tensor) -> Tensor:
+        """Auxiliary language-model loss: each direction predicts the word it has not read yet.
+
+        ``outputs`` (B, T, D*H) from one encoder layer, ``input_ids`` (B, T) before word
+        dropout, ``lengths`` (B,). The forward half at step t predicts token t+1, the backward
+        half (it has read t..end) token t-1::
+
+            tokens     x0   x1   x2   x3   <pad>
+            forward    ->x1 ->x2 ->x3   -     -
+            backward    -   x0<- x1<- x2<-    -
+
+        Every word of the batch gets a gradient from its contexts, rare ones included, which
+        the one label per sentence cannot give (multitask LM objective, Rei 2017). The softmax
+        runs over the batch's distinct target words, scored against the input embeddings
+        through ``lm_projection``: a full softmax over a word vocabulary would cost more than
+        the classifier itself, and the sampled one is only a training signal. Returns a
+        scalar; 0 when no sequence has two tokens.
+        """
+        hidden = self.config.hidden_size
+        lengths = lengths.to(outputs.device)
+        pairs = torch.arange(outputs.size(1) - 1, device=outputs.device)[None, :] < lengths[:, None] - 1  # (B, T-1)
+        states = [outputs[:, :-1, :hidden][pairs]]  # (N, H): forward states that have a next word
+        targets = [input_ids[:, 1:][pairs]]  # (N,)
+        if self.encoder.num_directions == 2:
+            states.append(outputs[:, 1:, hidden:][pairs])  # backward states that have a previous word
+            targets.append(input_ids[:, :-1][pairs])
+        states, targets = torch.cat(states), torch.cat(targets)  # (2N, H), (2N,)
+        words, target = torch.unique(targets, return_inverse=True)  # (W,), (2N,) indices into words
+        queries = self.lm_projection(self.output_dropout(states))  # (2N, E)
+        scores = queries @ self.embedding.weight[words].t()  # (2N, W)
+        # a sum over max(1, 2N), not a mean: with no pairs it is 0 and every parameter still in the graph (DDP)
+        return F.cross_entropy(scores.float(), target, reduction="sum") / max(1, target.numel())
 
     def pool(self, outputs: Tensor, state: State, lengths: Tensor) -> Tensor:
         batch, steps, _ = outputs.shape
@@ -212,13 +252,11 @@ class ClassifierEnsemble(RNNClassifier):
         return self.members[0].device
 
     def forward(self, input_ids: Tensor, lengths: Tensor, labels: Optional[Tensor] = None):
-        member_logits = torch.stack([m(input_ids, lengths)[0] for m in self.members]).float()  # (K, B, C)
+        results = [m(input_ids, lengths, labels) for m in self.members]
+        member_logits = torch.stack([logits for logits, _ in results]).float()  # (K, B, C)
         log_probs = torch.log_softmax(member_logits, dim=-1)  # (K, B, C)
         logits = torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))  # (B, C)
-        loss = None
-        if labels is not None:
-            labels = labels.to(logits.device).repeat(len(self.members))  # (K*B,)
-            loss = F.cross_entropy(member_logits.flatten(0, 1), labels)
+        loss = torch.stack([loss for _, loss in results]).mean() if labels is not None else None
         return logits, loss
 
     def clip_groups(self) -> list:
