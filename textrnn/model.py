@@ -143,7 +143,7 @@ class RNNClassifier(_RNNBackbone):
     def lm_loss(self, outputs: Tensor, input_ids: Tensor, lengths: Tensor) -> Tensor:
         """Auxiliary language-model loss: each direction predicts the word it has not read yet.
 
-        ``outputs`` (B, T, D*H) from one encoder layer, ``input_ids`` (B, T) before word
+        ``outputs`` (B, T, D*H) from the encoder's top layer, ``input_ids`` (B, T) before word
         dropout, ``lengths`` (B,). The forward half at step t predicts token t+1, the backward
         half (it has read t..end) token t-1::
 
