@@ -8,6 +8,7 @@ single process.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -41,7 +42,17 @@ def init(device: torch.device) -> Dist:
 
 
 def close(info: Dist) -> None:
+    """Leave the process group together.
+
+    The barrier keeps a rank that finishes first from tearing down its gloo pairs while the
+    others still write the checkpoint; callers drop their DDP wrapper (whose reducer holds the
+    group and its last async work) before this, so nothing of the group is left for interpreter
+    shutdown to destroy: gloo aborts the process ("terminate called without an active
+    exception") when that happens.
+    """
     if info.enabled and dist.is_initialized():
+        dist.barrier()
+        gc.collect()  # a module's reference cycles would keep the DDP reducer alive
         dist.destroy_process_group()
 
 

@@ -324,6 +324,7 @@ class Trainer:
             plot_curves(self.out)
             if checksums is not None:
                 record_checksums(self.out / "last" / STATE_JSON, checksums)
+        self.wrapped = self.model  # release DDP before its process group (see distributed.close)
         distributed.close(self.dist)
         best = self.out / "best" if (self.out / "best").exists() else None
         return RunResult(self.out, best, final, interrupted=reason == "interrupt", stop_reason=reason, step=self.progress.step)
