@@ -60,20 +60,22 @@ def sst2(seeds: list[int], extra: list[str], runs: Path) -> dict:
             "last_mean": statistics.mean(last), "last_std": statistics.pstdev(last)}
 
 
-def unseen_words() -> dict:
-    """How much of SST-2's validation text the training split's word vocabulary lacks."""
+def unseen_words(extra: list[str]) -> dict:
+    """How often the model meets ``<unk>``: in training (words under min_freq) and in validation."""
     import datasets
 
     from textrnn import UNK_ID, load_config
     from textrnn.tasks import train_tokenizer
 
-    config = load_config(str(ROOT / "configs" / "sst2_bilstm.yaml"), [f"data.dataset={SHARED / 'sst2'}"])
+    config = load_config(str(ROOT / "configs" / "sst2_bilstm.yaml"), [f"data.dataset={SHARED / 'sst2'}", *extra])
     raw = datasets.load_dataset(str(SHARED / "sst2"))
     tokenizer = train_tokenizer(raw["train"]["sentence"], config)  # as a training run makes it
-    rows = [tokenizer.encode(text) for text in raw["validation"]["sentence"]]
-    unknown = sum(token == UNK_ID for row in rows for token in row)
-    return {"validation tokens that are <unk>": unknown / sum(map(len, rows)),
-            "validation sentences with an <unk>": sum(UNK_ID in row for row in rows) / len(rows)}
+    report = {"vocabulary size": len(tokenizer)}
+    for split in ("train", "validation"):
+        rows = [tokenizer.encode(text) for text in raw[split]["sentence"]]
+        report[f"{split} tokens that are <unk>"] = sum(t == UNK_ID for row in rows for t in row) / sum(map(len, rows))
+        report[f"{split} sentences with an <unk>"] = sum(UNK_ID in row for row in rows) / len(rows)
+    return report
 
 
 def shakespeare(extra: list[str], runs: Path) -> dict:
@@ -101,7 +103,7 @@ def main() -> None:
     seeds = args.seeds[:1] if args.smoke else args.seeds
     report = {}
     if args.only in (None, "sst2"):
-        report["sst2_unseen_words"] = unseen_words()
+        report["sst2_unseen_words"] = unseen_words(args.set)
         report["sst2"] = sst2(seeds, extra, Path(args.runs))
     if args.only in (None, "shakespeare"):
         report["shakespeare"] = shakespeare(extra, Path(args.runs))

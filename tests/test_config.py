@@ -38,6 +38,7 @@ def test_dotted_overrides_parse_yaml_values():
     ("trian.lr=0.1", r"did you mean 'train'"),
     ("model.hidden_size=-1", "model.hidden_size must be a positive integer"),
     ("model.dropout=1.0", r"model.dropout must be in \[0, 1\)"),
+    ("model.weight_dropout=-0.1", r"model.weight_dropout must be in \[0, 1\)"),
     ("model.hidden_size=abc", "model.hidden_size must be an integer"),
     ("data.batch_size=0", "data.batch_size must be a positive integer"),
     ("model.cell=transformer", "model.cell must be lstm, gru or rnn"),

@@ -117,3 +117,36 @@ def test_strategies_agree_on_arbitrary_lengths(lengths, cell, bidirectional):
     lengths = torch.tensor(lengths)
     for a, b in zip(run(enc, x, lengths, "packed"), run(enc, x, lengths, "padded")):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_weight_dropout_is_one_mask_on_the_recurrent_weights_in_training(cell):
+    torch.manual_seed(3)
+    enc = RNNEncoder(E, H, 2, cell, True, weight_dropout=0.5).double().train()
+    x = torch.randn(5, 6, E, dtype=torch.double)
+    lengths = torch.tensor([3, 6, 1, 4, 0])
+    results = {}
+    for strategy in ("packed", "padded"):
+        torch.manual_seed(7)  # the same mask for both: the strategies must still agree exactly
+        results[strategy] = run(enc, x, lengths, strategy)
+    for a, b in zip(results["packed"], results["padded"]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    grad_hh = enc.weight_hh_l0.grad
+    assert 0.35 < float((grad_hh == 0).double().mean()) < 0.65  # dropped connections get no gradient
+    assert bool((enc.weight_ih_l0.grad != 0).all())  # input weights are not dropped
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_weight_dropout_leaves_the_first_step_and_evaluation_alone(cell):
+    torch.manual_seed(4)
+    enc = RNNEncoder(E, H, 1, cell, False, weight_dropout=0.5).double()
+    x = torch.randn(3, 5, E, dtype=torch.double)
+    lengths = torch.tensor([5, 2, 4])
+    plain = RNNEncoder(E, H, 1, cell, False).double()
+    plain.load_state_dict(enc.state_dict())
+    reference = plain(x, lengths)[0]
+    trained = enc.train()(x, lengths)[0]
+    # From a zero state the first step never reads the recurrent weights; later steps do.
+    torch.testing.assert_close(trained[:, 0], reference[:, 0])
+    assert not torch.allclose(trained[:, 1:], reference[:, 1:])
+    torch.testing.assert_close(enc.eval()(x, lengths)[0], reference)

@@ -55,6 +55,24 @@ def test_word_dropout_replaces_tokens_with_unk_only_in_training(char_tok):
     assert torch.equal(classifier(char_tok).train().drop_words(input_ids), input_ids)
 
 
+@pytest.mark.parametrize("ensemble_size", [1, 2])
+def test_label_smoothing_shapes_the_training_loss_only(char_tok, ensemble_size):
+    model = classifier(char_tok, label_smoothing=0.3, ensemble_size=ensemble_size)  # no dropout configured
+    input_ids = torch.randint(4, len(char_tok), (5, 9))
+    lengths, labels = torch.tensor([9, 4, 1, 7, 0]), torch.tensor([0, 2, 1, 1, 0])
+    members = model.members if ensemble_size > 1 else [model]
+    log_p = torch.stack([torch.log_softmax(m(input_ids, lengths)[0], dim=-1) for m in members])  # (K, B, C)
+    smoothed = torch.full_like(log_p[0], 0.3 / 3).scatter_add_(1, labels[:, None], torch.full((5, 1), 0.7))  # (B, C)
+    plain = -log_p.gather(2, labels[None, :, None].expand(len(members), 5, 1)).mean()
+    _, eval_loss = model(input_ids, lengths, labels)
+    torch.testing.assert_close(eval_loss, plain)  # evaluation reports the plain cross-entropy
+    _, train_loss = model.train()(input_ids, lengths, labels)
+    torch.testing.assert_close(train_loss, -(smoothed * log_p).sum(2).mean())
+    assert abs(train_loss.item() - plain.item()) > 1e-3
+    with pytest.raises(ConfigError, match="model.label_smoothing applies to classifiers only"):
+        RNNConfig(task="language_model", vocab_size=5, label_smoothing=0.1).validate()
+
+
 def test_lm_loss_cannot_be_lowered_by_copying_what_a_direction_has_read():
     # Random tokens are unpredictable from the other tokens, so a correct objective stays near
     # log(#distinct targets); had either direction seen the word it predicts, training would

@@ -37,11 +37,13 @@ class RNNConfig:
     dropout: float = 0.0  # between stacked RNN layers
     embedding_dropout: float = 0.0  # on the embeddings (same mask at every step of a sequence)
     word_dropout: float = 0.0  # training: each token becomes <unk> with this probability
+    weight_dropout: float = 0.0  # training: DropConnect on the hidden-to-hidden weights (AWD-LSTM)
     output_dropout: float = 0.0  # before the output layer
     strategy: str = "auto"  # auto | packed | padded (see textrnn.encoder)
     pooling: str = "last"  # classifier: last | mean | max | attention
     num_labels: int = 2
     ensemble_size: int = 1  # classifier: K independently initialized members, probabilities averaged
+    label_smoothing: float = 0.0  # classifier, training: cross-entropy against (1 - s) one-hot + s uniform
     lm_loss_weight: float = 0.0  # classifier, training: weight of an auxiliary language-model loss on the encoder
     label_names: Optional[list] = None
     tie_weights: bool = False  # language model: share embedding and output weights
@@ -55,12 +57,15 @@ class RNNConfig:
         _check(self.task in TASKS, f"model task must be one of {TASKS}, got {self.task!r}")
         for name in ("embedding_dim", "hidden_size", "num_layers", "ensemble_size"):
             _check(getattr(self, name) >= 1, f"model.{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("dropout", "embedding_dropout", "word_dropout", "output_dropout"):
+        for name in ("dropout", "embedding_dropout", "word_dropout", "weight_dropout", "output_dropout"):
             value = getattr(self, name)
             _check(0.0 <= value < 1.0, f"model.{name} must be in [0, 1), got {value}")
         _check(self.cell in ("lstm", "gru", "rnn"), f"model.cell must be lstm, gru or rnn, got {self.cell!r}")
         _check(self.strategy in ("auto", "packed", "padded"), f"model.strategy must be auto, packed or padded, got {self.strategy!r}")
         _check(self.pooling in ("last", "mean", "max", "attention"), f"model.pooling must be last, mean, max or attention, got {self.pooling!r}")
+        _check(0.0 <= self.label_smoothing < 1.0, f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        _check(self.label_smoothing == 0 or self.task == "classification",
+               "model.label_smoothing applies to classifiers only: set model.label_smoothing=0")
         _check(self.lm_loss_weight >= 0, f"model.lm_loss_weight must be >= 0, got {self.lm_loss_weight}")
         if self.lm_loss_weight > 0:
             _check(self.task == "classification", "model.lm_loss_weight applies to classifiers only: set model.lm_loss_weight=0")

@@ -82,6 +82,10 @@ class RNNEncoder(nn.RNNBase):
         cell: ``"lstm"``, ``"gru"`` or ``"rnn"`` (tanh).
         bidirectional: D = 2 when true.
         dropout: dropout on the outputs of every layer but the last.
+        weight_dropout: in training, DropConnect on the hidden-to-hidden matrices: one mask per
+            forward call, the same at every time step and for every sequence of the batch
+            (AWD-LSTM, Merity et al. 2018). It regularizes the recurrence itself, which dropout
+            on inputs and outputs does not reach, and leaves the fused kernels usable.
         strategy: ``"packed"``, ``"padded"`` or ``"auto"`` (packed on CUDA, padded elsewhere).
     """
 
@@ -94,6 +98,7 @@ class RNNEncoder(nn.RNNBase):
         bidirectional: bool = False,
         dropout: float = 0.0,
         strategy: str = "auto",
+        weight_dropout: float = 0.0,
     ) -> None:
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
@@ -107,6 +112,7 @@ class RNNEncoder(nn.RNNBase):
             )
         self.cell = cell
         self.strategy = strategy
+        self.weight_dropout = float(weight_dropout)
         self.nonlinearity = "tanh"
 
     @property
@@ -118,7 +124,8 @@ class RNNEncoder(nn.RNNBase):
         return self.num_directions * self.hidden_size
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", cell={self.cell}, strategy={self.strategy}"
+        drop = f", weight_dropout={self.weight_dropout}" if self.weight_dropout else ""
+        return super().extra_repr() + f", cell={self.cell}, strategy={self.strategy}{drop}"
 
     def resolve_strategy(self, device: torch.device) -> str:
         if self.strategy != "auto":
@@ -136,15 +143,27 @@ class RNNEncoder(nn.RNNBase):
         batch, steps, _ = inputs.shape
         if state is None:
             state = self.initial_state(batch, inputs)
+        weights = self._weights()
         if lengths is None or batch == 0 or bool((lengths == steps).all()):
             # No padding: one fused call for all layers and directions (LM training lands here).
-            return self._run(inputs, state, self._flat_weights, self.num_layers, self.bidirectional)
+            return self._run(inputs, state, weights, self.num_layers, self.bidirectional)
         lengths = lengths.to(device="cpu", dtype=torch.long)
         if lengths.dim() != 1 or lengths.numel() != batch or int(lengths.min()) < 0 or int(lengths.max()) > steps:
             raise ValueError(f"lengths must be (B,)={batch} values in [0, {steps}], got {lengths.tolist()}")
         if self.resolve_strategy(inputs.device) == "packed":
-            return self._forward_packed(inputs, lengths, state)
-        return self._forward_padded(inputs, lengths, state)
+            return self._forward_packed(inputs, lengths, state, weights)
+        return self._forward_padded(inputs, lengths, state, weights)
+
+    def _weights(self) -> list:
+        """The flat weights, with DropConnect on each hidden-to-hidden matrix in training.
+
+        ``_flat_weights`` holds (w_ih, w_hh, b_ih, b_hh) per layer and direction.
+        """
+        weights = list(self._flat_weights)
+        if self.training and self.weight_dropout > 0:
+            for k in range(1, len(weights), 4):
+                weights[k] = F.dropout(weights[k], self.weight_dropout, training=True)
+        return weights
 
     # ------------------------------------------------------------------ kernels
     def _run(self, x: Tensor, state: State, weights: list, layers: int, bidirectional: bool,
@@ -160,13 +179,13 @@ class RNNEncoder(nn.RNNBase):
         out, h = kernel(*head, state, weights, *tail)
         return out, h
 
-    def _forward_packed(self, x: Tensor, lengths: Tensor, state: State) -> Tuple[Tensor, State]:
+    def _forward_packed(self, x: Tensor, lengths: Tensor, state: State, weights: list) -> Tuple[Tensor, State]:
         # pack_padded_sequence rejects length 0: pack those as length 1 and restore them after.
         empty = lengths == 0
         packed = pack_padded_sequence(x, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
         order = packed.sorted_indices
         sorted_state = tuple(s.index_select(1, order) for s in state) if self.cell == "lstm" else state.index_select(1, order)
-        out, final = self._run(packed.data, sorted_state, self._flat_weights, self.num_layers,
+        out, final = self._run(packed.data, sorted_state, weights, self.num_layers,
                                self.bidirectional, packed.batch_sizes)
         out, _ = pad_packed_sequence(packed._replace(data=out), batch_first=True, total_length=x.size(1))  # (B, T, D*H)
         unsort = packed.unsorted_indices
@@ -177,7 +196,7 @@ class RNNEncoder(nn.RNNBase):
             final = _select_state(keep, final, state)
         return out, final
 
-    def _forward_padded(self, x: Tensor, lengths: Tensor, state: State) -> Tuple[Tensor, State]:
+    def _forward_padded(self, x: Tensor, lengths: Tensor, state: State, weights: list) -> Tuple[Tensor, State]:
         batch, steps, _ = x.shape
         lengths = lengths.to(x.device)
         mask = (torch.arange(steps, device=x.device)[None, :] < lengths[:, None])  # (B, T)
@@ -190,7 +209,7 @@ class RNNEncoder(nn.RNNBase):
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
                 inp = layer_input if direction == 0 else _take_steps(layer_input, reverse)
-                out, h, c = self._run_direction(inp, hold, _state_slice(state, k), k)
+                out, h, c = self._run_direction(inp, hold, _state_slice(state, k), weights[4 * k: 4 * k + 4])
                 hs.append(_take_steps(out, last)[:, 0])  # (B, H) at each sequence's own last step
                 cs.append(c)
                 outs.append(out if direction == 0 else _take_steps(out, reverse))
@@ -204,9 +223,9 @@ class RNNEncoder(nn.RNNBase):
             final = _select_state(~empty, final, state)
         return layer_input, final
 
-    def _run_direction(self, x: Tensor, hold: Optional[Tensor], state: State, k: int):
+    def _run_direction(self, x: Tensor, hold: Optional[Tensor], state: State, weights: list):
         """One layer, one direction, left to right; returns outputs, h_T and (for LSTM) the held c."""
-        w_ih, w_hh, b_ih, b_hh = self._flat_weights[4 * k: 4 * k + 4]
+        w_ih, w_hh, b_ih, b_hh = weights
         if hold is None:
             out, h = self._run(x, state, [w_ih, w_hh, b_ih, b_hh], 1, False)
             return out, h, None
