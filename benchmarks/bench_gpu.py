@@ -62,7 +62,9 @@ def correctness() -> dict:
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        return {cell: _compare(cell) for cell in ("lstm", "gru", "rnn")}
+        report = {cell: _compare(cell) for cell in ("lstm", "gru", "rnn")}
+        report["weight_dropout"] = _weight_dropout_agreement()
+        return report
     finally:
         torch.backends.cudnn.allow_tf32 = True
 
@@ -90,6 +92,25 @@ def _compare(cell: str) -> dict:
     reference = results["packed"][0].detach().cpu()
     return {"packed_vs_padded_max_rel_diff": diff,
             "cuda_vs_cpu_outputs_max_rel_diff": float((o_cpu.detach() - reference).abs().max() / reference.abs().max())}
+
+
+def _weight_dropout_agreement() -> dict:
+    """Training mode with DropConnect: packed (cuDNN, non-flat weights) against padded under one mask."""
+    import warnings
+
+    torch.manual_seed(0)
+    enc = RNNEncoder(32, 48, 2, "lstm", True, weight_dropout=0.3).to(CUDA).train()
+    x = torch.randn(16, 40, 32, device=CUDA)
+    lengths = torch.randint(0, 41, (16,))
+    outputs = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for strategy in ("packed", "padded"):
+            enc.strategy = strategy
+            torch.manual_seed(1)  # the same mask for both
+            outputs[strategy] = enc(x, lengths)[0]
+    diff = float((outputs["packed"] - outputs["padded"]).abs().max() / outputs["padded"].abs().max())
+    return {"packed_vs_padded_max_rel_diff": diff, "warnings": sorted({str(w.message)[:200] for w in caught})}
 
 
 def classifier_throughput() -> dict:
@@ -179,6 +200,15 @@ def end_to_end(workdir: Path) -> dict:
         "train-generator": cli("train-generator", "--config", str(ROOT / "configs" / "debug.yaml"), f"data.dataset={corpus}",
                                f"train.output_dir={workdir / 'gen'}", "train.max_steps=40", "--device", "cuda", *small),
     }
+    recipe = ["model.ensemble_size=2", "model.pooling=attention", "tokenizer.min_freq=2", "model.label_smoothing=0.1",
+              "model.weight_dropout=0.2", "model.lm_loss_weight=0.1", "train.ema_decay=0.9"]
+    out["train-classifier (ensemble, attention, weight dropout, label smoothing, lm loss)"] = cli(
+        "train-classifier", "--config", str(cfg), f"data.dataset={data}", "data.text_column=sentence",
+        f"train.output_dir={workdir / 'recipe'}", "train.max_epochs=2", "model.bidirectional=true", "--device", "cuda",
+        *small, *recipe)
+    for device in ("cuda", "cpu"):
+        out[f"evaluate recipe checkpoint on {device}"] = cli("evaluate", "--checkpoint", str(workdir / "recipe"), "--dataset",
+                                                             str(data), "--device", device)
     out["generate (cuda)"] = cli("generate", "--checkpoint", str(workdir / "gen"), "--max-new-tokens", "60", "--seed", "0", "--device", "cuda")
     out["predict (checkpoint trained on cuda, run on cpu)"] = cli("predict", "--checkpoint", str(workdir / "cls"), "loved it", "--device", "cpu")
     return out

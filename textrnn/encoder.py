@@ -85,7 +85,8 @@ class RNNEncoder(nn.RNNBase):
         weight_dropout: in training, DropConnect on the hidden-to-hidden matrices: one mask per
             forward call, the same at every time step and for every sequence of the batch
             (AWD-LSTM, Merity et al. 2018). It regularizes the recurrence itself, which dropout
-            on inputs and outputs does not reach, and leaves the fused kernels usable.
+            on inputs and outputs does not reach, and leaves the fused kernels usable. On CUDA
+            cuDNN then copies the weights into one buffer at every call (and warns so).
         strategy: ``"packed"``, ``"padded"`` or ``"auto"`` (packed on CUDA, padded elsewhere).
     """
 
