@@ -64,22 +64,19 @@ class RNNConfig:
         _check(self.strategy in ("auto", "packed", "padded"), f"model.strategy must be auto, packed or padded, got {self.strategy!r}")
         _check(self.pooling in ("last", "mean", "max", "attention"), f"model.pooling must be last, mean, max or attention, got {self.pooling!r}")
         _check(0.0 <= self.label_smoothing < 1.0, f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        _check(self.label_smoothing == 0 or self.task == "classification",
-               "model.label_smoothing applies to classifiers only: set model.label_smoothing=0")
         _check(self.lm_loss_weight >= 0, f"model.lm_loss_weight must be >= 0, got {self.lm_loss_weight}")
-        if self.lm_loss_weight > 0:
-            _check(self.task == "classification", "model.lm_loss_weight applies to classifiers only: set model.lm_loss_weight=0")
-            _check(not (self.bidirectional and self.num_layers > 1),
-                   "model.lm_loss_weight needs num_layers=1 when bidirectional (upper layers see the word each "
-                   "direction predicts): set model.num_layers=1 or model.lm_loss_weight=0")
         if self.task == "language_model":
-            _check(self.ensemble_size == 1, "model.ensemble_size applies to classifiers only: set model.ensemble_size=1")
+            for name, off in (("ensemble_size", 1), ("label_smoothing", 0), ("lm_loss_weight", 0)):
+                _check(getattr(self, name) == off, f"model.{name} applies to classifiers only: set model.{name}={off}")
             _check(not self.bidirectional, "a language model must be unidirectional: set model.bidirectional=false")
             if self.tie_weights and self.hidden_size != self.embedding_dim and not self.tie_projection:
                 raise ConfigError(
                     f"model.tie_weights needs hidden_size == embedding_dim (got {self.hidden_size} and "
                     f"{self.embedding_dim}); make them equal or set model.tie_projection=true"
                 )
+        _check(self.lm_loss_weight == 0 or not (self.bidirectional and self.num_layers > 1),
+               "model.lm_loss_weight needs num_layers=1 when bidirectional (upper layers see the word each "
+               "direction predicts): set model.num_layers=1 or model.lm_loss_weight=0")
         return self
 
     def to_dict(self) -> dict:

@@ -226,10 +226,10 @@ class RNNEncoder(nn.RNNBase):
 
     def _run_direction(self, x: Tensor, hold: Optional[Tensor], state: State, weights: list):
         """One layer, one direction, left to right; returns outputs, h_T and (for LSTM) the held c."""
-        w_ih, w_hh, b_ih, b_hh = weights
         if hold is None:
-            out, h = self._run(x, state, [w_ih, w_hh, b_ih, b_hh], 1, False)
+            out, h = self._run(x, state, weights, 1, False)
             return out, h, None
+        w_ih, w_hh, b_ih, b_hh = weights
         hidden = self.hidden_size
         column = w_ih.new_zeros(4 * hidden, 1)  # gate order i, f, g, o
         column[:hidden] = -_HOLD
