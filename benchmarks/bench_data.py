@@ -126,13 +126,13 @@ def epoch_seconds(tok_encoded) -> float:
     """One epoch of the sst2_bilstm model, extrapolated from 30 timed steps on real batches."""
     import torch
 
-    from textrnn import BucketBatchSampler, ClassificationLoader, RNNClassifier, load_config
+    import dataclasses
+
+    from textrnn import BucketBatchSampler, ClassificationLoader, build_model, load_config
 
     tok, encoded = tok_encoded
     config = load_config(str(ROOT / "configs" / "sst2_bilstm.yaml"), ["data.dataset=unused"])
-    m = config.model
-    m.task, m.vocab_size, m.num_labels = "classification", len(tok), 2
-    model = RNNClassifier(m, tok)
+    model = build_model(dataclasses.replace(config.model_config(), vocab_size=len(tok), num_labels=2), tok)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loader = ClassificationLoader(encoded, BucketBatchSampler(encoded["length"], config.data.batch_size, seed=0))
     batches = loader.iterate()

@@ -56,7 +56,7 @@ def trainer(model: RNNClassifier, batches: list[tuple], strategy: str):
     def step() -> int:
         ids, lens, labels = batches[position[0] % len(batches)]
         position[0] += 1
-        model.encoder.strategy = strategy
+        model.backbone.encoder.strategy = strategy
         _, loss = model(ids, lens, labels)
         optimizer.zero_grad()
         loss.backward()

@@ -131,7 +131,7 @@ def classifier_throughput() -> dict:
             ("bucketed + packed, bf16", bucketed, "packed", True),
             ("bucketed + padded, bf16", bucketed, "padded", True),
         ]:
-            model.encoder.strategy = strategy
+            model.backbone.encoder.strategy = strategy
             position = [0]
 
             def step(batches=batches, bf16=bf16) -> int:
@@ -200,8 +200,8 @@ def end_to_end(workdir: Path) -> dict:
         "train-generator": cli("train-generator", "--config", str(ROOT / "configs" / "debug.yaml"), f"data.dataset={corpus}",
                                f"train.output_dir={workdir / 'gen'}", "train.max_steps=40", "--device", "cuda", *small),
     }
-    recipe = ["model.ensemble_size=2", "model.pooling=attention", "tokenizer.min_freq=2", "model.label_smoothing=0.1",
-              "model.weight_dropout=0.2", "model.lm_loss_weight=0.1", "train.ema_decay=0.9"]
+    recipe = ["model.ensemble_size=2", "model.pooling=attention", "tokenizer.min_freq=2", "train.label_smoothing=0.1",
+              "model.weight_dropout=0.2", "train.lm_loss_weight=0.1", "train.ema_decay=0.9"]
     out["train-classifier (ensemble, attention, weight dropout, label smoothing, lm loss)"] = cli(
         "train-classifier", "--config", str(cfg), f"data.dataset={data}", "data.text_column=sentence",
         f"train.output_dir={workdir / 'recipe'}", "train.max_epochs=2", "model.bidirectional=true", "--device", "cuda",

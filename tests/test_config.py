@@ -4,6 +4,7 @@ import pytest
 
 from textrnn import ConfigError, ExperimentConfig, load_config
 from textrnn.config import parse_overrides
+from textrnn.registry import check_experiment, get_task
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -17,7 +18,8 @@ def test_there_are_shipped_configs():
 def test_every_shipped_config_loads_and_opens_with_its_launch_command(path):
     config = load_config(str(path))
     assert isinstance(config, ExperimentConfig)
-    command = "train-classifier" if config.task == "classification" else "train-generator"
+    command = get_task(config.task).command
+    check_experiment(config)
     first = path.read_text().splitlines()[0]
     assert first == f"# Launch: textrnn {command} --config configs/{path.name}"
     for key in ("dataset", "text_column"):
@@ -41,7 +43,7 @@ def test_dotted_overrides_parse_yaml_values():
     ("model.weight_dropout=-0.1", r"model.weight_dropout must be in \[0, 1\)"),
     ("model.hidden_size=abc", "model.hidden_size must be an integer"),
     ("data.batch_size=0", "data.batch_size must be a positive integer"),
-    ("model.cell=transformer", "model.cell must be lstm, gru or rnn"),
+    ("model.cell=transformer", "model.cell must be one of lstm, gru, rnn"),
     ("train.lr", "must look like key=value"),
 ])
 def test_bad_keys_and_values_are_one_line_errors(override, match):
@@ -61,6 +63,38 @@ def test_task_mismatch_and_missing_file(tmp_path):
         load_config(str(bad))
 
 
-def test_language_model_must_be_unidirectional():
+def test_task_rules_are_checked_before_any_data_is_read():
     with pytest.raises(ConfigError, match="unidirectional"):
-        load_config(None, ["task=language_model", "model.bidirectional=true"])
+        check_experiment(load_config(None, ["task=language_model", "model.bidirectional=true"]))
+    with pytest.raises(ConfigError, match="train.label_smoothing applies to classifiers only"):
+        check_experiment(load_config(None, ["task=language_model", "train.label_smoothing=0.1"]))
+    with pytest.raises(ConfigError, match="train.lm_loss_weight needs model.num_layers=1 when bidirectional"):
+        check_experiment(load_config(None, ["model.bidirectional=true", "model.num_layers=2", "train.lm_loss_weight=0.1"]))
+    with pytest.raises(ConfigError, match="task must be one of classification, language_model"):
+        check_experiment(load_config(None, ["task=translation"]))
+
+
+@pytest.mark.parametrize("override,new", [("model.label_smoothing=0.1", "train.label_smoothing"),
+                                          ("model.lm_loss_weight=0.1", "train.lm_loss_weight"),
+                                          ("model.tie_projection=true", "model.tie_weights")])
+def test_keys_that_moved_name_their_new_place(override, new):
+    with pytest.raises(ConfigError, match=new) as info:
+        load_config(None, [override])
+    assert "\n" not in str(info.value)
+
+
+def test_the_experiment_config_is_not_changed_by_the_data(tmp_path):
+    import torch
+
+    from textrnn.data import write_tiny_sentiment
+    from textrnn.distributed import Dist
+    from textrnn.tasks import ClassificationTask
+
+    data = write_tiny_sentiment(tmp_path / "d")
+    config = load_config(None, [f"data.dataset={data}", "data.text_column=sentence", "train.lm_loss_weight=0.1"])
+    before = repr(config)
+    task = ClassificationTask(config, Dist(), torch.device("cpu"), tmp_path / "run")
+    model_config = task.model_config()
+    assert repr(config) == before  # a new model config was returned, nothing filled in place
+    assert model_config.vocab_size == task.tokenizer.vocab_size and model_config.label_names == ["neg", "pos"]
+    assert model_config.aux_lm_head and not config.model.aux_lm_head and config.model.vocab_size == 0

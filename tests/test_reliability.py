@@ -98,11 +98,12 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path, c
     assert_same_weights(reference, out / "last")
 
 
-def test_sigint_stops_cleanly_saves_and_says_how_to_resume(tmp_path, corpus_file):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_stop_signal_stops_cleanly_saves_and_says_how_to_resume(tmp_path, corpus_file, sig):
     out = tmp_path / "run"
     proc = start_training(corpus_file, out, 100000)
     wait_for(out / "last")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert f"textrnn train-generator --resume {out}" in err
@@ -323,7 +324,8 @@ def test_nothing_is_written_outside_output_dir(tmp_path, corpus_file):
         [sys.executable, "-m", "textrnn", "train-generator", "--config", str(ROOT / "configs" / "debug.yaml"),
          f"data.dataset={corpus_file}", "train.output_dir=out/run", "train.max_steps=5"],
         cwd=work, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HOME": str(tmp_path / "hf")})
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "XDG_CACHE"))}, "PYTHONPATH": str(ROOT),
+             "HF_HOME": str(work / "hf"), "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr
     created = {p.relative_to(work).parts[:2] for p in set(work.rglob("*")) - before}
-    assert created == {("out",), ("out", "run")}
+    assert created == {("out",), ("out", "run")}  # the datasets cache (HF_HOME, in view here) included

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from textrnn import load_config, load_model
-from textrnn.trainer import make_scheduler, train
+from textrnn.optim import make_scheduler
+from textrnn.trainer import train
 
 from .conftest import assert_same_weights, weights, write_sentiment
 
@@ -94,7 +95,13 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, se
     assert torch.isfinite(torch.cat([w.flatten() for w in weights(tmp_path / "nan" / "last").values()])).all()
     calls["n"] = 0
     skipped = train(classifier_config(sentiment_dir, tmp_path / "skip", "train.max_epochs=2", "train.skip_nonfinite=true"))
-    assert skipped.stop_reason == "max_epochs"
+    assert skipped.stop_reason == "max_epochs" and calls["n"] == 16  # 2 epochs of 8 batches, the 7th poisoned
+    last = tmp_path / "skip" / "last"
+    progress = json.loads((last / "trainer_state.json").read_text())["progress"]
+    assert progress["step"] == 16 and progress["skipped_batches"] == 1
+    optimizer = torch.load(last / "trainer_state.pt", weights_only=True)["optimizer"]
+    assert {float(s["step"]) for s in optimizer["state"].values()} == {15.0}  # the bad batch made no update
+    assert torch.isfinite(torch.cat([w.flatten() for w in weights(last).values()])).all()
 
 
 def test_weight_average_is_what_gets_evaluated_and_saved(tmp_path, sentiment_dir):
@@ -113,12 +120,12 @@ def test_ensemble_members_train_exactly_as_they_would_alone():
     # The ensemble's loss is the members' mean, so a member's gradient is 1/K of its lone
     # gradient: SGD at K times the rate must retrace the lone run exactly, with clipping that
     # bites. (Adam does not see the 1/K at all, up to its epsilon.)
-    from textrnn import RNNClassifier, RNNConfig
-    from textrnn.trainer import clip_gradients
+    from textrnn import ClassifierEnsemble, RNNClassifier, RNNConfig
+    from textrnn.optim import clip_gradients
 
     config = RNNConfig(vocab_size=30, embedding_dim=8, hidden_size=8, bidirectional=True, pooling="max", ensemble_size=3)
     torch.manual_seed(0)
-    ensemble = RNNClassifier(config)
+    ensemble = ClassifierEnsemble(config)
     alone = RNNClassifier(RNNConfig(**{**config.to_dict(), "ensemble_size": 1}))
     alone.load_state_dict(ensemble.members[1].state_dict())
     optimizers = [torch.optim.SGD(ensemble.parameters(), lr=0.3), torch.optim.SGD(alone.parameters(), lr=0.1)]

@@ -5,12 +5,13 @@
     clf.predict(["a gripping, funny film"])
 """
 
-from .checkpoint import load_model
 from .config import ExperimentConfig, RNNConfig, load_config
-from .data import BucketBatchSampler, ClassificationLoader, LMStreamLoader, load_raw, pad_batch
+from .batching import BucketBatchSampler, ClassificationLoader, LMStreamLoader, pad_batch
+from .data import load_raw
 from .encoder import RNNEncoder
 from .errors import CheckpointError, ConfigError, DataError, TextRNNError, TrainingError
 from .model import ClassifierEnsemble, RNNClassifier, RNNLanguageModel
+from .registry import TASKS, build_model, load_model
 from .tokenization import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, TextTokenizer, Vocab
 from .trainer import train
 
@@ -20,6 +21,6 @@ __all__ = [
     "BOS_ID", "EOS_ID", "PAD_ID", "SPECIAL_TOKENS", "UNK_ID",
     "BucketBatchSampler", "CheckpointError", "ClassificationLoader", "ClassifierEnsemble", "ConfigError", "DataError",
     "ExperimentConfig", "LMStreamLoader", "RNNClassifier", "RNNConfig", "RNNEncoder", "RNNLanguageModel",
-    "TextRNNError", "TextTokenizer", "TrainingError", "Vocab", "load_config", "load_model", "load_raw",
-    "pad_batch", "train",
+    "TASKS", "TextRNNError", "TextTokenizer", "TrainingError", "Vocab", "load_config", "load_model", "load_raw",
+    "build_model", "pad_batch", "train",
 ]

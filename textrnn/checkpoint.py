@@ -6,8 +6,9 @@ A checkpoint is a folder::
     model.safetensors   the weights (tied weights stored once)
     tokenizer.json      a standard Hugging Face tokenizer file
 
-Training checkpoints add ``trainer_state.json`` and ``trainer_state.safetensors`` (see
-:mod:`textrnn.trainer`); inference ignores them.
+Training checkpoints add the run's resume state, ``trainer_state.json`` and
+``trainer_state.pt`` (see :mod:`textrnn.checkpointer`); inference ignores them. Folders of
+earlier formats are upgraded as they load (see :mod:`textrnn.migrations`).
 
 Writes go to a temporary folder beside the target, every file is fsynced, and only then is
 the folder renamed into place, so a crash leaves either the old checkpoint or the new one,
@@ -30,6 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import FORMAT_VERSION, RNNConfig
 from .errors import CheckpointError, TextRNNError, one_line
+from .migrations import migrate_config, migrate_weight_name
 from .tokenization import TextTokenizer
 
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
@@ -120,7 +122,13 @@ def resolve_checkpoint(path: PathLike) -> Path:
     raise CheckpointError(f"{path} is not a textrnn checkpoint (no {CONFIG_FILE}, best/ or last/ inside); pass a checkpoint folder")
 
 
+def saved_format(folder: Path) -> int:
+    """The format version a folder's config.json was written in."""
+    return int(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("format_version", FORMAT_VERSION))
+
+
 def read_config(folder: Path) -> RNNConfig:
+    """config.json of a checkpoint folder, upgraded to the current format."""
     try:
         data = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -133,7 +141,7 @@ def read_config(folder: Path) -> RNNConfig:
             f"{folder} was written by a newer textrnn (format {version}, this one reads up to {FORMAT_VERSION}); upgrade textrnn"
         )
     try:
-        return RNNConfig.from_dict(data).validate()
+        return RNNConfig.from_dict(migrate_config(data)).validate()
     except TextRNNError as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
 
@@ -168,9 +176,10 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     save_file(state, str(path), metadata={"format": "pt"})
 
 
-def load_weights(model: torch.nn.Module, path: Path, map_location) -> None:
-    """Load ``save_weights`` output into ``model`` (strict: every name must match)."""
-    state = load_file(str(path), device=str(torch.device(map_location)))
+def load_weights(model: torch.nn.Module, path: Path, map_location, version: int = FORMAT_VERSION) -> None:
+    """Load ``save_weights`` output of format ``version`` into ``model`` (strict: every name must match)."""
+    saved = load_file(str(path), device=str(torch.device(map_location)))
+    state = {migrate_weight_name(name, version): tensor for name, tensor in saved.items()}
     for name, source in getattr(model, "tied_weights", {}).items():
         state[name] = state[source]
     model.load_state_dict(state, strict=True)
@@ -182,6 +191,11 @@ class PretrainedMixin:
     task: str
     config: RNNConfig
     tokenizer: Optional[TextTokenizer]
+
+    @classmethod
+    def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None):
+        """The model ``config`` describes (a subclass may return a related class)."""
+        return cls(config, tokenizer)
 
     def save_pretrained(self, directory: PathLike, extra: Optional[Callable[[Path], None]] = None) -> Path:
         """Write config.json, model.safetensors and tokenizer.json to ``directory`` atomically.
@@ -215,12 +229,16 @@ class PretrainedMixin:
 
     @classmethod
     def from_pretrained(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu"):
-        """Load a checkpoint folder (or a run folder's best checkpoint, or a Hub id) on any device."""
+        """Load a checkpoint folder (or a run folder's best checkpoint, or a Hub id) on any device.
+
+        ``cls.build(config, tokenizer)`` makes the model, so a classifier folder that holds an
+        ensemble loads as one.
+        """
         folder = locate(path)
         config = read_config(folder)
         if config.task != cls.task:
-            other = "RNNLanguageModel" if config.task == "language_model" else "RNNClassifier"
-            raise CheckpointError(f"{folder} holds a {config.task} model, not a {cls.task} model; load it with {other}")
+            raise CheckpointError(f"{folder} holds a {config.task} model, not a {cls.task} model; "
+                                  "load it with textrnn.load_model, which picks the class")
         if not (folder / TOKENIZER_FILE).is_file():
             raise CheckpointError(f"{folder} has no {TOKENIZER_FILE}; copy the tokenizer the model was trained with into it")
         try:
@@ -232,20 +250,10 @@ class PretrainedMixin:
                 f"{folder}: tokenizer has {tokenizer.vocab_size} tokens but the model's embedding has "
                 f"{config.vocab_size}; use the tokenizer.json saved with this model"
             )
-        model = cls(config, tokenizer)
+        model = cls.build(config, tokenizer)
         try:
-            load_weights(model, folder / WEIGHTS_FILE, map_location)
+            load_weights(model, folder / WEIGHTS_FILE, map_location, saved_format(folder))
         except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{folder / WEIGHTS_FILE} is missing, corrupt or truncated ({one_line(exc)}); use another checkpoint") from None
         model.to(map_location)
         return model.eval()
-
-
-def load_model(path: PathLike, map_location: Union[str, torch.device] = "cpu"):
-    """Load whichever model a checkpoint holds (classifier or language model)."""
-    from .model import RNNClassifier, RNNLanguageModel
-
-    folder = locate(path)
-    config = read_config(folder)
-    cls = RNNLanguageModel if config.task == "language_model" else RNNClassifier
-    return cls.from_pretrained(folder, map_location)

@@ -25,8 +25,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="textrnn", description="RNN text classifiers and generators on PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, task in (("train-classifier", "classification"), ("train-generator", "language_model")):
-        p = sub.add_parser(name, help=f"train a {task.replace('_', ' ')} model from a YAML config")
+    from .registry import TASKS
+
+    for task, entry in TASKS.items():
+        p = sub.add_parser(entry.command, help=f"train {entry.description} from a YAML config")
         p.add_argument("--config", help="YAML config (configs/*.yaml)")
         p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.lr=0.001")
         p.add_argument("--resume", help="run folder or checkpoint to resume from")
@@ -77,9 +79,10 @@ def cmd_train(args) -> int:
         config = load_config(args.config, args.overrides, task=args.task)
     result = train(config, resume=args.resume, device=args.device)
     if result.interrupted:
-        command = "train-classifier" if config.task == "classification" else "train-generator"
+        from .registry import get_task
+
         print(f"interrupted at step {result.step}; saved {result.output_dir / 'last'}; resume with: "
-              f"textrnn {command} --resume {result.output_dir}", file=sys.stderr)
+              f"textrnn {get_task(config.task).command} --resume {result.output_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if result.best_checkpoint is not None:
         print(json.dumps({"output_dir": str(result.output_dir), "stop_reason": result.stop_reason,
@@ -88,13 +91,12 @@ def cmd_train(args) -> int:
 
 
 def _load(args, kind: Optional[str]):
-    from .checkpoint import load_model
-    from .trainer import select_device
+    from .registry import get_task, load_model
+    from .runtime import select_device
 
     model = load_model(args.checkpoint, map_location=select_device(args.device))
     if kind is not None and model.task != kind:
-        wanted = "a language model" if kind == "language_model" else "a classifier"
-        raise TextRNNError(f"{args.checkpoint} holds a {model.task} model; this command needs {wanted}")
+        raise TextRNNError(f"{args.checkpoint} holds a {model.task} model; this command needs {get_task(kind).description}")
     return model
 
 
@@ -102,12 +104,10 @@ def cmd_generate(args) -> int:
     model = _load(args, "language_model")
     options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                    num_samples=args.num_samples, seed=args.seed)
-    from .model import check_sampling
-
-    check_sampling(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.num_samples)
-    if args.num_samples == 1:
-        sys.stdout.write(args.prompt)
-        model.generate_text(args.prompt, args.max_new_tokens, on_token=lambda piece: _write(piece[0]), **options)
+    if args.num_samples == 1:  # settings are checked before the first token: the prompt goes out with it
+        pieces = iter([args.prompt])
+        model.generate_text(args.prompt, args.max_new_tokens, on_token=lambda piece: _write(next(pieces, "") + piece[0]),
+                            **options)
         sys.stdout.write("\n")
         return 0
     for i, text in enumerate(model.generate_text(args.prompt, args.max_new_tokens, **options)):

@@ -17,17 +17,24 @@ from typing import Any, Optional
 
 import yaml
 
+from .encoder import CELLS, STRATEGIES
 from .errors import ConfigError
+from .modules import POOLINGS
 
-FORMAT_VERSION = 1
-TASKS = ("classification", "language_model")
+FORMAT_VERSION = 2  # of config.json; textrnn.migrations upgrades older folders on load
 
 
 @dataclass
 class RNNConfig:
-    """Architecture of a classifier or language model; saved as ``config.json``."""
+    """Architecture of a classifier or language model; saved as ``config.json``.
 
-    task: str = "classification"
+    Only what builds the network lives here (transformers' rule for a model config). Loss
+    options are training settings (``train.label_smoothing``, ``train.lm_loss_weight``), and
+    the values that come from the data (``vocab_size``, ``label_names``, ``pad_id``,
+    ``tokenizer_kind``) are filled in by the task, which returns a new config.
+    """
+
+    task: str = "classification"  # which registry entry builds it (see textrnn.registry)
     vocab_size: int = 0
     embedding_dim: int = 128
     hidden_size: int = 256
@@ -43,40 +50,27 @@ class RNNConfig:
     pooling: str = "last"  # classifier: last | mean | max | attention
     num_labels: int = 2
     ensemble_size: int = 1  # classifier: K independently initialized members, probabilities averaged
-    label_smoothing: float = 0.0  # classifier, training: cross-entropy against (1 - s) one-hot + s uniform
-    lm_loss_weight: float = 0.0  # classifier, training: weight of an auxiliary language-model loss on the encoder
+    aux_lm_head: bool = False  # classifier: a projection for the auxiliary LM loss (set when train.lm_loss_weight > 0)
     label_names: Optional[list] = None
-    tie_weights: bool = False  # language model: share embedding and output weights
-    tie_projection: bool = False  # language model: add a hidden_size -> embedding_dim projection to tie
+    tie_weights: bool = False  # language model: share embedding and output weights (projected when sizes differ)
     pad_id: int = 0
     tokenizer_kind: str = "char"
     format_version: int = FORMAT_VERSION
 
     def validate(self) -> "RNNConfig":
-        """Raise ConfigError with a one-line fix for any value that cannot build a model."""
-        _check(self.task in TASKS, f"model task must be one of {TASKS}, got {self.task!r}")
+        """Raise ConfigError with a one-line fix for any value that cannot build a model.
+
+        Task-specific rules (a language model is unidirectional, ...) are the model class's
+        ``check_config``.
+        """
         for name in ("embedding_dim", "hidden_size", "num_layers", "ensemble_size"):
             _check(getattr(self, name) >= 1, f"model.{name} must be a positive integer, got {getattr(self, name)}")
         for name in ("dropout", "embedding_dropout", "word_dropout", "weight_dropout", "output_dropout"):
             value = getattr(self, name)
             _check(0.0 <= value < 1.0, f"model.{name} must be in [0, 1), got {value}")
-        _check(self.cell in ("lstm", "gru", "rnn"), f"model.cell must be lstm, gru or rnn, got {self.cell!r}")
-        _check(self.strategy in ("auto", "packed", "padded"), f"model.strategy must be auto, packed or padded, got {self.strategy!r}")
-        _check(self.pooling in ("last", "mean", "max", "attention"), f"model.pooling must be last, mean, max or attention, got {self.pooling!r}")
-        _check(0.0 <= self.label_smoothing < 1.0, f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        _check(self.lm_loss_weight >= 0, f"model.lm_loss_weight must be >= 0, got {self.lm_loss_weight}")
-        if self.task == "language_model":
-            for name, off in (("ensemble_size", 1), ("label_smoothing", 0), ("lm_loss_weight", 0)):
-                _check(getattr(self, name) == off, f"model.{name} applies to classifiers only: set model.{name}={off}")
-            _check(not self.bidirectional, "a language model must be unidirectional: set model.bidirectional=false")
-            if self.tie_weights and self.hidden_size != self.embedding_dim and not self.tie_projection:
-                raise ConfigError(
-                    f"model.tie_weights needs hidden_size == embedding_dim (got {self.hidden_size} and "
-                    f"{self.embedding_dim}); make them equal or set model.tie_projection=true"
-                )
-        _check(self.lm_loss_weight == 0 or not (self.bidirectional and self.num_layers > 1),
-               "model.lm_loss_weight needs num_layers=1 when bidirectional (upper layers see the word each "
-               "direction predicts): set model.num_layers=1 or model.lm_loss_weight=0")
+        for name, allowed in (("cell", CELLS), ("strategy", STRATEGIES), ("pooling", POOLINGS)):
+            value = getattr(self, name)
+            _check(value in allowed, f"model.{name} must be one of {', '.join(allowed)}, got {value!r}")
         return self
 
     def to_dict(self) -> dict:
@@ -125,6 +119,8 @@ class TrainConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     grad_clip: float = 1.0
+    label_smoothing: float = 0.0  # classifier: cross-entropy against (1 - s) one-hot + s uniform
+    lm_loss_weight: float = 0.0  # classifier: weight of an auxiliary language-model loss on the encoder
     ema_decay: float = 0.0  # > 0: evaluate and save an exponential moving average of the weights
     eval_every: int = 500  # steps; 0 means only at the end of each epoch
     patience: Optional[int] = None  # evaluations without improvement before stopping
@@ -146,8 +142,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> "ExperimentConfig":
-        _check(self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}")
-        self.model.task = self.task
+        """Generic checks; the task's own (``registry.check_experiment``) run when training starts."""
         self.model.validate()
         d, t = self.data, self.train
         for name, value in (("data.batch_size", d.batch_size), ("data.eval_batch_size", d.eval_batch_size),
@@ -160,9 +155,14 @@ class ExperimentConfig:
         _check(t.max_minutes is None or t.max_minutes > 0, f"train.max_minutes must be positive, got {t.max_minutes}")
         _check(t.max_steps is None or t.max_steps >= 1, f"train.max_steps must be positive, got {t.max_steps}")
         _check(t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}")
+        _check(0.0 <= t.label_smoothing < 1.0, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
+        _check(t.lm_loss_weight >= 0, f"train.lm_loss_weight must be >= 0, got {t.lm_loss_weight}")
         _check(self.tokenizer.kind in ("char", "word", "bpe"), f"tokenizer.kind must be char, word or bpe, got {self.tokenizer.kind!r}")
-        _check(self.task != "classification" or bool(d.label_column), "data.label_column is required to train a classifier")
         return self
+
+    def model_config(self) -> RNNConfig:
+        """The model section with this experiment's task, as a new config (nothing is changed in place)."""
+        return dataclasses.replace(self.model, task=self.task)
 
 
 def _check(ok: bool, message: str) -> None:
@@ -257,6 +257,7 @@ def load_config(path: Optional[str], overrides: Optional[list] = None, task: Opt
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
     data = merge(data, parse_overrides(overrides or []))
+    check_moved_keys(data)
     if task is not None:
         if data.get("task", task) != task:
             raise ConfigError(f"config task is {data['task']!r} but this command trains a {task!r} model; use the other train command")
@@ -266,3 +267,16 @@ def load_config(path: Optional[str], overrides: Optional[list] = None, task: Opt
 
 def config_to_dict(config: ExperimentConfig) -> dict:
     return dataclasses.asdict(config)
+
+
+MOVED_KEYS = {"model.label_smoothing": "train.label_smoothing", "model.lm_loss_weight": "train.lm_loss_weight"}
+
+
+def check_moved_keys(data: dict) -> None:
+    """Keys that earlier releases read elsewhere: a one-line error that names the new key."""
+    for old, new in MOVED_KEYS.items():
+        section, key = old.split(".")
+        if isinstance(data.get(section), dict) and key in data[section]:
+            raise ConfigError(f"{old} is a training option now (the model config holds the architecture): use {new}")
+    if isinstance(data.get("model"), dict) and "tie_projection" in data["model"]:
+        raise ConfigError("model.tie_projection is gone: model.tie_weights adds the projection when sizes differ; drop the key")

@@ -1,14 +1,9 @@
-"""From raw text in a Hugging Face dataset (Hub name or local files) to batches.
+"""From raw text in a Hugging Face dataset (Hub name or local files) to encoded examples.
 
-Classification batches are dicts of::
-
-    input_ids (B, T) int64, padded with <pad> = 0
-    lengths   (B,)   int64, on CPU (what pack_padded_sequence wants)
-    labels    (B,)   int64
-
-built from length-bucketed batches, so little of T is padding. Language-model data is one
-flat token stream laid out as B parallel streams for truncated backprop through time
-(see :class:`LMStreamLoader`).
+Loading (Hub, local files, URLs, built-in corpora), splits and columns, labels, and encoding:
+classification splits become ``input_ids``/``length``/``labels`` columns through
+``Dataset.map``, language-model text one flat memory-mapped token file. Batching them is
+:mod:`textrnn.batching`.
 
 Empty and whitespace-only texts are kept: they encode to zero tokens, the encoder returns
 its initial state for a length-0 sequence, and a classifier then predicts from its output
@@ -19,16 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
-import torch
 
 from .errors import DataError, one_line
-from .tokenization import EOS_ID, PAD_ID, TextTokenizer
+from .tokenization import EOS_ID, TextTokenizer
 
 LOCAL_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text", ".text": "text"}
 VALIDATION_NAMES = ("validation", "valid", "dev")
@@ -38,7 +31,11 @@ MAX_CHARS_PER_TOKEN = 64  # inference pre-truncates text to max_length * this ma
 
 # ---------------------------------------------------------------------------- loading
 def load_raw(dataset: str, workdir: Optional[str] = None):
-    """Load a ``DatasetDict`` from a Hub name, a local folder or file, or the built-in corpus."""
+    """Load a ``DatasetDict`` from a Hub name, a local folder or file, or the built-in corpus.
+
+    Local data is cached (Arrow files, encodings) under ``workdir/data/hf_cache``, so a run
+    writes nothing outside its folder; Hub datasets use the Hugging Face cache, shared between runs.
+    """
     import datasets
 
     datasets.disable_progress_bars()
@@ -47,11 +44,12 @@ def load_raw(dataset: str, workdir: Optional[str] = None):
     if dataset.startswith(("http://", "https://")):
         return _load_url(dataset)
     path = Path(os.path.expanduser(dataset))
+    cache = str(Path(workdir) / "data" / "hf_cache") if workdir else None
     try:
         if path.is_file():
-            return _load_file(path)
+            return _load_file(path, cache)
         if path.is_dir():
-            return datasets.load_dataset(str(path))
+            return datasets.load_dataset(str(path), cache_dir=cache)
     except DataError:
         raise
     except Exception as exc:
@@ -79,7 +77,7 @@ def _load_url(url: str):
         raise DataError(f"could not download {url} ({one_line(exc)}); download it and pass the local path") from None
 
 
-def _load_file(path: Path):
+def _load_file(path: Path, cache_dir: Optional[str] = None):
     import datasets
 
     if path.stat().st_size == 0:
@@ -88,7 +86,7 @@ def _load_file(path: Path):
     if builder is None:
         raise DataError(f"unknown file type {path.suffix!r} for {path}; use .csv, .tsv, .json, .jsonl, .parquet or .txt")
     # utf-8-sig: a leading byte-order mark is dropped instead of sticking to the first column name.
-    kwargs: dict = {"data_files": {"train": str(path)}, "encoding": "utf-8-sig"}
+    kwargs: dict = {"data_files": {"train": str(path)}, "encoding": "utf-8-sig", "cache_dir": cache_dir}
     if path.suffix.lower() == ".tsv":
         kwargs["delimiter"] = "\t"
     if builder == "text":
@@ -189,6 +187,7 @@ def iter_column(ds, column: str) -> Iterator[str]:
 
 
 def require_column(ds, name: Optional[str], role: str) -> str:
+    """``name`` if ``ds`` has that column, else a one-line error naming ``data.{role}`` and the columns there are."""
     if name not in ds.column_names:
         raise DataError(
             f"column {name!r} not found (available: {', '.join(ds.column_names)}); set data.{role} to one of them"
@@ -196,17 +195,20 @@ def require_column(ds, name: Optional[str], role: str) -> str:
     return name
 
 
+def require_split(dsdict, name: str, setting: str):
+    """The split ``name`` of a DatasetDict, else a one-line error naming the splits and ``setting`` to change."""
+    if name not in dsdict:
+        raise DataError(f"split {name!r} not found (available: {', '.join(dsdict)}); set {setting}")
+    return dsdict[name]
+
+
 def split_dataset(dsdict, train_split: str, validation_split: Optional[str], fraction: float, seed: int):
     """(train, validation). Validation is the named split, a standard one, or cut from train."""
-    if train_split not in dsdict:
-        raise DataError(f"split {train_split!r} not found (available: {', '.join(dsdict)}); set data.train_split")
-    train = dsdict[train_split]
+    train = require_split(dsdict, train_split, "data.train_split")
     if len(train) == 0:
         raise DataError(f"the {train_split!r} split is empty; give a dataset with training examples")
     if validation_split is not None:
-        if validation_split not in dsdict:
-            raise DataError(f"split {validation_split!r} not found (available: {', '.join(dsdict)}); set data.validation_split")
-        return train, dsdict[validation_split]
+        return train, require_split(dsdict, validation_split, "data.validation_split")
     for name in VALIDATION_NAMES:
         if name in dsdict and len(dsdict[name]) > 0:
             return train, dsdict[name]
@@ -299,106 +301,6 @@ def encode_for_inference(tokenizer: TextTokenizer, texts: Sequence[str], limit: 
     return [row[:limit] for row in rows], [len(row) > limit for row in rows]
 
 
-def pad_batch(rows: Sequence[Sequence[int]], pad_id: int = PAD_ID):
-    """Id lists -> input_ids (B, T) int64 padded with pad_id, lengths (B,) int64 (T >= 1)."""
-    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    steps = max(int(lengths.max(initial=0)), 1)
-    out = np.full((len(rows), steps), pad_id, dtype=np.int64)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row
-    return torch.from_numpy(out), torch.from_numpy(lengths)
-
-
-# ---------------------------------------------------------------------------- sampling
-class BucketBatchSampler:
-    """Length-bucketed batches: shuffle, sort by length within chunks, shuffle the batches.
-
-    Per epoch (seeded by ``seed + epoch``, so the order is reproducible):
-
-    1. shuffle all indices, then give rank ``r`` every ``world_size``-th one from ``r``;
-    2. cut this rank's indices into chunks of ``batch_size * bucket_size`` and sort each
-       chunk by length, so neighbours have similar lengths;
-    3. cut into batches and shuffle their order.
-
-    Every index appears exactly once per epoch across all ranks (no padding duplicates), and
-    every rank gets the same number of batches, which DistributedDataParallel needs: a rank
-    whose shard is shorter gets batches one example smaller.
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, *, bucket_size: int = 100, shuffle: bool = True,
-                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.batch_size, self.bucket_size, self.shuffle = batch_size, bucket_size, shuffle
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.epoch = 0
-        shard = math.ceil(len(self.lengths) / world_size)
-        self.num_batches = math.ceil(shard / batch_size)
-        if len(self.lengths) // world_size < self.num_batches:
-            raise DataError(f"{len(self.lengths)} examples are too few for {world_size} processes; use fewer processes or more data")
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_batches
-
-    def batches(self) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
-        mine = order[self.rank:: self.world_size]
-        chunk = self.batch_size * self.bucket_size
-        parts = [c[np.argsort(self.lengths[c], kind="stable")] for c in np.array_split(mine, max(1, math.ceil(len(mine) / chunk)))]
-        batches = np.array_split(np.concatenate(parts), self.num_batches)
-        if self.shuffle:
-            batches = [batches[i] for i in rng.permutation(len(batches))]
-        return batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for batch in self.batches():
-            yield batch.tolist()
-
-
-class SortedBatches:
-    """Evaluation batches: all examples sorted by length (least padding), rank r taking every
-    world_size-th, in a fixed order. Ranks may get different numbers of batches."""
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, rank: int = 0, world_size: int = 1) -> None:
-        mine = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")[rank::world_size]
-        self._batches = [mine[i: i + batch_size] for i in range(0, len(mine), batch_size)]
-
-    def __len__(self) -> int:
-        return len(self._batches)
-
-    def batches(self) -> list[np.ndarray]:
-        return self._batches
-
-
-class ClassificationLoader:
-    """Batches of an encoded split, in the order of a :class:`BucketBatchSampler`.
-
-    ``iterate(start)`` skips the first ``start`` batches of the epoch, which is how a resumed
-    run continues mid-epoch.
-    """
-
-    def __init__(self, encoded, sampler: BucketBatchSampler, pad_id: int = PAD_ID, pin_memory: bool = False) -> None:
-        self.encoded, self.sampler, self.pad_id, self.pin_memory = encoded, sampler, pad_id, pin_memory
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    def iterate(self, start: int = 0) -> Iterator[dict]:
-        for batch in self.sampler.batches()[start:]:
-            rows = self.encoded[batch.tolist()]
-            input_ids, lengths = pad_batch(rows["input_ids"], self.pad_id)
-            out = {"input_ids": input_ids, "lengths": lengths, "labels": torch.tensor(rows["labels"], dtype=torch.long)}
-            if self.pin_memory:
-                out["input_ids"], out["labels"] = out["input_ids"].pin_memory(), out["labels"].pin_memory()
-            yield out
-
-    def __iter__(self) -> Iterator[dict]:
-        return self.iterate(0)
-
-
 # ---------------------------------------------------------------------------- language modelling
 def iter_text(ds, column: str, separator: str, start: int = 0, stop: Optional[int] = None) -> Iterator[str]:
     """Texts of rows (each followed by ``separator``) restricted to characters [start, stop)."""
@@ -455,44 +357,3 @@ def _encode_rows(rows: list[str], tokenizer: TextTokenizer) -> np.ndarray:
         return tokenizer.encode_chars("".join(rows))
     ids = [token for row in tokenizer.encode_batch(rows) for token in (*row, EOS_ID)]
     return np.asarray(ids, dtype=tokenizer.id_dtype)
-
-
-class LMStreamLoader:
-    """A token stream cut into S parallel streams, walked in windows of ``seq_len``.
-
-    With N tokens, S = batch_size * world_size streams of L = (N - 1) // S steps each::
-
-        tokens    a b c d e f g h i j k l m          N = 13, S = 3, L = 4
-        stream 0  a b c d (e)                         inputs a b c d, targets b c d e
-        stream 1  e f g h (i)
-        stream 2  i j k l (m)
-
-        batch 0 = columns [0, seq_len) of every stream, batch 1 = the next columns, ...
-
-    Consecutive batches continue each stream, so the RNN state at the end of one batch is
-    the right initial state for the next: that is stateful truncated backprop. Targets are
-    the inputs shifted by one token. Rank ``r`` of ``world_size`` owns streams
-    ``[r * batch_size, (r + 1) * batch_size)``. The last ``(N - 1) % S`` tokens are unused.
-    """
-
-    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, rank: int = 0, world_size: int = 1) -> None:
-        streams = batch_size * world_size
-        self.steps = (len(tokens) - 1) // streams
-        if self.steps < 1:
-            raise DataError(f"{len(tokens)} tokens are too few for {streams} streams; lower data.batch_size or add text")
-        self.tokens, self.seq_len = tokens, seq_len
-        self.starts = [(rank * batch_size + i) * self.steps for i in range(batch_size)]
-
-    def __len__(self) -> int:
-        return math.ceil(self.steps / self.seq_len)
-
-    def iterate(self, start: int = 0) -> Iterator[dict]:
-        for window in range(start, len(self)):
-            lo = window * self.seq_len
-            hi = min(lo + self.seq_len, self.steps)
-            block = np.stack([self.tokens[s + lo: s + hi + 1] for s in self.starts]).astype(np.int64)  # (B, t+1)
-            block = torch.from_numpy(block)
-            yield {"input_ids": block[:, :-1], "targets": block[:, 1:]}
-
-    def __iter__(self) -> Iterator[dict]:
-        return self.iterate(0)

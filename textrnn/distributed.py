@@ -66,3 +66,22 @@ def all_sum(tensor: torch.Tensor, info: Dist) -> torch.Tensor:
 def barrier(info: Dist) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def wrap(model: torch.nn.Module, info: Dist, device: torch.device) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel when there are several processes, else itself."""
+    if not info.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def gather_stack(tensor: torch.Tensor, info: Dist, device: torch.device) -> torch.Tensor:
+    """One tensor from every rank, stacked: (world, ...) on CPU (gloo gathers on CPU, nccl on CUDA)."""
+    if not info.enabled:
+        return tensor.cpu()[None]
+    where = device if device.type == "cuda" else torch.device("cpu")
+    parts = [torch.empty_like(tensor, device=where) for _ in range(info.world_size)]
+    dist.all_gather(parts, tensor.to(where).contiguous())
+    return torch.stack([p.cpu() for p in parts])

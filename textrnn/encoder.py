@@ -55,7 +55,7 @@ from torch import Tensor, _VF, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 State = Union[Tensor, Tuple[Tensor, Tensor]]
-CELLS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH"}
+CELLS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH"}  # config name -> nn.RNNBase mode
 STRATEGIES = ("auto", "packed", "padded")
 _HOLD = 1e4  # sigmoid(1e4) == 1.0 and sigmoid(-1e4) == 0.0 exactly in float32 and bf16
 
@@ -123,6 +123,19 @@ class RNNEncoder(nn.RNNBase):
     @property
     def output_size(self) -> int:
         return self.num_directions * self.hidden_size
+
+    def get_output_dim(self) -> int:
+        """Width of each output step: D*H."""
+        return self.output_size
+
+    def layer_weights(self, layer: int, direction: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(w_ih, w_hh, b_ih, b_hh)`` of one layer and direction, in PyTorch's gate order.
+
+        These are the live parameters (no dropout applied), for code that runs the cells
+        itself, such as the fused generation step in :mod:`textrnn.generation`.
+        """
+        k = layer * self.num_directions + direction
+        return tuple(self._flat_weights[4 * k: 4 * k + 4])
 
     def extra_repr(self) -> str:
         drop = f", weight_dropout={self.weight_dropout}" if self.weight_dropout else ""
