@@ -64,11 +64,12 @@ def reference_pipeline(sentences: list[str]) -> tuple[float, int]:
 def textrnn_pipeline(train) -> tuple[float, int, object]:
     from textrnn import TextTokenizer
     from textrnn import data as D
+    from textrnn.labels import LabelEncoder, detect_labels
 
     start = time.perf_counter()
-    tok = TextTokenizer.train(D.iter_column(train, "sentence"), "word", lowercase=True)
-    names = D.label_names_of(train, "label")
-    encoded = D.encode_classification(train, tok, "sentence", "label", D.label_mapping(train, "label", names))
+    tok = TextTokenizer.train(D.iter_texts(train, ["sentence"]), "word", lowercase=True)
+    spec = detect_labels(train, "label", None)
+    encoded = D.encode_classification(train, tok, ["sentence"], LabelEncoder(train, spec.columns, spec.names, spec.problem_type))
     seconds = time.perf_counter() - start
     return seconds, int(np.sum(encoded["length"])), (tok, encoded)
 

@@ -3,6 +3,7 @@
     python benchmarks/quality.py                 # both: SST-2 (3 seeds x 10 min), shakespeare (30 min)
     python benchmarks/quality.py --only sst2 --seeds 0 1 2
     python benchmarks/quality.py --only shakespeare
+    python benchmarks/quality.py --only go_emotions --seeds 0 1 2
     python benchmarks/quality.py --only sst2 --seeds 0 --set model.ensemble_size=1   # an ablation row
 
 Each run is the real command line (`textrnn train-classifier/train-generator` with the shipped
@@ -40,20 +41,21 @@ def textrnn(*args: str) -> str:
 def run_summary(out: Path, metric: str) -> dict:
     evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in evals if r["split"] == "validation"]
-    best = (max if metric == "accuracy" else min)(evals, key=lambda r: r[metric])
+    best = (max if metric in ("accuracy", "macro_f1") else min)(evals, key=lambda r: r[metric])
     return {"best": best[metric], "best_step": best["step"], "last": evals[-1][metric],
             "minutes": evals[-1]["elapsed_s"] / 60, "tokens_per_s": evals[-1].get("train_tokens_per_s"),
             "peak_rss_mb": max(r.get("peak_rss_mb", 0) for r in evals)}
 
 
-def sst2(seeds: list[int], extra: list[str], runs: Path) -> dict:
+def classifier_seeds(name: str, config: str, data: Path, metric: str, seeds: list[int], extra: list[str], runs: Path) -> dict:
+    """One run of a shipped classifier config per seed; mean and std of the best and last checkpoints' metric."""
     results = {}
     for seed in seeds:
-        out = runs / f"sst2_seed{seed}"
-        textrnn("train-classifier", "--config", "configs/sst2_bilstm.yaml", f"data.dataset={SHARED / 'sst2'}",
-                f"train.seed={seed}", f"train.output_dir={out}", "train.progress=false", *extra)
-        results[seed] = run_summary(out, "accuracy")
-        print(f"SST-2 seed {seed}: {json.dumps(results[seed])}", flush=True)
+        out = runs / f"{name}_seed{seed}"
+        textrnn("train-classifier", "--config", config, f"data.dataset={data}", f"train.seed={seed}",
+                f"train.output_dir={out}", "train.progress=false", *extra)
+        results[seed] = run_summary(out, metric)
+        print(f"{name} seed {seed}: {json.dumps(results[seed])}", flush=True)
     best = [r["best"] for r in results.values()]
     last = [r["last"] for r in results.values()]
     return {"runs": results, "best_mean": statistics.mean(best), "best_std": statistics.pstdev(best),
@@ -91,7 +93,7 @@ def shakespeare(extra: list[str], runs: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["sst2", "shakespeare"])
+    parser.add_argument("--only", choices=["sst2", "shakespeare", "go_emotions"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--runs", default=str(ROOT / "runs" / "quality"))
     parser.add_argument("--smoke", action="store_true", help="seconds of training per run, one seed")
@@ -104,7 +106,11 @@ def main() -> None:
     report = {}
     if args.only in (None, "sst2"):
         report["sst2_unseen_words"] = unseen_words(args.set)
-        report["sst2"] = sst2(seeds, extra, Path(args.runs))
+        report["sst2"] = classifier_seeds("sst2", "configs/sst2_bilstm.yaml", SHARED / "sst2", "accuracy", seeds, extra,
+                                          Path(args.runs))
+    if args.only in (None, "go_emotions"):  # multi-label: macro-F1 at thresholds tuned on validation
+        report["go_emotions"] = classifier_seeds("go_emotions", "configs/go_emotions_bilstm.yaml", SHARED / "go_emotions",
+                                                 "macro_f1", seeds, extra, Path(args.runs))
     if args.only in (None, "shakespeare"):
         report["shakespeare"] = shakespeare(extra, Path(args.runs))
     print(json.dumps(report, indent=1))

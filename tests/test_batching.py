@@ -16,6 +16,7 @@ from textrnn import (
     pad_batch,
 )
 from textrnn import data as D
+from textrnn.labels import LabelEncoder
 
 
 def test_pad_batch_shapes_and_dtypes():
@@ -28,7 +29,7 @@ def test_pad_batch_shapes_and_dtypes():
 def test_collate_batch_from_loader(sentiment_dir):
     raw = load_raw(str(sentiment_dir))
     tok = TextTokenizer.train(raw["train"]["sentence"], "word")
-    enc = D.encode_classification(raw["train"], tok, "sentence", "label", D.label_mapping(raw["train"], "label", ["neg", "pos"]))
+    enc = D.encode_classification(raw["train"], tok, ["sentence"], LabelEncoder(raw["train"], ["label"], ["neg", "pos"], "single_label"))
     loader = ClassificationLoader(enc, BucketBatchSampler(enc["length"], 16, seed=0))
     batch = next(iter(loader))
     B, T = batch["input_ids"].shape

@@ -88,7 +88,7 @@ def test_the_experiment_config_is_not_changed_by_the_data(tmp_path):
 
     from textrnn.data import write_tiny_sentiment
     from textrnn.distributed import Dist
-    from textrnn.tasks import ClassificationTask
+    from textrnn.classification import ClassificationTask
 
     data = write_tiny_sentiment(tmp_path / "d")
     config = load_config(None, [f"data.dataset={data}", "data.text_column=sentence", "train.lm_loss_weight=0.1"])

@@ -4,6 +4,7 @@ import pytest
 
 from textrnn import DataError, TextTokenizer, load_raw
 from textrnn import data as D
+from textrnn.labels import LabelEncoder, label_names_of
 
 from .conftest import needs_shared
 
@@ -56,7 +57,7 @@ def test_shared_sst2_loads_with_hub_schema():
     path = needs_shared("sst2")
     raw = load_raw(str(path))
     assert raw["train"].features["label"].names == ["negative", "positive"]
-    assert D.label_names_of(raw["train"], "label") == ["negative", "positive"]
+    assert label_names_of(raw["train"], "label") == ["negative", "positive"]
 
 
 # ---------------------------------------------------------------- splits and labels
@@ -74,16 +75,16 @@ def test_labels_from_strings_ints_and_bad_types():
     import datasets
 
     strings = datasets.Dataset.from_dict({"label": ["pos", "neg", "pos"]})
-    assert D.label_names_of(strings, "label") == ["neg", "pos"]
-    assert D.label_mapping(strings, "label", ["neg", "pos"])("pos") == 1
+    assert label_names_of(strings, "label") == ["neg", "pos"]
+    assert LabelEncoder(strings, ["label"], ["neg", "pos"], "single_label").encode({"label": ["pos"]}) == [1]
     ints = datasets.Dataset.from_dict({"label": [3, 7, 3]})
-    assert D.label_names_of(ints, "label") == ["3", "7"]
-    assert D.label_mapping(ints, "label", ["3", "7"])(7) == 1
+    assert label_names_of(ints, "label") == ["3", "7"]
+    assert LabelEncoder(ints, ["label"], ["3", "7"], "single_label").encode({"label": [7]}) == [1]
     floats = datasets.Dataset.from_dict({"label": [0.5, 1.5]})
-    with pytest.raises(DataError, match="labels must be integers or strings"):
-        D.label_names_of(floats, "label")
+    with pytest.raises(DataError, match="labels must be integers, strings, bools, or lists of them"):
+        label_names_of(floats, "label")
     with pytest.raises(DataError, match="not one of the model's labels"):
-        D.label_mapping(strings, "label", ["neg", "pos"])("maybe")
+        LabelEncoder(strings, ["label"], ["neg", "pos"], "single_label").encode({"label": ["maybe"]})
 
 
 # ---------------------------------------------------------------- encoding and batches
@@ -92,8 +93,8 @@ def test_encode_classification_via_map_with_truncation_and_empty_text():
 
     ds = datasets.Dataset.from_dict({"text": ["a b c d e", "", "   ", None], "label": ["x", "y", "x", "y"]})
     tok = TextTokenizer.train(["a b c d e"], "word")
-    to_id = D.label_mapping(ds, "label", ["x", "y"])
-    enc = D.encode_classification(ds, tok, "text", "label", to_id, max_length=3)
+    labels = LabelEncoder(ds, ["label"], ["x", "y"], "single_label")
+    enc = D.encode_classification(ds, tok, ["text"], labels, max_length=3)
     assert enc["length"] == [3, 0, 0, 0]
     assert enc["labels"] == [0, 1, 0, 1]
     assert enc.cache_files == []  # an in-memory dataset encodes in memory
@@ -102,13 +103,13 @@ def test_encode_classification_via_map_with_truncation_and_empty_text():
 def test_encoding_a_local_file_is_cached_in_the_run_folder_and_reused(tmp_path, sentiment_dir):
     raw = load_raw(str(sentiment_dir / "train.csv"), str(tmp_path / "run"))
     tok = TextTokenizer.train(raw["train"]["sentence"], "word")
-    to_id = D.label_mapping(raw["train"], "label", ["neg", "pos"])
-    first = D.encode_classification(raw["train"], tok, "sentence", "label", to_id)
+    labels = LabelEncoder(raw["train"], ["label"], ["neg", "pos"], "single_label")
+    first = D.encode_classification(raw["train"], tok, ["sentence"], labels)
     files = [f["filename"] for f in first.cache_files]
     assert files and all(f.startswith(str(tmp_path / "run" / "data" / "hf_cache")) for f in files)
-    again = D.encode_classification(raw["train"], tok, "sentence", "label", to_id)
+    again = D.encode_classification(raw["train"], tok, ["sentence"], labels)
     assert [f["filename"] for f in again.cache_files] == files  # same inputs: the cached encoding is reused
-    other = D.encode_classification(raw["train"], tok, "sentence", "label", to_id, max_length=2)
+    other = D.encode_classification(raw["train"], tok, ["sentence"], labels, max_length=2)
     assert [f["filename"] for f in other.cache_files] != files
 
 

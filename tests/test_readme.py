@@ -17,7 +17,7 @@ import pytest
 from .conftest import ROOT, SHARED
 
 FAST = ["train.max_steps=3", "train.eval_every=0", "train.max_minutes=null", "train.progress=false"]
-LOCAL = {"configs/sst2_bilstm.yaml": "../shared/data/sst2",
+LOCAL = {"configs/sst2_bilstm.yaml": "../shared/data/sst2", "configs/go_emotions_bilstm.yaml": "../shared/data/go_emotions",
          "configs/char_shakespeare.yaml": "../shared/data/tiny_shakespeare/input.txt"}
 
 
@@ -111,6 +111,7 @@ def test_readme_python_example_runs(workdir):
 
 
 SHORTER = {"bench_data.py": ["--char-mb", "5"], "bench_encoder.py": ["--rounds", "1", "--batches", "3"],
+           "bench_multilabel.py": ["--rounds", "1"],
            "bench_generate.py": ["--rounds", "1"], "bench_ddp.py": ["--steps", "3"], "quality.py": ["--smoke"]}
 
 

@@ -29,12 +29,12 @@ LM_ARGS = ["tokenizer.kind=char", "data.batch_size=4", "data.seq_len=16", "model
            "train.progress=false", "train.eval_every=4", "train.keep_checkpoints=3"]
 
 
-def start_training(corpus: Path, out: Path, steps: int, env: dict | None = None) -> subprocess.Popen:
+def start_training(corpus: Path, out: Path, steps: int, env: dict | None = None, extra: list | None = None) -> subprocess.Popen:
     config = out.parent / "lm.yaml"
     config.write_text("task: language_model\n")
     return subprocess.Popen(
         [sys.executable, "-m", "textrnn", "train-generator", "--config", str(config), f"data.dataset={corpus}",
-         f"train.output_dir={out}", f"train.max_steps={steps}", *LM_ARGS],
+         f"train.output_dir={out}", f"train.max_steps={steps}", *LM_ARGS, *(extra or [])],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(env or {})})
 
@@ -46,8 +46,8 @@ def reference_run(corpus: Path, out: Path, steps: int) -> Path:
     return out / "last"
 
 
-def resume(out: Path) -> subprocess.CompletedProcess:
-    return run_cli("train-generator", "--resume", str(out))
+def resume(out: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return run_cli("train-generator", "--resume", str(out), *overrides)
 
 
 def wait_for(path: Path, timeout: float = 120) -> None:

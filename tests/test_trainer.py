@@ -77,7 +77,7 @@ def test_early_stopping_and_time_budget(tmp_path, sentiment_dir):
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, sentiment_dir, monkeypatch):
     from textrnn import TrainingError
-    from textrnn.tasks import ClassificationTask
+    from textrnn.classification import ClassificationTask
 
     original = ClassificationTask.step_loss
     calls = {"n": 0}
@@ -88,7 +88,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, se
         return (loss * float("nan") if calls["n"] == 7 else loss), carry, tokens
 
     monkeypatch.setattr(ClassificationTask, "step_loss", poisoned)
-    config = classifier_config(sentiment_dir, tmp_path / "nan", "train.max_epochs=5", "train.eval_every=3")
+    config = classifier_config(sentiment_dir, tmp_path / "nan", "train.max_epochs=5", "train.eval_every=3",
+                               "train.on_divergence=stop")  # the default rolls back (tests/test_recovery.py)
     with pytest.raises(TrainingError, match="loss became nan at step 7"):
         train(config)
     assert (tmp_path / "nan" / "last").resolve().name == "step-00000006"

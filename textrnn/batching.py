@@ -4,7 +4,7 @@ Classification batches are dicts of::
 
     input_ids (B, T) int64, padded with <pad> = 0
     lengths   (B,)   int64, on CPU (what pack_padded_sequence wants)
-    labels    (B,)   int64
+    labels    (B,)   int64 ids, or (B, C) float32 0/1 rows for multi-label
 
 built from length-bucketed batches, so little of T is padding. Language-model data is one
 flat token stream laid out as B parallel streams for truncated backprop through time
@@ -111,7 +111,9 @@ class ClassificationLoader:
         for batch in self.sampler.batches()[start:]:
             rows = self.encoded[batch.tolist()]
             input_ids, lengths = pad_batch(rows["input_ids"], self.pad_id)
-            out = {"input_ids": input_ids, "lengths": lengths, "labels": torch.tensor(rows["labels"], dtype=torch.long)}
+            labels = torch.tensor(rows["labels"])  # (B,) ids, or (B, C) rows for multi-label
+            labels = labels.float() if labels.is_floating_point() else labels.long()
+            out = {"input_ids": input_ids, "lengths": lengths, "labels": labels}
             if self.pin_memory:
                 out["input_ids"], out["labels"] = out["input_ids"].pin_memory(), out["labels"].pin_memory()
             yield out

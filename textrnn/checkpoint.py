@@ -29,6 +29,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import faults
 from .config import FORMAT_VERSION, RNNConfig
 from .errors import CheckpointError, TextRNNError, one_line
 from .migrations import migrate_config, migrate_weight_name
@@ -59,7 +60,7 @@ def atomic_write_dir(target: PathLike, write: Callable[[Path], None]) -> Path:
     try:
         tmp.mkdir()
         write(tmp)
-        _fault_point("save")
+        faults.save_point()
         fsync_tree(tmp)
         if target.exists():
             old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
@@ -78,21 +79,6 @@ def atomic_write_dir(target: PathLike, write: Callable[[Path], None]) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
-
-
-def _fault_point(name: str) -> None:
-    """Test hook: TEXTRNN_FAULT=save:N kills this process (SIGKILL) inside its Nth checkpoint
-    write, after the files are written and before the rename. Unset, it does nothing."""
-    spec = os.environ.get("TEXTRNN_FAULT", "")
-    if not spec.startswith(name + ":"):
-        return
-    counter = f"_TEXTRNN_FAULT_{name}"
-    count = int(os.environ.get(counter, "0")) + 1
-    os.environ[counter] = str(count)
-    if count == int(spec.split(":")[1]):
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+import yaml
 
 from .checkpoint import CONFIG_FILE, locate
 from .errors import CheckpointError, one_line
 from .migrations import migrate_experiment
 
 STATE_JSON, STATE_TENSORS = "trainer_state.json", "trainer_state.pt"
-BEST, LAST = "best", "last"
+BEST, LAST, RUN_CONFIG = "best", "last", "config.yaml"
 
 
 @dataclass
@@ -54,6 +55,8 @@ class TrainingProgress:
     world_size: int = 1
     skipped_batches: int = 0
     ema_updates: int = 0
+    lr_scale: float = 1.0  # lowered at each rollback after a divergence
+    rollbacks: int = 0
 
     def observe(self, value: float, greater_is_better: bool) -> bool:
         """Record an evaluation's metric; True when it is the best so far."""
@@ -90,6 +93,17 @@ def find_resume_point(path: str | os.PathLike) -> ResumePoint:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{folder} has no usable {STATE_JSON} ({one_line(exc)}); resume from a training checkpoint") from None
     return ResumePoint(folder, progress, migrate_experiment(saved["experiment"]))
+
+
+def is_empty_run(path: str | os.PathLike) -> bool:
+    """A run folder that textrnn created (its config.yaml is there) and that holds no checkpoint yet."""
+    folder = Path(path)
+    return (folder / RUN_CONFIG).is_file() and not any((folder / name).exists() for name in (LAST, BEST, CONFIG_FILE))
+
+
+def run_experiment(path: str | os.PathLike) -> dict:
+    """The experiment config a run folder was started with (its config.yaml)."""
+    return migrate_experiment(yaml.safe_load((Path(path) / RUN_CONFIG).read_text(encoding="utf-8")) or {})
 
 
 def saved_experiment(folder: Path) -> Optional[dict]:
@@ -133,6 +147,20 @@ class RunCheckpointer:
 
     def best(self) -> Optional[Path]:
         return self.out / BEST if (self.out / BEST).exists() else None
+
+    def metrics_of(self, name: str) -> Optional[dict]:
+        """The metrics saved with the ``best`` or ``last`` checkpoint (None: none, or saved without evaluating)."""
+        path = self.out / name / STATE_JSON
+        if not path.is_file():
+            return None
+        return json.loads(path.read_text(encoding="utf-8")).get("metrics") or None
+
+    def write_run_config(self, experiment: dict) -> None:
+        """config.yaml, first thing in a run: it marks the folder as a textrnn run, checkpoint or not."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = self.out / f".{RUN_CONFIG}.tmp"
+        tmp.write_text(yaml.safe_dump(experiment, sort_keys=False), encoding="utf-8")
+        os.replace(tmp, self.out / RUN_CONFIG)
 
     def record_checksums(self, checksums: list) -> None:
         """Note every rank's parameter checksum in the final checkpoint's trainer_state.json."""

@@ -84,10 +84,15 @@ def cmd_train(args) -> int:
         print(f"interrupted at step {result.step}; saved {result.output_dir / 'last'}; resume with: "
               f"textrnn {get_task(config.task).command} --resume {result.output_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if result.best_checkpoint is not None:
+    if result.best_checkpoint is not None:  # the best checkpoint's figures, the last one's beside them
         print(json.dumps({"output_dir": str(result.output_dir), "stop_reason": result.stop_reason,
-                          **{k: v for k, v in result.metrics.items() if k != "confusion_matrix"}}))
+                          "best_step": result.best_step, **_summary(result.metrics), "last": _summary(result.last_metrics)}))
     return 0
+
+
+def _summary(metrics: dict) -> dict:
+    """Metrics for the one-line report: the per-label tables and confusion matrix stay in metrics.jsonl."""
+    return {k: v for k, v in metrics.items() if k not in ("confusion_matrix", "per_label", "thresholds")}
 
 
 def _load(args, kind: Optional[str]):
@@ -121,10 +126,11 @@ def _write(text: str) -> None:
 
 
 def cmd_predict(args) -> int:
-    texts = list(args.texts) + (read_texts(args.input) if args.input else [])
-    if not texts:
+    if not args.texts and not args.input:
         raise TextRNNError("give texts to label, or --input FILE")
     model = _load(args, "classification")
+    fields, separator = model.config.text_fields or ["text"], model.config.field_separator
+    texts = list(args.texts) + (read_texts(args.input, fields, separator) if args.input else [])
     for i, result in enumerate(model.predict(texts, max_length=args.max_length)):
         if result.get("truncated_to_tokens"):
             print(f"note: text {i} was cut to its first {result['truncated_to_tokens']} tokens", file=sys.stderr)
@@ -132,8 +138,8 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def read_texts(path: str) -> list[str]:
-    """One text per line, or jsonl with a ``text`` field. Must be UTF-8 (a BOM is dropped)."""
+def read_texts(path: str, fields: Sequence[str] = ("text",), separator: str = " | ") -> list[str]:
+    """One text per line, or jsonl with a ``text`` field (or the model's text fields, joined). UTF-8 (a BOM is dropped)."""
     if not os.path.isfile(path):
         raise DataError(f"input file not found: {path}")
     raw = Path(path).read_bytes()
@@ -146,15 +152,19 @@ def read_texts(path: str) -> list[str]:
         raise DataError(f"{path} is empty; give one text per line")
     if not lines[0].lstrip().startswith("{"):
         return lines
-    texts = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            texts.append(str(json.loads(line)["text"]))
-        except (ValueError, KeyError, TypeError):
-            raise DataError(f"{path} line {number} is not a JSON object with a 'text' field") from None
-    return texts
+    return [_json_text(line, number, path, list(fields), separator) for number, line in enumerate(lines, 1) if line.strip()]
+
+
+def _json_text(line: str, number: int, path: str, fields: list, separator: str) -> str:
+    """A jsonl row's text: the model's text fields joined, or a ready-made ``text``."""
+    try:
+        row = json.loads(line)
+        if isinstance(row, dict) and all(name in row for name in fields):
+            return separator.join("" if row[name] is None else str(row[name]) for name in fields)
+        return str(row["text"])
+    except (ValueError, KeyError, TypeError):
+        wanted = " and ".join(f"'{name}'" for name in dict.fromkeys([*fields, "text"]))
+        raise DataError(f"{path} line {number} is not a JSON object with a {wanted} field") from None
 
 
 def cmd_evaluate(args) -> int:

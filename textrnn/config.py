@@ -19,19 +19,21 @@ import yaml
 
 from .encoder import CELLS, STRATEGIES
 from .errors import ConfigError
+from .labels import PROBLEM_TYPES
 from .modules import POOLINGS
 
-FORMAT_VERSION = 2  # of config.json; textrnn.migrations upgrades older folders on load
+FORMAT_VERSION = 3  # of config.json; textrnn.migrations upgrades older folders on load
 
 
 @dataclass
 class RNNConfig:
     """Architecture of a classifier or language model; saved as ``config.json``.
 
-    Only what builds the network lives here (transformers' rule for a model config). Loss
-    options are training settings (``train.label_smoothing``, ``train.lm_loss_weight``), and
-    the values that come from the data (``vocab_size``, ``label_names``, ``pad_id``,
-    ``tokenizer_kind``) are filled in by the task, which returns a new config.
+    Only what builds the network and reads its outputs lives here (transformers' rule for a
+    model config). Loss options are training settings (``train.label_smoothing``,
+    ``train.lm_loss_weight``, ``train.class_weights``), and the values that come from the data
+    (``vocab_size``, ``label_names``, ``problem_type``, ``pad_id``, ``tokenizer_kind``,
+    ``text_fields``) are filled in by the task, which returns a new config.
     """
 
     task: str = "classification"  # which registry entry builds it (see textrnn.registry)
@@ -52,6 +54,10 @@ class RNNConfig:
     ensemble_size: int = 1  # classifier: K independently initialized members, probabilities averaged
     aux_lm_head: bool = False  # classifier: a projection for the auxiliary LM loss (set when train.lm_loss_weight > 0)
     label_names: Optional[list] = None
+    problem_type: str = "single_label"  # classifier: single_label (softmax) | multi_label (sigmoid per label)
+    thresholds: Optional[list] = None  # multi_label: decision threshold per label (None: 0.5), tuned on validation
+    text_fields: Optional[list] = None  # classifier: the text columns it reads, joined by field_separator
+    field_separator: str = " | "
     tie_weights: bool = False  # language model: share embedding and output weights (projected when sizes differ)
     pad_id: int = 0
     tokenizer_kind: str = "char"
@@ -68,9 +74,12 @@ class RNNConfig:
         for name in ("dropout", "embedding_dropout", "word_dropout", "weight_dropout", "output_dropout"):
             value = getattr(self, name)
             _check(0.0 <= value < 1.0, f"model.{name} must be in [0, 1), got {value}")
-        for name, allowed in (("cell", CELLS), ("strategy", STRATEGIES), ("pooling", POOLINGS)):
+        for name, allowed in (("cell", CELLS), ("strategy", STRATEGIES), ("pooling", POOLINGS),
+                              ("problem_type", PROBLEM_TYPES)):
             value = getattr(self, name)
             _check(value in allowed, f"model.{name} must be one of {', '.join(allowed)}, got {value!r}")
+        for t in self.thresholds or []:
+            _check(0 < t < 1, f"model thresholds must be in (0, 1), got {t}")
         return self
 
     def to_dict(self) -> dict:
@@ -84,8 +93,11 @@ class RNNConfig:
 @dataclass
 class DataConfig:
     dataset: str = "textrnn:python_docs"  # Hub name, local path, or the built-in corpus
-    text_column: str = "text"
-    label_column: Optional[str] = "label"
+    config_name: Optional[str] = None  # the Hub dataset's configuration, e.g. simplified for go_emotions
+    text_column: str = field(default="text", metadata={"or_list": True})  # or a list: [title, body]
+    field_separator: str = " | "  # between the fields of a list text_column
+    label_column: Optional[str] = "label"  # ClassLabel/int/str/bool, or a list column (multi-label)
+    label_columns: Optional[list] = None  # multi-label from several 0/1 columns (instead of label_column)
     train_split: str = "train"
     validation_split: Optional[str] = None  # None: 'validation' if present, else cut from train
     validation_fraction: float = 0.1
@@ -121,10 +133,19 @@ class TrainConfig:
     grad_clip: float = 1.0
     label_smoothing: float = 0.0  # classifier: cross-entropy against (1 - s) one-hot + s uniform
     lm_loss_weight: float = 0.0  # classifier: weight of an auxiliary language-model loss on the encoder
+    class_weights: Optional[Any] = None  # classifier: "balanced" or one weight per label (multi-label: positive weights)
+    threshold: Optional[float] = None  # multi-label: fixed decision threshold in (0, 1); None tunes it on validation
+    threshold_per_label: bool = False  # multi-label: tune one threshold per label instead of one for all
     ema_decay: float = 0.0  # > 0: evaluate and save an exponential moving average of the weights
     eval_every: int = 500  # steps; 0 means only at the end of each epoch
-    patience: Optional[int] = None  # evaluations without improvement before stopping
+    patience: Optional[int] = 5  # evaluations without improvement before stopping (null: never stop early)
     keep_checkpoints: int = 2  # step checkpoints kept besides the best
+    save_every_minutes: Optional[float] = 10.0  # also save (without evaluating) this often: a crash loses at most this
+    resume: Optional[str] = None  # auto: continue from output_dir/last when there is one, else start fresh
+    on_divergence: str = "rollback"  # rollback (to the last checkpoint, lower lr) | stop
+    divergence_factor: float = 10.0  # a batch loss above this times max(running mean, 0.5) has diverged
+    max_rollbacks: int = 3
+    rollback_lr_factor: float = 0.5  # the learning rate is multiplied by this at each rollback
     device: str = "auto"  # auto | cpu | cuda | mps | cuda:N
     bf16: bool = False  # bf16 autocast on CUDA
     skip_nonfinite: bool = False  # skip a batch whose loss is NaN/inf instead of stopping
@@ -157,6 +178,15 @@ class ExperimentConfig:
         _check(t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}")
         _check(0.0 <= t.label_smoothing < 1.0, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
         _check(t.lm_loss_weight >= 0, f"train.lm_loss_weight must be >= 0, got {t.lm_loss_weight}")
+        _check(t.threshold is None or 0 < t.threshold < 1, f"train.threshold must be in (0, 1), got {t.threshold}")
+        _check(t.resume in (None, "auto"), f"train.resume must be auto or null, got {t.resume!r}")
+        _check(t.on_divergence in ("rollback", "stop"), f"train.on_divergence must be rollback or stop, got {t.on_divergence!r}")
+        _check(t.divergence_factor > 1, f"train.divergence_factor must be > 1, got {t.divergence_factor}")
+        _check(0 < t.rollback_lr_factor <= 1, f"train.rollback_lr_factor must be in (0, 1], got {t.rollback_lr_factor}")
+        _check(t.save_every_minutes is None or t.save_every_minutes > 0,
+               f"train.save_every_minutes must be positive (or null for never), got {t.save_every_minutes}")
+        _check(t.patience is None or t.patience >= 1, f"train.patience must be a positive integer or null, got {t.patience}")
+        _check_class_weights(t.class_weights)
         _check(self.tokenizer.kind in ("char", "word", "bpe"), f"tokenizer.kind must be char, word or bpe, got {self.tokenizer.kind!r}")
         return self
 
@@ -168,6 +198,13 @@ class ExperimentConfig:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+def _check_class_weights(weights: Any) -> None:
+    if weights is None or weights == "balanced":
+        return
+    ok = isinstance(weights, list) and weights and all(isinstance(w, (int, float)) and w > 0 for w in weights)
+    _check(bool(ok), f"train.class_weights must be 'balanced' or a list of positive numbers, one per label; got {weights!r}")
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -189,7 +226,8 @@ def build_dataclass(cls, data: Any, where: str):
         if dataclasses.is_dataclass(default):
             kwargs[key] = build_dataclass(type(default), value, f"{where}.{key}")
         else:
-            kwargs[key] = _coerce(value, fields[key].default, f"{where}.{key}")
+            or_list = fields[key].metadata.get("or_list") and isinstance(value, list) and all(isinstance(v, str) for v in value)
+            kwargs[key] = value if or_list else _coerce(value, fields[key].default, f"{where}.{key}")
     return cls(**kwargs)
 
 

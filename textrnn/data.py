@@ -30,11 +30,12 @@ MAX_CHARS_PER_TOKEN = 64  # inference pre-truncates text to max_length * this ma
 
 
 # ---------------------------------------------------------------------------- loading
-def load_raw(dataset: str, workdir: Optional[str] = None):
+def load_raw(dataset: str, workdir: Optional[str] = None, config_name: Optional[str] = None):
     """Load a ``DatasetDict`` from a Hub name, a local folder or file, or the built-in corpus.
 
-    Local data is cached (Arrow files, encodings) under ``workdir/data/hf_cache``, so a run
-    writes nothing outside its folder; Hub datasets use the Hugging Face cache, shared between runs.
+    ``config_name`` picks a Hub dataset's configuration (``go_emotions``' ``simplified``). Local
+    data is cached (Arrow files, encodings) under ``workdir/data/hf_cache``, so a run writes
+    nothing outside its folder; Hub datasets use the Hugging Face cache, shared between runs.
     """
     import datasets
 
@@ -49,7 +50,7 @@ def load_raw(dataset: str, workdir: Optional[str] = None):
         if path.is_file():
             return _load_file(path, cache)
         if path.is_dir():
-            return datasets.load_dataset(str(path), cache_dir=cache)
+            return _load_folder(path, config_name, cache)
     except DataError:
         raise
     except Exception as exc:
@@ -57,9 +58,22 @@ def load_raw(dataset: str, workdir: Optional[str] = None):
     if path.suffix in LOCAL_BUILDERS or dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
         raise DataError(f"dataset path not found: {dataset}; check the path, or give a Hub name like stanfordnlp/sst2")
     try:
-        return datasets.load_dataset(dataset)
+        return datasets.load_dataset(dataset, config_name)
     except Exception as exc:  # unknown names and network failures both end here
         raise DataError(f"could not load dataset {dataset!r} from the Hugging Face Hub ({one_line(exc)}); check the name, or use local files") from None
+
+
+def _load_folder(path: Path, config_name: Optional[str], cache: Optional[str]):
+    """A local dataset folder. A plain folder of data files has one configuration, so the Hub
+    config name of the dataset it copies (``simplified``) does not apply to it and is not passed."""
+    import datasets
+
+    try:
+        return datasets.load_dataset(str(path), config_name, cache_dir=cache)
+    except ValueError as exc:
+        if config_name is None or "Available: ['default']" not in str(exc):
+            raise
+    return datasets.load_dataset(str(path), cache_dir=cache)
 
 
 def _load_url(url: str):
@@ -180,10 +194,10 @@ def python_docstrings(max_chars: int = 1_200_000) -> str:
     return "".join(parts)
 
 
-def iter_column(ds, column: str) -> Iterator[str]:
-    """The texts of a column, read 1,000 rows at a time (None becomes "")."""
+def iter_texts(ds, columns: Sequence[str], separator: str = " | ") -> Iterator[str]:
+    """The texts of one or several columns (joined by ``separator``), 1,000 rows at a time; None is ""."""
     for batch in ds.iter(batch_size=1000):
-        yield from (t or "" for t in batch[column])
+        yield from join_fields(batch, columns, separator)
 
 
 def require_column(ds, name: Optional[str], role: str) -> str:
@@ -218,65 +232,47 @@ def split_dataset(dsdict, train_split: str, validation_split: Optional[str], fra
     return parts["train"], parts["test"]
 
 
-# ---------------------------------------------------------------------------- labels
-def label_names_of(ds, column: str) -> list[str]:
-    """Label names from a ClassLabel feature, or the sorted distinct integer/string labels."""
-    feature = ds.features[column]
-    if hasattr(feature, "names"):
-        return list(feature.names)
-    dtype = getattr(feature, "dtype", None)
-    values = ds.unique(column)
-    if dtype is not None and (dtype.startswith("int") or dtype.startswith("uint")):
-        return [str(v) for v in sorted(values)]
-    if dtype in ("string", "large_string"):
-        return sorted(v for v in values if v is not None)
-    raise DataError(f"labels in column {column!r} are {dtype or type(feature).__name__}; labels must be integers or strings")
-
-
-def label_mapping(ds, column: str, names: Sequence[str]):
-    """A function from raw label values to ids in ``names`` (ClassLabel ids matched by name)."""
-    feature = ds.features[column]
-    if hasattr(feature, "names"):
-        lookup = {i: list(names).index(n) for i, n in enumerate(feature.names) if n in names}
-    else:
-        lookup = {(int(n) if getattr(feature, "dtype", "").startswith(("int", "uint")) else n): i for i, n in enumerate(names)}
-
-    def to_id(value):
-        if value not in lookup:
-            raise DataError(f"label {value!r} is not one of the model's labels ({', '.join(map(str, names))}); fix the data or retrain")
-        return lookup[value]
-
-    return to_id
-
-
 # ---------------------------------------------------------------------------- encoding
-def encode_classification(ds, tokenizer: TextTokenizer, text_column: str, label_column: Optional[str],
-                          to_id=None, max_length: Optional[int] = None):
+def join_fields(columns: dict, text_columns: Sequence[str], separator: str) -> list[str]:
+    """One text per row from one or several text columns: ``title + separator + body``.
+
+    Missing fields (None) count as empty; with one column this is that column's texts.
+    """
+    fields = [[t if isinstance(t, str) else "" for t in columns[name]] for name in text_columns]
+    return fields[0] if len(fields) == 1 else [separator.join(parts) for parts in zip(*fields)]
+
+
+def encode_classification(ds, tokenizer: TextTokenizer, text_columns: Sequence[str], labels=None,
+                          max_length: Optional[int] = None, separator: str = " | "):
     """Tokenize a split with ``Dataset.map(batched=True)``: cached, memory-mapped, Rust-side batch encoding.
 
-    Produces ``input_ids`` (truncated to ``max_length``), ``length`` and, with a label column,
-    ``labels``. Batches travel as Arrow tables and the ids as one flat array plus offsets, so
-    no Python work is done per text.
+    Produces ``input_ids`` (truncated to ``max_length``), ``length`` and, with a
+    :class:`~textrnn.labels.LabelEncoder`, ``labels`` (ids, or 0/1 rows for multi-label; -1
+    where a label is missing). Batches travel as Arrow tables and the ids as one flat array
+    plus offsets, so no Python work is done per text.
     """
     import pyarrow as pa
 
+    wanted = list(text_columns) + (labels.columns if labels is not None else [])
+
     def encode(batch: "pa.Table") -> "pa.Table":
-        texts = [t if isinstance(t, str) else "" for t in batch.column(text_column).to_pylist()]
-        values, offsets = tokenizer.encode_flat(texts)
+        columns = {name: batch.column(name).to_pylist() for name in wanted}
+        values, offsets = tokenizer.encode_flat(join_fields(columns, text_columns, separator))
         if max_length is not None:
             values, offsets = truncate_flat(values, offsets, max_length)
-        columns = {
+        out = {
             "input_ids": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, pa.int32())),
             "length": pa.array(np.diff(offsets), pa.int64()),
         }
-        if label_column is not None:
-            columns["labels"] = pa.array([to_id(v) for v in batch.column(label_column).to_pylist()], pa.int64())
-        return pa.table(columns)
+        if labels is not None:
+            encoded = labels.encode(columns)
+            out["labels"] = pa.array(encoded, pa.int64() if labels.problem_type == "single_label" else pa.list_(pa.float32()))
+        return pa.table(out)
 
     # datasets would fingerprint the closure by pickling it, tokenizer and all: that costs
     # more than the encoding. Our own key names exactly what the output depends on.
-    key = [ds._fingerprint, tokenizer.tokenizer.to_str(), text_column, label_column, max_length,
-           [(v, to_id(v)) for v in ds.unique(label_column)] if label_column else None]
+    key = [ds._fingerprint, tokenizer.tokenizer.to_str(), list(text_columns), separator, max_length,
+           labels.key() if labels is not None else None]
     fingerprint = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:32]
     return ds.with_format("arrow").map(encode, batched=True, batch_size=20000, remove_columns=ds.column_names,
                                        desc="encoding", new_fingerprint=fingerprint).with_format(None)

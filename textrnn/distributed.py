@@ -37,7 +37,12 @@ def init(device: torch.device) -> Dist:
     if world <= 1:
         return Dist()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # Keys under a prefix per torchrun attempt: a group that torchrun restarts shares the agent's store
+        # with the group that died, and gloo would otherwise read the dead ranks' addresses and time out.
+        store, rank, size = next(dist.rendezvous("env://"))
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or "0"
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                store=dist.PrefixStore(f"textrnn/attempt{attempt}", store), rank=rank, world_size=size)
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
@@ -85,3 +90,12 @@ def gather_stack(tensor: torch.Tensor, info: Dist, device: torch.device) -> torc
     parts = [torch.empty_like(tensor, device=where) for _ in range(info.world_size)]
     dist.all_gather(parts, tensor.to(where).contiguous())
     return torch.stack([p.cpu() for p in parts])
+
+
+def gather_objects(obj, info: Dist) -> list:
+    """``obj`` from every rank, in rank order (a list of one for a single process)."""
+    if not info.enabled:
+        return [obj]
+    gathered = [None] * info.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered

@@ -4,6 +4,9 @@ Checkpoints from earlier releases keep loading: each format change bumps
 ``config.FORMAT_VERSION`` and adds a step here that rewrites the old ``config.json`` fields
 and weight names into the new ones. Nothing on disk is changed.
 
+Format 2 -> 3 added ``problem_type``, ``thresholds``, ``text_fields`` and
+``field_separator`` to ``config.json``; their defaults are what format 2 meant.
+
 Format 1 -> 2 (the composition release):
 
 * the loss options ``label_smoothing`` and ``lm_loss_weight`` left the model config (they are
@@ -36,12 +39,14 @@ def migrate_config(data: dict) -> dict:
         data.pop("label_smoothing", None)
         data.pop("tie_projection", None)
         data["format_version"] = 2
+    if data.get("format_version") == 2:  # format 3 only added fields (multi-label, text fields), with defaults
+        data["format_version"] = 3
     return data
 
 
 def migrate_weight_name(name: str, version: int) -> str:
     """A weight's name in a ``version`` checkpoint -> its name in the current models."""
-    if version >= 2:
+    if version >= 2:  # weight names did not change from format 2 on
         return name
     member, rest = _MEMBER.match(name).groups()
     for old, new in _RENAMES_V1:

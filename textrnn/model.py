@@ -89,37 +89,75 @@ class _Classifier(_TextModel):
     def label_names(self) -> list[str]:
         return list(self.config.label_names or [str(i) for i in range(self.config.num_labels)])
 
+    @property
+    def multi_label(self) -> bool:
+        return self.config.problem_type == "multi_label"
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """(B, C) logits -> probabilities: a softmax over labels, or one sigmoid per label (multi-label)."""
+        return torch.sigmoid(logits.float()) if self.multi_label else torch.softmax(logits.float(), dim=-1)
+
+    def thresholds(self) -> list[float]:
+        return list(self.config.thresholds or [0.5] * self.config.num_labels)
+
     @torch.no_grad()
     def predict(self, texts: Sequence[str], batch_size: int = 64, max_length: Optional[int] = None) -> list[dict]:
         """Label names and probabilities for ``texts``, through the saved tokenizer.
 
-        Returns one ``{"label": name, "probabilities": {name: p}}`` per text. Texts longer
-        than ``max_length`` tokens (default 10,000) keep their first ``max_length`` tokens and
-        say so with ``"truncated_to_tokens": max_length``.
+        Returns one ``{"label": name, "probabilities": {name: p}}`` per text; a multi-label
+        model gives ``{"labels": [names at or over their thresholds], "probabilities": ...}``.
+        A text of several fields is one string joined by ``config.field_separator``. Texts
+        longer than ``max_length`` tokens (default 10,000) keep their first ``max_length``
+        tokens and say so with ``"truncated_to_tokens": max_length``.
         """
         from .batching import pad_batch
         from .data import encode_for_inference
 
-        tokenizer, limit, names = self.require_tokenizer(), max_length or 10_000, self.label_names
+        tokenizer, limit = self.require_tokenizer(), max_length or 10_000
         results = []
         with eval_mode(self):
             for start in range(0, len(texts), batch_size):
                 ids, cut = encode_for_inference(tokenizer, texts[start:start + batch_size], limit)
                 input_ids, lengths = pad_batch(ids, self.config.pad_id)
                 logits, _ = self(input_ids.to(self.device), lengths)
-                for row, was_cut in zip(torch.softmax(logits.float(), dim=-1).cpu().tolist(), cut):
-                    best = max(range(len(row)), key=row.__getitem__)
-                    results.append({"label": names[best], "probabilities": dict(zip(names, row))})
+                for row, was_cut in zip(self.probabilities(logits).cpu().tolist(), cut):
+                    results.append(self._result(row))
                     if was_cut:
                         results[-1]["truncated_to_tokens"] = limit
         return results
+
+    def _result(self, row: list) -> dict:
+        names = self.label_names
+        if self.multi_label:
+            chosen = [name for name, p, t in zip(names, row, self.thresholds()) if p >= t]
+            return {"labels": chosen, "probabilities": dict(zip(names, row))}
+        best = max(range(len(row)), key=row.__getitem__)
+        return {"label": names[best], "probabilities": dict(zip(names, row))}
+
+
+def classification_loss(logits: Tensor, labels: Tensor, multi_label: bool, label_smoothing: float = 0.0,
+                        class_weights: Optional[Tensor] = None) -> Tensor:
+    """Cross-entropy over labels, or binary cross-entropy per label for multi-label targets (B, C).
+
+    ``class_weights`` weight each label's examples (single-label) or each label's positives
+    (multi-label, ``pos_weight``); label smoothing moves a multi-label target ``y`` to
+    ``y (1 - s) + s / 2``.
+    """
+    logits, labels = logits.float(), labels.to(logits.device)
+    weights = class_weights.to(logits.device) if class_weights is not None else None
+    if multi_label:
+        targets = labels.float() * (1 - label_smoothing) + 0.5 * label_smoothing
+        return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=weights)
+    return F.cross_entropy(logits, labels, weight=weights, label_smoothing=label_smoothing)
 
 
 class RNNClassifier(_Classifier):
     """Text classifier: backbone -> pooling -> dropout -> linear head.
 
-    ``forward(input_ids (B, T), lengths (B,), labels (B,) = None, label_smoothing=0, lm_loss_weight=0)
-    -> (logits (B, C), loss)``; ``loss`` is None without labels.
+    ``forward(input_ids (B, T), lengths (B,), labels = None, label_smoothing=0, lm_loss_weight=0,
+    class_weights=None) -> (logits (B, C), loss)``; ``loss`` is None without labels. Labels are
+    ids (B,), or 0/1 rows (B, C) when ``config.problem_type`` is ``multi_label`` (one sigmoid
+    per label, binary cross-entropy; see :func:`classification_loss`).
 
     Pooling over the encoder outputs (B, T, D*H), padding excluded, is one of
     :data:`textrnn.modules.POOLINGS` (``last``, ``mean``, ``max``, ``attention``); an empty
@@ -146,13 +184,13 @@ class RNNClassifier(_Classifier):
                                           config.output_dropout)
 
     def forward(self, input_ids: Tensor, lengths: Tensor, labels: Optional[Tensor] = None,
-                label_smoothing: float = 0.0, lm_loss_weight: float = 0.0):
+                label_smoothing: float = 0.0, lm_loss_weight: float = 0.0, class_weights: Optional[Tensor] = None):
         outputs, state = self.backbone(input_ids, lengths)  # (B, T, D*H)
         pooled = self.pooling(outputs, state, lengths)  # (B, D*H)
         logits = self.head(self.output_dropout(pooled))  # (B, C)
         if labels is None:
             return logits, None
-        loss = F.cross_entropy(logits.float(), labels.to(logits.device), label_smoothing=label_smoothing)
+        loss = classification_loss(logits, labels, self.multi_label, label_smoothing, class_weights)
         if lm_loss_weight:
             if self.aux_lm is None:
                 raise ConfigError("lm_loss_weight needs a model built with model.aux_lm_head=true")
@@ -164,8 +202,9 @@ class ClassifierEnsemble(_Classifier):
     """K classifiers with independent initializations, trained side by side, probabilities averaged.
 
     ``forward(input_ids (B, T), lengths (B,), labels (B,) = None, **loss_options) -> (logits (B, C), loss)``
-    like :class:`RNNClassifier`. ``logits`` are the log of the members' mean probability,
-    so softmax/argmax on them score the ensemble. In training ``loss`` is the mean of the
+    like :class:`RNNClassifier`. ``logits`` are the log of the members' mean probability (for
+    multi-label, the logit of their mean sigmoid), so softmax/sigmoid/argmax on them score the
+    ensemble. In training ``loss`` is the mean of the
     members' own losses: each member learns as if alone on the same batches. (Training the
     averaged prediction instead lets members lean on each other and loses the diversity an
     ensemble lives on.) In eval mode it is the cross-entropy of the ensemble's prediction,
@@ -183,13 +222,21 @@ class ClassifierEnsemble(_Classifier):
 
     def forward(self, input_ids: Tensor, lengths: Tensor, labels: Optional[Tensor] = None, **loss_options):
         results = [m(input_ids, lengths, labels, **loss_options) for m in self.members]
-        log_probs = torch.log_softmax(torch.stack([logits for logits, _ in results]).float(), dim=-1)  # (K, B, C)
-        logits = torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))  # (B, C)
+        logits = self.combine(torch.stack([logits for logits, _ in results]).float())  # (B, C)
         if labels is None:
             return logits, None
         if self.training:
             return logits, torch.stack([loss for _, loss in results]).mean()
-        return logits, F.cross_entropy(logits, labels.to(logits.device))
+        return logits, classification_loss(logits, labels, self.multi_label)
+
+    def combine(self, member_logits: Tensor) -> Tensor:
+        """(K, B, C) members' logits -> (B, C) logits of their mean probability."""
+        k = math.log(len(self.members))
+        if self.multi_label:  # log p - log(1 - p) of the mean sigmoid, in log space
+            log_p = torch.logsumexp(F.logsigmoid(member_logits), dim=0) - k
+            log_q = torch.logsumexp(F.logsigmoid(-member_logits), dim=0) - k
+            return log_p - log_q
+        return torch.logsumexp(torch.log_softmax(member_logits, dim=-1), dim=0) - k
 
     def clip_groups(self) -> list:
         """Each member's parameters: members' gradients are clipped separately."""

@@ -18,20 +18,23 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, devic
     return torch.optim.AdamW(groups, lr=lr, fused=device.type == "cuda")
 
 
-def make_scheduler(optimizer, warmup: int, total: int, min_ratio: float, clock: Optional[Callable[[], float]] = None):
+def make_scheduler(optimizer, warmup: int, total: int, min_ratio: float, clock: Optional[Callable[[], float]] = None,
+                   scale: Optional[Callable[[], float]] = None):
     """Linear warmup to the peak, then cosine decay to ``min_ratio`` of it at ``total`` steps.
 
     With ``clock`` (the used fraction of a wall-clock budget), the decay follows whichever of
     steps and time runs out first, so a time-limited run still ends at the low learning rate.
+    ``scale()`` multiplies the whole schedule (the trainer lowers it after a divergence).
     """
 
     def factor(step: int) -> float:
+        factor = 1.0 if scale is None else scale()
         if step < warmup:
-            return (step + 1) / warmup
+            return factor * (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
         if clock is not None:
             progress = max(progress, min(1.0, clock()))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return factor * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 

@@ -22,7 +22,8 @@ from .checkpoint import locate, read_config
 from .config import ExperimentConfig, RNNConfig
 from .errors import ConfigError
 from .model import RNNClassifier, RNNLanguageModel
-from .tasks import ClassificationTask, LanguageModelTask
+from .classification import ClassificationTask
+from .tasks import LanguageModelTask
 from .tokenization import TextTokenizer
 
 

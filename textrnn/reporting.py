@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -47,7 +48,8 @@ class ProgressBar:
         self.tokens, self.started = 0, time.monotonic()
 
     def update(self, loss: float, tokens: int) -> None:
-        self.losses = (self.losses + [loss])[-100:]
+        if math.isfinite(loss):  # the running loss is what a divergence is measured against
+            self.losses = (self.losses + [loss])[-100:]
         self.tokens += tokens
         self.tqdm.update(1)
         if self.tqdm.n % 10 == 0:

@@ -1,5 +1,8 @@
 """The tasks the training loop serves: data preparation, one training step, evaluation.
 
+This module holds what tasks share and the language-model task; the classification task is
+:mod:`textrnn.classification`.
+
 A task turns an :class:`~textrnn.config.ExperimentConfig` into a tokenizer, a model config
 (a new one, with what the data decides filled in), a training loader, ``step_loss`` and an
 ``evaluate(model)`` that returns a dict of metrics, reduced across ranks so that a
@@ -20,7 +23,7 @@ import torch
 
 from . import batching as B
 from . import data as D
-from .checkpoint import TOKENIZER_FILE, read_config
+from .checkpoint import TOKENIZER_FILE
 from .config import DataConfig, ExperimentConfig, RNNConfig
 from .distributed import Dist, all_sum
 from .errors import ConfigError, DataError
@@ -42,112 +45,6 @@ def train_tokenizer(texts, config: ExperimentConfig) -> TextTokenizer:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
-
-
-# ---------------------------------------------------------------------------- classification
-class ClassificationTask:
-    """Single-label text classification: accuracy is the metric to select checkpoints on."""
-
-    metric = "accuracy"
-    greater_is_better = True
-
-    @staticmethod
-    def check_experiment(config: ExperimentConfig) -> None:
-        _check(bool(config.data.label_column), "data.label_column is required to train a classifier")
-        t, m = config.train, config.model
-        _check(t.lm_loss_weight == 0 or not (m.bidirectional and m.num_layers > 1),
-               "train.lm_loss_weight needs model.num_layers=1 when bidirectional (upper layers see the word each "
-               "direction predicts): set model.num_layers=1 or train.lm_loss_weight=0")
-
-    def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
-                 checkpoint: Optional[Path] = None) -> None:
-        d = config.data
-        raw = D.load_raw(d.dataset, str(workdir))
-        train, valid = D.split_dataset(raw, d.train_split, d.validation_split, d.validation_fraction, config.train.seed)
-        text_col = D.require_column(train, d.text_column, "text_column")
-        label_col = D.require_column(train, d.label_column, "label_column")
-        self.label_names = read_config(checkpoint).label_names if checkpoint else D.label_names_of(train, label_col)
-        if len(self.label_names) < 2:
-            raise DataError(f"column {label_col!r} has {len(self.label_names)} distinct label; a classifier needs at least 2")
-        self.tokenizer = (TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint
-                          else train_tokenizer(D.iter_column(train, text_col), config))
-        self.train_set = encode_split(train, self.tokenizer, d, self.label_names)
-        self.valid_set = encode_split(valid, self.tokenizer, d, self.label_names)
-        self.dist, self.device, self.config = dist, device, config
-        sampler = B.BucketBatchSampler(self.train_set["length"], d.batch_size, bucket_size=d.bucket_size,
-                                       seed=config.train.seed, rank=dist.rank, world_size=dist.world_size)
-        self.train_loader = B.ClassificationLoader(self.train_set, sampler, PAD_ID, pin_memory=device.type == "cuda")
-
-    def model_config(self) -> RNNConfig:
-        """The experiment's model section with the data's values filled in (a new config)."""
-        return dataclasses.replace(
-            self.config.model_config(), vocab_size=self.tokenizer.vocab_size, pad_id=PAD_ID,
-            num_labels=len(self.label_names), label_names=list(self.label_names), tokenizer_kind=self.tokenizer.kind,
-            aux_lm_head=self.config.train.lm_loss_weight > 0,
-        )
-
-    def new_epoch(self, epoch: int) -> None:
-        self.train_loader.sampler.set_epoch(epoch)
-
-    def step_loss(self, model, batch: dict, carry, autocast):
-        batch, t = to_device(batch, self.device), self.config.train
-        with autocast():
-            _, loss = model(batch["input_ids"], batch["lengths"], batch["labels"],
-                            label_smoothing=t.label_smoothing, lm_loss_weight=t.lm_loss_weight)
-        return loss, carry, int(batch["lengths"].sum())
-
-    def evaluate(self, model) -> dict:
-        return evaluate_classifier(model, self.valid_set, len(self.label_names), self.config.data.eval_batch_size,
-                                   self.dist, self.device)
-
-    @staticmethod
-    def evaluate_split(model, raw, data: DataConfig, split: str, batch_size: int, workdir: Path) -> dict:
-        """Metrics of a saved classifier on ``split``; its labels must be among the model's."""
-        encoded = encode_split(D.require_split(raw, split, "--split"), model.tokenizer, data, model.label_names)
-        metrics = evaluate_classifier(model, encoded, len(model.label_names), batch_size, Dist(), model.device)
-        return {"split": split, **metrics, "labels": model.label_names}
-
-
-def encode_split(ds, tokenizer: TextTokenizer, data: DataConfig, label_names: list):
-    """Check a split's text and label columns, then encode it against ``label_names``."""
-    text_col = D.require_column(ds, data.text_column, "text_column")
-    label_col = D.require_column(ds, data.label_column, "label_column")
-    to_id = D.label_mapping(ds, label_col, label_names)
-    return D.encode_classification(ds, tokenizer, text_col, label_col, to_id, data.max_length)
-
-
-@torch.no_grad()
-def evaluate_classifier(model, encoded, num_labels: int, batch_size: int, dist: Dist, device: torch.device) -> dict:
-    """Accuracy, macro-F1, confusion matrix and mean loss (forward's); exact across any number of ranks."""
-    sampler = B.SortedBatches(encoded["length"], batch_size, dist.rank, dist.world_size)
-    confusion = torch.zeros(num_labels, num_labels, dtype=torch.float64, device=device)
-    loss_sum = torch.zeros(1, dtype=torch.float64, device=device)
-    with eval_mode(model):
-        for batch in B.ClassificationLoader(encoded, sampler):
-            batch = to_device(batch, device)
-            logits, loss = model(batch["input_ids"], batch["lengths"], batch["labels"])
-            loss_sum += loss.double() * batch["labels"].numel()
-            flat = batch["labels"] * num_labels + logits.argmax(-1)
-            confusion += torch.bincount(flat, minlength=num_labels ** 2).view(num_labels, num_labels).double()
-    all_sum(confusion, dist)
-    all_sum(loss_sum, dist)
-    return classification_metrics(confusion.cpu(), float(loss_sum))
-
-
-def classification_metrics(confusion: torch.Tensor, loss_sum: float) -> dict:
-    """confusion[true, predicted] counts -> accuracy, macro-F1, loss, confusion matrix."""
-    total = float(confusion.sum())
-    tp = confusion.diag()
-    precision = tp / confusion.sum(0).clamp(min=1)
-    recall = tp / confusion.sum(1).clamp(min=1)
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp))
-    return {
-        "accuracy": float(tp.sum()) / max(total, 1.0),
-        "macro_f1": float(f1.mean()),
-        "loss": loss_sum / max(total, 1.0),
-        "examples": int(total),
-        "confusion_matrix": confusion.long().tolist(),
-    }
 
 
 # ---------------------------------------------------------------------------- language model

@@ -6,7 +6,9 @@ The loop, on one screen::
         loss = task.step_loss(model, batch)        # forward returns the loss (textrnn.tasks)
         backward, clip, optimizer and schedule step, weight average update
         every eval_every steps: evaluate (with the average), save a checkpoint, maybe stop early
-    stop on max_epochs, max_steps, max_minutes, or Ctrl-C / SIGTERM (after evaluating and saving)
+        every save_every_minutes: save (without evaluating), so a crash loses at most that much
+        a loss that is not finite or spikes: roll back to the last checkpoint at a lower lr (or stop)
+    stop on max_epochs, max_steps, max_minutes, patience, or Ctrl-C / SIGTERM (after evaluating and saving)
 
 What is saved and where is :mod:`textrnn.checkpointer`; optimizer, schedule and weight
 average are :mod:`textrnn.optim`; the bar, the metrics log and the curves are
@@ -16,7 +18,9 @@ average are :mod:`textrnn.optim`; the bar, the metrics log and the curves are
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import sys
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,10 +28,10 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-import yaml
 
-from . import distributed
-from .checkpointer import RunCheckpointer, TrainingProgress, find_resume_point
+from . import distributed, faults
+from .checkpoint import WEIGHTS_FILE, load_weights
+from .checkpointer import LAST, RunCheckpointer, TrainingProgress, find_resume_point, is_empty_run, run_experiment
 from .config import ExperimentConfig, build_dataclass, config_to_dict, merge, parse_overrides
 from .errors import TrainingError
 from .optim import WeightAverage, clip_gradients, make_optimizer, make_scheduler
@@ -42,10 +46,16 @@ Progress = TrainingProgress  # the name before the checkpointer module
 class RunResult:
     output_dir: Path
     best_checkpoint: Optional[Path]
-    metrics: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)  # the best checkpoint's (the last evaluation's when there is none)
     interrupted: bool = False
     stop_reason: str = ""
     step: int = 0
+    last_metrics: dict = field(default_factory=dict)  # the last checkpoint's
+    best_step: Optional[int] = None
+
+
+class _RolledBack(Exception):
+    """Raised inside the loop after a rollback: the epoch restarts where the checkpoint was."""
 
 
 class Trainer:
@@ -60,7 +70,10 @@ class Trainer:
         self.device = select_device(device or t.device)
         self.dist = distributed.init(self.device)
         self.out = Path(t.output_dir)
-        point = find_resume_point(resume) if resume else None
+        self.checkpointer = RunCheckpointer(self.out, t.keep_checkpoints)
+        point = self._resume_point(resume)
+        if self.dist.is_main:
+            self.checkpointer.write_run_config(config_to_dict(config))
         self.progress = point.progress if point else TrainingProgress(world_size=self.dist.world_size)
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         self.task = entry.task_class(config, self.dist, self.device, self.out, checkpoint=point and point.folder)
@@ -71,17 +84,28 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device)
         self.total_steps = t.max_steps or t.max_epochs * len(self.task.train_loader)
         clock = (lambda: self.progress.elapsed / (60 * t.max_minutes)) if t.schedule_by_time and t.max_minutes else None
-        self.scheduler = make_scheduler(self.optimizer, t.warmup_steps, self.total_steps, t.min_lr_ratio, clock)
+        self.scheduler = make_scheduler(self.optimizer, t.warmup_steps, self.total_steps, t.min_lr_ratio, clock,
+                                        scale=lambda: self.progress.lr_scale)
         self.carry = None
         torch.manual_seed(t.seed + 1000 * self.dist.rank)  # dropout masks differ across ranks
         self.ema = WeightAverage(self.model, t.ema_decay, self.progress.ema_updates) if t.ema_decay else None
         if point is not None:
             self.load_training_state(point.training_state())
-        self.checkpointer = RunCheckpointer(self.out, t.keep_checkpoints)
         self.metrics_log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
         self.stop_signal: Optional[str] = None
         self.last_eval: Optional[tuple] = None
+        self.last_save = time.monotonic()
         self.bar = None
+
+    def _resume_point(self, resume: Optional[str]):
+        """Where to continue from: ``resume``, or with ``train.resume: auto`` the run's own ``last``."""
+        if resume is None and self.train_config.resume == "auto" and (self.out / LAST).exists():
+            resume = str(self.out)
+        if resume is not None and is_empty_run(resume):
+            if self.dist.is_main:
+                print(f"note: {resume} holds no checkpoint yet; starting the run from the beginning", file=sys.stderr)
+            return None
+        return find_resume_point(resume) if resume else None
 
     # ------------------------------------------------------------------ state dicts
     def training_state(self) -> dict:
@@ -146,13 +170,40 @@ class Trainer:
         if self.dist.is_main:
             self.checkpointer.save(self.model, state, self.progress, config_to_dict(self.config), metrics, is_best)
         distributed.barrier(self.dist)
+        self.last_save = time.monotonic()
+
+    def save_without_evaluating(self) -> None:
+        with self.averaged():
+            self.save({}, False)
+
+    # ------------------------------------------------------------------ divergence
+    def rollback(self, reason: str) -> None:
+        """Back to the last checkpoint (weights, optimizer, schedule, random state) at a lower learning rate."""
+        p, t = self.progress, self.train_config
+        where = f"the loss {reason} at step {p.step + 1}"
+        if not (self.out / LAST).exists():
+            raise TrainingError(f"{where}, before any checkpoint to roll back to; lower train.lr")
+        if p.rollbacks >= t.max_rollbacks:
+            raise TrainingError(f"{where} after {p.rollbacks} rollbacks (train.max_rollbacks); lower train.lr")
+        point = find_resume_point(self.out)  # every rank reads it: a shared filesystem, as --resume needs
+        load_weights(self.model, point.folder / WEIGHTS_FILE, self.device)
+        elapsed, rollbacks, scale = p.elapsed, p.rollbacks + 1, p.lr_scale * t.rollback_lr_factor
+        self.progress = dataclasses.replace(point.progress, elapsed=elapsed, rollbacks=rollbacks, lr_scale=scale)
+        if self.ema is not None:  # the checkpoint's weights are the average, its training state the raw ones
+            self.ema = WeightAverage(self.model, t.ema_decay, self.progress.ema_updates)
+        self.carry = None
+        self.load_training_state(point.training_state())
+        self.metrics_log.forget_after(self.progress.step)
+        self.metrics_log.write({"step": self.progress.step, "split": "event", "event": "rollback", "reason": where,
+                                "lr_scale": scale, "rollbacks": rollbacks})
+        if self.dist.is_main:
+            print(f"note: {where}; rolled back to step {self.progress.step} with the learning rate x{scale:g}",
+                  file=sys.stderr)
+        raise _RolledBack
 
     # ------------------------------------------------------------------ training
     def fit(self) -> RunResult:
-        if self.dist.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(self.config), sort_keys=False), encoding="utf-8")
-            self.metrics_log.forget_after(self.progress.step)
+        self.metrics_log.forget_after(self.progress.step)
         enabled = self.dist.is_main and self.train_config.progress
         with catch_stop_signals(self._on_signal), progress_bar(self.total_steps, self.progress.step, enabled) as self.bar:
             reason = self._loop()
@@ -164,8 +215,9 @@ class Trainer:
                 self.checkpointer.record_checksums(checksums)
         self.wrapped = self.model  # release DDP before its process group (see distributed.close)
         distributed.close(self.dist)
-        return RunResult(self.out, self.checkpointer.best(), final, interrupted=reason == "interrupt",
-                         stop_reason=reason, step=self.progress.step)
+        best = self.checkpointer.metrics_of("best") if self.dist.is_main else None
+        return RunResult(self.out, self.checkpointer.best(), best or final, interrupted=reason == "interrupt",
+                         stop_reason=reason, step=self.progress.step, last_metrics=final, best_step=self.progress.best_step)
 
     def _on_signal(self, name: str) -> None:
         self.stop_signal = name
@@ -175,11 +227,17 @@ class Trainer:
             return self.last_eval[1]  # already evaluated and saved at this step
         if reason != "interrupt" or self.train_config.eval_on_interrupt:
             return self.evaluate_and_save()
-        with self.averaged():
-            self.save({}, False)
+        self.save_without_evaluating()
         return {}
 
     def _loop(self) -> str:
+        while True:
+            try:
+                return self._epochs()
+            except _RolledBack:  # the progress is the checkpoint's now: start its epoch again
+                continue
+
+    def _epochs(self) -> str:
         t, p = self.train_config, self.progress
         started, start_elapsed = time.monotonic(), p.elapsed
         while p.epoch < t.max_epochs:
@@ -187,11 +245,16 @@ class Trainer:
             for batch in self.task.train_loader.iterate(p.batch_index):
                 self._train_step(batch)
                 p.elapsed = start_elapsed + time.monotonic() - started
-                reason = self._stop_reason()
+                reason, save_due = self._agreed_flags()
                 if reason:
                     return reason
-                if t.eval_every and p.step % t.eval_every == 0 and self._evaluate_says_stop():
-                    return "early_stopping"
+                if t.eval_every and p.step % t.eval_every == 0:
+                    if self._evaluate_says_stop():
+                        return "early_stopping"
+                elif save_due:
+                    self.save_without_evaluating()
+                    self.metrics_log.write({"step": p.step, "split": "event", "event": "timed_save",
+                                            "elapsed_s": round(p.elapsed, 2)})
             p.epoch, p.batch_index, self.carry = p.epoch + 1, 0, None
             if not t.eval_every and p.epoch < t.max_epochs and self._evaluate_says_stop():
                 return "early_stopping"
@@ -204,15 +267,19 @@ class Trainer:
     def _train_step(self, batch: dict) -> None:
         t, p = self.train_config, self.progress
         loss, carry, tokens = self.task.step_loss(self.wrapped, batch, self.carry, self._autocast)
-        finite = torch.isfinite(loss.detach()).float().reshape(1)
+        loss = loss * faults.loss_factor(self.dist.rank)
+        nonfinite, spiked = self._divergence(loss.detach())
         self.optimizer.zero_grad(set_to_none=True)
-        if float(distributed.all_sum(finite, self.dist)) < self.dist.world_size:
-            if not t.skip_nonfinite:
-                raise TrainingError(
-                    f"the loss became {loss.item():.4g} at step {p.step + 1}; the last good checkpoint is in "
-                    f"{self.out / 'last'}. Lower train.lr, or set train.skip_nonfinite=true to skip such batches"
-                )
+        if nonfinite and t.skip_nonfinite:
             p.skipped_batches += 1
+        elif nonfinite or spiked:
+            reason = f"became {loss.item():.4g}" if nonfinite else f"spiked to {loss.item():.4g}"
+            if t.on_divergence == "rollback":
+                self.rollback(reason)
+            raise TrainingError(
+                f"the loss {reason} at step {p.step + 1}; the last good checkpoint is in {self.out / 'last'}. "
+                "Lower train.lr, set train.on_divergence=rollback, or train.skip_nonfinite=true to skip NaN batches"
+            )
         else:
             loss.backward()
             if t.grad_clip:
@@ -234,18 +301,31 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _stop_reason(self) -> str:
-        """The reason to stop now, agreed by all ranks (rank 0's clock decides the time budget)."""
+    def _divergence(self, loss: torch.Tensor) -> tuple[bool, bool]:
+        """(not finite, spiked) on any rank: a spike is above divergence_factor x max(running mean, 0.5)."""
+        t, recent = self.train_config, self.bar.losses
+        value = float(loss)
+        running = sum(recent) / len(recent) if len(recent) >= 5 else None
+        flags = torch.tensor([float(not math.isfinite(value)),
+                              float(running is not None and value > t.divergence_factor * max(running, 0.5))],
+                             device=self.device if self.device.type == "cuda" else "cpu")
+        distributed.all_sum(flags, self.dist)
+        return bool(flags[0]), bool(flags[1])
+
+    def _agreed_flags(self) -> tuple[str, bool]:
+        """The reason to stop now, and whether a timed save is due, agreed by all ranks (rank 0's clock decides)."""
         t, p = self.train_config, self.progress
-        flags = torch.zeros(3, device=self.device if self.device.type == "cuda" else "cpu")
+        flags = torch.zeros(4, device=self.device if self.device.type == "cuda" else "cpu")
         flags[0] = float(self.stop_signal is not None)
         flags[1] = float(t.max_steps is not None and p.step >= t.max_steps)
         flags[2] = float(t.max_minutes is not None and p.elapsed >= 60 * t.max_minutes and self.dist.is_main)
+        since_save = time.monotonic() - self.last_save
+        flags[3] = float(t.save_every_minutes is not None and since_save >= 60 * t.save_every_minutes and self.dist.is_main)
         distributed.all_sum(flags, self.dist)
         for value, name in zip(flags.tolist(), ("interrupt", "max_steps", "max_minutes")):
             if value:
-                return name
-        return ""
+                return name, False
+        return "", bool(flags[3])
 
     def _rank_checksums(self) -> list:
         """SHA-256 of this rank's parameters, gathered from every rank (DDP keeps them equal)."""
@@ -258,8 +338,8 @@ class Trainer:
 
 
 def resume_config(resume: str, overrides: list) -> ExperimentConfig:
-    """The saved experiment config of a run, with command-line overrides applied."""
-    saved = find_resume_point(resume).experiment
+    """The saved experiment config of a run (its config.yaml if no checkpoint yet), with overrides applied."""
+    saved = run_experiment(resume) if is_empty_run(resume) else find_resume_point(resume).experiment
     return build_dataclass(ExperimentConfig, merge(saved, parse_overrides(overrides)), "config").validate()
 
 

@@ -1,0 +1,219 @@
+"""The classification task: labels as the data brings them, class weights, evaluation, thresholds.
+
+Single-label tasks select checkpoints on accuracy, multi-label tasks on macro-F1 at thresholds
+tuned on the validation split (saved with each checkpoint, used by ``predict`` and
+``evaluate``). Examples without a label are dropped from training and from scoring.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from . import batching as B
+from . import data as D
+from .checkpoint import TOKENIZER_FILE, read_config
+from .config import DataConfig, ExperimentConfig, RNNConfig
+from .distributed import Dist, all_sum, gather_objects
+from .errors import ConfigError, DataError
+from .labels import MULTI, SINGLE, LabelEncoder, LabelSpec, detect_labels
+from .metrics import multi_label_metrics, single_label_metrics, tune_thresholds
+from .runtime import eval_mode
+from .tasks import to_device, train_tokenizer
+from .tokenization import PAD_ID, TextTokenizer
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+class ClassificationTask:
+    """Text classification, single- or multi-label (detected from the data)."""
+
+    greater_is_better = True
+
+    @staticmethod
+    def check_experiment(config: ExperimentConfig) -> None:
+        d, t, m = config.data, config.train, config.model
+        _check(bool(d.label_column or d.label_columns), "data.label_column (or data.label_columns) is required to train a classifier")
+        _check(t.lm_loss_weight == 0 or not (m.bidirectional and m.num_layers > 1),
+               "train.lm_loss_weight needs model.num_layers=1 when bidirectional (upper layers see the word each "
+               "direction predicts): set model.num_layers=1 or train.lm_loss_weight=0")
+
+    def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
+                 checkpoint: Optional[Path] = None) -> None:
+        d = self.data = config.data
+        raw = D.load_raw(d.dataset, str(workdir), d.config_name)
+        train, valid = D.split_dataset(raw, d.train_split, d.validation_split, d.validation_fraction, config.train.seed)
+        self.text_columns = text_columns(train, d)
+        self.spec = saved_spec(checkpoint, d) if checkpoint else detect_labels(train, d.label_column, d.label_columns)
+        _check_label_count(self.spec)
+        self.tokenizer = (TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint
+                          else train_tokenizer(D.iter_texts(train, self.text_columns, d.field_separator), config))
+        self.train_set = labelled(encode_split(train, self.tokenizer, d, self.spec), f"the {d.train_split!r} split")
+        self.valid_set = labelled(encode_split(valid, self.tokenizer, d, self.spec), "the validation split")
+        self.class_weights = class_weight_tensor(config.train.class_weights, self.train_set, self.spec)
+        self.metric = "macro_f1" if self.spec.problem_type == MULTI else "accuracy"
+        self.dist, self.device, self.config = dist, device, config
+        sampler = B.BucketBatchSampler(self.train_set["length"], d.batch_size, bucket_size=d.bucket_size,
+                                       seed=config.train.seed, rank=dist.rank, world_size=dist.world_size)
+        self.train_loader = B.ClassificationLoader(self.train_set, sampler, PAD_ID, pin_memory=device.type == "cuda")
+
+    @property
+    def label_names(self) -> list:
+        return list(self.spec.names)
+
+    def model_config(self) -> RNNConfig:
+        """The experiment's model section with the data's values filled in (a new config)."""
+        d = self.data
+        return dataclasses.replace(
+            self.config.model_config(), vocab_size=self.tokenizer.vocab_size, pad_id=PAD_ID,
+            num_labels=len(self.spec.names), label_names=self.label_names, tokenizer_kind=self.tokenizer.kind,
+            problem_type=self.spec.problem_type, aux_lm_head=self.config.train.lm_loss_weight > 0,
+            text_fields=list(self.text_columns), field_separator=d.field_separator,
+        )
+
+    def new_epoch(self, epoch: int) -> None:
+        self.train_loader.sampler.set_epoch(epoch)
+
+    def step_loss(self, model, batch: dict, carry, autocast):
+        batch, t = to_device(batch, self.device), self.config.train
+        with autocast():
+            _, loss = model(batch["input_ids"], batch["lengths"], batch["labels"], label_smoothing=t.label_smoothing,
+                            lm_loss_weight=t.lm_loss_weight, class_weights=self.class_weights)
+        return loss, carry, int(batch["lengths"].sum())
+
+    def evaluate(self, model) -> dict:
+        """Validation metrics; a multi-label model's thresholds are tuned here and kept in its config."""
+        batch_size = self.config.data.eval_batch_size
+        if self.spec.problem_type == SINGLE:
+            return evaluate_single(model, self.valid_set, batch_size, self.dist, self.device)
+        probs, targets, loss = predict_rows(model, self.valid_set, batch_size, self.dist, self.device)
+        t = self.config.train
+        thresholds = [t.threshold] * probs.shape[1] if t.threshold else tune_thresholds(probs, targets, t.threshold_per_label)
+        model.config.thresholds = thresholds
+        metrics = multi_label_metrics(probs, targets, thresholds, self.label_names, loss)
+        metrics["macro_f1_at_0.5"] = multi_label_metrics(probs, targets, [0.5] * len(thresholds), self.label_names)["macro_f1"]
+        return metrics
+
+    @staticmethod
+    def evaluate_split(model, raw, data: DataConfig, split: str, batch_size: int, workdir: Path) -> dict:
+        """Metrics of a saved classifier on ``split`` (its saved thresholds); labels must be among the model's."""
+        spec = LabelSpec(model.config.problem_type, model.label_names, label_source(data))
+        encoded = labelled(encode_split(D.require_split(raw, split, "--split"), model.tokenizer, data, spec),
+                           f"split {split!r}", hint="evaluate needs labels; label it with textrnn predict instead")
+        if spec.problem_type == SINGLE:
+            metrics = evaluate_single(model, encoded, batch_size, Dist(), model.device)
+        else:
+            probs, targets, loss = predict_rows(model, encoded, batch_size, Dist(), model.device)
+            metrics = multi_label_metrics(probs, targets, model.thresholds(), model.label_names, loss)
+        return {"split": split, **metrics, "labels": model.label_names}
+
+
+# ---------------------------------------------------------------------------- data
+def text_columns(ds, data: DataConfig) -> list:
+    """The text column(s) a split must have, checked."""
+    names = data.text_column if isinstance(data.text_column, list) else [data.text_column]
+    return [D.require_column(ds, name, "text_column") for name in names]
+
+
+def label_source(data: DataConfig) -> list:
+    return list(data.label_columns) if data.label_columns else [data.label_column]
+
+
+def saved_spec(checkpoint: Path, data: DataConfig) -> LabelSpec:
+    saved = read_config(checkpoint)
+    return LabelSpec(saved.problem_type, list(saved.label_names), label_source(data))
+
+
+def _check_label_count(spec: LabelSpec) -> None:
+    least = 2 if spec.problem_type == SINGLE else 1
+    if len(spec.names) < least:
+        raise DataError(f"column {spec.columns[0]!r} has {len(spec.names)} distinct label; a classifier needs at least 2")
+
+
+def encode_split(ds, tokenizer: TextTokenizer, data: DataConfig, spec: LabelSpec):
+    """Check a split's text and label columns, then encode it against the spec's label names."""
+    labels = LabelEncoder(ds, spec.columns, spec.names, spec.problem_type)
+    return D.encode_classification(ds, tokenizer, text_columns(ds, data), labels, data.max_length, data.field_separator)
+
+
+def label_array(encoded) -> np.ndarray:
+    """The ``labels`` column as an array: (N,) ids or (N, C) rows."""
+    labels = encoded.select_columns(["labels"]).with_format("numpy")[:]["labels"]
+    return np.stack(labels) if labels.dtype == object else np.asarray(labels)
+
+
+def labelled(encoded, what: str, hint: str = "give labels, or set data.validation_split to a labelled split"):
+    """The examples that have a label (a missing one is encoded as -1); none at all is an error."""
+    labels = label_array(encoded)
+    keep = np.flatnonzero(labels >= 0 if labels.ndim == 1 else (labels >= 0).all(1))
+    if len(keep) == 0:
+        raise DataError(f"{what} has no labels (every label is -1 or missing); {hint}")
+    return encoded if len(keep) == len(encoded) else encoded.select(keep)
+
+
+def class_weight_tensor(setting, encoded, spec: LabelSpec) -> Optional[torch.Tensor]:
+    """``train.class_weights`` as a tensor: explicit, or "balanced" from the training labels.
+
+    Balanced single-label weights are ``N / (C * n_c)`` (scikit-learn's); balanced multi-label
+    positive weights are ``negatives_c / positives_c`` (each label's positives then weigh as
+    much as its negatives).
+    """
+    if setting is None:
+        return None
+    count = len(spec.names)
+    if isinstance(setting, list):
+        if len(setting) != count:
+            raise ConfigError(f"train.class_weights has {len(setting)} weights but the data has {count} labels "
+                              f"({', '.join(spec.names)}); give one per label")
+        return torch.tensor(setting, dtype=torch.float32)
+    labels = label_array(encoded)
+    if spec.problem_type == SINGLE:
+        counts = np.bincount(labels, minlength=count)
+        return torch.tensor(len(labels) / (count * np.maximum(counts, 1)), dtype=torch.float32)
+    positives = labels.sum(0)
+    return torch.tensor((len(labels) - positives) / np.maximum(positives, 1), dtype=torch.float32)
+
+
+# ---------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_single(model, encoded, batch_size: int, dist: Dist, device: torch.device) -> dict:
+    """Accuracy, macro-F1, per-label figures, confusion matrix and mean loss (forward's); exact across ranks."""
+    count = model.config.num_labels
+    sampler = B.SortedBatches(encoded["length"], batch_size, dist.rank, dist.world_size)
+    confusion = torch.zeros(count, count, dtype=torch.float64, device=device)
+    loss_sum = torch.zeros(1, dtype=torch.float64, device=device)
+    with eval_mode(model):
+        for batch in B.ClassificationLoader(encoded, sampler):
+            batch = to_device(batch, device)
+            logits, loss = model(batch["input_ids"], batch["lengths"], batch["labels"])
+            loss_sum += loss.double() * batch["labels"].numel()
+            flat = batch["labels"] * count + logits.argmax(-1)
+            confusion += torch.bincount(flat, minlength=count ** 2).view(count, count).double()
+    all_sum(confusion, dist)
+    all_sum(loss_sum, dist)
+    return single_label_metrics(confusion.cpu(), float(loss_sum), model.label_names)
+
+
+@torch.no_grad()
+def predict_rows(model, encoded, batch_size: int, dist: Dist, device: torch.device):
+    """Probabilities and targets (N, C) of every example, gathered from all ranks, and the mean loss."""
+    sampler = B.SortedBatches(encoded["length"], batch_size, dist.rank, dist.world_size)
+    probs, targets, loss_sum = [], [], 0.0
+    with eval_mode(model):
+        for batch in B.ClassificationLoader(encoded, sampler):
+            batch = to_device(batch, device)
+            logits, loss = model(batch["input_ids"], batch["lengths"], batch["labels"])
+            loss_sum += float(loss) * batch["labels"].numel()
+            probs.append(model.probabilities(logits).cpu().numpy())
+            targets.append(batch["labels"].cpu().numpy())
+    parts = gather_objects((probs, targets, loss_sum), dist)
+    probs = np.concatenate([p for part in parts for p in part[0]])
+    targets = np.concatenate([t for part in parts for t in part[1]])
+    return probs, targets, sum(part[2] for part in parts) / max(targets.size, 1)
