@@ -108,13 +108,13 @@ def resolve_checkpoint(path: PathLike) -> Path:
     raise CheckpointError(f"{path} is not a textrnn checkpoint (no {CONFIG_FILE}, best/ or last/ inside); pass a checkpoint folder")
 
 
-def saved_format(folder: Path) -> int:
-    """The format version a folder's config.json was written in."""
-    return int(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("format_version", FORMAT_VERSION))
-
-
 def read_config(folder: Path) -> RNNConfig:
     """config.json of a checkpoint folder, upgraded to the current format."""
+    return read_config_and_format(folder)[0]
+
+
+def read_config_and_format(folder: Path) -> tuple[RNNConfig, int]:
+    """config.json upgraded to the current format, and the format it was written in (which names its weights)."""
     try:
         data = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -127,7 +127,7 @@ def read_config(folder: Path) -> RNNConfig:
             f"{folder} was written by a newer textrnn (format {version}, this one reads up to {FORMAT_VERSION}); upgrade textrnn"
         )
     try:
-        return RNNConfig.from_dict(migrate_config(data)).validate()
+        return RNNConfig.from_dict(migrate_config(data)).validate(), version
     except TextRNNError as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
 
@@ -221,7 +221,7 @@ class PretrainedMixin:
         ensemble loads as one.
         """
         folder = locate(path)
-        config = read_config(folder)
+        config, version = read_config_and_format(folder)
         if config.task != cls.task:
             raise CheckpointError(f"{folder} holds a {config.task} model, not a {cls.task} model; "
                                   "load it with textrnn.load_model, which picks the class")
@@ -238,7 +238,7 @@ class PretrainedMixin:
             )
         model = cls.build(config, tokenizer)
         try:
-            load_weights(model, folder / WEIGHTS_FILE, map_location, saved_format(folder))
+            load_weights(model, folder / WEIGHTS_FILE, map_location, version)
         except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{folder / WEIGHTS_FILE} is missing, corrupt or truncated ({one_line(exc)}); use another checkpoint") from None
         model.to(map_location)

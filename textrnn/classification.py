@@ -19,17 +19,13 @@ from . import data as D
 from .checkpoint import TOKENIZER_FILE, read_config
 from .config import DataConfig, ExperimentConfig, RNNConfig
 from .distributed import Dist, all_sum, gather_objects
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, require
 from .labels import MULTI, SINGLE, LabelEncoder, LabelSpec, detect_labels
 from .metrics import multi_label_metrics, single_label_metrics, tune_thresholds
+from .model import RNNClassifier
 from .runtime import eval_mode
 from .tasks import to_device, train_tokenizer
 from .tokenization import PAD_ID, TextTokenizer
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 class ClassificationTask:
@@ -39,11 +35,9 @@ class ClassificationTask:
 
     @staticmethod
     def check_experiment(config: ExperimentConfig) -> None:
-        d, t, m = config.data, config.train, config.model
-        _check(bool(d.label_column or d.label_columns), "data.label_column (or data.label_columns) is required to train a classifier")
-        _check(t.lm_loss_weight == 0 or not (m.bidirectional and m.num_layers > 1),
-               "train.lm_loss_weight needs model.num_layers=1 when bidirectional (upper layers see the word each "
-               "direction predicts): set model.num_layers=1 or train.lm_loss_weight=0")
+        d = config.data
+        require(bool(d.label_column or d.label_columns), "data.label_column (or data.label_columns) is required to train a classifier")
+        RNNClassifier.check_config(aux_lm_config(config))  # train.lm_loss_weight adds the head the model's rules cover
 
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
                  checkpoint: Optional[Path] = None) -> None:
@@ -72,10 +66,9 @@ class ClassificationTask:
         """The experiment's model section with the data's values filled in (a new config)."""
         d = self.data
         return dataclasses.replace(
-            self.config.model_config(), vocab_size=self.tokenizer.vocab_size, pad_id=PAD_ID,
+            aux_lm_config(self.config), vocab_size=self.tokenizer.vocab_size, pad_id=PAD_ID,
             num_labels=len(self.spec.names), label_names=self.label_names, tokenizer_kind=self.tokenizer.kind,
-            problem_type=self.spec.problem_type, aux_lm_head=self.config.train.lm_loss_weight > 0,
-            text_fields=list(self.text_columns), field_separator=d.field_separator,
+            problem_type=self.spec.problem_type, text_fields=list(self.text_columns), field_separator=d.field_separator,
         )
 
     def new_epoch(self, epoch: int) -> None:
@@ -116,6 +109,11 @@ class ClassificationTask:
 
 
 # ---------------------------------------------------------------------------- data
+def aux_lm_config(config: ExperimentConfig) -> RNNConfig:
+    """The model section, with the auxiliary LM head that ``train.lm_loss_weight > 0`` needs."""
+    return dataclasses.replace(config.model_config(), aux_lm_head=config.train.lm_loss_weight > 0)
+
+
 def text_columns(ds, data: DataConfig) -> list:
     """The text column(s) a split must have, checked."""
     names = data.text_column if isinstance(data.text_column, list) else [data.text_column]
@@ -182,20 +180,26 @@ def class_weight_tensor(setting, encoded, spec: LabelSpec) -> Optional[torch.Ten
 
 
 # ---------------------------------------------------------------------------- evaluation
-@torch.no_grad()
-def evaluate_single(model, encoded, batch_size: int, dist: Dist, device: torch.device) -> dict:
-    """Accuracy, macro-F1, per-label figures, confusion matrix and mean loss (forward's); exact across ranks."""
-    count = model.config.num_labels
+def scored_batches(model, encoded, batch_size: int, dist: Dist, device: torch.device):
+    """(labels, logits, loss) of each of this rank's length-sorted batches, the model in eval mode."""
     sampler = B.SortedBatches(encoded["length"], batch_size, dist.rank, dist.world_size)
-    confusion = torch.zeros(count, count, dtype=torch.float64, device=device)
-    loss_sum = torch.zeros(1, dtype=torch.float64, device=device)
     with eval_mode(model):
         for batch in B.ClassificationLoader(encoded, sampler):
             batch = to_device(batch, device)
             logits, loss = model(batch["input_ids"], batch["lengths"], batch["labels"])
-            loss_sum += loss.double() * batch["labels"].numel()
-            flat = batch["labels"] * count + logits.argmax(-1)
-            confusion += torch.bincount(flat, minlength=count ** 2).view(count, count).double()
+            yield batch["labels"], logits, loss
+
+
+@torch.no_grad()
+def evaluate_single(model, encoded, batch_size: int, dist: Dist, device: torch.device) -> dict:
+    """Accuracy, macro-F1, per-label figures, confusion matrix and mean loss (forward's); exact across ranks."""
+    count = model.config.num_labels
+    confusion = torch.zeros(count, count, dtype=torch.float64, device=device)
+    loss_sum = torch.zeros(1, dtype=torch.float64, device=device)
+    for labels, logits, loss in scored_batches(model, encoded, batch_size, dist, device):
+        loss_sum += loss.double() * labels.numel()
+        flat = labels * count + logits.argmax(-1)
+        confusion += torch.bincount(flat, minlength=count ** 2).view(count, count).double()
     all_sum(confusion, dist)
     all_sum(loss_sum, dist)
     return single_label_metrics(confusion.cpu(), float(loss_sum), model.label_names)
@@ -204,15 +208,11 @@ def evaluate_single(model, encoded, batch_size: int, dist: Dist, device: torch.d
 @torch.no_grad()
 def predict_rows(model, encoded, batch_size: int, dist: Dist, device: torch.device):
     """Probabilities and targets (N, C) of every example, gathered from all ranks, and the mean loss."""
-    sampler = B.SortedBatches(encoded["length"], batch_size, dist.rank, dist.world_size)
     probs, targets, loss_sum = [], [], 0.0
-    with eval_mode(model):
-        for batch in B.ClassificationLoader(encoded, sampler):
-            batch = to_device(batch, device)
-            logits, loss = model(batch["input_ids"], batch["lengths"], batch["labels"])
-            loss_sum += float(loss) * batch["labels"].numel()
-            probs.append(model.probabilities(logits).cpu().numpy())
-            targets.append(batch["labels"].cpu().numpy())
+    for labels, logits, loss in scored_batches(model, encoded, batch_size, dist, device):
+        loss_sum += float(loss) * labels.numel()
+        probs.append(model.probabilities(logits).cpu().numpy())
+        targets.append(labels.cpu().numpy())
     parts = gather_objects((probs, targets, loss_sum), dist)
     probs = np.concatenate([p for part in parts for p in part[0]])
     targets = np.concatenate([t for part in parts for t in part[1]])

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import yaml
 
 from .encoder import CELLS, STRATEGIES
-from .errors import ConfigError
+from .errors import ConfigError, require
 from .labels import PROBLEM_TYPES
 from .modules import POOLINGS
 
@@ -70,16 +70,16 @@ class RNNConfig:
         ``check_config``.
         """
         for name in ("embedding_dim", "hidden_size", "num_layers", "ensemble_size"):
-            _check(getattr(self, name) >= 1, f"model.{name} must be a positive integer, got {getattr(self, name)}")
+            require(getattr(self, name) >= 1, f"model.{name} must be a positive integer, got {getattr(self, name)}")
         for name in ("dropout", "embedding_dropout", "word_dropout", "weight_dropout", "output_dropout"):
             value = getattr(self, name)
-            _check(0.0 <= value < 1.0, f"model.{name} must be in [0, 1), got {value}")
+            require(0.0 <= value < 1.0, f"model.{name} must be in [0, 1), got {value}")
         for name, allowed in (("cell", CELLS), ("strategy", STRATEGIES), ("pooling", POOLINGS),
                               ("problem_type", PROBLEM_TYPES)):
             value = getattr(self, name)
-            _check(value in allowed, f"model.{name} must be one of {', '.join(allowed)}, got {value!r}")
+            require(value in allowed, f"model.{name} must be one of {', '.join(allowed)}, got {value!r}")
         for t in self.thresholds or []:
-            _check(0 < t < 1, f"model thresholds must be in (0, 1), got {t}")
+            require(0 < t < 1, f"model thresholds must be in (0, 1), got {t}")
         return self
 
     def to_dict(self) -> dict:
@@ -169,25 +169,25 @@ class ExperimentConfig:
         for name, value in (("data.batch_size", d.batch_size), ("data.eval_batch_size", d.eval_batch_size),
                             ("data.seq_len", d.seq_len), ("data.bucket_size", d.bucket_size),
                             ("train.max_epochs", t.max_epochs)):
-            _check(value >= 1, f"{name} must be a positive integer, got {value}")
-        _check(0.0 < d.validation_fraction < 1.0, f"data.validation_fraction must be in (0, 1), got {d.validation_fraction}")
-        _check(d.max_length is None or d.max_length >= 1, f"data.max_length must be positive, got {d.max_length}")
-        _check(t.lr > 0, f"train.lr must be positive, got {t.lr}")
-        _check(t.max_minutes is None or t.max_minutes > 0, f"train.max_minutes must be positive, got {t.max_minutes}")
-        _check(t.max_steps is None or t.max_steps >= 1, f"train.max_steps must be positive, got {t.max_steps}")
-        _check(t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}")
-        _check(0.0 <= t.label_smoothing < 1.0, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
-        _check(t.lm_loss_weight >= 0, f"train.lm_loss_weight must be >= 0, got {t.lm_loss_weight}")
-        _check(t.threshold is None or 0 < t.threshold < 1, f"train.threshold must be in (0, 1), got {t.threshold}")
-        _check(t.resume in (None, "auto"), f"train.resume must be auto or null, got {t.resume!r}")
-        _check(t.on_divergence in ("rollback", "stop"), f"train.on_divergence must be rollback or stop, got {t.on_divergence!r}")
-        _check(t.divergence_factor > 1, f"train.divergence_factor must be > 1, got {t.divergence_factor}")
-        _check(0 < t.rollback_lr_factor <= 1, f"train.rollback_lr_factor must be in (0, 1], got {t.rollback_lr_factor}")
-        _check(t.save_every_minutes is None or t.save_every_minutes > 0,
-               f"train.save_every_minutes must be positive (or null for never), got {t.save_every_minutes}")
-        _check(t.patience is None or t.patience >= 1, f"train.patience must be a positive integer or null, got {t.patience}")
+            require(value >= 1, f"{name} must be a positive integer, got {value}")
+        require(0.0 < d.validation_fraction < 1.0, f"data.validation_fraction must be in (0, 1), got {d.validation_fraction}")
+        require(d.max_length is None or d.max_length >= 1, f"data.max_length must be positive, got {d.max_length}")
+        require(t.lr > 0, f"train.lr must be positive, got {t.lr}")
+        require(t.max_minutes is None or t.max_minutes > 0, f"train.max_minutes must be positive, got {t.max_minutes}")
+        require(t.max_steps is None or t.max_steps >= 1, f"train.max_steps must be positive, got {t.max_steps}")
+        require(t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}")
+        require(0.0 <= t.label_smoothing < 1.0, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
+        require(t.lm_loss_weight >= 0, f"train.lm_loss_weight must be >= 0, got {t.lm_loss_weight}")
+        require(t.threshold is None or 0 < t.threshold < 1, f"train.threshold must be in (0, 1), got {t.threshold}")
+        require(t.resume in (None, "auto"), f"train.resume must be auto or null, got {t.resume!r}")
+        require(t.on_divergence in ("rollback", "stop"), f"train.on_divergence must be rollback or stop, got {t.on_divergence!r}")
+        require(t.divergence_factor > 1, f"train.divergence_factor must be > 1, got {t.divergence_factor}")
+        require(0 < t.rollback_lr_factor <= 1, f"train.rollback_lr_factor must be in (0, 1], got {t.rollback_lr_factor}")
+        require(t.save_every_minutes is None or t.save_every_minutes > 0,
+                f"train.save_every_minutes must be positive (or null for never), got {t.save_every_minutes}")
+        require(t.patience is None or t.patience >= 1, f"train.patience must be a positive integer or null, got {t.patience}")
         _check_class_weights(t.class_weights)
-        _check(self.tokenizer.kind in ("char", "word", "bpe"), f"tokenizer.kind must be char, word or bpe, got {self.tokenizer.kind!r}")
+        require(self.tokenizer.kind in ("char", "word", "bpe"), f"tokenizer.kind must be char, word or bpe, got {self.tokenizer.kind!r}")
         return self
 
     def model_config(self) -> RNNConfig:
@@ -195,16 +195,12 @@ class ExperimentConfig:
         return dataclasses.replace(self.model, task=self.task)
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
 
 def _check_class_weights(weights: Any) -> None:
     if weights is None or weights == "balanced":
         return
     ok = isinstance(weights, list) and weights and all(isinstance(w, (int, float)) and w > 0 for w in weights)
-    _check(bool(ok), f"train.class_weights must be 'balanced' or a list of positive numbers, one per label; got {weights!r}")
+    require(bool(ok), f"train.class_weights must be 'balanced' or a list of positive numbers, one per label; got {weights!r}")
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -237,14 +233,14 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     if default is None or value is None or isinstance(default, list):
         return value
     if isinstance(default, bool):
-        _check(isinstance(value, bool), f"{where} must be true or false, got {value!r}")
+        require(isinstance(value, bool), f"{where} must be true or false, got {value!r}")
     elif isinstance(default, int):
-        _check(isinstance(value, int) and not isinstance(value, bool), f"{where} must be an integer, got {value!r}")
+        require(isinstance(value, int) and not isinstance(value, bool), f"{where} must be an integer, got {value!r}")
     elif isinstance(default, float):
-        _check(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where} must be a number, got {value!r}")
+        require(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where} must be a number, got {value!r}")
         return float(value)
     elif isinstance(default, str):
-        _check(isinstance(value, str), f"{where} must be a string, got {value!r}")
+        require(isinstance(value, str), f"{where} must be a string, got {value!r}")
     return value
 
 

@@ -265,8 +265,7 @@ def encode_classification(ds, tokenizer: TextTokenizer, text_columns: Sequence[s
             "length": pa.array(np.diff(offsets), pa.int64()),
         }
         if labels is not None:
-            encoded = labels.encode(columns)
-            out["labels"] = pa.array(encoded, pa.int64() if labels.problem_type == "single_label" else pa.list_(pa.float32()))
+            out["labels"] = pa.array(labels.encode(columns), labels.arrow_type())
         return pa.table(out)
 
     # datasets would fingerprint the closure by pickling it, tokenizer and all: that costs

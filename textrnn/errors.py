@@ -29,6 +29,12 @@ class TrainingError(TextRNNError):
     """Training cannot go on (for example the loss became NaN)."""
 
 
+def require(ok: bool, message: str) -> None:
+    """Raise a :class:`ConfigError` with ``message`` (one line, naming the fix) unless ``ok``."""
+    if not ok:
+        raise ConfigError(message)
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message, for wrapping library errors."""
     text = str(exc).strip().splitlines()

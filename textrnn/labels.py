@@ -112,6 +112,12 @@ class LabelEncoder:
             feature = feature.feature
         self.lookup = _value_lookup(feature, index)
 
+    def arrow_type(self):
+        """The Arrow type of encoded labels: int64 ids, or rows of float32 for multi-label."""
+        import pyarrow as pa
+
+        return pa.int64() if self.problem_type == SINGLE else pa.list_(pa.float32())
+
     def key(self) -> str:
         """What the encoding depends on, for the datasets cache fingerprint."""
         return hashlib.sha256(json.dumps([self.columns, self.names, self.problem_type,

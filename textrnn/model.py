@@ -23,7 +23,7 @@ from . import generation
 from .checkpoint import PretrainedMixin
 from .config import RNNConfig
 from .encoder import State
-from .errors import ConfigError, TextRNNError
+from .errors import ConfigError, TextRNNError, require
 from .modules import POOLINGS, AuxiliaryLMHead, RNNBackbone
 from .runtime import eval_mode
 from .tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TextTokenizer
@@ -39,10 +39,6 @@ def build_backbone(config: RNNConfig) -> RNNBackbone:
         pad_id=config.pad_id,
     )
 
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 class _TextModel(PretrainedMixin, nn.Module):
@@ -76,9 +72,9 @@ class _Classifier(_TextModel):
     @classmethod
     def check_config(cls, config: RNNConfig) -> None:
         """Classifier rules on top of ``RNNConfig.validate`` (the auxiliary LM head reads the top layer)."""
-        _check(not config.aux_lm_head or not (config.bidirectional and config.num_layers > 1),
-               "train.lm_loss_weight needs model.num_layers=1 when bidirectional (upper layers see the word each "
-               "direction predicts): set model.num_layers=1 or train.lm_loss_weight=0")
+        require(not config.aux_lm_head or not (config.bidirectional and config.num_layers > 1),
+                "train.lm_loss_weight needs model.num_layers=1 when bidirectional (upper layers see the word each "
+                "direction predicts): set model.num_layers=1 or train.lm_loss_weight=0")
 
     @classmethod
     def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> "_Classifier":
@@ -172,8 +168,8 @@ class RNNClassifier(_Classifier):
 
     def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> None:
         super().__init__(config, tokenizer)
-        _check(config.ensemble_size == 1, "RNNClassifier is one model: build an ensemble with RNNClassifier.build(config) "
-               "or ClassifierEnsemble(config)")
+        require(config.ensemble_size == 1, "RNNClassifier is one model: build an ensemble with RNNClassifier.build(config) "
+                "or ClassifierEnsemble(config)")
         self.backbone = build_backbone(config)
         self.pooling = POOLINGS[config.pooling](self.backbone.encoder)
         self.output_dropout = nn.Dropout(config.output_dropout)
@@ -261,9 +257,9 @@ class RNNLanguageModel(_TextModel):
     @classmethod
     def check_config(cls, config: RNNConfig) -> None:
         """Language-model rules on top of ``RNNConfig.validate``."""
-        _check(config.ensemble_size == 1, "model.ensemble_size applies to classifiers only: set model.ensemble_size=1")
-        _check(not config.aux_lm_head, "model.aux_lm_head applies to classifiers only: set model.aux_lm_head=false")
-        _check(not config.bidirectional, "a language model must be unidirectional: set model.bidirectional=false")
+        require(config.ensemble_size == 1, "model.ensemble_size applies to classifiers only: set model.ensemble_size=1")
+        require(not config.aux_lm_head, "model.aux_lm_head applies to classifiers only: set model.aux_lm_head=false")
+        require(not config.bidirectional, "a language model must be unidirectional: set model.bidirectional=false")
 
     @classmethod
     def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> "RNNLanguageModel":

@@ -26,7 +26,7 @@ from . import data as D
 from .checkpoint import TOKENIZER_FILE
 from .config import DataConfig, ExperimentConfig, RNNConfig
 from .distributed import Dist, all_sum
-from .errors import ConfigError, DataError
+from .errors import DataError, require
 from .runtime import eval_mode
 from .tokenization import PAD_ID, TextTokenizer
 
@@ -42,10 +42,6 @@ def train_tokenizer(texts, config: ExperimentConfig) -> TextTokenizer:
     return TextTokenizer.train(texts, t.kind, lowercase=t.lowercase, min_freq=t.min_freq, max_size=t.max_size, vocab_size=t.vocab_size)
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
 
 # ---------------------------------------------------------------------------- language model
 class LanguageModelTask:
@@ -57,7 +53,7 @@ class LanguageModelTask:
     @staticmethod
     def check_experiment(config: ExperimentConfig) -> None:
         for name in ("label_smoothing", "lm_loss_weight"):
-            _check(getattr(config.train, name) == 0, f"train.{name} applies to classifiers only: set train.{name}=0")
+            require(getattr(config.train, name) == 0, f"train.{name} applies to classifiers only: set train.{name}=0")
 
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
                  checkpoint: Optional[Path] = None) -> None:

@@ -39,9 +39,6 @@ from .registry import check_experiment
 from .reporting import MetricsLog, plot_curves, progress_bar
 from .runtime import catch_stop_signals, peak_rss_mb, select_device
 
-Progress = TrainingProgress  # the name before the checkpointer module
-
-
 @dataclass
 class RunResult:
     output_dir: Path
@@ -306,26 +303,30 @@ class Trainer:
         t, recent = self.train_config, self.bar.losses
         value = float(loss)
         running = sum(recent) / len(recent) if len(recent) >= 5 else None
-        flags = torch.tensor([float(not math.isfinite(value)),
-                              float(running is not None and value > t.divergence_factor * max(running, 0.5))],
-                             device=self.device if self.device.type == "cuda" else "cpu")
-        distributed.all_sum(flags, self.dist)
-        return bool(flags[0]), bool(flags[1])
+        spike = running is not None and value > t.divergence_factor * max(running, 0.5)
+        nonfinite, spiked = self._any_rank(not math.isfinite(value), spike)
+        return nonfinite, spiked
 
     def _agreed_flags(self) -> tuple[str, bool]:
         """The reason to stop now, and whether a timed save is due, agreed by all ranks (rank 0's clock decides)."""
         t, p = self.train_config, self.progress
-        flags = torch.zeros(4, device=self.device if self.device.type == "cuda" else "cpu")
-        flags[0] = float(self.stop_signal is not None)
-        flags[1] = float(t.max_steps is not None and p.step >= t.max_steps)
-        flags[2] = float(t.max_minutes is not None and p.elapsed >= 60 * t.max_minutes and self.dist.is_main)
         since_save = time.monotonic() - self.last_save
-        flags[3] = float(t.save_every_minutes is not None and since_save >= 60 * t.save_every_minutes and self.dist.is_main)
-        distributed.all_sum(flags, self.dist)
-        for value, name in zip(flags.tolist(), ("interrupt", "max_steps", "max_minutes")):
-            if value:
+        *stops, save_due = self._any_rank(
+            self.stop_signal is not None,
+            t.max_steps is not None and p.step >= t.max_steps,
+            t.max_minutes is not None and p.elapsed >= 60 * t.max_minutes and self.dist.is_main,
+            t.save_every_minutes is not None and since_save >= 60 * t.save_every_minutes and self.dist.is_main,
+        )
+        for stop, name in zip(stops, ("interrupt", "max_steps", "max_minutes")):
+            if stop:
                 return name, False
-        return "", bool(flags[3])
+        return "", save_due
+
+    def _any_rank(self, *conditions: bool) -> list[bool]:
+        """Each condition, true if it holds on any rank (one all-reduce; on the GPU under nccl)."""
+        flags = torch.tensor([float(c) for c in conditions], device=self.device if self.device.type == "cuda" else "cpu")
+        distributed.all_sum(flags, self.dist)
+        return [bool(f) for f in flags.tolist()]
 
     def _rank_checksums(self) -> list:
         """SHA-256 of this rank's parameters, gathered from every rank (DDP keeps them equal)."""
