@@ -14,7 +14,7 @@ demo: install
 	$(PYTHON) -m textrnn generate --checkpoint runs/demo_char --prompt "Return the " --max-new-tokens 300 --seed 0
 
 test: install
-	$(PYTHON) -m ruff check textrnn tests benchmarks scripts
+	$(PYTHON) -m ruff check textrnn tests benchmarks scripts examples
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q
 
 .PHONY: install demo test

@@ -45,6 +45,9 @@ def test_dotted_overrides_parse_yaml_values():
     ("data.batch_size=0", "data.batch_size must be a positive integer"),
     ("model.cell=transformer", "model.cell must be one of lstm, gru, rnn"),
     ("train.lr", "must look like key=value"),
+    ("tokenizer.min_freq=often", "tokenizer.min_freq must be an integer or auto, got 'often'"),
+    ("tokenizer.min_freq=0", "tokenizer.min_freq must be a positive integer or auto"),
+    ("train.min_steps=0", r"train.min_steps must be positive \(or null\)"),
 ])
 def test_bad_keys_and_values_are_one_line_errors(override, match):
     with pytest.raises(ConfigError, match=match) as info:

@@ -141,7 +141,7 @@ def test_weight_tying_and_projection(char_tok, tmp_path):
 def test_save_load_gives_identical_logits(char_tok, tmp_path, cell):
     model = classifier(char_tok, cell=cell, bidirectional=True, pooling="attention")
     model.save_pretrained(tmp_path / "ckpt")
-    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"config.json", "model.safetensors", "tokenizer.json"}
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"config.json", "model.safetensors", "tokenizer.json", "README.md"}
     again = RNNClassifier.from_pretrained(tmp_path / "ckpt", map_location="cpu")
     ids, lengths = torch.tensor([[4, 5, 6], [7, 8, 0]]), torch.tensor([3, 2])
     torch.testing.assert_close(again(ids, lengths)[0], model(ids, lengths)[0], rtol=0, atol=0)
@@ -216,14 +216,14 @@ def test_push_to_hub_uploads_the_checkpoint_folder(char_tok, monkeypatch):
         def create_repo(self, repo_id, private=False, exist_ok=False):
             uploaded["repo"] = repo_id
 
-        def upload_folder(self, folder_path, repo_id, commit_message):
+        def upload_folder(self, folder_path, repo_id, commit_message, allow_patterns):
             from pathlib import Path
 
-            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir() if p.name in allow_patterns)
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     classifier(char_tok).push_to_hub("someone/tiny")
-    assert uploaded == {"repo": "someone/tiny", "files": ["config.json", "model.safetensors", "tokenizer.json"]}
+    assert uploaded == {"repo": "someone/tiny", "files": ["README.md", "config.json", "model.safetensors", "tokenizer.json"]}
 
 
 def test_hub_id_that_cannot_be_fetched_is_a_one_line_error(monkeypatch):

@@ -22,11 +22,12 @@ LOCAL = {"configs/sst2_bilstm.yaml": "../shared/data/sst2", "configs/go_emotions
 
 
 DOCS = ["README.md", "docs/results.md", "docs/benchmarks.md", "docs/gpu.md", "docs/distributed.md"]
+SERVING_DOCS = ["docs/deployment.md", "docs/serving.md"]  # their textrnn commands need the Hub or never end
 
 
-def readme_commands(kind: str) -> list[list[str]]:
+def readme_commands(kind: str, pages: list = DOCS) -> list[list[str]]:
     """Commands of a kind from the README and the pages it moved its results, benchmarks and GPU notes to."""
-    text = "\n".join((ROOT / name).read_text() for name in DOCS)
+    text = "\n".join((ROOT / name).read_text() for name in pages)
     lines = [line.strip() for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S) for line in block.splitlines()]
     return [shlex.split(line.split("  #")[0]) for line in lines if line.startswith(kind)]
 
@@ -112,7 +113,10 @@ def test_readme_python_example_runs(workdir):
 
 SHORTER = {"bench_data.py": ["--char-mb", "5"], "bench_encoder.py": ["--rounds", "1", "--batches", "3"],
            "bench_multilabel.py": ["--rounds", "1"],
-           "bench_generate.py": ["--rounds", "1"], "bench_ddp.py": ["--steps", "3"], "quality.py": ["--smoke"]}
+           "bench_generate.py": ["--rounds", "1"], "bench_ddp.py": ["--steps", "3"], "quality.py": ["--smoke"],
+           "small_data.py": ["--smoke"], "bench_onnx.py": ["--calls", "20", "--rounds", "1"],
+           "bench_predict.py": ["--short", "500", "--long", "20", "--loop", "20"],
+           "bench_serve.py": ["--clients", "4", "--requests", "10"]}
 
 
 def test_readme_has_no_unfilled_placeholders():
@@ -121,10 +125,10 @@ def test_readme_has_no_unfilled_placeholders():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", readme_commands("python benchmarks/"), ids=lambda c: " ".join(c)[:80])
+@pytest.mark.parametrize("command", readme_commands("python benchmarks/", DOCS + SERVING_DOCS), ids=lambda c: " ".join(c)[:80])
 def test_readme_benchmark_command_runs(command):
     """Each benchmark the README cites, run in a shortened form (the full ones take minutes to an hour)."""
-    if not SHARED.exists() and Path(command[1]).name in ("bench_data.py", "bench_ddp.py", "quality.py"):
+    if not SHARED.exists() and Path(command[1]).name in ("bench_data.py", "bench_ddp.py", "quality.py", "small_data.py"):
         pytest.skip("needs ../shared")
     extra = SHORTER[Path(command[1]).name]
     proc = subprocess.run([sys.executable, *command[1:], *extra], cwd=ROOT, capture_output=True, text=True, timeout=3600,

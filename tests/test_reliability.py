@@ -213,15 +213,15 @@ def test_non_utf8_text_is_an_error_naming_the_offset(tmp_path):
         load_raw(str(bad))
     predict_input = tmp_path / "in.txt"
     predict_input.write_bytes(b"ok\n\xff\xfe bad\n")
-    from textrnn.cli import read_texts
+    from textrnn.prediction import read_texts
 
     with pytest.raises(DataError, match="not UTF-8"):
-        read_texts(str(predict_input))
+        list(read_texts(str(predict_input)))
 
 
 def test_bom_crlf_and_nul_bytes(tmp_path):
     from textrnn import load_raw
-    from textrnn.cli import read_texts
+    from textrnn.prediction import read_texts
 
     csv = tmp_path / "bom.csv"
     csv.write_bytes("\ufefftext,label\r\nhello,pos\r\nbye,neg\r\n".encode("utf-8"))
@@ -232,7 +232,7 @@ def test_bom_crlf_and_nul_bytes(tmp_path):
     assert "".join(rows) == "line one\nline\x00two\n"  # CRLF reads as LF; NUL is a character
     lines = tmp_path / "lines.txt"
     lines.write_bytes(b"\xef\xbb\xbffirst\r\nsecond\r\n")
-    assert read_texts(str(lines)) == ["first", "second"]
+    assert list(read_texts(str(lines))) == ["first", "second"]
 
 
 def test_nul_bytes_train_a_char_model(tmp_path):

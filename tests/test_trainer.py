@@ -163,3 +163,56 @@ def test_validation_cut_from_train_when_missing(tmp_path):
     (data / "validation.csv").unlink()
     result = train(classifier_config(data, tmp_path / "run", "train.max_epochs=1"))
     assert result.metrics["examples"] == 10
+
+
+def test_training_plan_stretches_small_datasets_and_leaves_big_ones_alone():
+    from textrnn.optim import TrainingPlan
+
+    # SST-2 with the shipped config: 1,053 steps an epoch, 4 epochs already exceed min_steps
+    assert TrainingPlan.resolve(4, 500, 1053, min_steps=1200) == TrainingPlan(4, 500, 4212)
+    # a 3,000-sentence set: 47 steps an epoch -> 26 epochs for 1,200 steps, evaluated after each
+    assert TrainingPlan.resolve(4, 500, 47, min_steps=1200) == TrainingPlan(26, 47, 1222)
+    assert TrainingPlan.resolve(4, 0, 47, min_steps=1200) == TrainingPlan(26, 0, 1222)  # 0 still means epoch ends
+    assert TrainingPlan.resolve(4, 500, 47) == TrainingPlan(4, 500, 188)  # no min_steps: exactly as configured
+    assert TrainingPlan.resolve(4, 500, 47, min_steps=100) == TrainingPlan(4, 500, 188)  # not stretched: the same
+    assert TrainingPlan.resolve(4, 500, 47, max_steps=100, min_steps=1200).total_steps == 100
+
+
+def test_min_steps_trains_more_epochs_and_evaluates_each_one(tmp_path, sentiment_dir):
+    # 120 training examples / 16 -> 8 steps an epoch; min_steps 30 -> 4 epochs, each one evaluated
+    result = train(classifier_config(sentiment_dir, tmp_path / "run", "train.max_epochs=2", "train.eval_every=500",
+                                     "train.min_steps=30", "train.patience=null"))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["split"] == "validation"] == [8, 16, 24, 32]
+    plan = [r for r in rows if r.get("event") == "plan"]
+    assert plan and plan[0]["max_epochs"] == 4 and plan[0]["eval_every"] == 8
+    assert result.stop_reason == "max_epochs" and result.step == 32
+
+
+def test_tensorboard_events_hold_the_logged_metrics(tmp_path, sentiment_dir):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(classifier_config(sentiment_dir, tmp_path / "run", "train.max_steps=100", "train.max_epochs=100",
+                            "train.eval_every=25", "train.patience=null", "train.report_to=[tensorboard]"))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "train/tokens_per_s", "validation/accuracy", "validation/loss"} <= tags
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = {r["step"]: r["accuracy"] for r in rows if r["split"] == "validation"}
+    seen = {e.step: e.value for e in events.Scalars("validation/accuracy")}
+    assert seen.keys() == logged.keys() and all(seen[s] == pytest.approx(logged[s], abs=1e-6) for s in seen)
+    assert [e.step for e in events.Scalars("train/loss")] == [50, 100]
+
+
+def test_a_missing_reporter_package_is_a_one_line_error(tmp_path, sentiment_dir, monkeypatch):
+    import sys
+
+    from textrnn import ConfigError
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"pip install 'textrnn\[tensorboard\]'"):
+        train(classifier_config(sentiment_dir, tmp_path / "run", "train.report_to=[tensorboard]"))
+    with pytest.raises(ConfigError, match="train.report_to takes tensorboard"):
+        classifier_config(sentiment_dir, tmp_path / "run", "train.report_to=[wandb]")

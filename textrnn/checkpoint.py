@@ -183,11 +183,15 @@ class PretrainedMixin:
         """The model ``config`` describes (a subclass may return a related class)."""
         return cls(config, tokenizer)
 
-    def save_pretrained(self, directory: PathLike, extra: Optional[Callable[[Path], None]] = None) -> Path:
-        """Write config.json, model.safetensors and tokenizer.json to ``directory`` atomically.
+    def save_pretrained(self, directory: PathLike, extra: Optional[Callable[[Path], None]] = None,
+                        card: Optional[dict] = None) -> Path:
+        """Write config.json, model.safetensors, tokenizer.json and the model card (README.md) atomically.
 
-        ``extra(tmp_dir)`` may add files (the trainer adds its resume state).
+        ``extra(tmp_dir)`` may add files (the trainer adds its resume state); ``card`` may hold
+        the ``metrics`` and ``experiment`` config the card reports (see :mod:`textrnn.card`).
         """
+        from .card import CARD_FILE, model_card
+
         if self.tokenizer is None:
             raise TextRNNError("save_pretrained needs model.tokenizer, so the folder is self-contained")
 
@@ -195,23 +199,18 @@ class PretrainedMixin:
             write_json(tmp / CONFIG_FILE, self.config.to_dict())
             save_weights(self, tmp / WEIGHTS_FILE)
             self.tokenizer.save(tmp / TOKENIZER_FILE)
+            (tmp / CARD_FILE).write_text(model_card(self, **(card or {})), encoding="utf-8")
             if extra is not None:
                 extra(tmp)
 
         return atomic_write_dir(directory, write)
 
     def push_to_hub(self, repo_id: str, private: bool = False, token: Optional[str] = None) -> str:
-        """Upload the checkpoint folder (config, weights, tokenizer) to the Hugging Face Hub."""
+        """Save to a temporary folder and upload it to the Hub (see :func:`push_folder`)."""
         import tempfile
 
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
-        api.create_repo(repo_id, private=private, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
-            folder = self.save_pretrained(Path(tmp) / "checkpoint")
-            api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="Upload textrnn checkpoint")
-        return repo_id
+            return push_folder(self.save_pretrained(Path(tmp) / "checkpoint"), repo_id, private, token)
 
     @classmethod
     def from_pretrained(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu"):
@@ -243,3 +242,30 @@ class PretrainedMixin:
             raise CheckpointError(f"{folder / WEIGHTS_FILE} is missing, corrupt or truncated ({one_line(exc)}); use another checkpoint") from None
         model.to(map_location)
         return model.eval()
+
+
+PUSHED_FILES = [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, "README.md"]
+
+
+def push_folder(folder: PathLike, repo_id: str, private: bool = False, token: Optional[str] = None) -> str:
+    """Upload a checkpoint folder's model files (not the trainer's resume state) to the Hub repo ``repo_id``.
+
+    Any failure to reach the Hub is one line naming the endpoint and what to check.
+    """
+    from huggingface_hub import HfApi, constants
+
+    folder = resolve_checkpoint(folder)
+    missing = [name for name in PUSHED_FILES[:3] if not (folder / name).is_file()]
+    if missing:
+        raise TextRNNError(f"{folder} is not a checkpoint folder (no {', '.join(missing)}); pass one written by textrnn")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise TextRNNError(f"--repo-id must look like OWNER/NAME, got {repo_id!r}")
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=PUSHED_FILES,
+                          commit_message="Upload textrnn checkpoint")
+    except Exception as exc:  # huggingface_hub raises network, HTTP and offline errors of many types
+        raise TextRNNError(f"could not push to the Hugging Face Hub at {constants.ENDPOINT} ({one_line(exc)}); "
+                           "check the network, HF_ENDPOINT and your login (hf auth login)") from None
+    return repo_id

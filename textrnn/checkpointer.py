@@ -138,7 +138,7 @@ class RunCheckpointer:
             state = {"progress": dataclasses.asdict(progress), "experiment": experiment, "metrics": metrics}
             (tmp / STATE_JSON).write_text(json.dumps(state, indent=2), encoding="utf-8")
 
-        model.save_pretrained(folder, extra=extra)
+        model.save_pretrained(folder, extra=extra, card={"metrics": metrics, "experiment": experiment})
         point_link(self.out / LAST, folder)
         if is_best:
             point_link(self.out / BEST, folder)

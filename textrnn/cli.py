@@ -1,4 +1,4 @@
-"""The ``textrnn`` command: train-classifier, train-generator, generate, predict, evaluate.
+"""The ``textrnn`` command: train-classifier, train-generator, generate, predict, evaluate, export, push, serve.
 
 Every user error ends as one line on stderr and exit status 2 (see :mod:`textrnn.errors`).
 """
@@ -6,13 +6,12 @@ Every user error ends as one line on stderr and exit status 2 (see :mod:`textrnn
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import os
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
-from .errors import DataError, TextRNNError
+from .errors import TextRNNError
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
@@ -43,12 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float)
     p.add_argument("--num-samples", type=int, default=1)
     p.add_argument("--seed", type=int)
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages tokens already used (CTRL)")
+    p.add_argument("--no-repeat-ngram-size", type=int, default=0, help="never repeat an n-gram of this size")
+    p.add_argument("--min-new-tokens", type=int, default=0, help="no stop token or stop string before this many tokens")
+    p.add_argument("--num-beams", type=int, default=1, help="beam search with this many beams (1: sampling)")
+    p.add_argument("--stop", action="append", default=[], help="a stop string (repeatable); the text ends before it")
     p.set_defaults(handler=cmd_generate)
     p = sub.add_parser("predict", help="label texts with a classifier checkpoint (one JSON line each)")
     _checkpoint_args(p)
     p.add_argument("texts", nargs="*")
-    p.add_argument("--input", help="file with one text per line, or jsonl with a 'text' field")
+    p.add_argument("--input", help="file with one text per line, or jsonl with a 'text' field (streamed)")
+    p.add_argument("--output", help="write here instead of stdout (.csv: csv, else jsonl)")
+    p.add_argument("--format", choices=["jsonl", "csv"], help="default: from --output's extension, else jsonl")
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-length", type=int, help="keep the first N tokens of each text")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(handler=cmd_predict)
     p = sub.add_parser("evaluate", help="metrics of a checkpoint on a dataset split (last line: JSON)")
     _checkpoint_args(p)
@@ -58,6 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column")
     p.add_argument("--batch-size", type=int, help="default: the training run's data.eval_batch_size")
     p.set_defaults(handler=cmd_evaluate)
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (checked against onnxruntime)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder, or a run's output_dir (its best checkpoint)")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--output", required=True, help="the .onnx file to write")
+    p.set_defaults(handler=cmd_export)
+    p = sub.add_parser("push", help="upload a checkpoint folder (weights, config, tokenizer, model card) to the Hub")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder, or a run's output_dir (its best checkpoint)")
+    p.add_argument("--repo-id", required=True, help="OWNER/NAME on the Hugging Face Hub")
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(handler=cmd_push)
+    p = sub.add_parser("serve", help="serve a checkpoint over HTTP, with a web page (needs textrnn[serve])")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder, or a run's output_dir (its best checkpoint)")
+    p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) unless you mean otherwise")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-body-bytes", type=int, default=1_000_000)
+    p.add_argument("--max-new-tokens", type=int, default=1000, help="the most tokens one /generate call may ask for")
+    p.add_argument("--batch-window-ms", type=float, default=2.0, help="how long a lone /predict waits for company")
+    p.set_defaults(handler=cmd_serve)
     return parser
 
 
@@ -107,8 +134,9 @@ def _load(args, kind: Optional[str]):
 
 def cmd_generate(args) -> int:
     model = _load(args, "language_model")
-    options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                   num_samples=args.num_samples, seed=args.seed)
+    options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_samples=args.num_samples,
+                   seed=args.seed, repetition_penalty=args.repetition_penalty, min_new_tokens=args.min_new_tokens,
+                   no_repeat_ngram_size=args.no_repeat_ngram_size, num_beams=args.num_beams, stop=args.stop)
     if args.num_samples == 1:  # settings are checked before the first token: the prompt goes out with it
         pieces = iter([args.prompt])
         model.generate_text(args.prompt, args.max_new_tokens, on_token=lambda piece: _write(next(pieces, "") + piece[0]),
@@ -126,45 +154,47 @@ def _write(text: str) -> None:
 
 
 def cmd_predict(args) -> int:
+    from .prediction import PredictionWriter, count_lines, output_format, output_stream, predict_stream, progress, read_texts
+
     if not args.texts and not args.input:
         raise TextRNNError("give texts to label, or --input FILE")
+    fmt = output_format(args.output, args.format)
     model = _load(args, "classification")
     fields, separator = model.config.text_fields or ["text"], model.config.field_separator
-    texts = list(args.texts) + (read_texts(args.input, fields, separator) if args.input else [])
-    for i, result in enumerate(model.predict(texts, max_length=args.max_length)):
-        if result.get("truncated_to_tokens"):
-            print(f"note: text {i} was cut to its first {result['truncated_to_tokens']} tokens", file=sys.stderr)
-        print(json.dumps({"index": i, **result}))
+    texts = itertools.chain(args.texts, read_texts(args.input, fields, separator) if args.input else [])
+    total = len(args.texts) + (count_lines(args.input) if args.input else 0)
+    with output_stream(args.output) as handle, progress(total, bool(args.input) and not args.quiet) as bar:
+        writer = PredictionWriter(handle, fmt, model.label_names)
+        for i, result in enumerate(predict_stream(model, texts, args.batch_size, args.max_length)):
+            if result.get("truncated_to_tokens"):
+                bar.write(f"note: text {i} was cut to its first {result['truncated_to_tokens']} tokens", file=sys.stderr)
+            writer.write(i, result)
+            bar.update()
     return 0
 
 
-def read_texts(path: str, fields: Sequence[str] = ("text",), separator: str = " | ") -> list[str]:
-    """One text per line, or jsonl with a ``text`` field (or the model's text fields, joined). UTF-8 (a BOM is dropped)."""
-    if not os.path.isfile(path):
-        raise DataError(f"input file not found: {path}")
-    raw = Path(path).read_bytes()
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 (bad byte at offset {exc.start}); convert it, e.g. iconv -t UTF-8") from None
-    lines = content.splitlines()
-    if not any(line.strip() for line in lines):
-        raise DataError(f"{path} is empty; give one text per line")
-    if not lines[0].lstrip().startswith("{"):
-        return lines
-    return [_json_text(line, number, path, list(fields), separator) for number, line in enumerate(lines, 1) if line.strip()]
+def cmd_serve(args) -> int:
+    from .serve import serve
+
+    print(f"serving {args.checkpoint} on http://{args.host}:{args.port} (page at /, API docs at /docs)", file=sys.stderr)
+    serve(args.checkpoint, args.host, args.port, args.device, max_body_bytes=args.max_body_bytes,
+          max_new_tokens=args.max_new_tokens, batch_window_ms=args.batch_window_ms)
+    return 0
 
 
-def _json_text(line: str, number: int, path: str, fields: list, separator: str) -> str:
-    """A jsonl row's text: the model's text fields joined, or a ready-made ``text``."""
-    try:
-        row = json.loads(line)
-        if isinstance(row, dict) and all(name in row for name in fields):
-            return separator.join("" if row[name] is None else str(row[name]) for name in fields)
-        return str(row["text"])
-    except (ValueError, KeyError, TypeError):
-        wanted = " and ".join(f"'{name}'" for name in dict.fromkeys([*fields, "text"]))
-        raise DataError(f"{path} line {number} is not a JSON object with a {wanted} field") from None
+def cmd_push(args) -> int:
+    from .checkpoint import push_folder
+
+    print(json.dumps({"pushed": push_folder(args.checkpoint, args.repo_id, args.private)}))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_onnx
+
+    path = export_onnx(args.checkpoint, args.output)
+    print(json.dumps({"output": str(path), "format": args.format, "bytes": path.stat().st_size}))
+    return 0
 
 
 def cmd_evaluate(args) -> int:

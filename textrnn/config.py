@@ -21,6 +21,7 @@ from .encoder import CELLS, STRATEGIES
 from .errors import ConfigError, require
 from .labels import PROBLEM_TYPES
 from .modules import POOLINGS
+from .reporting import REPORT_TO
 
 FORMAT_VERSION = 3  # of config.json; textrnn.migrations upgrades older folders on load
 
@@ -113,7 +114,7 @@ class DataConfig:
 class TokenizerConfig:
     kind: str = "word"  # char | word | bpe
     lowercase: bool = False
-    min_freq: int = 1
+    min_freq: Any = field(default=1, metadata={"or_auto": True})  # or auto: scaled to the training corpus (see tasks)
     max_size: Optional[int] = None
     vocab_size: int = 8000  # bpe target
 
@@ -124,6 +125,7 @@ class TrainConfig:
     seed: int = 0
     max_epochs: int = 10
     max_steps: Optional[int] = None
+    min_steps: Optional[int] = None  # at least this many updates: a small dataset gets more epochs than max_epochs
     max_minutes: Optional[float] = None  # wall-clock budget: stop cleanly, evaluate, save
     schedule_by_time: bool = False  # decay the learning rate over max_minutes too (not bit-reproducible)
     lr: float = 2e-3
@@ -152,6 +154,7 @@ class TrainConfig:
     eval_on_interrupt: bool = True
     num_threads: Optional[int] = None
     progress: bool = True
+    report_to: list = field(default_factory=list)  # more places for metrics: [tensorboard] (the textrnn[tensorboard] extra)
 
 
 @dataclass
@@ -175,6 +178,9 @@ class ExperimentConfig:
         require(t.lr > 0, f"train.lr must be positive, got {t.lr}")
         require(t.max_minutes is None or t.max_minutes > 0, f"train.max_minutes must be positive, got {t.max_minutes}")
         require(t.max_steps is None or t.max_steps >= 1, f"train.max_steps must be positive, got {t.max_steps}")
+        require(t.min_steps is None or t.min_steps >= 1, f"train.min_steps must be positive (or null), got {t.min_steps}")
+        require(self.tokenizer.min_freq == "auto" or self.tokenizer.min_freq >= 1,
+                f"tokenizer.min_freq must be a positive integer or auto, got {self.tokenizer.min_freq!r}")
         require(t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}")
         require(0.0 <= t.label_smoothing < 1.0, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
         require(t.lm_loss_weight >= 0, f"train.lm_loss_weight must be >= 0, got {t.lm_loss_weight}")
@@ -187,6 +193,9 @@ class ExperimentConfig:
                 f"train.save_every_minutes must be positive (or null for never), got {t.save_every_minutes}")
         require(t.patience is None or t.patience >= 1, f"train.patience must be a positive integer or null, got {t.patience}")
         _check_class_weights(t.class_weights)
+        require(isinstance(t.report_to, list), f"train.report_to must be a list, e.g. [tensorboard]; got {t.report_to!r}")
+        bad = [name for name in t.report_to if name not in REPORT_TO]
+        require(not bad, f"train.report_to takes {', '.join(REPORT_TO)}; got {bad}")
         require(self.tokenizer.kind in ("char", "word", "bpe"), f"tokenizer.kind must be char, word or bpe, got {self.tokenizer.kind!r}")
         return self
 
@@ -222,8 +231,12 @@ def build_dataclass(cls, data: Any, where: str):
         if dataclasses.is_dataclass(default):
             kwargs[key] = build_dataclass(type(default), value, f"{where}.{key}")
         else:
-            or_list = fields[key].metadata.get("or_list") and isinstance(value, list) and all(isinstance(v, str) for v in value)
-            kwargs[key] = value if or_list else _coerce(value, fields[key].default, f"{where}.{key}")
+            meta = fields[key].metadata
+            or_list = meta.get("or_list") and isinstance(value, list) and all(isinstance(v, str) for v in value)
+            as_is = or_list or (meta.get("or_auto") and value == "auto")
+            require(not meta.get("or_auto") or as_is or isinstance(value, int),
+                    f"{where}.{key} must be an integer or auto, got {value!r}".removeprefix("config."))
+            kwargs[key] = value if as_is else _coerce(value, fields[key].default, f"{where}.{key}")
     return cls(**kwargs)
 
 

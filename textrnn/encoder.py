@@ -115,6 +115,7 @@ class RNNEncoder(nn.RNNBase):
         self.strategy = strategy
         self.weight_dropout = float(weight_dropout)
         self.nonlinearity = "tanh"
+        self.exporting = False  # set by textrnn.export: the padded path with no data-dependent Python branch
 
     @property
     def num_directions(self) -> int:
@@ -158,6 +159,8 @@ class RNNEncoder(nn.RNNBase):
         if state is None:
             state = self.initial_state(batch, inputs)
         weights = self._weights()
+        if self.exporting and lengths is not None:  # traced once, must hold for every batch and length
+            return self._forward_padded(inputs, lengths.long(), state, weights)
         if lengths is None or batch == 0 or bool((lengths == steps).all()):
             # No padding: one fused call for all layers and directions (LM training lands here).
             return self._run(inputs, state, weights, self.num_layers, self.bidirectional)
@@ -233,7 +236,7 @@ class RNNEncoder(nn.RNNBase):
         h_n = torch.stack(hs)  # (L*D, B, H)
         final = (h_n, torch.stack(cs)) if self.cell == "lstm" else h_n
         empty = lengths == 0
-        if bool(empty.any()):
+        if self.exporting or bool(empty.any()):
             final = _select_state(~empty, final, state)
         return layer_input, final
 

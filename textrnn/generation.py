@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 import torch
 from torch import Tensor
 
+from .decoding import Controls, History, StopText, apply_controls
 from .encoder import RNNEncoder, State
 from .errors import TextRNNError
 from .runtime import eval_mode
@@ -75,21 +76,28 @@ def sample_next(logits: Tensor, temperature: float, top_k: Optional[int], top_p:
 
 def stream(model: "RNNLanguageModel", input_ids: Tensor, max_new_tokens: int = 200, temperature: float = 1.0,
            top_k: Optional[int] = None, top_p: Optional[float] = None, num_samples: int = 1,
-           seed: Optional[int] = None, stop_ids: Sequence[int] = ()) -> Iterator[Tensor]:
+           seed: Optional[int] = None, stop_ids: Sequence[int] = (), repetition_penalty: float = 1.0,
+           no_repeat_ngram_size: int = 0, min_new_tokens: int = 0, num_beams: int = 1) -> Iterator[Tensor]:
     """Check the settings now, then return an iterator of new tokens, (num_samples,) ids each.
 
     The prompt ``input_ids`` (T,) is run once; a sample that produces a token in
     ``stop_ids`` keeps yielding ``stop_ids[0]``, and the iterator ends once all have stopped.
+    The controls (:mod:`textrnn.decoding`) apply to sampling and beam search alike; beam
+    search (``num_beams > 1``) yields its best ``num_samples`` beams once the search ends.
     """
     check_sampling(max_new_tokens, temperature, top_k, top_p, num_samples)
+    controls = Controls(repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_beams).check(max_new_tokens, num_samples)
+    if num_beams > 1:
+        return _beam_search(model, input_ids, max_new_tokens, controls, num_samples, stop_ids)
     generator = torch.Generator(device=model.device)
     generator.manual_seed(seed if seed is not None else torch.seed())
-    return _sample(model, input_ids, max_new_tokens, (temperature, top_k, top_p), num_samples, generator, stop_ids)
+    return _sample(model, input_ids, max_new_tokens, (temperature, top_k, top_p), num_samples, generator, stop_ids,
+                   controls)
 
 
 @torch.inference_mode()
 def _sample(model, input_ids: Tensor, max_new_tokens: int, settings: tuple, num_samples: int,
-            generator: torch.Generator, stop_ids: Sequence[int]) -> Iterator[Tensor]:
+            generator: torch.Generator, stop_ids: Sequence[int], controls: Controls = Controls()) -> Iterator[Tensor]:
     device = model.device
     with eval_mode(model):
         last_hidden, state = _run_prompt(model, input_ids.to(device))  # (1, H)
@@ -97,7 +105,11 @@ def _sample(model, input_ids: Tensor, max_new_tokens: int, settings: tuple, num_
         logits = stepper.head(last_hidden).expand(num_samples, -1)  # (N, V)
         stop = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
         done = torch.zeros(num_samples, dtype=torch.bool, device=device)
-        for _ in range(max_new_tokens):
+        active = controls != Controls()  # plain sampling keeps no history: the fast path stays fast
+        history = History(input_ids.tolist(), num_samples, controls.no_repeat_ngram_size) if active else None
+        for step in range(max_new_tokens):
+            if history is not None:
+                logits = apply_controls(logits, history, controls, step, [*stop_ids, EOS_ID])
             token = sample_next(logits, *settings, generator)  # (N,)
             if len(stop_ids):  # finished samples keep emitting the stop token
                 token = torch.where(done, stop[0], token)
@@ -105,7 +117,43 @@ def _sample(model, input_ids: Tensor, max_new_tokens: int, settings: tuple, num_
             yield token
             if len(stop_ids) and bool(done.all()):
                 return
+            if history is not None:
+                history.append(token.tolist())
             logits = stepper.step(token)  # (N, V)
+
+
+@torch.inference_mode()
+def _beam_search(model, input_ids: Tensor, max_new_tokens: int, controls: Controls, num_samples: int,
+                 stop_ids: Sequence[int]) -> Iterator[Tensor]:
+    """The ``num_samples`` best of ``num_beams`` beams (summed log-probability / length), then yielded a column at a time."""
+    k, stops = controls.num_beams, [*stop_ids, EOS_ID]
+    with eval_mode(model):
+        last_hidden, state = _run_prompt(model, input_ids.to(model.device))
+        stepper = FusedStepper(model, state, k)
+        logits = stepper.head(last_hidden).expand(k, -1)  # (k, V)
+        history = History(input_ids.tolist(), k, controls.no_repeat_ngram_size)
+        scores = torch.full((k,), float("-inf"), device=model.device)
+        scores[0] = 0.0  # the k beams start equal: only one may continue at first
+        rows, finished = [[] for _ in range(k)], []
+        for step in range(max_new_tokens):
+            logp = torch.log_softmax(apply_controls(logits, history, controls, step, stops), dim=-1)  # (k, V)
+            best = torch.topk((scores[:, None] + logp).flatten(), k)
+            parents, chosen = (best.indices // logp.size(1)).tolist(), (best.indices % logp.size(1))
+            rows, scores = [rows[p] + [t] for p, t in zip(parents, chosen.tolist())], best.values.clone()
+            for i, token in enumerate(chosen.tolist()):
+                if token in stops and scores[i] > float("-inf"):  # a finished hypothesis leaves the beam
+                    finished.append((float(scores[i]) / len(rows[i]), rows[i]))
+                    scores[i] = float("-inf")
+            if not bool(torch.isfinite(scores).any()):
+                break
+            stepper.reorder(torch.tensor(parents, device=model.device))
+            history.append(chosen.tolist(), parents)
+            logits = stepper.step(chosen)
+        finished += [(float(s) / len(r), r) for s, r in zip(scores, rows) if s > float("-inf")]
+    best_rows = [r for _, r in sorted(finished, key=lambda pair: -pair[0])[:num_samples]]
+    pad = stops[0]
+    for column in range(max(len(r) for r in best_rows)):
+        yield torch.tensor([r[column] if column < len(r) else pad for r in best_rows])
 
 
 def _run_prompt(model, ids: Tensor, chunk: int = 4096):
@@ -119,29 +167,50 @@ def _run_prompt(model, ids: Tensor, chunk: int = 4096):
 
 
 def generate_text(model: "RNNLanguageModel", prompt: str = "", max_new_tokens: int = 200,
-                  on_token: Optional[Callable] = None, **sampling) -> list[str]:
+                  on_token: Optional[Callable] = None, stop: Sequence[str] = (), **sampling) -> list[str]:
     """Sample ``num_samples`` continuations of ``prompt`` as text (prompt not included).
 
     ``on_token(texts)`` is called after every step with the new text piece of each sample,
-    which is how the command line streams. Stop tokens end a sample and are not included.
+    which is how the command line streams. Stop tokens end a sample and are not included;
+    ``stop`` strings cut the text exactly where the first one begins (:class:`StopText`).
     """
     tokenizer = model.require_tokenizer()
-    stop = list(sampling.pop("stop_ids", ()))
-    tokens = stream(model, prompt_ids(tokenizer, prompt), max_new_tokens, stop_ids=stop, **sampling)
-    pieces: list[list[int]] = []
-    finished = None
+    stop_ids = list(sampling.pop("stop_ids", ()))
+    tokens = stream(model, prompt_ids(tokenizer, prompt), max_new_tokens, stop_ids=stop_ids, **sampling)
+    texts: list = []
     for token in tokens:
         ids = token.tolist()
-        finished = [False] * len(ids) if finished is None else finished
-        piece = []
-        for i, t in enumerate(ids):
-            finished[i] = finished[i] or t in stop
-            piece.append("" if finished[i] else tokenizer.token_text(t))
-        pieces.append([-1 if finished[i] else t for i, t in enumerate(ids)])
+        texts = texts or [(_TextSoFar(tokenizer), StopText(stop, sampling.get("min_new_tokens", 0))) for _ in ids]
+        piece = ["" if t in stop_ids or cut.done else cut.feed(so_far.add(t)) for t, (so_far, cut) in zip(ids, texts)]
+        for t, (_, cut) in zip(ids, texts):
+            cut.done = cut.done or t in stop_ids
         if on_token is not None:
             on_token(piece)
-    rows = list(zip(*pieces)) if pieces else []
-    return [tokenizer.decode([t for t in row if t >= 0]) for row in rows]
+        if all(cut.done for _, cut in texts):
+            break
+    tail = [cut.flush() for _, cut in texts]
+    if on_token is not None and any(tail):
+        on_token(tail)
+    return [cut.text for _, cut in texts]
+
+
+class _TextSoFar:
+    """A sample's decoded text, one token at a time; ``add`` returns the new piece.
+
+    Characters are exact one by one; word and BPE text is decoded whole each time (decoders
+    join tokens with spaces or merge pieces), and the new piece is what grew.
+    """
+
+    def __init__(self, tokenizer: TextTokenizer) -> None:
+        self.tokenizer, self.ids, self.text = tokenizer, [], ""
+
+    def add(self, token: int) -> str:
+        if self.tokenizer.kind == "char":
+            return self.tokenizer.token_text(token)
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids)
+        piece, self.text = text[len(self.text):], text
+        return piece
 
 
 class FusedStepper:
@@ -166,6 +235,12 @@ class FusedStepper:
         head_bias[model.never_sampled()] = float("-inf")
         self.head_weight, self.head_bias = model.head.weight.t(), head_bias
         self.projection = model.projection
+
+    def reorder(self, index: Tensor) -> None:
+        """Row i of the state becomes row ``index[i]`` (beam search keeps the beams it extends)."""
+        self.h = [h[index] for h in self.h]
+        if self.c is not None:
+            self.c = [c[index] for c in self.c]
 
     def head(self, hidden: Tensor) -> Tensor:
         """(N, H) top-layer state -> (N, V) logits."""

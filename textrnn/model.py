@@ -13,7 +13,7 @@ loss weight) are arguments of ``forward``, passed by the task in training; evalu
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,6 @@ from .config import RNNConfig
 from .encoder import State
 from .errors import ConfigError, TextRNNError, require
 from .modules import POOLINGS, AuxiliaryLMHead, RNNBackbone
-from .runtime import eval_mode
 from .tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TextTokenizer
 
 
@@ -43,6 +42,10 @@ def build_backbone(config: RNNConfig) -> RNNBackbone:
 
 class _TextModel(PretrainedMixin, nn.Module):
     """What every model has: its config, its tokenizer and a device."""
+
+    is_classifier = False  # what code outside the registry asks instead of comparing task names
+    pipeline_tag = ""  # the Hub's name for what it does (model cards)
+    train_command = ""  # the `textrnn` subcommand that trains it
 
     def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer]) -> None:
         super().__init__()
@@ -68,6 +71,9 @@ class _Classifier(_TextModel):
     """Shared by the single classifier and the ensemble: label names, predict, build."""
 
     task = "classification"
+    is_classifier = True
+    pipeline_tag = "text-classification"
+    train_command = "train-classifier"
 
     @classmethod
     def check_config(cls, config: RNNConfig) -> None:
@@ -96,33 +102,22 @@ class _Classifier(_TextModel):
     def thresholds(self) -> list[float]:
         return list(self.config.thresholds or [0.5] * self.config.num_labels)
 
-    @torch.no_grad()
-    def predict(self, texts: Sequence[str], batch_size: int = 64, max_length: Optional[int] = None) -> list[dict]:
+    def predict(self, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None) -> list[dict]:
         """Label names and probabilities for ``texts``, through the saved tokenizer.
 
         Returns one ``{"label": name, "probabilities": {name: p}}`` per text; a multi-label
         model gives ``{"labels": [names at or over their thresholds], "probabilities": ...}``.
         A text of several fields is one string joined by ``config.field_separator``. Texts
         longer than ``max_length`` tokens (default 10,000) keep their first ``max_length``
-        tokens and say so with ``"truncated_to_tokens": max_length``.
+        tokens and say so with ``"truncated_to_tokens": max_length``. Texts are batched by
+        length (:func:`textrnn.prediction.predict_stream`, which streams a file of any size).
         """
-        from .batching import pad_batch
-        from .data import encode_for_inference
+        from .prediction import predict_stream
 
-        tokenizer, limit = self.require_tokenizer(), max_length or 10_000
-        results = []
-        with eval_mode(self):
-            for start in range(0, len(texts), batch_size):
-                ids, cut = encode_for_inference(tokenizer, texts[start:start + batch_size], limit)
-                input_ids, lengths = pad_batch(ids, self.config.pad_id)
-                logits, _ = self(input_ids.to(self.device), lengths)
-                for row, was_cut in zip(self.probabilities(logits).cpu().tolist(), cut):
-                    results.append(self._result(row))
-                    if was_cut:
-                        results[-1]["truncated_to_tokens"] = limit
-        return results
+        return list(predict_stream(self, texts, batch_size, max_length))
 
-    def _result(self, row: list) -> dict:
+    def result_of(self, row: list) -> dict:
+        """One text's probabilities (C,) -> its label (or labels at their thresholds) and named probabilities."""
         names = self.label_names
         if self.multi_label:
             chosen = [name for name, p, t in zip(names, row, self.thresholds()) if p >= t]
@@ -253,6 +248,8 @@ class RNNLanguageModel(_TextModel):
     """
 
     task = "language_model"
+    pipeline_tag = "text-generation"
+    train_command = "train-generator"
 
     @classmethod
     def check_config(cls, config: RNNConfig) -> None:

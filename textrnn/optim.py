@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from typing import Callable, Iterator, Optional
 
@@ -16,6 +17,33 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, devic
         (decay if param.dim() >= 2 and "embedding" not in name else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, fused=device.type == "cuda")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """How long a run trains and how often it evaluates, resolved from the config and the data."""
+
+    max_epochs: int
+    eval_every: int  # steps; 0: at the end of each epoch
+    total_steps: int  # the learning-rate schedule's horizon
+
+    @classmethod
+    def resolve(cls, max_epochs: int, eval_every: int, steps_per_epoch: int, max_steps: Optional[int] = None,
+                min_steps: Optional[int] = None) -> "TrainingPlan":
+        """``max_epochs``, stretched to at least ``min_steps`` updates, and then evaluated every epoch.
+
+        A config sized for a big dataset (SST-2: 4 epochs of 1,053 steps, evaluated every 500)
+        gives a 3,000-sentence set 4 x 47 = 188 updates and not one evaluation before the end:
+        undertrained, and no chance to stop early. With ``min_steps`` the small set trains for
+        more epochs, and a stretched run whose epochs are shorter than ``eval_every`` is
+        evaluated after every epoch, so the best checkpoint and early stopping
+        (``train.patience``) see each one. A run that ``min_steps`` does not stretch trains and
+        evaluates exactly as configured (a huge ``eval_every`` still means "not before the end").
+        """
+        steps_per_epoch = max(1, steps_per_epoch)
+        epochs = max(max_epochs, math.ceil((min_steps or 0) / steps_per_epoch))
+        every = min(eval_every, steps_per_epoch) if eval_every and epochs > max_epochs else eval_every
+        return cls(epochs, every, max_steps or epochs * steps_per_epoch)
 
 
 def make_scheduler(optimizer, warmup: int, total: int, min_ratio: float, clock: Optional[Callable[[], float]] = None,

@@ -37,8 +37,10 @@ class TaskEntry:
 
 
 TASKS = {
-    "classification": TaskEntry("classification", RNNClassifier, ClassificationTask, "train-classifier", "a classifier"),
-    "language_model": TaskEntry("language_model", RNNLanguageModel, LanguageModelTask, "train-generator", "a language model"),
+    "classification": TaskEntry("classification", RNNClassifier, ClassificationTask, RNNClassifier.train_command,
+                                "a classifier"),
+    "language_model": TaskEntry("language_model", RNNLanguageModel, LanguageModelTask, RNNLanguageModel.train_command,
+                                "a language model"),
 }
 
 

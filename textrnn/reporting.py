@@ -9,20 +9,34 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
+
+from .errors import ConfigError
 
 
 class MetricsLog:
-    """``metrics.jsonl`` of a run: one JSON object per line, appended (rank 0 only writes)."""
+    """``metrics.jsonl`` of a run: one JSON object per line, appended (rank 0 only writes).
 
-    def __init__(self, path: Path, enabled: bool = True) -> None:
+    ``report_to`` names more places each record goes (``tensorboard``: event files in
+    ``OUTPUT_DIR/tensorboard``, see :class:`TensorBoardSink`).
+    """
+
+    def __init__(self, path: Path, enabled: bool = True, report_to: Sequence[str] = ()) -> None:
         self.path, self.enabled = Path(path), enabled
+        self.sinks = [TensorBoardSink(self.path.parent / "tensorboard") for name in report_to
+                      if name == "tensorboard" and enabled]
 
     def write(self, record: dict) -> None:
         if self.enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
+            for sink in self.sinks:
+                sink.write(record)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.writer.close()
 
     def forget_after(self, step: int) -> None:
         """On resume, drop lines of steps after the checkpoint: they are about to be redone."""
@@ -34,6 +48,44 @@ class MetricsLog:
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
             os.replace(tmp, self.path)
+
+
+REPORT_TO = ("tensorboard",)
+
+
+def require_reporters(report_to: Sequence[str]) -> None:
+    """A one-line error, before training starts, for a reporter whose package is missing."""
+    if "tensorboard" in report_to:
+        try:
+            import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
+        except ImportError:
+            raise ConfigError("train.report_to: tensorboard needs the tensorboard package: "
+                              "pip install 'textrnn[tensorboard]' (or drop it from train.report_to)") from None
+
+
+class TensorBoardSink:
+    """metrics.jsonl records as TensorBoard scalars: ``train/loss``, ``train/lr``, ``train/tokens_per_s``
+    every 50 steps, and every number of a validation record as ``validation/NAME``."""
+
+    TRAIN = {"train_loss": "train/loss", "lr": "train/lr", "train_tokens_per_s": "train/tokens_per_s"}
+
+    def __init__(self, folder: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(folder))
+
+    def write(self, record: dict) -> None:
+        split, step = record.get("split"), record.get("step", 0)
+        if split == "train":
+            scalars = {tag: record[key] for key, tag in self.TRAIN.items() if key in record}
+        elif split == "validation":
+            scalars = {f"validation/{key}": value for key, value in record.items()
+                       if key not in ("step", "epoch", "split") and isinstance(value, (int, float))}
+        else:
+            return
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, step)
+        self.writer.flush()
 
 
 class ProgressBar:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import sys
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +34,9 @@ from .checkpoint import WEIGHTS_FILE, load_weights
 from .checkpointer import LAST, RunCheckpointer, TrainingProgress, find_resume_point, is_empty_run, run_experiment
 from .config import ExperimentConfig, build_dataclass, config_to_dict, merge, parse_overrides
 from .errors import TrainingError
-from .optim import WeightAverage, clip_gradients, make_optimizer, make_scheduler
+from .optim import TrainingPlan, WeightAverage, clip_gradients, make_optimizer, make_scheduler
 from .registry import check_experiment
-from .reporting import MetricsLog, plot_curves, progress_bar
+from .reporting import MetricsLog, plot_curves, progress_bar, require_reporters
 from .runtime import catch_stop_signals, peak_rss_mb, select_device
 
 @dataclass
@@ -79,7 +79,8 @@ class Trainer:
         self.model.to(self.device).train()
         self.wrapped = distributed.wrap(self.model, self.dist, self.device)
         self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device)
-        self.total_steps = t.max_steps or t.max_epochs * len(self.task.train_loader)
+        self.plan = TrainingPlan.resolve(t.max_epochs, t.eval_every, len(self.task.train_loader), t.max_steps, t.min_steps)
+        self.total_steps = self.plan.total_steps
         clock = (lambda: self.progress.elapsed / (60 * t.max_minutes)) if t.schedule_by_time and t.max_minutes else None
         self.scheduler = make_scheduler(self.optimizer, t.warmup_steps, self.total_steps, t.min_lr_ratio, clock,
                                         scale=lambda: self.progress.lr_scale)
@@ -88,7 +89,8 @@ class Trainer:
         self.ema = WeightAverage(self.model, t.ema_decay, self.progress.ema_updates) if t.ema_decay else None
         if point is not None:
             self.load_training_state(point.training_state())
-        self.metrics_log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
+        require_reporters(t.report_to)
+        self.metrics_log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main, report_to=t.report_to)
         self.stop_signal: Optional[str] = None
         self.last_eval: Optional[tuple] = None
         self.last_save = time.monotonic()
@@ -201,6 +203,7 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def fit(self) -> RunResult:
         self.metrics_log.forget_after(self.progress.step)
+        self._announce_plan()
         enabled = self.dist.is_main and self.train_config.progress
         with catch_stop_signals(self._on_signal), progress_bar(self.total_steps, self.progress.step, enabled) as self.bar:
             reason = self._loop()
@@ -208,6 +211,7 @@ class Trainer:
         checksums = self._rank_checksums() if self.dist.enabled else None  # every rank takes part
         if self.dist.is_main:
             plot_curves(self.out)
+            self.metrics_log.close()
             if checksums is not None:
                 self.checkpointer.record_checksums(checksums)
         self.wrapped = self.model  # release DDP before its process group (see distributed.close)
@@ -215,6 +219,15 @@ class Trainer:
         best = self.checkpointer.metrics_of("best") if self.dist.is_main else None
         return RunResult(self.out, self.checkpointer.best(), best or final, interrupted=reason == "interrupt",
                          stop_reason=reason, step=self.progress.step, last_metrics=final, best_step=self.progress.best_step)
+
+    def _announce_plan(self) -> None:
+        """Say so when the data stretched the run (train.min_steps) and its evaluations (every epoch)."""
+        t, plan = self.train_config, self.plan
+        if self.dist.is_main and (plan.max_epochs, plan.eval_every) != (t.max_epochs, t.eval_every):
+            print(f"note: {len(self.task.train_loader)} steps an epoch: training up to {plan.max_epochs} epochs "
+                  f"(train.min_steps={t.min_steps}), evaluating every {plan.eval_every} steps", file=sys.stderr)
+            self.metrics_log.write({"step": self.progress.step, "split": "event", "event": "plan",
+                                    **dataclasses.asdict(plan)})
 
     def _on_signal(self, name: str) -> None:
         self.stop_signal = name
@@ -235,9 +248,9 @@ class Trainer:
                 continue
 
     def _epochs(self) -> str:
-        t, p = self.train_config, self.progress
+        p = self.progress
         started, start_elapsed = time.monotonic(), p.elapsed
-        while p.epoch < t.max_epochs:
+        while p.epoch < self.plan.max_epochs:
             self.task.new_epoch(p.epoch)
             for batch in self.task.train_loader.iterate(p.batch_index):
                 self._train_step(batch)
@@ -245,7 +258,7 @@ class Trainer:
                 reason, save_due = self._agreed_flags()
                 if reason:
                     return reason
-                if t.eval_every and p.step % t.eval_every == 0:
+                if self.plan.eval_every and p.step % self.plan.eval_every == 0:
                     if self._evaluate_says_stop():
                         return "early_stopping"
                 elif save_due:
@@ -253,7 +266,7 @@ class Trainer:
                     self.metrics_log.write({"step": p.step, "split": "event", "event": "timed_save",
                                             "elapsed_s": round(p.elapsed, 2)})
             p.epoch, p.batch_index, self.carry = p.epoch + 1, 0, None
-            if not t.eval_every and p.epoch < t.max_epochs and self._evaluate_says_stop():
+            if not self.plan.eval_every and p.epoch < self.plan.max_epochs and self._evaluate_says_stop():
                 return "early_stopping"
         return "max_epochs"
 
@@ -291,7 +304,7 @@ class Trainer:
         self.bar.update(loss.item(), tokens)
         if p.step % 50 == 0:
             self.metrics_log.write({"step": p.step, "split": "train", "train_loss": self.bar.mean_loss(),
-                                    "lr": self.scheduler.get_last_lr()[0]})
+                                    "lr": self.scheduler.get_last_lr()[0], "train_tokens_per_s": round(self.bar.rate(), 1)})
 
     def _autocast(self):
         if self.train_config.bf16 and self.device.type == "cuda":
