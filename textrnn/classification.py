@@ -25,6 +25,7 @@ from .metrics import multi_label_metrics, single_label_metrics, tune_thresholds
 from .model import RNNClassifier
 from .runtime import eval_mode
 from .tasks import to_device, train_tokenizer
+from .transfer import lm_tokenizer
 from .tokenization import PAD_ID, TextTokenizer
 
 
@@ -47,8 +48,11 @@ class ClassificationTask:
         self.text_columns = text_columns(train, d)
         self.spec = saved_spec(checkpoint, d) if checkpoint else detect_labels(train, d.label_column, d.label_columns)
         _check_label_count(self.spec)
-        self.tokenizer = (TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint
-                          else train_tokenizer(D.iter_texts(train, self.text_columns, d.field_separator), config))
+        if checkpoint or config.model.init_from:  # a classifier started from a language model speaks its tokens
+            self.tokenizer = TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint else lm_tokenizer(
+                config.model.init_from)
+        else:
+            self.tokenizer = train_tokenizer(D.iter_texts(train, self.text_columns, d.field_separator), config)
         self.train_set = labelled(encode_split(train, self.tokenizer, d, self.spec), f"the {d.train_split!r} split")
         self.valid_set = labelled(encode_split(valid, self.tokenizer, d, self.spec), "the validation split")
         self.class_weights = class_weight_tensor(config.train.class_weights, self.train_set, self.spec)
@@ -73,6 +77,11 @@ class ClassificationTask:
 
     def new_epoch(self, epoch: int) -> None:
         self.train_loader.sampler.set_epoch(epoch)
+
+    def token_counts(self) -> np.ndarray:
+        """How often each id occurs in the training split (pretrained vectors report their coverage against it)."""
+        rows = [np.asarray(row, dtype=np.int64) for row in self.train_set["input_ids"]]
+        return np.bincount(np.concatenate(rows), minlength=len(self.tokenizer))
 
     def step_loss(self, model, batch: dict, carry, autocast):
         batch, t = to_device(batch, self.device), self.config.train

@@ -59,6 +59,10 @@ class RNNConfig:
     thresholds: Optional[list] = None  # multi_label: decision threshold per label (None: 0.5), tuned on validation
     text_fields: Optional[list] = None  # classifier: the text columns it reads, joined by field_separator
     field_separator: str = " | "
+    pretrained_vectors: Optional[str] = None  # word vectors to start the embedding from (see textrnn.vectors)
+    freeze_embedding: Any = field(default=False, metadata={"or_int": True})  # true, false, or N: frozen for N epochs
+    init_from: Optional[str] = None  # classifier: a language model run or checkpoint to copy (see textrnn.transfer)
+    init_from_backward: Optional[str] = None  # classifier: a right-to-left language model for the backward direction
     tie_weights: bool = False  # language model: share embedding and output weights (projected when sizes differ)
     pad_id: int = 0
     tokenizer_kind: str = "char"
@@ -233,7 +237,8 @@ def build_dataclass(cls, data: Any, where: str):
         else:
             meta = fields[key].metadata
             or_list = meta.get("or_list") and isinstance(value, list) and all(isinstance(v, str) for v in value)
-            as_is = or_list or (meta.get("or_auto") and value == "auto")
+            as_is = or_list or (meta.get("or_auto") and value == "auto") or (
+                meta.get("or_int") and isinstance(value, int) and not isinstance(value, bool) and value >= 0)
             require(not meta.get("or_auto") or as_is or isinstance(value, int),
                     f"{where}.{key} must be an integer or auto, got {value!r}".removeprefix("config."))
             kwargs[key] = value if as_is else _coerce(value, fields[key].default, f"{where}.{key}")

@@ -78,6 +78,9 @@ class LanguageModelTask:
     def check_experiment(config: ExperimentConfig) -> None:
         for name in ("label_smoothing", "lm_loss_weight"):
             require(getattr(config.train, name) == 0, f"train.{name} applies to classifiers only: set train.{name}=0")
+        for name in ("init_from", "init_from_backward"):
+            require(getattr(config.model, name) is None, f"model.{name} starts a classifier from a language model: "
+                    f"drop it here (train-generator)")
 
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
                  checkpoint: Optional[Path] = None) -> None:
@@ -98,6 +101,10 @@ class LanguageModelTask:
 
     def new_epoch(self, epoch: int) -> None:
         pass
+
+    def token_counts(self) -> np.ndarray:
+        """How often each id occurs in the training stream (pretrained vectors report their coverage against it)."""
+        return np.bincount(np.asarray(self.train_tokens, dtype=np.int64), minlength=len(self.tokenizer))
 
     def step_loss(self, model, batch: dict, carry, autocast):
         batch = to_device(batch, self.device)

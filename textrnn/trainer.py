@@ -35,9 +35,11 @@ from .checkpointer import LAST, RunCheckpointer, TrainingProgress, find_resume_p
 from .config import ExperimentConfig, build_dataclass, config_to_dict, merge, parse_overrides
 from .errors import TrainingError
 from .optim import TrainingPlan, WeightAverage, clip_gradients, make_optimizer, make_scheduler
-from .registry import check_experiment
+from .registry import check_experiment, load_model
 from .reporting import MetricsLog, plot_curves, progress_bar, require_reporters
 from .runtime import catch_stop_signals, peak_rss_mb, select_device
+from .transfer import copy_from_language_model
+from .vectors import embedding_frozen, embeddings_of, load_pretrained_vectors
 
 @dataclass
 class RunResult:
@@ -76,6 +78,11 @@ class Trainer:
         self.task = entry.task_class(config, self.dist, self.device, self.out, checkpoint=point and point.folder)
         model_class = entry.model_class
         self.model = model_class.from_pretrained(point.folder) if point else model_class.build(self.task.model_config(), self.task.tokenizer)
+        if point is None and config.model.pretrained_vectors:
+            self._load_vectors(config.model.pretrained_vectors)
+        for direction, source in enumerate([config.model.init_from, config.model.init_from_backward]):
+            if point is None and source:  # a fresh run starts from the language model; a resumed one has it already
+                copy_from_language_model(self.model, load_model(source), direction)
         self.model.to(self.device).train()
         self.wrapped = distributed.wrap(self.model, self.dist, self.device)
         self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device)
@@ -95,6 +102,12 @@ class Trainer:
         self.last_eval: Optional[tuple] = None
         self.last_save = time.monotonic()
         self.bar = None
+
+    def _load_vectors(self, spec: str) -> None:
+        coverage = load_pretrained_vectors(embeddings_of(self.model), spec, self.task.tokenizer, self.task.token_counts(),
+                                           self.model.config.pad_id)
+        if self.dist.is_main:
+            print(f"note: {coverage.line()}", file=sys.stderr)
 
     def _resume_point(self, resume: Optional[str]):
         """Where to continue from: ``resume``, or with ``train.resume: auto`` the run's own ``last``."""
@@ -292,6 +305,9 @@ class Trainer:
             )
         else:
             loss.backward()
+            if embedding_frozen(self.model.config.freeze_embedding, p.epoch):  # no update, no optimizer state
+                for embedding in embeddings_of(self.model):
+                    embedding.weight.grad = None
             if t.grad_clip:
                 clip_gradients(self.model, t.grad_clip)
             self.optimizer.step()
