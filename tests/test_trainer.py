@@ -216,3 +216,43 @@ def test_a_missing_reporter_package_is_a_one_line_error(tmp_path, sentiment_dir,
         train(classifier_config(sentiment_dir, tmp_path / "run", "train.report_to=[tensorboard]"))
     with pytest.raises(ConfigError, match="train.report_to takes tensorboard"):
         classifier_config(sentiment_dir, tmp_path / "run", "train.report_to=[wandb]")
+
+
+def test_layer_lr_decay_gives_each_layer_group_its_rate():
+    from textrnn import RNNConfig, TextTokenizer
+    from textrnn.model import _Classifier
+    from textrnn.optim import make_optimizer
+
+    tok = TextTokenizer.train(["a b c"], "word")
+    model = _Classifier.build(RNNConfig(vocab_size=len(tok), embedding_dim=4, hidden_size=4, num_layers=2,
+                                        bidirectional=True, pooling="attention", ensemble_size=2), tok)
+    optimizer = make_optimizer(model, 0.01, 0.1, torch.device("cpu"), layer_lr_decay=2.0)
+    rate = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    for name, param in model.named_parameters():
+        want = 0.01 / 8 if "embedding" in name else 0.01 / 4 if "_l0" in name else 0.01 / 2 if "_l1" in name else 0.01
+        assert rate[id(param)] == pytest.approx(want), name
+        assert decay[id(param)] == (0.1 if param.dim() >= 2 and "embedding" not in name else 0.0), name
+    plain = make_optimizer(model, 0.01, 0.1, torch.device("cpu"))
+    assert [g["weight_decay"] for g in plain.param_groups] == [0.1, 0.0]  # off: the two groups as before
+
+
+def test_gradual_unfreezing_trains_one_more_group_each_epoch(tmp_path, sentiment_dir):
+    from textrnn.trainer import Trainer
+
+    extra = ("train.max_epochs=2", "train.eval_every=0", "train.unfreeze=gradual", "train.lr=0.02")
+    initial = {k: v.clone() for k, v in Trainer(classifier_config(sentiment_dir, tmp_path / "init", *extra)).model.state_dict().items()}
+    train(classifier_config(sentiment_dir, tmp_path / "run", *extra))
+    first, second = (weights(tmp_path / "run" / "checkpoints" / f"step-{s:08d}") for s in (8, 16))  # 8 steps an epoch
+    head = [k for k in initial if k.startswith(("head", "pooling"))]
+    layer = [k for k in initial if "encoder" in k]
+    assert all(not torch.equal(initial[k], first[k]) for k in head)  # epoch 0: the head trains
+    assert all(torch.equal(initial[k], first[k]) for k in layer)  # the encoder waits
+    assert all(not torch.equal(first[k], second[k]) for k in layer)  # epoch 1: the top encoder layer joins
+    assert torch.equal(initial["backbone.embedding.weight"], second["backbone.embedding.weight"])  # epoch 2 would free it
+    from textrnn import ConfigError
+
+    with pytest.raises(ConfigError, match="train.unfreeze lists 5 epochs but this model has 3 layer groups"):
+        train(classifier_config(sentiment_dir, tmp_path / "bad", "train.unfreeze=[0,1,2,3,4]"))
+    with pytest.raises(ConfigError, match="train.unfreeze must be null, gradual or a list of epochs"):
+        classifier_config(sentiment_dir, tmp_path / "bad", "train.unfreeze=sometimes")

@@ -142,6 +142,8 @@ class TrainConfig:
     class_weights: Optional[Any] = None  # classifier: "balanced" or one weight per label (multi-label: positive weights)
     threshold: Optional[float] = None  # multi-label: fixed decision threshold in (0, 1); None tunes it on validation
     threshold_per_label: bool = False  # multi-label: tune one threshold per label instead of one for all
+    layer_lr_decay: float = 1.0  # > 1: each layer group below the top trains this many times slower (ULMFiT: 2.6)
+    unfreeze: Any = None  # null | gradual | [epoch each layer group starts training, from the top]
     ema_decay: float = 0.0  # > 0: evaluate and save an exponential moving average of the weights
     eval_every: int = 500  # steps; 0 means only at the end of each epoch
     patience: Optional[int] = 5  # evaluations without improvement before stopping (null: never stop early)
@@ -197,6 +199,11 @@ class ExperimentConfig:
                 f"train.save_every_minutes must be positive (or null for never), got {t.save_every_minutes}")
         require(t.patience is None or t.patience >= 1, f"train.patience must be a positive integer or null, got {t.patience}")
         _check_class_weights(t.class_weights)
+        require(t.layer_lr_decay > 0, f"train.layer_lr_decay must be positive (1 means off), got {t.layer_lr_decay}")
+        ok = t.unfreeze in (None, "gradual") or (isinstance(t.unfreeze, list) and all(
+            isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in t.unfreeze))
+        require(ok, f"train.unfreeze must be null, gradual or a list of epochs (one per layer group, from the top); "
+                    f"got {t.unfreeze!r}")
         require(isinstance(t.report_to, list), f"train.report_to must be a list, e.g. [tensorboard]; got {t.report_to!r}")
         bad = [name for name in t.report_to if name not in REPORT_TO]
         require(not bad, f"train.report_to takes {', '.join(REPORT_TO)}; got {bad}")

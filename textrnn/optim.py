@@ -5,18 +5,65 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import re
 from typing import Callable, Iterator, Optional
 
 import torch
 
+from .errors import ConfigError
 
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
-    """AdamW; biases, norms and embeddings get no weight decay."""
-    decay, no_decay = [], []
+
+_ENCODER_LAYER = re.compile(r"encoder\.(?:weight|bias)_(?:ih|hh)_l(\d+)")
+
+
+def layer_group(name: str, num_layers: int) -> int:
+    """The layer group of a parameter, bottom to top: 0 the embedding, 1..L the encoder layers
+    (both directions), L + 1 everything above them (pooling, output layers). Ensemble members
+    share the groups: member k's layer 0 is in group 1 with the others'."""
+    if ".embedding." in f".{name}":
+        return 0
+    match = _ENCODER_LAYER.search(name)
+    return int(match.group(1)) + 1 if match else num_layers + 1
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, device: torch.device,
+                   layer_lr_decay: float = 1.0) -> torch.optim.AdamW:
+    """AdamW; biases, norms and embeddings get no weight decay.
+
+    ``layer_lr_decay`` d > 1 gives each layer group its own learning rate, the top one ``lr``
+    and each group below it d times less (ULMFiT's discriminative fine-tuning, d = 2.6 there):
+    layers copied from a language model move less than the new head.
+    """
+    top = model.config.num_layers + 1
+    groups: dict = {}
     for name, param in model.named_parameters():
-        (decay if param.dim() >= 2 and "embedding" not in name else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, fused=device.type == "cuda")
+        group = layer_group(name, model.config.num_layers) if layer_lr_decay != 1.0 else top
+        decays = param.dim() >= 2 and "embedding" not in name
+        groups.setdefault((group, not decays), []).append(param)
+    param_groups = [{"params": params, "weight_decay": weight_decay if not no_decay else 0.0,
+                     "lr": lr / layer_lr_decay ** (top - group)} for (group, no_decay), params in sorted(groups.items())]
+    return torch.optim.AdamW(param_groups, lr=lr, fused=device.type == "cuda")
+
+
+def group_parameters(model: torch.nn.Module, unfreeze=None) -> list:
+    """The parameters of each layer group, bottom to top (see :func:`layer_group`); a one-line error when
+    ``unfreeze`` lists more groups than the model has."""
+    groups: list = [[] for _ in range(model.config.num_layers + 2)]
+    for name, param in model.named_parameters():
+        groups[layer_group(name, model.config.num_layers)].append(param)
+    if isinstance(unfreeze, list) and len(unfreeze) > len(groups):
+        raise ConfigError(f"train.unfreeze lists {len(unfreeze)} epochs but this model has {len(groups)} layer groups "
+                          "(head, each encoder layer, embedding)")
+    return groups
+
+
+def frozen_groups(unfreeze, epoch: int, num_groups: int) -> set:
+    """Layer groups (0 = bottom) that do not train in ``epoch``: ``unfreeze`` lists, for each group from
+    the top, the epoch it starts training in; ``gradual`` is ULMFiT's one more group each epoch."""
+    if unfreeze is None:
+        return set()
+    starts = list(range(num_groups)) if unfreeze == "gradual" else list(unfreeze)
+    return {num_groups - 1 - k for k, start in enumerate(starts) if epoch < start}
 
 
 @dataclasses.dataclass(frozen=True)

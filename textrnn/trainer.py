@@ -34,7 +34,8 @@ from .checkpoint import WEIGHTS_FILE, load_weights
 from .checkpointer import LAST, RunCheckpointer, TrainingProgress, find_resume_point, is_empty_run, run_experiment
 from .config import ExperimentConfig, build_dataclass, config_to_dict, merge, parse_overrides
 from .errors import TrainingError
-from .optim import TrainingPlan, WeightAverage, clip_gradients, make_optimizer, make_scheduler
+from .optim import (TrainingPlan, WeightAverage, clip_gradients, frozen_groups, group_parameters, make_optimizer,
+                    make_scheduler)
 from .registry import check_experiment, load_model
 from .reporting import MetricsLog, plot_curves, progress_bar, require_reporters
 from .runtime import catch_stop_signals, peak_rss_mb, select_device
@@ -85,7 +86,8 @@ class Trainer:
                 copy_from_language_model(self.model, load_model(source), direction)
         self.model.to(self.device).train()
         self.wrapped = distributed.wrap(self.model, self.dist, self.device)
-        self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device)
+        self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device, t.layer_lr_decay)
+        self.layers = group_parameters(self.model, t.unfreeze)
         self.plan = TrainingPlan.resolve(t.max_epochs, t.eval_every, len(self.task.train_loader), t.max_steps, t.min_steps)
         self.total_steps = self.plan.total_steps
         clock = (lambda: self.progress.elapsed / (60 * t.max_minutes)) if t.schedule_by_time and t.max_minutes else None
@@ -108,6 +110,15 @@ class Trainer:
                                            self.model.config.pad_id)
         if self.dist.is_main:
             print(f"note: {coverage.line()}", file=sys.stderr)
+
+    def _drop_frozen_gradients(self, epoch: int) -> None:
+        """Frozen parameters get no update and no optimizer state: their gradients are dropped before the step."""
+        frozen = [e.weight for e in embeddings_of(self.model)] if embedding_frozen(
+            self.model.config.freeze_embedding, epoch) else []
+        for group in frozen_groups(self.train_config.unfreeze, epoch, len(self.layers)):
+            frozen += self.layers[group]
+        for param in frozen:
+            param.grad = None
 
     def _resume_point(self, resume: Optional[str]):
         """Where to continue from: ``resume``, or with ``train.resume: auto`` the run's own ``last``."""
@@ -305,9 +316,7 @@ class Trainer:
             )
         else:
             loss.backward()
-            if embedding_frozen(self.model.config.freeze_embedding, p.epoch):  # no update, no optimizer state
-                for embedding in embeddings_of(self.model):
-                    embedding.weight.grad = None
+            self._drop_frozen_gradients(p.epoch)
             if t.grad_clip:
                 clip_gradients(self.model, t.grad_clip)
             self.optimizer.step()
