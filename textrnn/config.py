@@ -170,6 +170,7 @@ class ExperimentConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: RNNConfig = field(default_factory=RNNConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    pretrain: Optional[dict] = None  # classifier: train a language model on the data first (see textrnn.recipe)
 
     def validate(self) -> "ExperimentConfig":
         """Generic checks; the task's own (``registry.check_experiment``) run when training starts."""

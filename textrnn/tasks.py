@@ -81,6 +81,7 @@ class LanguageModelTask:
         for name in ("init_from", "init_from_backward"):
             require(getattr(config.model, name) is None, f"model.{name} starts a classifier from a language model: "
                     f"drop it here (train-generator)")
+        require(config.pretrain is None, "pretrain: belongs to a classifier config (it trains the language model first)")
 
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
                  checkpoint: Optional[Path] = None) -> None:

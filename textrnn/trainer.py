@@ -39,6 +39,7 @@ from .optim import (TrainingPlan, WeightAverage, clip_gradients, frozen_groups, 
 from .registry import check_experiment, load_model
 from .reporting import MetricsLog, plot_curves, progress_bar, require_reporters
 from .runtime import catch_stop_signals, peak_rss_mb, select_device
+from .recipe import pretrain_stage
 from .transfer import copy_from_language_model
 from .vectors import embedding_frozen, embeddings_of, load_pretrained_vectors
 
@@ -383,6 +384,14 @@ def resume_config(resume: str, overrides: list) -> ExperimentConfig:
 
 
 def train(config: ExperimentConfig, resume: Optional[str] = None, device: Optional[str] = None) -> RunResult:
-    """Train a model as ``config`` says (resuming from a run or checkpoint folder if given)."""
+    """Train a model as ``config`` says (resuming from a run or checkpoint folder if given).
+
+    A classifier config with a ``pretrain`` section first trains its language model
+    (:mod:`textrnn.recipe`), then the classifier from it, in one run folder.
+    """
+    if config.pretrain is not None:
+        config, interrupted = pretrain_stage(config, resume, device, lambda *args: Trainer(*args).fit())
+        if interrupted is not None:
+            return interrupted
     return Trainer(config, resume, device).fit()
 

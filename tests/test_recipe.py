@@ -1,0 +1,72 @@
+"""The two-stage run: a `pretrain:` section trains the language model, then the classifier starts from it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from textrnn import ConfigError, load_config, load_model
+from textrnn.recipe import lm_experiment
+from textrnn.trainer import train
+
+from .conftest import weights, write_sentiment
+
+PRETRAIN = ["pretrain.data.seq_len=8", "pretrain.data.batch_size=4", "pretrain.train.max_steps=8",
+            "pretrain.train.max_epochs=50", "pretrain.train.eval_every=4"]
+
+
+def config(data, out, *extra):
+    return load_config(None, [f"data.dataset={data}", "data.text_column=sentence", f"train.output_dir={out}",
+                              "data.batch_size=16", "model.embedding_dim=12", "model.hidden_size=10", "tokenizer.kind=word",
+                              "train.max_epochs=2", "train.eval_every=0", "train.progress=false", *PRETRAIN, *extra],
+                       task="classification")
+
+
+def test_one_run_pretrains_then_fine_tunes_from_the_language_model(tmp_path):
+    data = write_sentiment(tmp_path / "data")
+    out = tmp_path / "run"
+    result = train(config(data, out, "train.lr=1e-30", "train.max_epochs=1"))  # lr ~ 0: the saved classifier is the copy
+    assert json.loads((out / "pretrain" / "DONE.json").read_text())["step"] == 8
+    lm, classifier = load_model(out / "pretrain"), load_model(out / "last")
+    assert classifier.tokenizer.tokenizer.to_str() == lm.tokenizer.tokenizer.to_str()
+    for name in ("embedding.weight", "encoder.weight_ih_l0", "encoder.weight_hh_l0", "encoder.bias_ih_l0"):
+        torch.testing.assert_close(dict(classifier.backbone.named_parameters())[name],
+                                   dict(lm.backbone.named_parameters())[name], rtol=0, atol=1e-12)
+    assert result.stop_reason == "max_epochs" and (out / "config.yaml").is_file()
+
+
+def test_resume_across_the_stage_boundary_ends_as_one_uninterrupted_run(tmp_path):
+    data = write_sentiment(tmp_path / "data")
+    full = tmp_path / "full"
+    train(config(data, full))
+    cut = tmp_path / "cut"
+    train(config(data, cut, "pretrain.train.max_steps=4"))  # stage 1 stops at step 4 ...
+    (cut / "pretrain" / "DONE.json").unlink()  # ... as if killed there: not done, its step-4 checkpoint is last
+    for folder in ("checkpoints", "best", "last"):
+        target = cut / folder
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            import shutil
+
+            shutil.rmtree(target)
+    resumed = train(config(data, cut), resume=str(cut))
+    assert resumed.stop_reason == "max_epochs"
+    assert json.loads((cut / "pretrain" / "DONE.json").read_text())["step"] == 8
+    for stage in ("pretrain/last", "last"):  # both stages end with the weights of the uninterrupted run
+        a, b = weights(full / stage), weights(cut / stage)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), stage
+    again = train(config(data, cut), resume=str(cut))  # stage 1 done, stage 2 done: nothing more to train
+    assert again.step == resumed.step
+
+
+def test_pretrain_section_errors(tmp_path):
+    data = write_sentiment(tmp_path / "data")
+    with pytest.raises(ConfigError, match="pretrain takes the sections model, train, data"):
+        lm_experiment(config(data, tmp_path / "r", "pretrain.optimizer.lr=1"))
+    with pytest.raises(ConfigError, match="pretrain needs one text column"):
+        lm_experiment(config(data, tmp_path / "r", "data.text_column=[sentence,label]"))
+    with pytest.raises(ConfigError, match="unknown config key 'pretrain.model.hidden'"):
+        lm_experiment(config(data, tmp_path / "r", "pretrain.model.hidden=3"))
