@@ -38,6 +38,8 @@ def prepare(command: list[str]) -> list[str]:
         command = [sys.executable, "-m", "torch.distributed.run", *command[1:]]
     elif command[0] == "textrnn":
         command = [sys.executable, "-m", "textrnn", *command[1:]]
+    elif command[0] == "python":
+        command = [sys.executable, *command[1:]]
     if any(c.startswith("train-") for c in command):
         config = command[command.index("--config") + 1]
         if config in LOCAL and not any(c.startswith("data.dataset=") for c in command):
@@ -52,6 +54,7 @@ def workdir(tmp_path_factory):
     work = root / "work"
     work.mkdir()
     (work / "configs").symlink_to(ROOT / "configs")
+    (work / "examples").symlink_to(ROOT / "examples")
     if SHARED.exists():
         (root / "shared").symlink_to(SHARED.parent)
     return work
@@ -79,13 +82,13 @@ def test_demo_recipe_runs(tmp_path):
     assert proc.stdout.startswith("Return the ") and len(proc.stdout) == len("Return the ") + 300 + 1
 
 
-@pytest.mark.parametrize("command", readme_commands("textrnn") + readme_commands("torchrun"),
-                         ids=lambda c: " ".join(c)[:80])
+@pytest.mark.parametrize("command", [*readme_commands("textrnn"), *readme_commands("torchrun"),
+                                     *readme_commands("python examples/")], ids=lambda c: " ".join(c)[:80])
 def test_readme_command_runs(workdir, command):
     prepared = prepare(list(command))
     if any("../shared" in c for c in prepared) and not SHARED.exists():
         pytest.skip("needs ../shared")
-    if "--checkpoint" in prepared and not SHARED.exists():  # its run was trained on ../shared, skipped above
+    if ("--checkpoint" in prepared or "examples/" in prepared[1]) and not SHARED.exists():  # a run trained on ../shared
         pytest.skip("uses a run trained on ../shared")
     proc = subprocess.run(prepared, cwd=workdir, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})

@@ -100,9 +100,7 @@ def _sample(model, input_ids: Tensor, max_new_tokens: int, settings: tuple, num_
             generator: torch.Generator, stop_ids: Sequence[int], controls: Controls = Controls()) -> Iterator[Tensor]:
     device = model.device
     with eval_mode(model):
-        last_hidden, state = _run_prompt(model, input_ids.to(device))  # (1, H)
-        stepper = FusedStepper(model, state, num_samples)
-        logits = stepper.head(last_hidden).expand(num_samples, -1)  # (N, V)
+        stepper, logits = _start(model, input_ids, num_samples)  # logits (N, V)
         stop = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
         done = torch.zeros(num_samples, dtype=torch.bool, device=device)
         active = controls != Controls()  # plain sampling keeps no history: the fast path stays fast
@@ -128,18 +126,17 @@ def _beam_search(model, input_ids: Tensor, max_new_tokens: int, controls: Contro
     """The ``num_samples`` best of ``num_beams`` beams (summed log-probability / length), then yielded a column at a time."""
     k, stops = controls.num_beams, [*stop_ids, EOS_ID]
     with eval_mode(model):
-        last_hidden, state = _run_prompt(model, input_ids.to(model.device))
-        stepper = FusedStepper(model, state, k)
-        logits = stepper.head(last_hidden).expand(k, -1)  # (k, V)
-        history = History(input_ids.tolist(), k, controls.no_repeat_ngram_size)
+        stepper, logits = _start(model, input_ids, k)  # logits (k, V)
+        history = History(input_ids.tolist(), k, controls.no_repeat_ngram_size)  # each beam's tokens, prompt first
         scores = torch.full((k,), float("-inf"), device=model.device)
         scores[0] = 0.0  # the k beams start equal: only one may continue at first
-        rows, finished = [[] for _ in range(k)], []
+        finished = []
         for step in range(max_new_tokens):
             logp = torch.log_softmax(apply_controls(logits, history, controls, step, stops), dim=-1)  # (k, V)
             best = torch.topk((scores[:, None] + logp).flatten(), k)
             parents, chosen = (best.indices // logp.size(1)).tolist(), (best.indices % logp.size(1))
-            rows, scores = [rows[p] + [t] for p, t in zip(parents, chosen.tolist())], best.values.clone()
+            history.append(chosen.tolist(), parents)
+            rows, scores = [row[input_ids.numel():] for row in history.rows], best.values.clone()  # the new tokens
             for i, token in enumerate(chosen.tolist()):
                 if token in stops and scores[i] > float("-inf"):  # a finished hypothesis leaves the beam
                     finished.append((float(scores[i]) / len(rows[i]), rows[i]))
@@ -147,13 +144,19 @@ def _beam_search(model, input_ids: Tensor, max_new_tokens: int, controls: Contro
             if not bool(torch.isfinite(scores).any()):
                 break
             stepper.reorder(torch.tensor(parents, device=model.device))
-            history.append(chosen.tolist(), parents)
             logits = stepper.step(chosen)
         finished += [(float(s) / len(r), r) for s, r in zip(scores, rows) if s > float("-inf")]
     best_rows = [r for _, r in sorted(finished, key=lambda pair: -pair[0])[:num_samples]]
     pad = stops[0]
     for column in range(max(len(r) for r in best_rows)):
         yield torch.tensor([r[column] if column < len(r) else pad for r in best_rows])
+
+
+def _start(model, input_ids: Tensor, rows: int) -> tuple["FusedStepper", Tensor]:
+    """Run the prompt (T,) once: the stepper carrying its state for ``rows`` sequences, and their first logits (rows, V)."""
+    last_hidden, state = _run_prompt(model, input_ids.to(model.device))  # (1, H)
+    stepper = FusedStepper(model, state, rows)
+    return stepper, stepper.head(last_hidden).expand(rows, -1)
 
 
 def _run_prompt(model, ids: Tensor, chunk: int = 4096):

@@ -41,16 +41,19 @@ def to_device(batch: dict, device: torch.device) -> dict:
 def train_tokenizer(texts, config: ExperimentConfig) -> TextTokenizer:
     t = config.tokenizer
     min_freq = t.min_freq
-    if min_freq == "auto":
+    if min_freq == "auto" and t.kind == "char":
+        min_freq = 1  # characters are never pruned: no need to count the corpus
+    elif min_freq == "auto":
         texts = list(texts)
-        min_freq = auto_min_freq(t.kind, texts)
-        print(f"note: tokenizer.min_freq auto -> {min_freq} ({t.kind} tokenizer, "
-              f"{sum(len(text.split()) for text in texts):,} training words)", file=sys.stderr)
+        words = sum(len(text.split()) for text in texts)
+        min_freq = auto_min_freq(words)
+        print(f"note: tokenizer.min_freq auto -> {min_freq} ({t.kind} tokenizer, {words:,} training words)",
+              file=sys.stderr)
     return TextTokenizer.train(texts, t.kind, lowercase=t.lowercase, min_freq=min_freq, max_size=t.max_size,
                                vocab_size=t.vocab_size)
 
 
-def auto_min_freq(kind: str, texts: list) -> int:
+def auto_min_freq(words: int) -> int:
     """``tokenizer.min_freq: auto``: how often a training word must occur to get its own id.
 
     Words rarer than this become ``<unk>`` in training, so ``<unk>`` learns from the kind of
@@ -58,12 +61,10 @@ def auto_min_freq(kind: str, texts: list) -> int:
     each is seen too seldom to learn from, and costs on a small one, where the rare words are
     much of what there is. The threshold grows with the square root of the corpus:
     ``round(sqrt(words / 25,000))`` between 1 and 5, which is 5 on SST-2 (634k words, the value
-    its ablation chose), 2 to 3 on sets of 5-10k sentences, and 1 under 56k words. Characters
-    are never pruned (1).
+    its ablation chose), 2 to 3 on sets of 5-10k sentences, and 1 under 56k words, for word
+    and BPE tokenizers (``words`` counts whitespace-separated words); characters are never
+    pruned (``train_tokenizer`` uses 1).
     """
-    if kind == "char":
-        return 1
-    words = sum(len(text.split()) for text in texts)
     return int(min(5, max(1, math.floor(math.sqrt(words / 25_000) + 0.5))))
 
 

@@ -113,13 +113,16 @@ class Trainer:
             print(f"note: {coverage.line()}", file=sys.stderr)
 
     def _drop_frozen_gradients(self, epoch: int) -> None:
-        """Frozen parameters get no update and no optimizer state: their gradients are dropped before the step."""
-        frozen = [e.weight for e in embeddings_of(self.model)] if embedding_frozen(
-            self.model.config.freeze_embedding, epoch) else []
-        for group in frozen_groups(self.train_config.unfreeze, epoch, len(self.layers)):
-            frozen += self.layers[group]
-        for param in frozen:
-            param.grad = None
+        """Frozen layer groups get no update and no optimizer state: their gradients are dropped before the step.
+
+        ``model.freeze_embedding`` freezes group 0, the embedding (of every ensemble member).
+        """
+        frozen = frozen_groups(self.train_config.unfreeze, epoch, len(self.layers))
+        if embedding_frozen(self.model.config.freeze_embedding, epoch):
+            frozen.add(0)
+        for group in frozen:
+            for param in self.layers[group]:
+                param.grad = None
 
     def _resume_point(self, resume: Optional[str]):
         """Where to continue from: ``resume``, or with ``train.resume: auto`` the run's own ``last``."""
