@@ -121,7 +121,8 @@ SHORTER = {"bench_data.py": ["--char-mb", "5"], "bench_encoder.py": ["--rounds",
            "bench_generate.py": ["--rounds", "1"], "bench_ddp.py": ["--steps", "3"], "quality.py": ["--smoke"],
            "small_data.py": ["--smoke"], "bench_onnx.py": ["--calls", "20", "--rounds", "1"],
            "bench_predict.py": ["--short", "500", "--long", "20", "--loop", "20"],
-           "bench_serve.py": ["--clients", "4", "--requests", "10"], "bench_vectors.py": ["--mb", "5"]}
+           "bench_serve.py": ["--clients", "4", "--requests", "10"], "bench_vectors.py": ["--mb", "5"],
+           "transfer_sst2.py": ["--smoke"]}
 
 
 def test_readme_has_no_unfilled_placeholders():
@@ -133,7 +134,8 @@ def test_readme_has_no_unfilled_placeholders():
 @pytest.mark.parametrize("command", readme_commands("python benchmarks/", DOCS + SERVING_DOCS), ids=lambda c: " ".join(c)[:80])
 def test_readme_benchmark_command_runs(command):
     """Each benchmark the README cites, run in a shortened form (the full ones take minutes to an hour)."""
-    if not SHARED.exists() and Path(command[1]).name in ("bench_data.py", "bench_ddp.py", "quality.py", "small_data.py"):
+    if not SHARED.exists() and Path(command[1]).name in ("bench_data.py", "bench_ddp.py", "quality.py", "small_data.py",
+                                                                "transfer_sst2.py"):
         pytest.skip("needs ../shared")
     extra = SHORTER[Path(command[1]).name]
     proc = subprocess.run([sys.executable, *command[1:], *extra], cwd=ROOT, capture_output=True, text=True, timeout=3600,

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from textrnn import ConfigError, load_config, load_model
+from textrnn import ConfigError, DataError, load_config, load_model
 from textrnn.recipe import lm_experiment
 from textrnn.trainer import train
 
@@ -70,3 +70,36 @@ def test_pretrain_section_errors(tmp_path):
         lm_experiment(config(data, tmp_path / "r", "data.text_column=[sentence,label]"))
     with pytest.raises(ConfigError, match="unknown config key 'pretrain.model.hidden'"):
         lm_experiment(config(data, tmp_path / "r", "pretrain.model.hidden=3"))
+
+
+def test_pretraining_reads_unlabeled_text_as_training_text_only(tmp_path):
+    data = write_sentiment(tmp_path / "data")
+    unlabeled = tmp_path / "reviews.txt"
+    unlabeled.write_text("zyzzyva " * 40 + "\n" + "a quokka smiled\n" * 5, encoding="utf-8")
+    plain, more = tmp_path / "plain", tmp_path / "more"
+    train(config(data, plain, "train.max_steps=1"))
+    train(config(data, more, "train.max_steps=1", f"pretrain.data.unlabeled=[{unlabeled}]"))
+    lm = load_model(more / "pretrain")
+    assert "zyzzyva" in lm.tokenizer.tokenizer.get_vocab() and "zyzzyva" not in load_model(plain / "pretrain").tokenizer.tokenizer.get_vocab()
+    assert load_model(more / "last").tokenizer.tokenizer.to_str() == lm.tokenizer.tokenizer.to_str()  # the classifier's ids too
+    size = {run: {split: (run / "pretrain" / "data" / f"{split}.rank0.bin").stat().st_size for split in ("train", "validation")}
+            for run in (plain, more)}
+    assert size[more]["validation"] == size[plain]["validation"]  # validation is the dataset's own, untouched
+    assert size[more]["train"] > size[plain]["train"]
+
+
+def test_unlabeled_sources_as_dicts_and_their_errors(tmp_path):
+    data = write_sentiment(tmp_path / "data")
+    unlabeled = tmp_path / "more.csv"
+    unlabeled.write_text("review\nzyzzyva zyzzyva zyzzyva\nzyzzyva again\n", encoding="utf-8")
+    out = tmp_path / "dict"
+    train(config(data, out, "train.max_steps=1", f"pretrain.data.unlabeled=[{{dataset: {unlabeled}, text_column: review}}]"))
+    assert "zyzzyva" in load_model(out / "pretrain").tokenizer.tokenizer.get_vocab()
+    with pytest.raises(DataError, match=r"column 'text' not found .*set data.unlabeled\[0\].text_column"):
+        train(config(data, tmp_path / "e1", f"pretrain.data.unlabeled=[{unlabeled}]"))
+    with pytest.raises(DataError, match=r"data.unlabeled\[0\] must be a path/Hub name or a dict of dataset"):
+        train(config(data, tmp_path / "e2", f"pretrain.data.unlabeled=[{{path: {unlabeled}}}]"))
+    with pytest.raises(DataError, match=r"split 'unsupervised' not found .*set data.unlabeled\[0\].split"):
+        train(config(data, tmp_path / "e3", "pretrain.data.unlabeled=[{split: unsupervised}]"))
+    with pytest.raises(ConfigError, match="data.unlabeled is more text for a language model: move it to pretrain.data"):
+        train(config(data, tmp_path / "e4", f"data.unlabeled=[{unlabeled}]", "pretrain=null"))

@@ -38,6 +38,7 @@ class ClassificationTask:
     def check_experiment(config: ExperimentConfig) -> None:
         d = config.data
         require(bool(d.label_column or d.label_columns), "data.label_column (or data.label_columns) is required to train a classifier")
+        require(not d.unlabeled, "data.unlabeled is more text for a language model: move it to pretrain.data.unlabeled")
         RNNClassifier.check_config(aux_lm_config(config))  # train.lm_loss_weight adds the head the model's rules cover
 
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,

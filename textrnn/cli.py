@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="metrics of a checkpoint on a dataset split (last line: JSON)")
     _checkpoint_args(p)
     p.add_argument("--dataset", required=True)
+    p.add_argument("--config-name", help="the Hub dataset's configuration (default: the training run's, same dataset)")
     p.add_argument("--split", default="validation")
     p.add_argument("--text-column")
     p.add_argument("--label-column")
@@ -202,7 +203,7 @@ def cmd_evaluate(args) -> int:
 
     model = _load(args, None)
     metrics = evaluate_checkpoint(model, args.checkpoint, args.dataset, args.split, args.text_column,
-                                  args.label_column, args.batch_size)
+                                  args.label_column, args.batch_size, args.config_name)
     print(json.dumps(metrics))
     return 0
 

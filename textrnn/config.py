@@ -112,6 +112,7 @@ class DataConfig:
     bucket_size: int = 100  # batches per length-sorted chunk
     seq_len: int = 128  # language model: truncated-backprop window
     separator: Optional[str] = None  # language model: text between rows (None: auto)
+    unlabeled: Optional[list] = None  # language model: more training text; each a path/Hub name or {dataset, split, text_column}
 
 
 @dataclass

@@ -20,12 +20,15 @@ def training_data_config(checkpoint: str) -> DataConfig:
 
 
 def evaluate_checkpoint(model, checkpoint: str, dataset: str, split: str, text_column: Optional[str],
-                        label_column: Optional[str], batch_size: Optional[int] = None) -> dict:
-    """Metrics of ``model`` on ``split`` of ``dataset``; columns default to the training run's."""
+                        label_column: Optional[str], batch_size: Optional[int] = None,
+                        config_name: Optional[str] = None) -> dict:
+    """Metrics of ``model`` on ``split`` of ``dataset``; columns (and, for the same dataset, its
+    configuration) default to the training run's."""
     data = training_data_config(checkpoint)
+    data.config_name = config_name or (data.config_name if dataset == data.dataset else None)
     data.dataset, data.text_column = dataset, text_column or data.text_column
     data.label_column = label_column or data.label_column
     with tempfile.TemporaryDirectory(prefix="textrnn-eval-") as tmp:
-        raw = D.load_raw(dataset, tmp)
+        raw = D.load_raw(dataset, tmp, data.config_name)
         task_class = get_task(model.task).task_class
         return task_class.evaluate_split(model, raw, data, split, batch_size or data.eval_batch_size, Path(tmp))

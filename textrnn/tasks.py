@@ -14,6 +14,7 @@ these classes.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import sys
 from pathlib import Path
@@ -86,8 +87,12 @@ class LanguageModelTask:
 
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
                  checkpoint: Optional[Path] = None) -> None:
-        raw = D.load_raw(config.data.dataset, str(workdir))
+        raw = D.load_raw(config.data.dataset, str(workdir), config.data.config_name)
         train_texts, valid_texts = lm_splits(raw, config.data)
+        extra = unlabeled_texts(config.data, workdir)
+        if extra:  # training text only: validation stays the dataset's own
+            own = train_texts
+            train_texts = lambda: itertools.chain(own(), *(texts() for texts in extra))  # noqa: E731
         self.tokenizer = (TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint
                           else train_tokenizer(train_texts(), config))
         cache = workdir / "data"
@@ -163,6 +168,32 @@ def lm_splits(raw, d: DataConfig):
         raise DataError(f"the {d.train_split!r} split has no text; give a corpus with text in it")
     cut = int(total * (1 - d.validation_fraction))
     return (lambda: D.iter_text(train, column, sep, 0, cut)), (lambda: D.iter_text(train, column, sep, cut))
+
+
+UNLABELED_KEYS = ("dataset", "config_name", "split", "text_column")
+
+
+def unlabeled_texts(d: DataConfig, workdir: Path) -> list:
+    """Callables giving the text of each ``data.unlabeled`` source, more training text for a language model.
+
+    A source is a path or Hub name (its ``train`` split, the ``text_column`` of the data or
+    ``text``), or a dict of ``dataset`` (default: the data's own, so ``{split: unsupervised}``
+    or ``{text_column: review_title}`` reads more of it), ``config_name``, ``split`` and ``text_column``.
+    """
+    sources = []
+    for i, entry in enumerate(d.unlabeled or []):
+        spec = {"dataset": entry} if isinstance(entry, str) else entry
+        if not isinstance(spec, dict) or set(spec) - set(UNLABELED_KEYS):
+            raise DataError(f"data.unlabeled[{i}] must be a path/Hub name or a dict of {', '.join(UNLABELED_KEYS)}; "
+                            f"got {entry!r}")
+        name = spec.get("dataset", d.dataset)
+        raw = D.load_raw(name, str(workdir), spec.get("config_name", d.config_name if "dataset" not in spec else None))
+        split = D.require_split(raw, spec.get("split", "train"), f"data.unlabeled[{i}].split")
+        default = d.text_column if d.text_column in split.column_names else "text"
+        column = D.require_column(split, spec.get("text_column", default), f"unlabeled[{i}].text_column")
+        sep = lm_separator(raw, d.separator, name)
+        sources.append(lambda split=split, column=column, sep=sep: D.iter_text(split, column, sep))
+    return sources
 
 
 def lm_separator(raw, separator: Optional[str], dataset: str) -> str:
