@@ -89,7 +89,7 @@ class LanguageModelTask:
                  checkpoint: Optional[Path] = None) -> None:
         raw = D.load_raw(config.data.dataset, str(workdir), config.data.config_name)
         train_texts, valid_texts = lm_splits(raw, config.data)
-        extra = unlabeled_texts(config.data, workdir)
+        extra = unlabeled_texts(config.data, raw, workdir)
         if extra:  # training text only: validation stays the dataset's own
             own = train_texts
             train_texts = lambda: itertools.chain(own(), *(texts() for texts in extra))  # noqa: E731
@@ -173,12 +173,14 @@ def lm_splits(raw, d: DataConfig):
 UNLABELED_KEYS = ("dataset", "config_name", "split", "text_column")
 
 
-def unlabeled_texts(d: DataConfig, workdir: Path) -> list:
+def unlabeled_texts(d: DataConfig, raw, workdir: Path) -> list:
     """Callables giving the text of each ``data.unlabeled`` source, more training text for a language model.
 
     A source is a path or Hub name (its ``train`` split, the ``text_column`` of the data or
     ``text``), or a dict of ``dataset`` (default: the data's own, so ``{split: unsupervised}``
     or ``{text_column: review_title}`` reads more of it), ``config_name``, ``split`` and ``text_column``.
+    ``raw`` is the data's own DatasetDict, already loaded: a source naming neither a dataset nor a
+    configuration reads it rather than loading it again.
     """
     sources = []
     for i, entry in enumerate(d.unlabeled or []):
@@ -187,11 +189,12 @@ def unlabeled_texts(d: DataConfig, workdir: Path) -> list:
             raise DataError(f"data.unlabeled[{i}] must be a path/Hub name or a dict of {', '.join(UNLABELED_KEYS)}; "
                             f"got {entry!r}")
         name = spec.get("dataset", d.dataset)
-        raw = D.load_raw(name, str(workdir), spec.get("config_name", d.config_name if "dataset" not in spec else None))
-        split = D.require_split(raw, spec.get("split", "train"), f"data.unlabeled[{i}].split")
+        source = raw if not {"dataset", "config_name"} & set(spec) else D.load_raw(
+            name, str(workdir), spec.get("config_name", d.config_name if "dataset" not in spec else None))
+        split = D.require_split(source, spec.get("split", "train"), f"data.unlabeled[{i}].split")
         default = d.text_column if d.text_column in split.column_names else "text"
         column = D.require_column(split, spec.get("text_column", default), f"unlabeled[{i}].text_column")
-        sep = lm_separator(raw, d.separator, name)
+        sep = lm_separator(source, d.separator, name)
         sources.append(lambda split=split, column=column, sep=sep: D.iter_text(split, column, sep))
     return sources
 
