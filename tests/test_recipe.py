@@ -103,3 +103,12 @@ def test_unlabeled_sources_as_dicts_and_their_errors(tmp_path):
         train(config(data, tmp_path / "e3", "pretrain.data.unlabeled=[{split: unsupervised}]"))
     with pytest.raises(ConfigError, match="data.unlabeled is more text for a language model: move it to pretrain.data"):
         train(config(data, tmp_path / "e4", f"data.unlabeled=[{unlabeled}]", "pretrain=null"))
+
+
+def test_unlabeled_text_may_not_reread_a_training_split_that_holds_the_validation_text(corpus_file, tmp_path):
+    config = load_config(None, [f"data.dataset={corpus_file}", "tokenizer.kind=char", "data.seq_len=8",
+                                f"train.output_dir={tmp_path / 'lm'}", "train.max_steps=1", "train.progress=false",
+                                "model.embedding_dim=8", "model.hidden_size=8", "data.unlabeled=[{split: train}]"],
+                         task="language_model")
+    with pytest.raises(DataError, match=r"data.unlabeled\[0\] reads the 'train' split, whose last 10% is the validation text"):
+        train(config)

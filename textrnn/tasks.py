@@ -159,8 +159,8 @@ def lm_splits(raw, d: DataConfig):
     train = D.require_split(raw, d.train_split, "data.train_split")
     column = D.require_column(train, d.text_column, "text_column")
     sep = lm_separator(raw, d.separator, d.dataset)
-    valid_name = d.validation_split or next((n for n in D.VALIDATION_NAMES if n in raw), None)
-    if valid_name is not None:
+    if not validation_is_cut(raw, d):
+        valid_name = d.validation_split or next(n for n in D.VALIDATION_NAMES if n in raw)
         valid = D.require_split(raw, valid_name, "data.validation_split")
         return (lambda: D.iter_text(train, column, sep)), (lambda: D.iter_text(valid, column, sep))
     total = D.count_chars(train, column, sep)
@@ -191,12 +191,21 @@ def unlabeled_texts(d: DataConfig, raw, workdir: Path) -> list:
         name = spec.get("dataset", d.dataset)
         source = raw if not {"dataset", "config_name"} & set(spec) else D.load_raw(
             name, str(workdir), spec.get("config_name", d.config_name if "dataset" not in spec else None))
-        split = D.require_split(source, spec.get("split", "train"), f"data.unlabeled[{i}].split")
+        split_name = spec.get("split", "train")
+        split = D.require_split(source, split_name, f"data.unlabeled[{i}].split")
+        if source is raw and split_name == d.train_split and validation_is_cut(raw, d):
+            raise DataError(f"data.unlabeled[{i}] reads the {split_name!r} split, whose last {d.validation_fraction:.0%} "
+                            "is the validation text here; name another split or dataset")
         default = d.text_column if d.text_column in split.column_names else "text"
         column = D.require_column(split, spec.get("text_column", default), f"unlabeled[{i}].text_column")
         sep = lm_separator(source, d.separator, name)
         sources.append(lambda split=split, column=column, sep=sep: D.iter_text(split, column, sep))
     return sources
+
+
+def validation_is_cut(raw, d: DataConfig) -> bool:
+    """Whether validation is the tail of the training text (no validation split named or present)."""
+    return d.validation_split is None and not any(n in raw for n in D.VALIDATION_NAMES)
 
 
 def lm_separator(raw, separator: Optional[str], dataset: str) -> str:
