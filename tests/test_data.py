@@ -124,6 +124,19 @@ def test_encode_stream_is_compact_and_matches_tokenizer(tmp_path, corpus_file):
     assert wtokens[2] == 3 and wtokens[-1] == 3  # <eos> after every row
 
 
+def test_a_reversed_stream_is_the_stream_last_token_first_whatever_the_chunk(tmp_path, corpus_file):
+    text = corpus_file.read_text()
+    tok = TextTokenizer.train([text], "char")
+    forward = D.encode_stream([text[:1000], text[1000:]], tok, tmp_path / "f.bin")
+    for chunk in (7, 300, 1 << 22):  # 7 and 300 do not divide the length: the first chunk is a short one
+        backward = D.encode_stream([text[:1000], text[1000:]], tok, tmp_path / f"b{chunk}.bin", reverse=True,
+                                   chunk_chars=chunk)
+        assert isinstance(backward, np.memmap) and backward.tolist() == forward.tolist()[::-1]
+    word = TextTokenizer.train([text], "word")
+    a, b, c = (word.encode(w)[0] for w in "abc")
+    assert D.encode_stream(["a b", "c"], word, tmp_path / "w.bin", reverse=True).tolist() == [3, c, 3, b, a]
+
+
 def test_iter_text_cuts_by_character_position():
     import datasets
 

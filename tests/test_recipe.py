@@ -112,3 +112,12 @@ def test_unlabeled_text_may_not_reread_a_training_split_that_holds_the_validatio
                          task="language_model")
     with pytest.raises(DataError, match=r"data.unlabeled\[0\] reads the 'train' split, whose last 10% is the validation text"):
         train(config)
+
+
+def test_stage_one_inherits_the_runs_seed_device_and_threads_unless_pretrain_says(tmp_path):
+    data = write_sentiment(tmp_path / "data")
+    lm = lm_experiment(config(data, tmp_path / "r", "train.seed=7", "train.num_threads=1", "train.device=cpu"))
+    assert (lm.train.seed, lm.train.num_threads, lm.train.device) == (7, 1, "cpu")
+    assert lm.train.output_dir == str(tmp_path / "r" / "pretrain")
+    own = lm_experiment(config(data, tmp_path / "r", "train.num_threads=1", "pretrain.train.num_threads=2"))
+    assert own.train.num_threads == 2

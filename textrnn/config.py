@@ -64,6 +64,7 @@ class RNNConfig:
     init_from: Optional[str] = None  # classifier: a language model run or checkpoint to copy (see textrnn.transfer)
     init_from_backward: Optional[str] = None  # classifier: a right-to-left language model for the backward direction
     tie_weights: bool = False  # language model: share embedding and output weights (projected when sizes differ)
+    reverse: bool = False  # language model: reads text right to left (a backward LM for model.init_from_backward)
     pad_id: int = 0
     tokenizer_kind: str = "char"
     format_version: int = FORMAT_VERSION

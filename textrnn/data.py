@@ -316,12 +316,15 @@ def count_chars(ds, column: str, separator: str) -> int:
     return sum(len(t or "") + len(separator) for batch in ds.iter(batch_size=1000) for t in batch[column])
 
 
-def encode_stream(texts: Iterable[str], tokenizer: TextTokenizer, path: Path, chunk_chars: int = 1 << 22) -> np.memmap:
+def encode_stream(texts: Iterable[str], tokenizer: TextTokenizer, path: Path, reverse: bool = False,
+                  chunk_chars: int = 1 << 22) -> np.memmap:
     """Encode texts into one flat token file (uint8/16/32) and memory-map it.
 
     Char tokenizers go through a NumPy lookup table over chunks of ``chunk_chars``; other
     kinds encode rows in batches and end each row with ``<eos>``. Memory stays bounded by the
-    chunk size, whatever the corpus size.
+    chunk size, whatever the corpus size. ``reverse`` stores the stream last token first, the
+    text a right-to-left language model reads (``a b <eos> c <eos>`` -> ``<eos> c <eos> b a``:
+    each row reversed, and ``<eos>`` now opens the row it closed).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
@@ -331,7 +334,17 @@ def encode_stream(texts: Iterable[str], tokenizer: TextTokenizer, path: Path, ch
             count += len(ids)
     if count < 2:
         raise DataError("the corpus has fewer than 2 tokens; give a dataset with text in it")
-    return np.memmap(path, dtype=tokenizer.id_dtype, mode="r")
+    tokens = np.memmap(path, dtype=tokenizer.id_dtype, mode="r")
+    return _reversed_copy(tokens, path, chunk_chars) if reverse else tokens
+
+
+def _reversed_copy(tokens: np.memmap, path: Path, chunk: int) -> np.memmap:
+    """``tokens`` last first, written beside ``path`` chunk by chunk (memory stays one chunk) and mapped."""
+    target = path.with_name(path.stem + ".reversed" + path.suffix)
+    with open(target, "wb") as out:
+        for end in range(len(tokens), 0, -chunk):
+            tokens[max(0, end - chunk):end][::-1].tofile(out)
+    return np.memmap(target, dtype=tokens.dtype, mode="r")
 
 
 def _encoded_chunks(texts: Iterable[str], tokenizer: TextTokenizer, chunk_chars: int) -> Iterator[np.ndarray]:

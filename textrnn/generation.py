@@ -86,6 +86,9 @@ def stream(model: "RNNLanguageModel", input_ids: Tensor, max_new_tokens: int = 2
     search (``num_beams > 1``) yields its best ``num_samples`` beams once the search ends.
     """
     check_sampling(max_new_tokens, temperature, top_k, top_p, num_samples)
+    if model.config.reverse:
+        raise TextRNNError("this language model reads right to left (model.reverse=true): it starts a classifier's "
+                           "backward direction (model.init_from_backward) and does not continue a prompt")
     controls = Controls(repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_beams).check(max_new_tokens, num_samples)
     if num_beams > 1:
         return _beam_search(model, input_ids, max_new_tokens, controls, num_samples, stop_ids)

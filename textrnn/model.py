@@ -78,6 +78,8 @@ class _Classifier(_TextModel):
     @classmethod
     def check_config(cls, config: RNNConfig) -> None:
         """Classifier rules on top of ``RNNConfig.validate`` (the auxiliary LM head reads the top layer)."""
+        require(not config.reverse, "model.reverse makes a right-to-left language model: drop it here (a "
+                "bidirectional classifier reads both ways; model.init_from_backward takes a reversed LM)")
         require(not config.aux_lm_head or not (config.bidirectional and config.num_layers > 1),
                 "train.lm_loss_weight needs model.num_layers=1 when bidirectional (upper layers see the word each "
                 "direction predicts): set model.num_layers=1 or train.lm_loss_weight=0")

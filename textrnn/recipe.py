@@ -44,8 +44,8 @@ def lm_experiment(config: ExperimentConfig) -> ExperimentConfig:
             "validation_fraction": d.validation_fraction, **p.get("data", {})}
     model = {"cell": m.cell, "embedding_dim": m.embedding_dim, "hidden_size": m.hidden_size,
              "num_layers": 1 if m.bidirectional else m.num_layers, **p.get("model", {})}
-    train = {"seed": config.train.seed, "device": config.train.device, "progress": config.train.progress,
-             **p.get("train", {}), "output_dir": str(Path(config.train.output_dir) / PRETRAIN_DIR)}
+    inherited = {name: getattr(config.train, name) for name in ("seed", "device", "progress", "num_threads")}
+    train = {**inherited, **p.get("train", {}), "output_dir": str(Path(config.train.output_dir) / PRETRAIN_DIR)}
     experiment = {"task": "language_model", "data": data, "tokenizer": dataclasses.asdict(config.tokenizer),
                   "model": model, "train": train}
     return build_dataclass(ExperimentConfig, experiment, "pretrain").validate()

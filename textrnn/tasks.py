@@ -95,9 +95,11 @@ class LanguageModelTask:
             train_texts = lambda: itertools.chain(own(), *(texts() for texts in extra))  # noqa: E731
         self.tokenizer = (TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint
                           else train_tokenizer(train_texts(), config))
-        cache = workdir / "data"
-        self.train_tokens = D.encode_stream(train_texts(), self.tokenizer, cache / f"train.rank{dist.rank}.bin")
-        self.valid_tokens = D.encode_stream(valid_texts(), self.tokenizer, cache / f"validation.rank{dist.rank}.bin")
+        def encoded(texts, split: str) -> np.memmap:  # reversed for a right-to-left LM
+            path = workdir / "data" / f"{split}.rank{dist.rank}.bin"
+            return D.encode_stream(texts, self.tokenizer, path, config.model.reverse)
+
+        self.train_tokens, self.valid_tokens = encoded(train_texts(), "train"), encoded(valid_texts(), "validation")
         self.train_loader = B.LMStreamLoader(self.train_tokens, config.data.batch_size, config.data.seq_len, dist.rank, dist.world_size)
         self.dist, self.device, self.config = dist, device, config
 
@@ -136,7 +138,7 @@ class LanguageModelTask:
             _, texts = lm_splits(raw, data)
         else:
             D.require_split(raw, split, "--split")
-        tokens = D.encode_stream(texts(), model.tokenizer, workdir / "eval.bin")
+        tokens = D.encode_stream(texts(), model.tokenizer, workdir / "eval.bin", model.config.reverse)
         metrics = evaluate_lm(model, tokens, batch_size, data.seq_len, Dist(), model.device, model.tokenizer.kind == "char")
         return {"split": split, **metrics}
 

@@ -6,7 +6,8 @@ exact copy of its embedding and of its encoder's weights::
     LM          embedding ─► layer 0 ─► layer 1 ─► head (dropped)
                     │           │          │
     classifier  embedding ─► layer 0 ─► layer 1 ─► pooling ─► head (new)
-                             (forward direction; model.init_from_backward fills the backward one)
+                             (forward direction; model.init_from_backward fills the backward one
+                              from a right-to-left LM, trained with model.reverse=true)
 
 Allowed shapes: the same cell, ``embedding_dim`` and ``hidden_size`` as the language model, and
 at most its number of layers (the first layers are copied). In a bidirectional classifier only
@@ -47,6 +48,10 @@ def check_compatible(classifier, lm, direction: int) -> None:
                           f"set model.num_layers to at most {s.num_layers}")
     if direction and not c.bidirectional:
         raise ConfigError("model.init_from_backward fills the backward direction: set model.bidirectional=true")
+    if bool(s.reverse) != bool(direction):
+        reads = "right to left (model.reverse=true)" if s.reverse else "left to right"
+        raise ConfigError(f"{where}: that language model reads {reads}; model.init_from takes a left-to-right LM and "
+                          "model.init_from_backward a right-to-left one (train it with model.reverse=true)")
     if classifier.require_tokenizer().tokenizer.to_str() != lm.require_tokenizer().tokenizer.to_str():
         raise ConfigError(f"{where}: the language model's tokenizer differs from the classifier's; train both on "
                           "one tokenizer (the forward LM's)")
