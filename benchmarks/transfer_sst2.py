@@ -148,8 +148,10 @@ def main() -> None:
     path = args.runs / "results.jsonl"
     done = load_results(path) if args.reuse else {}
     fastai_seeds = args.fastai_seeds if args.fastai_seeds is not None else seeds
+    fastai_seeds = fastai_seeds[:1] if args.smoke else fastai_seeds
+    row_seeds = {row: fastai_seeds if row.startswith("fastai") else seeds for row in rows}
     todo = [(row, seed) for seed in seeds for row in rows if not row.startswith("fastai")]  # seed by seed
-    todo += [(row, seed) for row in rows if row.startswith("fastai") for seed in fastai_seeds[:len(seeds)]]
+    todo += [(row, seed) for row in rows if row.startswith("fastai") for seed in row_seeds[row]]
     todo = [key for key in todo if key not in done]
     args.runs.mkdir(parents=True, exist_ok=True)
 
@@ -162,7 +164,7 @@ def main() -> None:
 
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(work, todo))
-    report = {row: summary({seed: done[(row, seed)] for seed in seeds if (row, seed) in done}) for row in rows}
+    report = {row: summary({seed: done[(row, seed)] for seed in row_seeds[row] if (row, seed) in done}) for row in rows}
     print(json.dumps(report, indent=1))
 
 
