@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from textrnn import ConfigError, ExperimentConfig, load_config
+from textrnn import ConfigError, ExperimentConfig, RNNEncoder, load_config
 from textrnn.config import parse_overrides
 from textrnn.registry import check_experiment, get_task
 
@@ -101,3 +101,20 @@ def test_the_experiment_config_is_not_changed_by_the_data(tmp_path):
     assert repr(config) == before  # a new model config was returned, nothing filled in place
     assert model_config.vocab_size == task.tokenizer.vocab_size and model_config.label_names == ["neg", "pos"]
     assert model_config.aux_lm_head and not config.model.aux_lm_head and config.model.vocab_size == 0
+
+
+def test_the_allowed_values_config_owns_are_the_ones_implemented():
+    from textrnn import config
+    from textrnn.encoder import MODES
+    from textrnn.labels import MULTI, SINGLE
+    from textrnn.modules import POOLINGS
+    from textrnn.reporting import SINKS
+
+    assert set(config.CELLS) == set(MODES)
+    assert set(config.POOLINGS) == set(POOLINGS)
+    assert set(config.PROBLEM_TYPES) == {SINGLE, MULTI}
+    assert set(config.REPORT_TO) == set(SINKS)
+    for strategy in config.STRATEGIES:  # each builds an encoder; anything else is refused
+        RNNEncoder(4, 4, strategy=strategy)
+    with pytest.raises(ValueError, match="strategy"):
+        RNNEncoder(4, 4, strategy="sideways")

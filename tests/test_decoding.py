@@ -7,7 +7,8 @@ import torch
 
 from textrnn import TextRNNError, load_config, load_model
 from textrnn.decoding import Controls, History, StopText, apply_controls
-from textrnn.generation import _beam_search, prompt_ids
+from textrnn.decoding import beam_search
+from textrnn.generation import prompt_ids
 from textrnn.trainer import train
 
 from .conftest import CORPUS
@@ -34,8 +35,9 @@ def repeated_share(text: str, n: int = 4) -> float:
 def test_beam_search_with_one_beam_is_greedy(model):
     ids = prompt_ids(model.tokenizer, "All:")
     greedy = model.generate(ids, 60, temperature=0)[0].tolist()
-    beam = [int(t) for t in _beam_search(model, ids, 60, Controls(num_beams=1), 1, ())]
-    assert beam == greedy
+    with torch.inference_mode():
+        stepper, logits = model.start_generation(ids, 1)
+        assert beam_search(stepper, logits, ids.tolist(), 60, Controls(num_beams=1), 1, ()) == [greedy]
 
 
 def test_beam_search_finds_a_likelier_sequence_than_greedy(model):

@@ -150,3 +150,30 @@ def test_weight_dropout_leaves_the_first_step_and_evaluation_alone(cell):
     torch.testing.assert_close(trained[:, 0], reference[:, 0])
     assert not torch.allclose(trained[:, 1:], reference[:, 1:])
     torch.testing.assert_close(enc.eval()(x, lengths)[0], reference)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_fused_step_runs_the_stack_one_token_at_a_time_as_forward_does(cell):
+    torch.manual_seed(0)
+    encoder = RNNEncoder(5, 6, num_layers=2, cell=cell).eval()
+    x = torch.randn(1, 9, 5)
+    with torch.no_grad():
+        outputs, _ = encoder(x[:, :4])
+        _, state = encoder(x[:, :4])
+        step = encoder.fused_step(state, rows=3)  # three rows from one prompt state
+        for t in range(4, 9):
+            top = step.step(x[0, t].expand(3, -1))  # (3, H)
+            expected, state = encoder(x[:, t:t + 1], state=state)
+            torch.testing.assert_close(top, expected[:, 0].expand(3, -1))
+        step.reorder(torch.tensor([2, 2, 0]))
+        assert len(step.h) == 2 and step.h[0].shape == (3, 6)
+    assert encoder._step_weights() is encoder._step_weights()  # cached while the weights are unchanged
+    with torch.no_grad():
+        encoder.weight_hh_l0.add_(1.0)
+    assert encoder._step_weights() is not step.layers
+
+
+def test_a_bidirectional_encoder_has_no_fused_step():
+    encoder = RNNEncoder(3, 4, bidirectional=True)
+    with pytest.raises(ValueError, match="one step at a time"):
+        encoder.fused_step(encoder.initial_state(1, torch.zeros(1)), 1)

@@ -112,8 +112,8 @@ def test_long_prompt_runs_in_chunks_with_the_state_carried(char_tok):
     ids = torch.tensor(char_tok.encode(TEXT * 4))
     with torch.no_grad():
         # the last chunk holds 2 tokens: its output depends on the state carried in from the rest
-        last_chunked, state_chunked = generation._run_prompt(model, ids, chunk=len(ids) // 2 - 1)
-        last_whole, state_whole = generation._run_prompt(model, ids, chunk=10**6)
+        last_chunked, state_chunked = model.run_prompt(ids, chunk=len(ids) // 2 - 1)
+        last_whole, state_whole = model.run_prompt(ids, chunk=10**6)
         torch.testing.assert_close(last_chunked, last_whole)
         for a, b in zip(state_chunked, state_whole):
             torch.testing.assert_close(a, b)

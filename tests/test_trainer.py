@@ -1,5 +1,6 @@
 """The training loop: resume equivalence, run folder contents, stopping rules."""
 
+import contextlib
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from textrnn import load_config, load_model
 from textrnn.optim import make_scheduler
+from textrnn.registry import get_task
 from textrnn.trainer import train
 
 from .conftest import assert_same_weights, weights, write_sentiment
@@ -256,3 +258,17 @@ def test_gradual_unfreezing_trains_one_more_group_each_epoch(tmp_path, sentiment
         train(classifier_config(sentiment_dir, tmp_path / "bad", "train.unfreeze=[0,1,2,3,4]"))
     with pytest.raises(ConfigError, match="train.unfreeze must be null, gradual or a list of epochs"):
         classifier_config(sentiment_dir, tmp_path / "bad", "train.unfreeze=sometimes")
+
+
+def test_both_tasks_implement_the_task_protocol(sentiment_dir, corpus_file, tmp_path):
+    from textrnn.distributed import Dist
+    from textrnn.tasks import StepOutput, Task
+
+    for config in (classifier_config(sentiment_dir, tmp_path / "c"), lm_config(corpus_file, tmp_path / "lm")):
+        task = get_task(config.task).task_class(config, Dist(), torch.device("cpu"), tmp_path / config.task)
+        assert isinstance(task, Task)
+        assert isinstance(task.metric, str) and isinstance(task.greater_is_better, bool)
+        batch = next(task.train_loader.iterate(0))
+        model = get_task(config.task).model_class.build(task.model_config(), task.tokenizer)
+        out = task.step_loss(model, batch, None, contextlib.nullcontext)
+        assert isinstance(out, StepOutput) and out.loss.ndim == 0 and out.tokens > 0

@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+from torch import nn
 
 from . import batching as B
 from . import data as D
@@ -24,7 +25,7 @@ from .labels import MULTI, SINGLE, LabelEncoder, LabelSpec, detect_labels
 from .metrics import multi_label_metrics, single_label_metrics, tune_thresholds
 from .model import RNNClassifier
 from .runtime import eval_mode
-from .tasks import to_device, train_tokenizer
+from .tasks import Autocast, Carry, StepOutput, to_device, train_tokenizer
 from .transfer import lm_tokenizer
 from .tokenization import PAD_ID, TextTokenizer
 
@@ -32,10 +33,9 @@ from .tokenization import PAD_ID, TextTokenizer
 class ClassificationTask:
     """Text classification, single- or multi-label (detected from the data)."""
 
-    greater_is_better = True
-
     @staticmethod
     def check_experiment(config: ExperimentConfig) -> None:
+        """Classifier rules on an experiment config; raises ConfigError before any data is read."""
         d = config.data
         require(bool(d.label_column or d.label_columns), "data.label_column (or data.label_columns) is required to train a classifier")
         require(not d.unlabeled, "data.unlabeled is more text for a language model: move it to pretrain.data.unlabeled")
@@ -58,13 +58,14 @@ class ClassificationTask:
         self.valid_set = labelled(encode_split(valid, self.tokenizer, d, self.spec), "the validation split")
         self.class_weights = class_weight_tensor(config.train.class_weights, self.train_set, self.spec)
         self.metric = "macro_f1" if self.spec.problem_type == MULTI else "accuracy"
+        self.greater_is_better = True
         self.dist, self.device, self.config = dist, device, config
         sampler = B.BucketBatchSampler(self.train_set["length"], d.batch_size, bucket_size=d.bucket_size,
                                        seed=config.train.seed, rank=dist.rank, world_size=dist.world_size)
         self.train_loader = B.ClassificationLoader(self.train_set, sampler, PAD_ID, pin_memory=device.type == "cuda")
 
     @property
-    def label_names(self) -> list:
+    def label_names(self) -> list[str]:
         return list(self.spec.names)
 
     def model_config(self) -> RNNConfig:
@@ -77,6 +78,7 @@ class ClassificationTask:
         )
 
     def new_epoch(self, epoch: int) -> None:
+        """The sampler reshuffles its length buckets for ``epoch``."""
         self.train_loader.sampler.set_epoch(epoch)
 
     def token_counts(self) -> np.ndarray:
@@ -84,14 +86,15 @@ class ClassificationTask:
         rows = [np.asarray(row, dtype=np.int64) for row in self.train_set["input_ids"]]
         return np.bincount(np.concatenate(rows), minlength=len(self.tokenizer))
 
-    def step_loss(self, model, batch: dict, carry, autocast):
+    def step_loss(self, model: nn.Module, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
+        """The classification loss of one batch, with the training-only loss options."""
         batch, t = to_device(batch, self.device), self.config.train
         with autocast():
             _, loss = model(batch["input_ids"], batch["lengths"], batch["labels"], label_smoothing=t.label_smoothing,
                             lm_loss_weight=t.lm_loss_weight, class_weights=self.class_weights)
-        return loss, carry, int(batch["lengths"].sum())
+        return StepOutput(loss, carry, int(batch["lengths"].sum()))
 
-    def evaluate(self, model) -> dict:
+    def evaluate(self, model: nn.Module) -> dict:
         """Validation metrics; a multi-label model's thresholds are tuned here and kept in its config."""
         batch_size = self.config.data.eval_batch_size
         if self.spec.problem_type == SINGLE:

@@ -17,13 +17,17 @@ from typing import Any, Optional
 
 import yaml
 
-from .encoder import CELLS, STRATEGIES
 from .errors import ConfigError, require
-from .labels import PROBLEM_TYPES
-from .modules import POOLINGS
-from .reporting import REPORT_TO
 
 FORMAT_VERSION = 3  # of config.json; textrnn.migrations upgrades older folders on load
+
+# The allowed values of the choice keys live here, with the keys; the modules that implement
+# them import these lists (and tests check that each implements exactly these).
+CELLS = ("lstm", "gru", "rnn")  # model.cell (rnn is tanh)
+STRATEGIES = ("auto", "packed", "padded")  # model.strategy (see textrnn.encoder)
+POOLINGS = ("last", "mean", "max", "attention")  # model.pooling (see textrnn.modules)
+PROBLEM_TYPES = ("single_label", "multi_label")  # model.problem_type (see textrnn.labels)
+REPORT_TO = ("tensorboard",)  # train.report_to (see textrnn.reporting)
 
 
 @dataclass

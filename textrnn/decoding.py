@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .errors import TextRNNError
+from .tokenization import EOS_ID
 
 
 @dataclass(frozen=True)
@@ -147,3 +148,34 @@ class StopText:
         out = self.text[self.shown:upto] if upto > self.shown else ""
         self.shown = max(self.shown, upto)
         return out
+
+
+def beam_search(stepper, logits: Tensor, prompt: list[int], max_new_tokens: int, controls: Controls,
+                num_samples: int, stop_ids: Sequence[int]) -> list[list[int]]:
+    """The ``num_samples`` best of ``controls.num_beams`` beams (summed log-probability / length), as new ids.
+
+    ``stepper`` carries k = ``num_beams`` rows of state from the prompt and has ``step(ids (k,))
+    -> logits (k, V)`` and ``reorder(parents (k,))``; ``logits`` (k, V) are the first ones. A
+    beam that picks a stop id (or ``<eos>``) is finished and leaves the beam.
+    """
+    k, stops = controls.num_beams, [*stop_ids, EOS_ID]
+    history = History(prompt, k, controls.no_repeat_ngram_size)  # each beam's tokens, prompt first
+    scores = torch.full((k,), float("-inf"), device=logits.device)
+    scores[0] = 0.0  # the k beams start equal: only one may continue at first
+    finished = []
+    for step in range(max_new_tokens):
+        logp = torch.log_softmax(apply_controls(logits, history, controls, step, stops), dim=-1)  # (k, V)
+        best = torch.topk((scores[:, None] + logp).flatten(), k)
+        parents, chosen = (best.indices // logp.size(1)).tolist(), (best.indices % logp.size(1))
+        history.append(chosen.tolist(), parents)
+        rows, scores = [row[len(prompt):] for row in history.rows], best.values.clone()  # the new tokens
+        for i, token in enumerate(chosen.tolist()):
+            if token in stops and scores[i] > float("-inf"):  # a finished hypothesis leaves the beam
+                finished.append((float(scores[i]) / len(rows[i]), rows[i]))
+                scores[i] = float("-inf")
+        if not bool(torch.isfinite(scores).any()):
+            break
+        stepper.reorder(torch.tensor(parents, device=logits.device))
+        logits = stepper.step(chosen)
+    finished += [(float(s) / len(r), r) for s, r in zip(scores, rows) if s > float("-inf")]
+    return [r for _, r in sorted(finished, key=lambda pair: -pair[0])[:num_samples]]

@@ -54,9 +54,10 @@ import torch.nn.functional as F
 from torch import Tensor, _VF, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .config import CELLS, STRATEGIES
+
 State = Union[Tensor, Tuple[Tensor, Tensor]]
-CELLS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH"}  # config name -> nn.RNNBase mode
-STRATEGIES = ("auto", "packed", "padded")
+MODES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH"}  # config name (config.CELLS) -> nn.RNNBase mode
 _HOLD = 1e4  # sigmoid(1e4) == 1.0 and sigmoid(-1e4) == 0.0 exactly in float32 and bf16
 
 
@@ -102,13 +103,13 @@ class RNNEncoder(nn.RNNBase):
         weight_dropout: float = 0.0,
     ) -> None:
         if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         with warnings.catch_warnings():  # PyTorch warns about dropout with one layer; it is a no-op
             warnings.simplefilter("ignore")
             super().__init__(
-                CELLS[cell], input_size, hidden_size, num_layers=num_layers, bias=True,
+                MODES[cell], input_size, hidden_size, num_layers=num_layers, bias=True,
                 batch_first=True, dropout=float(dropout), bidirectional=bidirectional,
             )
         self.cell = cell
@@ -132,11 +133,32 @@ class RNNEncoder(nn.RNNBase):
     def layer_weights(self, layer: int, direction: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(w_ih, w_hh, b_ih, b_hh)`` of one layer and direction, in PyTorch's gate order.
 
-        These are the live parameters (no dropout applied), for code that runs the cells
-        itself, such as the fused generation step in :mod:`textrnn.generation`.
+        These are the live parameters (no dropout applied), for code that runs the cells itself.
         """
         k = layer * self.num_directions + direction
         return tuple(self._flat_weights[4 * k: 4 * k + 4])
+
+    def fused_step(self, state: State, rows: int) -> "FusedStep":
+        """A one-token-at-a-time runner of this (unidirectional) stack, from ``state`` copied to ``rows`` rows."""
+        if self.bidirectional:
+            raise ValueError("a bidirectional encoder reads the whole sequence; it cannot run one step at a time")
+        return FusedStep(self.cell, self.hidden_size, self._step_weights(), state, rows)
+
+    def _step_weights(self) -> list:
+        """Per layer, the weights in FusedStep's layout; cached until a weight changes.
+
+        Building them copies every recurrent matrix. Doing that on each ``generate`` call costs
+        more than a short generation itself (fresh memory, cold caches), so the result is kept
+        and keyed on each parameter's storage and version counter.
+        """
+        weights = [self.layer_weights(k) for k in range(self.num_layers)]
+        key = tuple((w.data_ptr(), w._version) for layer in weights for w in layer)
+        cached = getattr(self, "_step_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        layers = [_fuse_layer(self.cell, self.hidden_size, *(w.detach() for w in layer)) for layer in weights]
+        self._step_cache = (key, layers)
+        return layers
 
     def extra_repr(self) -> str:
         drop = f", weight_dropout={self.weight_dropout}" if self.weight_dropout else ""
@@ -266,3 +288,61 @@ def _select_state(keep: Tensor, new: State, old: State) -> State:
     if isinstance(new, tuple):
         return tuple(_select_state(keep, n, o) for n, o in zip(new, old))
     return torch.where(keep[None, :, None], new, old)
+
+
+# ---------------------------------------------------------------------------- one step at a time
+class FusedStep:
+    """One time step of a whole unidirectional stack for N rows, in as few ops as PyTorch allows.
+
+    ``step(x (N, E)) -> h (N, H)``, the top layer's new state; each layer's state is carried.
+    ``nn.LSTM`` on a single time step goes through oneDNN on CPU, whose per-call setup costs
+    about 10x the arithmetic at batch 1. Here each layer is one ``addmm`` over the
+    concatenated input and hidden state, then the gate nonlinearities. The LSTM's gate rows
+    are reordered (i, f, o, g) so one sigmoid covers three gates.
+    """
+
+    def __init__(self, cell: str, hidden_size: int, layers: list, state: State, rows: int) -> None:
+        self.cell, self.hidden, self.layers = cell, hidden_size, layers
+        h = state[0] if isinstance(state, tuple) else state  # (L, 1, H)
+        self.h = [layer.expand(rows, -1).contiguous() for layer in h[:, 0]]
+        self.c = [layer.expand(rows, -1).contiguous() for layer in state[1][:, 0]] if cell == "lstm" else None
+
+    def reorder(self, index: Tensor) -> None:
+        """Row i of the state becomes row ``index[i]`` (beam search keeps the beams it extends)."""
+        self.h = [h[index] for h in self.h]
+        if self.c is not None:
+            self.c = [c[index] for c in self.c]
+
+    def step(self, x: Tensor) -> Tensor:
+        """x (N, E) -> the top layer's new state (N, H); every layer's state is updated."""
+        H = self.hidden
+        for layer, params in enumerate(self.layers):
+            h = self.h[layer]
+            if self.cell == "lstm":
+                gates = torch.addmm(params[1], torch.cat([x, h], dim=1), params[0])  # (N, 4H)
+                ifo = gates[:, :3 * H].sigmoid()
+                c = torch.addcmul(ifo[:, H:2 * H] * self.c[layer], ifo[:, :H], gates[:, 3 * H:].tanh())
+                h = ifo[:, 2 * H:] * c.tanh()
+                self.c[layer] = c
+            elif self.cell == "gru":
+                gi = torch.addmm(params[2], x, params[0])  # (N, 3H)
+                gh = torch.addmm(params[3], h, params[1])  # (N, 3H)
+                rz = (gi[:, :2 * H] + gh[:, :2 * H]).sigmoid()
+                n = torch.tanh(gi[:, 2 * H:] + rz[:, :H] * gh[:, 2 * H:])
+                h = torch.lerp(n, h, rz[:, H:])  # (1 - z) * n + z * h
+            else:
+                h = torch.addmm(params[1], torch.cat([x, h], dim=1), params[0]).tanh()
+            self.h[layer] = h
+            x = h
+        return x
+
+
+def _fuse_layer(cell: str, hidden: int, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> tuple:
+    if cell == "gru":
+        return w_ih.t().contiguous(), w_hh.t().contiguous(), b_ih, b_hh
+    weight, bias = torch.cat([w_ih, w_hh], dim=1), b_ih + b_hh  # (G*H, In+H), (G*H,)
+    if cell == "lstm":  # gate rows i, f, g, o -> i, f, o, g
+        H = hidden
+        order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)]).to(weight.device)
+        weight, bias = weight[order], bias[order]
+    return weight.t().contiguous(), bias

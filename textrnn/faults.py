@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import Callable, Optional
 
 
 def _specs(name: str) -> list[list[str]]:
@@ -41,11 +42,15 @@ def save_point() -> None:
         _kill()
 
 
+def step_hook() -> Optional[Callable[[int], float]]:
+    """The per-step fault, read once when training starts: None (nothing runs per step) unless
+    ``TEXTRNN_FAULT`` holds a ``spike`` or ``kill_rank`` fault; else ``loss_factor``."""
+    return loss_factor if _specs("spike") or _specs("kill_rank") else None
+
+
 def loss_factor(rank: int) -> float:
     """At a training step: 1e4 where a ``spike`` is due (else 1); ``kill_rank`` kills its rank."""
     spikes, kills = _specs("spike"), _specs("kill_rank")
-    if not spikes and not kills:
-        return 1.0
     step = _count("step")
     first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") in ("", "0")
     if any(int(r) == rank and int(n) == step and first_attempt for r, n in kills):

@@ -24,11 +24,11 @@ import json
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from .config import PROBLEM_TYPES
 from .data import require_column
 from .errors import DataError
 
-SINGLE, MULTI = "single_label", "multi_label"
-PROBLEM_TYPES = (SINGLE, MULTI)
+SINGLE, MULTI = PROBLEM_TYPES
 
 
 @dataclass

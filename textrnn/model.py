@@ -12,7 +12,9 @@ loss weight) are arguments of ``forward``, passed by the task in training; evalu
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
 from typing import Callable, Iterable, Iterator, Optional
 
 import torch
@@ -22,7 +24,7 @@ from torch import Tensor, nn
 from . import generation
 from .checkpoint import PretrainedMixin
 from .config import RNNConfig
-from .encoder import State
+from .encoder import FusedStep, State
 from .errors import ConfigError, TextRNNError, require
 from .modules import POOLINGS, AuxiliaryLMHead, RNNBackbone
 from .tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TextTokenizer
@@ -298,6 +300,22 @@ class RNNLanguageModel(_TextModel):
         """<pad>, <unk> and <bos> are never sampled; nor is <eos> for char models (not in their streams)."""
         return [PAD_ID, UNK_ID, BOS_ID] + ([EOS_ID] if self.config.tokenizer_kind == "char" else [])
 
+    @torch.inference_mode()
+    def start_generation(self, input_ids: Tensor, rows: int) -> tuple["TokenStepper", Tensor]:
+        """Run the prompt (T,) once: a stepper carrying its state for ``rows`` sequences, and their first logits (rows, V)."""
+        last_hidden, state = self.run_prompt(input_ids.to(self.device))  # (1, H)
+        stepper = TokenStepper(self, state, rows)
+        return stepper, stepper.head(last_hidden).expand(rows, -1)
+
+    def run_prompt(self, ids: Tensor, chunk: int = 4096) -> tuple[Tensor, State]:
+        """The prompt (T,) in chunks of ``chunk`` tokens, state carried: top output at its last step (1, H), state."""
+        short = ids.numel() < 256 and ids.device.type == "cpu"  # oneDNN's per-call setup costs more than a short prompt
+        state, outputs = None, None
+        with _onednn_off() if short else contextlib.nullcontext():
+            for start in range(0, ids.numel(), chunk):
+                outputs, state = self.backbone(ids[start:start + chunk][None, :], None, state)  # (1, t, H)
+        return outputs[:, -1], state
+
     def stream(self, input_ids: Tensor, max_new_tokens: int = 200, **sampling) -> Iterator[Tensor]:
         """Yield each new token, (num_samples,) ids, as it is sampled (see :func:`textrnn.generation.stream`)."""
         return generation.stream(self, input_ids, max_new_tokens, **sampling)
@@ -310,3 +328,40 @@ class RNNLanguageModel(_TextModel):
                       **sampling) -> list[str]:
         """Sample continuations of ``prompt`` as text (see :func:`textrnn.generation.generate_text`)."""
         return generation.generate_text(self, prompt, max_new_tokens, on_token, **sampling)
+
+
+class TokenStepper:
+    """A language model one token at a time for N rows: ``step(ids (N,)) -> logits (N, V)``, state carried.
+
+    The recurrent stack is the encoder's :class:`~textrnn.encoder.FusedStep`; the output layer
+    has the never-sampled ids folded into its bias as -inf.
+    """
+
+    def __init__(self, model: RNNLanguageModel, state: State, rows: int) -> None:
+        self.embedding = model.backbone.embedding.weight
+        self.cells: FusedStep = model.backbone.encoder.fused_step(state, rows)
+        head_bias = model.head.bias.detach().clone()
+        head_bias[model.never_sampled()] = float("-inf")
+        self.head_weight, self.head_bias, self.projection = model.head.weight.t(), head_bias, model.projection
+
+    def head(self, hidden: Tensor) -> Tensor:
+        """(N, H) top-layer state -> (N, V) logits."""
+        if self.projection is not None:
+            hidden = self.projection(hidden)
+        return torch.addmm(self.head_bias, hidden, self.head_weight)
+
+    def step(self, token: Tensor) -> Tensor:
+        """token (N,) -> next-token logits (N, V); updates the carried state."""
+        return self.head(self.cells.step(self.embedding[token]))  # (N, E) -> (N, H) -> (N, V)
+
+    def reorder(self, index: Tensor) -> None:
+        """Row i of the state becomes row ``index[i]`` (beam search keeps the beams it extends)."""
+        self.cells.reorder(index)
+
+
+@contextlib.contextmanager
+def _onednn_off() -> Iterator[None]:
+    with warnings.catch_warnings():  # torch warns about TF32 on Intel GPUs when flags change
+        warnings.simplefilter("ignore", UserWarning)
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Union
+from typing import Callable, Optional, Union
 
+import numpy as np
 import torch
 
 from .checkpoint import locate, read_config
@@ -25,6 +26,8 @@ from .model import RNNClassifier, RNNLanguageModel
 from .classification import ClassificationTask
 from .tasks import LanguageModelTask
 from .tokenization import TextTokenizer
+from .transfer import copy_from_language_model
+from .vectors import embeddings_of, load_pretrained_vectors
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,27 @@ def check_experiment(config: ExperimentConfig) -> TaskEntry:
     return entry
 
 
-def build_model(config: RNNConfig, tokenizer: TextTokenizer | None = None):
-    """The model ``config`` describes, whatever its task."""
-    return get_task(config.task).model_class.build(config, tokenizer)
+def build_model(config: RNNConfig, tokenizer: Optional[TextTokenizer] = None,
+                token_counts: Optional[Callable[[], np.ndarray]] = None,
+                log: Optional[Callable[[str], None]] = None) -> torch.nn.Module:
+    """The model ``config`` describes, whatever its task, started from what the config names.
+
+    Fresh weights, then ``pretrained_vectors`` copied into the embedding (``token_counts()``,
+    the training ids' counts, only measures their coverage) and ``init_from`` /
+    ``init_from_backward`` language models copied into the encoder. A saved model loads with
+    ``load_model`` instead: its weights already hold what these gave it. ``log`` gets notes.
+    """
+    model = get_task(config.task).model_class.build(config, tokenizer)
+    if config.pretrained_vectors:
+        counts = token_counts() if token_counts is not None else None
+        coverage = load_pretrained_vectors(embeddings_of(model), config.pretrained_vectors, model.require_tokenizer(),
+                                           counts, config.pad_id)
+        if log is not None:
+            log(f"note: {coverage.line()}")
+    for direction, source in enumerate([config.init_from, config.init_from_backward]):
+        if source:
+            copy_from_language_model(model, load_model(source), direction)
+    return model
 
 
 def load_model(path: Union[str, os.PathLike], map_location: Union[str, torch.device] = "cpu"):

@@ -23,8 +23,7 @@ class MetricsLog:
 
     def __init__(self, path: Path, enabled: bool = True, report_to: Sequence[str] = ()) -> None:
         self.path, self.enabled = Path(path), enabled
-        self.sinks = [TensorBoardSink(self.path.parent / "tensorboard") for name in report_to
-                      if name == "tensorboard" and enabled]
+        self.sinks = [SINKS[name](self.path.parent / name) for name in report_to if enabled]
 
     def write(self, record: dict) -> None:
         if self.enabled:
@@ -50,7 +49,6 @@ class MetricsLog:
             os.replace(tmp, self.path)
 
 
-REPORT_TO = ("tensorboard",)
 
 
 def require_reporters(report_to: Sequence[str]) -> None:
@@ -86,6 +84,9 @@ class TensorBoardSink:
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, step)
         self.writer.flush()
+
+
+SINKS = {"tensorboard": TensorBoardSink}  # train.report_to name (config.REPORT_TO) -> its writer
 
 
 class ProgressBar:

@@ -18,19 +18,70 @@ import itertools
 import math
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, ContextManager, Iterable, Iterator, NamedTuple, Optional, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 from . import batching as B
 from . import data as D
 from .checkpoint import TOKENIZER_FILE
 from .config import DataConfig, ExperimentConfig, RNNConfig
 from .distributed import Dist, all_sum
+from .encoder import State
 from .errors import DataError, require
 from .runtime import eval_mode
 from .tokenization import PAD_ID, TextTokenizer
+
+
+Carry = Optional[State]  # what one step hands the next: a language model's state, None for a classifier
+Autocast = Callable[[], ContextManager]  # the trainer's mixed-precision context (a no-op unless train.bf16 on CUDA)
+
+
+class StepOutput(NamedTuple):
+    loss: Tensor  # scalar, what backward runs on
+    carry: Carry
+    tokens: int  # real (non-pad) tokens in the batch, for the tokens/s figure
+
+
+class TrainLoader(Protocol):
+    def __len__(self) -> int: ...
+    def iterate(self, start: int = 0) -> Iterator[dict]: ...
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What the trainer asks of a task. A task class is built as ``Task(config, dist, device, workdir,
+    checkpoint=None)`` (``checkpoint``: the folder a resumed run continues from, whose tokenizer
+    and labels it keeps) and has a static ``check_experiment(config)`` that raises ConfigError
+    before any data is read. :mod:`textrnn.registry` maps task names to task classes.
+    """
+
+    metric: str  # the validation metric that picks the best checkpoint
+    greater_is_better: bool
+    tokenizer: TextTokenizer
+    train_loader: TrainLoader
+
+    def model_config(self) -> RNNConfig:
+        """The experiment's model section with what the data decides filled in (a new config)."""
+        ...
+
+    def new_epoch(self, epoch: int) -> None:
+        """Called before each epoch (a sampler reshuffles)."""
+        ...
+
+    def token_counts(self) -> np.ndarray:
+        """How often each id occurs in the training data, (V,) int64."""
+        ...
+
+    def step_loss(self, model: nn.Module, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
+        """The loss of one training batch (the model may be DDP-wrapped)."""
+        ...
+
+    def evaluate(self, model: nn.Module) -> dict:
+        """Validation metrics, reduced across ranks (a distributed evaluation equals a single-process one)."""
+        ...
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -39,7 +90,8 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v if k == "lengths" else v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
 
 
-def train_tokenizer(texts, config: ExperimentConfig) -> TextTokenizer:
+def train_tokenizer(texts: Iterable[str], config: ExperimentConfig) -> TextTokenizer:
+    """A tokenizer trained on ``texts`` as ``config.tokenizer`` says (``min_freq: auto`` counts them first)."""
     t = config.tokenizer
     min_freq = t.min_freq
     if min_freq == "auto" and t.kind == "char":
@@ -73,11 +125,9 @@ def auto_min_freq(words: int) -> int:
 class LanguageModelTask:
     """Next-token prediction on one token stream, truncated backprop with the state carried."""
 
-    metric = "loss"
-    greater_is_better = False
-
     @staticmethod
     def check_experiment(config: ExperimentConfig) -> None:
+        """Language-model rules on an experiment config; raises ConfigError before any data is read."""
         for name in ("label_smoothing", "lm_loss_weight"):
             require(getattr(config.train, name) == 0, f"train.{name} applies to classifiers only: set train.{name}=0")
         for name in ("init_from", "init_from_backward"):
@@ -102,6 +152,7 @@ class LanguageModelTask:
         self.train_tokens, self.valid_tokens = encoded(train_texts(), "train"), encoded(valid_texts(), "validation")
         self.train_loader = B.LMStreamLoader(self.train_tokens, config.data.batch_size, config.data.seq_len, dist.rank, dist.world_size)
         self.dist, self.device, self.config = dist, device, config
+        self.metric, self.greater_is_better = "loss", False
 
     def model_config(self) -> RNNConfig:
         """The experiment's model section with the data's values filled in (a new config)."""
@@ -109,22 +160,24 @@ class LanguageModelTask:
                                    tokenizer_kind=self.tokenizer.kind)
 
     def new_epoch(self, epoch: int) -> None:
-        pass
+        """Nothing: the streams are read in order."""
 
     def token_counts(self) -> np.ndarray:
         """How often each id occurs in the training stream (pretrained vectors report their coverage against it)."""
         return np.bincount(np.asarray(self.train_tokens, dtype=np.int64), minlength=len(self.tokenizer))
 
-    def step_loss(self, model, batch: dict, carry, autocast):
+    def step_loss(self, model: nn.Module, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
+        """Next-token loss of one (B, T) window, the state carried from the previous one."""
         batch = to_device(batch, self.device)
         # Truncated backprop: the state flows on from the previous window, but its history is
         # cut (detached); otherwise backward would run through every window since the start.
         state = detach_state(carry)
         with autocast():
             _, loss, state = model(batch["input_ids"], state=state, targets=batch["targets"])
-        return loss, state, batch["input_ids"].numel()
+        return StepOutput(loss, state, batch["input_ids"].numel())
 
-    def evaluate(self, model) -> dict:
+    def evaluate(self, model: nn.Module) -> dict:
+        """Loss per token over the validation stream (and bits per character for a char model)."""
         return evaluate_lm(model, self.valid_tokens, self.config.data.eval_batch_size, self.config.data.seq_len,
                            self.dist, self.device, self.tokenizer.kind == "char")
 
@@ -143,7 +196,7 @@ class LanguageModelTask:
         return {"split": split, **metrics}
 
 
-def detach_state(state):
+def detach_state(state: Carry) -> Carry:
     if state is None:
         return None
     if isinstance(state, tuple):

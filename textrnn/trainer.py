@@ -36,12 +36,11 @@ from .config import ExperimentConfig, build_dataclass, config_to_dict, merge, pa
 from .errors import TrainingError
 from .optim import (TrainingPlan, WeightAverage, clip_gradients, frozen_groups, group_parameters, make_optimizer,
                     make_scheduler)
-from .registry import check_experiment, load_model
+from .registry import build_model, check_experiment
 from .reporting import MetricsLog, plot_curves, progress_bar, require_reporters
 from .runtime import catch_stop_signals, peak_rss_mb, select_device
 from .recipe import pretrain_stage
-from .transfer import copy_from_language_model
-from .vectors import embedding_frozen, embeddings_of, load_pretrained_vectors
+from .vectors import embedding_frozen
 
 @dataclass
 class RunResult:
@@ -78,13 +77,9 @@ class Trainer:
         self.progress = point.progress if point else TrainingProgress(world_size=self.dist.world_size)
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         self.task = entry.task_class(config, self.dist, self.device, self.out, checkpoint=point and point.folder)
-        model_class = entry.model_class
-        self.model = model_class.from_pretrained(point.folder) if point else model_class.build(self.task.model_config(), self.task.tokenizer)
-        if point is None and config.model.pretrained_vectors:
-            self._load_vectors(config.model.pretrained_vectors)
-        for direction, source in enumerate([config.model.init_from, config.model.init_from_backward]):
-            if point is None and source:  # a fresh run starts from the language model; a resumed one has it already
-                copy_from_language_model(self.model, load_model(source), direction)
+        log = (lambda line: print(line, file=sys.stderr)) if self.dist.is_main else None
+        self.model = (entry.model_class.from_pretrained(point.folder) if point else
+                      build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts, log))
         self.model.to(self.device).train()
         self.wrapped = distributed.wrap(self.model, self.dist, self.device)
         self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device, t.layer_lr_decay)
@@ -105,12 +100,7 @@ class Trainer:
         self.last_eval: Optional[tuple] = None
         self.last_save = time.monotonic()
         self.bar = None
-
-    def _load_vectors(self, spec: str) -> None:
-        coverage = load_pretrained_vectors(embeddings_of(self.model), spec, self.task.tokenizer, self.task.token_counts(),
-                                           self.model.config.pad_id)
-        if self.dist.is_main:
-            print(f"note: {coverage.line()}", file=sys.stderr)
+        self.fault = faults.step_hook()
 
     def _drop_frozen_gradients(self, epoch: int) -> None:
         """Frozen layer groups get no update and no optimizer state: their gradients are dropped before the step.
@@ -305,7 +295,8 @@ class Trainer:
     def _train_step(self, batch: dict) -> None:
         t, p = self.train_config, self.progress
         loss, carry, tokens = self.task.step_loss(self.wrapped, batch, self.carry, self._autocast)
-        loss = loss * faults.loss_factor(self.dist.rank)
+        if self.fault is not None:  # the reliability tests' injected faults (textrnn.faults); None otherwise
+            loss = loss * self.fault(self.dist.rank)
         nonfinite, spiked = self._divergence(loss.detach())
         self.optimizer.zero_grad(set_to_none=True)
         if nonfinite and t.skip_nonfinite:
