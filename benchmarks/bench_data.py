@@ -63,13 +63,14 @@ def reference_pipeline(sentences: list[str]) -> tuple[float, int]:
 
 def textrnn_pipeline(train) -> tuple[float, int, object]:
     from textrnn import TextTokenizer
-    from textrnn import data as D
-    from textrnn.labels import LabelEncoder, detect_labels
+    from textrnn.data.encoding import encode_classification, iter_texts
+    from textrnn.data.labels import LabelEncoder, detect_labels
 
     start = time.perf_counter()
-    tok = TextTokenizer.train(D.iter_texts(train, ["sentence"]), "word", lowercase=True)
+    tok = TextTokenizer.train(iter_texts(train, ["sentence"]), "word", lowercase=True)
     spec = detect_labels(train, "label", None)
-    encoded = D.encode_classification(train, tok, ["sentence"], LabelEncoder(train, spec.columns, spec.names, spec.problem_type))
+    encoded = encode_classification(train, tok, ["sentence"], LabelEncoder(train, spec.columns, spec.names,
+                                                                           spec.problem_type))
     seconds = time.perf_counter() - start
     return seconds, int(np.sum(encoded["length"])), (tok, encoded)
 
@@ -88,7 +89,7 @@ def padding(encoded) -> dict:
 
 def char_level(megabytes: int) -> dict:
     from textrnn import TextTokenizer
-    from textrnn import data as D
+    from textrnn.data.streams import encode_stream
 
     text = (SHARED / "tiny_shakespeare" / "input.txt").read_text(encoding="utf-8")
     tok = TextTokenizer.train([text[: int(len(text) * 0.9)]], "char")
@@ -106,7 +107,7 @@ def char_level(megabytes: int) -> dict:
                     yield block
 
         start = time.perf_counter()
-        tokens = D.encode_stream(chunks(), tok, Path(tmp) / "tokens.bin")
+        tokens = encode_stream(chunks(), tok, Path(tmp) / "tokens.bin")
         seconds = time.perf_counter() - start
         assert len(tokens) == size
         return {"corpus MB": size / 1e6, "chars/s": size / seconds, "seconds": seconds,
@@ -118,16 +119,20 @@ def char_in_fresh_process(megabytes: int) -> dict:
     """Run the char-level part alone in a new process, so its peak memory is its own."""
     import subprocess
 
-    out = subprocess.run([sys.executable, __file__, "--char-only", "--char-mb", str(megabytes)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--char-only", "--char-mb", str(megabytes)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def epoch_seconds(tok_encoded) -> float:
     """One epoch of the sst2_bilstm model, extrapolated from 30 timed steps on real batches."""
-    import torch
-
     import dataclasses
+
+    import torch
 
     from textrnn import BucketBatchSampler, ClassificationLoader, build_model, load_config
 
@@ -172,12 +177,10 @@ def main() -> None:
         our_runs.append(textrnn_pipeline(train))
     ref_s, ref_tokens = sorted(ref_runs)[1]
     our_s, our_tokens, tok_encoded = sorted(our_runs, key=lambda r: r[0])[1]
-    report = {
-        "SST-2 reference (regex + Counter vocab), tokens/s": ref_tokens / ref_s,
-        "SST-2 textrnn (HF tokenizers + Dataset.map), tokens/s": our_tokens / our_s,
-        "SST-2 textrnn / reference": (our_tokens / our_s) / (ref_tokens / ref_s),
-        "SST-2 textrnn train+encode seconds": our_s,
-    }
+    report = {"SST-2 reference (regex + Counter vocab), tokens/s": ref_tokens / ref_s,
+              "SST-2 textrnn (HF tokenizers + Dataset.map), tokens/s": our_tokens / our_s,
+              "SST-2 textrnn / reference": (our_tokens / our_s) / (ref_tokens / ref_s),
+              "SST-2 textrnn train+encode seconds": our_s}
     report |= padding(tok_encoded[1])
     epoch = epoch_seconds(tok_encoded)
     report["sst2_bilstm epoch seconds (extrapolated)"] = epoch

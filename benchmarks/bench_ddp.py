@@ -23,10 +23,12 @@ CORPUS = ROOT.parent / "shared" / "data" / "tiny_shakespeare" / "input.txt"
 
 
 def run(nproc: int, threads: int, steps: int, out: Path) -> float:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else [sys.executable]
-    command = [*launcher, "-m", "textrnn", "train-generator", "--config", str(ROOT / "configs" / "char_shakespeare.yaml"),
-               f"data.dataset={CORPUS}", f"train.output_dir={out}", f"train.max_steps={steps}", "train.eval_every=0",
-               "train.progress=false", "data.eval_batch_size=64", "train.max_minutes=null"]
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                 f"--nproc_per_node={nproc}"] if nproc > 1 else [sys.executable])
+    command = [*launcher, "-m", "textrnn", "train-generator", "--config",
+               str(ROOT / "configs" / "char_shakespeare.yaml"), f"data.dataset={CORPUS}", f"train.output_dir={out}",
+               f"train.max_steps={steps}", "train.eval_every=0", "train.progress=false", "data.eval_batch_size=64",
+               "train.max_minutes=null"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     subprocess.run(command, check=True, env=env, capture_output=True, text=True)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -77,11 +77,9 @@ def setting(name: str, mu: float, sigma: float, cap: int, n_batches: int, rounds
     config = RNNConfig(task="classification", vocab_size=VOCAB, embedding_dim=128, hidden_size=256, bidirectional=True)
     torch.manual_seed(0)
     model = RNNClassifier(config)
-    data = {
-        "(a) random + packed": trainer(model, make_batches(lengths, random_batches), "packed"),
-        "(b) bucketed + padded (default)": trainer(model, make_batches(lengths, bucketed), "padded"),
-        "(c) equal lengths, no padding (bound)": trainer(model, make_batches(eq_lengths, equal), "padded"),
-    }
+    data = {"(a) random + packed": trainer(model, make_batches(lengths, random_batches), "packed"),
+            "(b) bucketed + padded (default)": trainer(model, make_batches(lengths, bucketed), "padded"),
+            "(c) equal lengths, no padding (bound)": trainer(model, make_batches(eq_lengths, equal), "padded")}
     result = interleaved(data, rounds=rounds, seconds=2.0)
     result["mean length"] = float(lengths.mean())
     result["(b)/(a)"] = result["(b) bucketed + padded (default)"] / result["(a) random + packed"]

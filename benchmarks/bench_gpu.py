@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_encoder import B, SETTINGS, VOCAB, lengths_for, make_batches  # noqa: E402
+from bench_encoder import SETTINGS, VOCAB, B, lengths_for, make_batches  # noqa: E402
 
 from textrnn import BucketBatchSampler, RNNClassifier, RNNConfig, RNNEncoder, RNNLanguageModel, TextTokenizer  # noqa: E402
 
@@ -184,33 +184,49 @@ def end_to_end(workdir: Path) -> dict:
     data = write_sentiment(workdir / "data")
     corpus = workdir / "corpus.txt"
     corpus.write_text(CORPUS)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "HF_HUB_OFFLINE": "1"}
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1"}
     small = ["model.embedding_dim=32", "model.hidden_size=32", "train.progress=false", "train.bf16=true"]
 
     def cli(*args):
-        proc = subprocess.run([sys.executable, "-m", "textrnn", *args], capture_output=True, text=True, env=env, cwd=ROOT)
+        proc = subprocess.run([sys.executable, "-m", "textrnn", *args], capture_output=True, text=True, env=env,
+                              cwd=ROOT)
         return {"rc": proc.returncode, "stdout_tail": proc.stdout[-400:], "stderr_tail": proc.stderr[-600:]}
 
     cfg = workdir / "c.yaml"
     cfg.write_text("task: classification\n")
-    out = {
-        "train-classifier": cli("train-classifier", "--config", str(cfg), f"data.dataset={data}", "data.text_column=sentence",
-                                f"train.output_dir={workdir / 'cls'}", "train.max_epochs=3", "train.lr=0.02",
-                                "model.bidirectional=true", "--device", "cuda", *small),
-        "train-generator": cli("train-generator", "--config", str(ROOT / "configs" / "debug.yaml"), f"data.dataset={corpus}",
-                               f"train.output_dir={workdir / 'gen'}", "train.max_steps=40", "--device", "cuda", *small),
-    }
+    out = {"train-classifier": cli("train-classifier", "--config", str(cfg), f"data.dataset={data}",
+                                   "data.text_column=sentence", f"train.output_dir={workdir / 'cls'}",
+                                   "train.max_epochs=3", "train.lr=0.02", "model.bidirectional=true", "--device",
+                                   "cuda", *small), "train-generator": cli("train-generator", "--config",
+                                                                           str(ROOT / "configs" / "debug.yaml"),
+                                                                           f"data.dataset={corpus}",
+                                                                           f"train.output_dir={workdir / 'gen'}",
+                                                                           "train.max_steps=40", "--device", "cuda",
+                                                                           *small)}
     recipe = ["model.ensemble_size=2", "model.pooling=attention", "tokenizer.min_freq=2", "train.label_smoothing=0.1",
               "model.weight_dropout=0.2", "train.lm_loss_weight=0.1", "train.ema_decay=0.9"]
     out["train-classifier (ensemble, attention, weight dropout, label smoothing, lm loss)"] = cli(
-        "train-classifier", "--config", str(cfg), f"data.dataset={data}", "data.text_column=sentence",
-        f"train.output_dir={workdir / 'recipe'}", "train.max_epochs=2", "model.bidirectional=true", "--device", "cuda",
-        *small, *recipe)
+        "train-classifier",
+        "--config",
+        str(cfg),
+        f"data.dataset={data}",
+        "data.text_column=sentence",
+        f"train.output_dir={workdir / 'recipe'}",
+        "train.max_epochs=2",
+        "model.bidirectional=true",
+        "--device",
+        "cuda",
+        *small,
+        *recipe,
+    )
     for device in ("cuda", "cpu"):
-        out[f"evaluate recipe checkpoint on {device}"] = cli("evaluate", "--checkpoint", str(workdir / "recipe"), "--dataset",
-                                                             str(data), "--device", device)
-    out["generate (cuda)"] = cli("generate", "--checkpoint", str(workdir / "gen"), "--max-new-tokens", "60", "--seed", "0", "--device", "cuda")
-    out["predict (checkpoint trained on cuda, run on cpu)"] = cli("predict", "--checkpoint", str(workdir / "cls"), "loved it", "--device", "cpu")
+        out[f"evaluate recipe checkpoint on {device}"] = cli("evaluate", "--checkpoint", str(workdir / "recipe"),
+                                                             "--dataset", str(data), "--device", device)
+    out["generate (cuda)"] = cli("generate", "--checkpoint", str(workdir / "gen"), "--max-new-tokens", "60", "--seed",
+                                 "0", "--device", "cuda")
+    out["predict (checkpoint trained on cuda, run on cpu)"] = cli("predict", "--checkpoint", str(workdir / "cls"),
+                                                                  "loved it", "--device", "cpu")
     return out
 
 
@@ -221,7 +237,8 @@ def main() -> None:
     args = parser.parse_args()
     report: dict = {"torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
                     "device": torch.cuda.get_device_name(0)}
-    parts = [("correctness", correctness), ("classifier_tokens_per_s", classifier_throughput), ("char_lm", lm_throughput)]
+    parts = [("correctness", correctness), ("classifier_tokens_per_s", classifier_throughput), ("char_lm",
+                                                                                                lm_throughput)]
     with tempfile.TemporaryDirectory() as tmp:
         parts.append(("end_to_end", lambda: end_to_end(Path(tmp))))
         for name, fn in parts:

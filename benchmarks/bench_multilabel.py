@@ -63,7 +63,9 @@ def main() -> None:
     results = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     results |= interleaved({"single-label steps/s": step_fn("single_label", batches),
                             "multi-label steps/s": step_fn("multi_label", batches)}, rounds=args.rounds)
-    results["multi-label step time / single-label step time"] = results["single-label steps/s"] / results["multi-label steps/s"]
+    results["multi-label step time / single-label step time"] = (
+        results["single-label steps/s"] / results["multi-label steps/s"]
+    )
     for key, value in results.items():
         print(f"{key:50s} {value:,.3f}" if isinstance(value, float) else f"{key:50s} {value}")
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}))

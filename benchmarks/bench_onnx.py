@@ -26,8 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from textrnn import RNNConfig, TextTokenizer  # noqa: E402
-from textrnn.export import export_onnx, torch_outputs  # noqa: E402
-from textrnn.model import _Classifier  # noqa: E402
+from textrnn.models.classifier import _Classifier  # noqa: E402
+from textrnn.serving.export import export_onnx, torch_outputs  # noqa: E402
 
 
 def build(members: int) -> _Classifier:
@@ -40,7 +40,8 @@ def build(members: int) -> _Classifier:
 
 def inputs(batch: int, rng: np.random.Generator, fixed: int | None = None) -> dict:
     lengths = np.full(batch, fixed) if fixed else rng.integers(5, 41, size=batch)
-    ids = rng.integers(4, 16_000, size=(batch, int(lengths.max()))) * (np.arange(lengths.max())[None] < lengths[:, None])
+    ids = rng.integers(4, 16_000, size=(batch, int(lengths.max()))) * (np.arange(lengths.max())[None] < lengths[:,
+                                                                                                                None])
     return {"input_ids": ids.astype(np.int64), "lengths": lengths.astype(np.int64)}
 
 
@@ -87,7 +88,8 @@ def measure(members: int, calls: int, rounds: int) -> dict:
         diff = float(np.abs(session.run(None, batches[0])[0] - torch_outputs(model, batches[0])[0]).max())
     return {name: {"batch1_p50_ms": round(1e3 * float(np.percentile(lat[name], 50)), 3),
                    "batch1_p99_ms": round(1e3 * float(np.percentile(lat[name], 99)), 3),
-                   "batch64_texts_per_s": round(statistics.median(thr[name]), 1)} for name in runs} | {"max_abs_diff": diff}
+                   "batch64_texts_per_s": round(statistics.median(thr[name]),
+                                                1)} for name in runs} | {"max_abs_diff": diff}
 
 
 def main() -> None:

@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import peak_rss_mb  # noqa: E402
 
 from textrnn import RNNConfig, TextTokenizer  # noqa: E402
-from textrnn.batching import pad_batch  # noqa: E402
-from textrnn.model import _Classifier  # noqa: E402
-from textrnn.prediction import CHUNK, predict_stream  # noqa: E402
+from textrnn.data.batching import pad_batch  # noqa: E402
+from textrnn.models.classifier import _Classifier  # noqa: E402
+from textrnn.models.prediction import CHUNK, predict_stream  # noqa: E402
 
 VOCAB = [f"w{i}" for i in range(16_000)]
 
@@ -104,11 +104,13 @@ def main() -> None:
         loop_rate = loop(model, rows[: args.loop] if name == "short" else rows[: max(1, args.loop // 10)])
         stream_rate, rss_early = stream(model, rows, args.batch_size, rss_at=n // 10 if name == "short" else None)
         bound_rate = bound(model, rows, args.batch_size)
-        report[name] = {"texts": n, "stream_texts_per_s": round(stream_rate, 1), "bound_texts_per_s": round(bound_rate, 1),
+        report[name] = {"texts": n, "stream_texts_per_s": round(stream_rate, 1), "bound_texts_per_s": round(bound_rate,
+                                                                                                            1),
                         "loop_texts_per_s": round(loop_rate, 1), "stream_vs_bound": round(stream_rate / bound_rate, 3),
                         "stream_vs_loop": round(stream_rate / loop_rate, 1)}
         if rss_early is not None:
-            report[name].update(peak_rss_mb_after_a_tenth=round(rss_early, 1), peak_rss_mb_after_all=round(peak_rss_mb(), 1))
+            report[name].update(peak_rss_mb_after_a_tenth=round(rss_early, 1),
+                                peak_rss_mb_after_all=round(peak_rss_mb(), 1))
         print(f"{name}: {json.dumps(report[name])}", flush=True)
     print(json.dumps(report, indent=1))
 

@@ -29,14 +29,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_predict import build, texts  # noqa: E402
 
-from tests.serving import running_server  # noqa: E402
+from tests.server_harness import running_server  # noqa: E402
 
-BAD = [({"texts": []}, None), (None, b'{"texts": ['), ({"texts": ["a"], "extra": 1}, None), ({"texts": ["x" * 2_000_000]}, None)]
+BAD = [({"texts": []}, None), (None, b'{"texts": ['), ({"texts": ["a"], "extra": 1}, None),
+       ({"texts": ["x" * 2_000_000]}, None)]
 
 
 def request_bytes(port: int, body: bytes) -> bytes:
-    return (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 async def exchange(reader, writer, request: bytes) -> int:
@@ -54,7 +57,8 @@ async def bad_request(port: int, i: int) -> int:
     body, raw = BAD[(i // 10) % len(BAD)]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        return await exchange(reader, writer, request_bytes(port, raw if raw is not None else json.dumps(body).encode()))
+        return await exchange(reader, writer, request_bytes(port,
+                                                            raw if raw is not None else json.dumps(body).encode()))
     except (ConnectionError, asyncio.IncompleteReadError):
         return 0
     finally:
@@ -110,7 +114,7 @@ def main() -> None:
     parser.add_argument("--batch-window-ms", type=float, default=None, help="the server's (default: its own)")
     args = parser.parse_args()
     sentences = texts(args.clients * args.requests, 20, seed=2)
-    work = [sentences[i::args.clients] for i in range(args.clients)]
+    work = [sentences[i :: args.clients] for i in range(args.clients)]
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = build().save_pretrained(Path(tmp) / "model")
         extra = [] if args.batch_window_ms is None else ["--batch-window-ms", str(args.batch_window_ms)]

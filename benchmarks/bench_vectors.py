@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import peak_rss_mb  # noqa: E402
 
 from textrnn import TextTokenizer  # noqa: E402
-from textrnn.vectors import load_pretrained_vectors  # noqa: E402
+from textrnn.models.vectors import load_pretrained_vectors  # noqa: E402
 
 
 def write_file(path: Path, megabytes: int, dim: int) -> int:
@@ -58,7 +58,8 @@ def main() -> None:
         with open(path, "rb") as src, gzip.open(f"{path}.gz", "wb", compresslevel=1) as dst:
             shutil.copyfileobj(src, dst)
         step = max(1, words // (args.vocab // 2))  # half the vocabulary in the file, half not
-        vocab = [f"w{i}" for i in range(0, words, step)][: args.vocab // 2] + [f"missing{i}" for i in range(args.vocab // 2)]
+        vocab = [f"w{i}" for i in range(0, words,
+                                        step)][: args.vocab // 2] + [f"missing{i}" for i in range(args.vocab // 2)]
         tokenizer = TextTokenizer.train([" ".join(vocab)], "word")
         report = {"file_mb": round(size, 1), "words_in_file": words, "dim": args.dim, "vocabulary": len(tokenizer)}
         for name, spec in (("text", str(path)), ("gzip", f"{path}.gz")):

@@ -33,6 +33,6 @@ def interleaved(contenders: dict[str, Callable[[], int]], rounds: int = 5, secon
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MB (the trainer's own measure)."""
-    from textrnn.runtime import peak_rss_mb as measure
+    from textrnn.core.runtime import peak_rss_mb as measure
 
     return measure()

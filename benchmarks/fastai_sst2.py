@@ -19,8 +19,14 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from fastai.text.all import (AWD_LSTM, TextDataLoaders, accuracy, language_model_learner, set_seed,
-                             text_classifier_learner)
+from fastai.text.all import (
+    AWD_LSTM,
+    TextDataLoaders,
+    accuracy,
+    language_model_learner,
+    set_seed,
+    text_classifier_learner,
+)
 
 
 def frames(data: Path, limit: int) -> pd.DataFrame:
@@ -40,7 +46,8 @@ def classifier(frame: pd.DataFrame, args, vocab=None):
 
 def ulmfit(frame: pd.DataFrame, args, folder: Path):
     text = frame[~frame.is_valid][["text"]]
-    lm_dls = TextDataLoaders.from_df(text, text_col="text", is_lm=True, valid_pct=0.1, bs=args.batch_size, seed=args.seed)
+    lm_dls = TextDataLoaders.from_df(text, text_col="text", is_lm=True, valid_pct=0.1, bs=args.batch_size,
+                                     seed=args.seed)
     lm = language_model_learner(lm_dls, AWD_LSTM, drop_mult=0.3, pretrained=False, path=folder, metrics=accuracy)
     lm.fit_one_cycle(args.lm_epochs, 2e-2)
     lm.save_encoder("encoder")
@@ -49,9 +56,9 @@ def ulmfit(frame: pd.DataFrame, args, folder: Path):
     learn.load_encoder("encoder")
     learn.fit_one_cycle(1, 2e-2)  # the head first, then the top layers, then all (ULMFiT's schedule)
     learn.freeze_to(-2)
-    learn.fit_one_cycle(1, slice(1e-2 / (2.6 ** 4), 1e-2))
+    learn.fit_one_cycle(1, slice(1e-2 / (2.6**4), 1e-2))
     learn.unfreeze()
-    learn.fit_one_cycle(args.epochs, slice(1e-3 / (2.6 ** 4), 1e-3))
+    learn.fit_one_cycle(args.epochs, slice(1e-3 / (2.6**4), 1e-3))
     return learn
 
 
@@ -76,7 +83,8 @@ def main() -> None:
             learn = ulmfit(frame, args, Path(tmp))
         accuracy_value = float(learn.validate()[1])
     print("\n" + json.dumps({"system": f"fastai AWD-LSTM {args.mode}", "accuracy": accuracy_value,
-                      "minutes": (time.perf_counter() - started) / 60, **{k: str(v) for k, v in vars(args).items()}}))
+                             "minutes": (time.perf_counter() - started) / 60, **{k: str(v) for k,
+                                                                                 v in vars(args).items()}}))
 
 
 if __name__ == "__main__":

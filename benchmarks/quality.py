@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py                 # all: SST-2 and GoEmotions (3 seeds x 10 min), char (3 seeds x 30 min)
     python benchmarks/quality.py --only sst2 --seeds 0 1 2
-    python benchmarks/quality.py --only char --seeds 0 1 2   # tiny shakespeare: loss (256 and 16 streams), minutes, tokens/s
+    python benchmarks/quality.py --only char --seeds 0 1 2   # tiny shakespeare: loss, minutes, tokens/s
     python benchmarks/quality.py --only go_emotions --seeds 0 1 2
     python benchmarks/quality.py --only sst2 --seeds 0 --set model.ensemble_size=1   # an ablation row
 
@@ -47,7 +47,8 @@ def run_summary(out: Path, metric: str) -> dict:
             "peak_rss_mb": max(r.get("peak_rss_mb", 0) for r in evals)}
 
 
-def classifier_seeds(name: str, config: str, data: Path, metric: str, seeds: list[int], extra: list[str], runs: Path) -> dict:
+def classifier_seeds(name: str, config: str, data: Path, metric: str, seeds: list[int], extra: list[str],
+                     runs: Path) -> dict:
     """One run of a shipped classifier config per seed; mean and std of the best and last checkpoints' metric."""
     results = {}
     for seed in seeds:
@@ -67,7 +68,7 @@ def unseen_words(extra: list[str]) -> dict:
     import datasets
 
     from textrnn import UNK_ID, load_config
-    from textrnn.tasks import train_tokenizer
+    from textrnn.training.task import train_tokenizer
 
     config = load_config(str(ROOT / "configs" / "sst2_bilstm.yaml"), [f"data.dataset={SHARED / 'sst2'}", *extra])
     raw = datasets.load_dataset(str(SHARED / "sst2"))
@@ -82,8 +83,9 @@ def unseen_words(extra: list[str]) -> dict:
 
 def evaluate(checkpoint: Path, data: Path, *options: str) -> float:
     """``textrnn evaluate`` on the last 10% of the text; its last stdout line is the JSON report."""
-    return json.loads(textrnn("evaluate", "--checkpoint", str(checkpoint), "--dataset", str(data), *options)
-                      .strip().splitlines()[-1])["loss"]
+    return json.loads(
+        textrnn("evaluate", "--checkpoint", str(checkpoint), "--dataset", str(data), *options).strip().splitlines()[-1]
+    )["loss"]
 
 
 def char_seeds(seeds: list[int], extra: list[str], runs: Path, reuse: bool) -> dict:
@@ -116,12 +118,15 @@ def char_seeds(seeds: list[int], extra: list[str], runs: Path, reuse: bool) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["sst2", "char", "shakespeare", "go_emotions"], help="shakespeare: same as char")
+    parser.add_argument("--only", choices=["sst2", "char", "shakespeare", "go_emotions"],
+                        help="shakespeare: same as char")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--runs", default=str(ROOT / "runs" / "quality"))
-    parser.add_argument("--reuse", action="store_true", help="char: score a seed's finished run folder instead of retraining")
+    parser.add_argument("--reuse", action="store_true",
+                        help="char: score a seed's finished run folder instead of retraining")
     parser.add_argument("--smoke", action="store_true", help="seconds of training per run, one seed")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra config overrides for every run")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="extra config overrides for every run")
     args = parser.parse_args()
     if not SHARED.exists():
         sys.exit(f"{SHARED} is missing: the published results use the shared local copies")
@@ -133,8 +138,8 @@ def main() -> None:
         report["sst2"] = classifier_seeds("sst2", "configs/sst2_bilstm.yaml", SHARED / "sst2", "accuracy", seeds, extra,
                                           Path(args.runs))
     if args.only in (None, "go_emotions"):  # multi-label: macro-F1 at thresholds tuned on validation
-        report["go_emotions"] = classifier_seeds("go_emotions", "configs/go_emotions_bilstm.yaml", SHARED / "go_emotions",
-                                                 "macro_f1", seeds, extra, Path(args.runs))
+        report["go_emotions"] = classifier_seeds("go_emotions", "configs/go_emotions_bilstm.yaml",
+                                                 SHARED / "go_emotions", "macro_f1", seeds, extra, Path(args.runs))
     if args.only in (None, "char", "shakespeare"):
         report["char"] = char_seeds(seeds, extra, Path(args.runs), args.reuse)
     print(json.dumps(report, indent=1))

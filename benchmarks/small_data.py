@@ -69,8 +69,11 @@ def goemotions_single(names: dict) -> pd.DataFrame:
     frames = [pd.read_parquet(SHARED / "go_emotions" / f"{s}.parquet") for s in ("train", "validation")]
     frame = pd.concat(frames, ignore_index=True)
     frame = frame[frame["labels"].map(len) == 1]
-    label_names = json.loads(__import__("pyarrow.parquet").parquet.read_schema(
-        SHARED / "go_emotions" / "train.parquet").metadata[b"huggingface"])["info"]["features"]["labels"]["feature"]["names"]
+    label_names = json.loads(
+        __import__("pyarrow.parquet")
+        .parquet.read_schema(SHARED / "go_emotions" / "train.parquet")
+        .metadata[b"huggingface"]
+    )["info"]["features"]["labels"]["feature"]["names"]
     emotion = frame["labels"].map(lambda ls: label_names[ls[0]])
     frame = frame.assign(label=emotion.map(names))
     return frame[frame["label"].notna()][["text", "label"]]
@@ -132,11 +135,11 @@ def cnn_batches(rows: list, labels: list, batch_size: int, shuffle: bool, rng: r
     if shuffle:
         rng.shuffle(order)
     for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
+        chunk = order[start : start + batch_size]
         width = max(5, max(len(rows[i]) for i in chunk))  # at least the widest filter
         ids = torch.zeros(len(chunk), width, dtype=torch.long)
         for r, i in enumerate(chunk):
-            ids[r, :len(rows[i])] = torch.tensor(rows[i], dtype=torch.long)
+            ids[r, : len(rows[i])] = torch.tensor(rows[i], dtype=torch.long)
         yield ids, torch.tensor([labels[i] for i in chunk])
 
 
@@ -158,7 +161,9 @@ def cnn_rand(folder: Path, seed: int, epochs: int = 25) -> dict:
     vocab = {w: i + 2 for i, w in enumerate(Counter(w for row in tokens for w in row))}  # 0 pad, 1 unknown
 
     def encode(frame: pd.DataFrame) -> tuple[list, list]:
-        return [[vocab.get(w, 1) for w in words(t)] or [1] for t in frame["text"]], [classes.index(c) for c in frame["label"]]
+        return [[vocab.get(w, 1) for w in words(t)] or [1] for t in frame["text"]], [
+            classes.index(c) for c in frame["label"]
+        ]
 
     rows, labels = encode(train)
     dev_cut = int(0.9 * len(rows))
@@ -174,7 +179,9 @@ def cnn_rand(folder: Path, seed: int, epochs: int = 25) -> dict:
             with torch.no_grad():  # Kim's l2 constraint: rescale rows of the output layer to norm <= 3
                 model.output.weight.copy_(torch.renorm(model.output.weight, 2, 0, 3.0))
         dev = cnn_accuracy(model, rows[dev_cut:], labels[dev_cut:])
-        best, best_test, bad = (dev, cnn_accuracy(model, test_rows, test_labels), 0) if dev > best else (best, best_test, bad + 1)
+        best, best_test, bad = ((dev, cnn_accuracy(model, test_rows, test_labels), 0) if dev > best else (best,
+                                                                                                          best_test,
+                                                                                                          bad + 1))
         if bad >= 5:
             break
     return {"test_accuracy": round(100 * best_test, 2), "minutes": round((time.perf_counter() - started) / 60, 2)}
@@ -191,13 +198,15 @@ def textrnn(*args: str) -> str:
 def shipped_config(folder: Path, seed: int, runs: Path, extra: list[str]) -> dict:
     out = runs / f"{folder.name}_seed{seed}"
     started = time.perf_counter()
-    textrnn("train-classifier", "--config", "configs/sst2_bilstm.yaml", f"data.dataset={folder}", "data.text_column=text",
-            "data.label_column=label", f"train.seed={seed}", f"train.output_dir={out}", "train.progress=false", *extra)
+    textrnn("train-classifier", "--config", "configs/sst2_bilstm.yaml", f"data.dataset={folder}",
+            "data.text_column=text", "data.label_column=label", f"train.seed={seed}", f"train.output_dir={out}",
+            "train.progress=false", *extra)
     minutes = (time.perf_counter() - started) / 60
     result = json.loads(textrnn("evaluate", "--checkpoint", str(out), "--dataset", str(folder), "--split", "test",
-                                "--text-column", "text", "--label-column", "label").strip().splitlines()[-1])
+                                "--text-column", "text", "--label-column", "label") .strip() .splitlines()[-1])
     final = json.loads((out / "metrics.jsonl").read_text().strip().splitlines()[-1])
-    return {"test_accuracy": round(100 * result["accuracy"], 2), "minutes": round(minutes, 2), "steps": final.get("step")}
+    return {"test_accuracy": round(100 * result["accuracy"], 2), "minutes": round(minutes, 2),
+            "steps": final.get("step")}
 
 
 def main() -> None:
@@ -216,7 +225,8 @@ def main() -> None:
     table = {}
     for name in args.only:
         folder = write_split(name, runs / "data")
-        row = {"train": len(pd.read_parquet(folder / "train.parquet")), "test": len(pd.read_parquet(folder / "test.parquet"))}
+        row = {"train": len(pd.read_parquet(folder / "train.parquet")),
+               "test": len(pd.read_parquet(folder / "test.parquet"))}
         if not args.skip_cnn:
             row["cnn_rand"] = [cnn_rand(folder, seed, 1 if args.smoke else 25)["test_accuracy"] for seed in args.seeds]
         results = [shipped_config(folder, seed, runs / "textrnn", args.set) for seed in args.seeds]

@@ -24,7 +24,7 @@ CORPUS = (
 
 def write_sentiment(folder: Path, train: int = 120, validation: int = 30, seed: int = 0) -> Path:
     """A folder with train.csv and validation.csv (columns sentence, label in pos/neg)."""
-    from textrnn.data import write_tiny_sentiment
+    from textrnn.data.loading import write_tiny_sentiment
 
     return write_tiny_sentiment(folder, train, validation, seed)
 
@@ -41,11 +41,12 @@ def corpus_file(tmp_path: Path) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300,
+            env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m textrnn ARGS`` in a subprocess, as a user would."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "textrnn", *args], cwd=cwd or ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=full_env)
+    return subprocess.run([sys.executable, "-m", "textrnn", *args], cwd=cwd or ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
 
 
 def needs_shared(*parts: str) -> Path:

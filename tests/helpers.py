@@ -1,10 +1,10 @@
-"""Tiny models shared by the model, modules and generation tests."""
+"""Tiny models and experiment configs shared by the tests."""
 
 from __future__ import annotations
 
 import torch
 
-from textrnn import RNNClassifier, RNNConfig, RNNLanguageModel, TextTokenizer
+from textrnn import RNNClassifier, RNNConfig, RNNLanguageModel, TextTokenizer, load_config
 
 TEXT = "the quick brown fox jumps over the lazy dog.\nA stitch in time saves nine!\n" * 3
 
@@ -16,13 +16,31 @@ def char_tokenizer() -> TextTokenizer:
 def classifier(tok, **kw):
     """A 3-label classifier (an ensemble when ensemble_size > 1), eval mode, seeded."""
     sizes = {"embedding_dim": kw.pop("embedding_dim", 8), "hidden_size": kw.pop("hidden_size", 6)}
-    config = RNNConfig(task="classification", vocab_size=len(tok), num_labels=3, label_names=["a", "b", "c"], **sizes, **kw)
+    config = RNNConfig(task="classification", vocab_size=len(tok), num_labels=3, label_names=["a", "b", "c"], **sizes,
+                       **kw)
     torch.manual_seed(0)
     return RNNClassifier.build(config, tok).eval()
 
 
 def language_model(tok, **kw):
     config = RNNConfig(task="language_model", vocab_size=len(tok), embedding_dim=kw.pop("embedding_dim", 8),
-                       hidden_size=kw.pop("hidden_size", 8), num_layers=kw.pop("num_layers", 2), tokenizer_kind="char", **kw)
+                       hidden_size=kw.pop("hidden_size", 8), num_layers=kw.pop("num_layers", 2), tokenizer_kind="char",
+                       **kw)
     torch.manual_seed(0)
     return RNNLanguageModel(config, tok).eval()
+
+
+def classifier_config(data, out, *extra):
+    return load_config(None, [f"data.dataset={data}", "data.text_column=sentence", f"train.output_dir={out}",
+                              "data.batch_size=16", "model.embedding_dim=16", "model.hidden_size=16",
+                              "model.bidirectional=true", "model.embedding_dropout=0.2", "model.output_dropout=0.3",
+                              "train.warmup_steps=3", "train.progress=false", "train.keep_checkpoints=10", *extra],
+                       task="classification")
+
+
+def lm_config(corpus, out, *extra):
+    return load_config(None, [f"data.dataset={corpus}", f"train.output_dir={out}", "tokenizer.kind=char",
+                              "data.batch_size=4", "data.seq_len=16", "model.embedding_dim=12", "model.hidden_size=16",
+                              "model.num_layers=2", "model.dropout=0.2", "model.output_dropout=0.1",
+                              "train.warmup_steps=3", "train.progress=false", "train.keep_checkpoints=10", *extra],
+                       task="language_model")

@@ -14,7 +14,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from minilm_vectors import TABLE, read_wheel, training_words, write_vectors  # noqa: E402
 
-from textrnn.vectors import read_vectors  # noqa: E402
+from textrnn.models.vectors import read_vectors  # noqa: E402
 
 PIECES = ["[PAD]", "[UNK]", "good", "film", "un", "##watch", "##able", "!"]
 

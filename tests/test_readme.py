@@ -17,18 +17,21 @@ import pytest
 from .conftest import ROOT, SHARED
 
 FAST = ["train.max_steps=3", "train.eval_every=0", "train.max_minutes=null", "train.progress=false"]
-LOCAL = {"configs/sst2_bilstm.yaml": "../shared/data/sst2", "configs/go_emotions_bilstm.yaml": "../shared/data/go_emotions",
+LOCAL = {"configs/sst2_bilstm.yaml": "../shared/data/sst2",
+         "configs/go_emotions_bilstm.yaml": "../shared/data/go_emotions",
          "configs/char_shakespeare.yaml": "../shared/data/tiny_shakespeare/input.txt"}
 
 
 DOCS = ["README.md", "docs/results.md", "docs/benchmarks.md", "docs/gpu.md", "docs/distributed.md"]
-SERVING_DOCS = ["docs/deployment.md", "docs/serving.md", "docs/transfer.md"]  # textrnn commands there need the Hub or never end
+# textrnn commands there need the Hub or never end
+SERVING_DOCS = ["docs/deployment.md", "docs/serving.md", "docs/transfer.md"]
 
 
 def readme_commands(kind: str, pages: list = DOCS) -> list[list[str]]:
     """Commands of a kind from the README and the pages it moved its results, benchmarks and GPU notes to."""
     text = "\n".join((ROOT / name).read_text() for name in pages)
-    lines = [line.strip() for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S) for line in block.splitlines()]
+    lines = [line.strip() for block in re.findall(r"```bash\n(.*?)```", text,
+                                                  flags=re.S) for line in block.splitlines()]
     return [shlex.split(line.split("  #")[0]) for line in lines if line.startswith(kind)]
 
 
@@ -76,22 +79,37 @@ def test_demo_recipe_runs(tmp_path):
         command = shlex.split(line.strip().replace("$(PYTHON)", sys.executable).replace("HF_HUB_OFFLINE=1 ", ""))
         if "train-generator" in command:
             command += ["train.max_minutes=0.05", "train.progress=false"]
-        proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+        proc = subprocess.run(
+            command,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("Return the ") and len(proc.stdout) == len("Return the ") + 300 + 1
 
 
-@pytest.mark.parametrize("command", [*readme_commands("textrnn"), *readme_commands("torchrun"),
-                                     *readme_commands("python examples/")], ids=lambda c: " ".join(c)[:80])
+@pytest.mark.parametrize(
+    "command",
+    [*readme_commands("textrnn"), *readme_commands("torchrun"), *readme_commands("python examples/")],
+    ids=lambda c: " ".join(c)[:80],
+)
 def test_readme_command_runs(workdir, command):
     prepared = prepare(list(command))
     if any("../shared" in c for c in prepared) and not SHARED.exists():
         pytest.skip("needs ../shared")
     if ("--checkpoint" in prepared or "examples/" in prepared[1]) and not SHARED.exists():  # a run trained on ../shared
         pytest.skip("uses a run trained on ../shared")
-    proc = subprocess.run(prepared, cwd=workdir, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        prepared,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip()
 
@@ -103,9 +121,9 @@ def test_readme_python_example_runs(workdir):
             "char_shakespeare": ("train-generator", "configs/debug.yaml")}
     for name, (command, config) in tiny.items():  # what the quick starts train, unless they already ran here
         if not (workdir / "runs" / name).exists():
-            proc = subprocess.run([sys.executable, "-m", "textrnn", command, "--config", config, f"train.output_dir=runs/{name}",
-                                   *FAST], cwd=workdir, capture_output=True, text=True, timeout=600,
-                                  env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+            proc = subprocess.run([sys.executable, "-m", "textrnn", command, "--config", config,
+                                   f"train.output_dir=runs/{name}", *FAST], cwd=workdir, capture_output=True, text=True,
+                                  timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
             assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(code.strip().splitlines()) <= 12
     cwd = os.getcwd()
@@ -117,12 +135,13 @@ def test_readme_python_example_runs(workdir):
 
 
 SHORTER = {"bench_data.py": ["--char-mb", "5"], "bench_encoder.py": ["--rounds", "1", "--batches", "3"],
-           "bench_multilabel.py": ["--rounds", "1"],
-           "bench_generate.py": ["--rounds", "1"], "bench_ddp.py": ["--steps", "3"], "quality.py": ["--smoke"],
-           "small_data.py": ["--smoke"], "bench_onnx.py": ["--calls", "20", "--rounds", "1"],
-           "bench_predict.py": ["--short", "500", "--long", "20", "--loop", "20"],
-           "bench_serve.py": ["--clients", "4", "--requests", "10"], "bench_vectors.py": ["--mb", "5"],
-           "transfer_sst2.py": ["--smoke"]}
+           "bench_multilabel.py": ["--rounds", "1"], "bench_generate.py": ["--rounds", "1"], "bench_ddp.py": ["--steps",
+                                                                                                              "3"],
+           "quality.py": ["--smoke"], "small_data.py": ["--smoke"], "bench_onnx.py": ["--calls", "20", "--rounds", "1"],
+           "bench_predict.py": ["--short", "500", "--long", "20", "--loop", "20"], "bench_serve.py": ["--clients", "4",
+                                                                                                      "--requests",
+                                                                                                      "10"],
+           "bench_vectors.py": ["--mb", "5"], "transfer_sst2.py": ["--smoke"]}
 
 
 def test_readme_has_no_unfilled_placeholders():
@@ -131,15 +150,22 @@ def test_readme_has_no_unfilled_placeholders():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", readme_commands("python benchmarks/", DOCS + SERVING_DOCS), ids=lambda c: " ".join(c)[:80])
+@pytest.mark.parametrize(
+    "command", readme_commands("python benchmarks/", DOCS + SERVING_DOCS), ids=lambda c: " ".join(c)[:80]
+)
 def test_readme_benchmark_command_runs(command):
     """Each benchmark the README cites, run in a shortened form (the full ones take minutes to an hour)."""
-    if not SHARED.exists() and Path(command[1]).name in ("bench_data.py", "bench_ddp.py", "quality.py", "small_data.py",
-                                                                "transfer_sst2.py"):
+    if not SHARED.exists() and Path(command[1]).name in (
+        "bench_data.py",
+        "bench_ddp.py",
+        "quality.py",
+        "small_data.py",
+        "transfer_sst2.py",
+    ):
         pytest.skip("needs ../shared")
     extra = SHORTER[Path(command[1]).name]
-    proc = subprocess.run([sys.executable, *command[1:], *extra], cwd=ROOT, capture_output=True, text=True, timeout=3600,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run([sys.executable, *command[1:], *extra], cwd=ROOT, capture_output=True, text=True,
+                          timeout=3600, env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip()
 
@@ -148,11 +174,13 @@ def test_readme_is_short_and_its_code_map_names_real_files():
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 300
     code_map = text.split("## Where everything is", 1)[1].split("\n## ", 1)[0]
-    files = set(re.findall(r"`(textrnn/\w+\.py)`", code_map))
-    assert len(files) >= 15 and all((ROOT / f).is_file() for f in files)
-    listed = {p.relative_to(ROOT).as_posix() for p in (ROOT / "textrnn").glob("*.py")} - {
-        "textrnn/__init__.py", "textrnn/__main__.py", "textrnn/errors.py", "textrnn/config.py",
-        "textrnn/distributed.py", "textrnn/runtime.py", "textrnn/evaluation.py"}
+    files, folder = set(), None
+    for row in re.findall(r"^\|\s*(`textrnn/[\w/]*`)?\s*\|(.*?)\|", code_map, re.M):
+        folder = row[0].strip("`") or folder  # an empty first cell continues the folder above
+        files.update(folder + name for name in re.findall(r"`([\w]+\.py)`", row[1]))
+    assert len(files) >= 30 and all((ROOT / f).is_file() for f in files), [f for f in files if not (ROOT / f).is_file()]
+    listed = {p.relative_to(ROOT).as_posix() for p in (ROOT / "textrnn").rglob("*.py") if p.name not in ("__init__.py",
+                                                                                                         "__main__.py")}
     assert listed <= files, listed - files
     for page in re.findall(r"\]\((docs/[\w./]+)\)", text):
         assert (ROOT / page).exists(), page

@@ -19,24 +19,24 @@ import pytest
 import torch
 
 from textrnn import CheckpointError, DataError, RNNClassifier, RNNLanguageModel, TextRNNError, load_model
-from textrnn.trainer import train
+from textrnn.training.trainer import train
 
 from .conftest import CORPUS, ROOT, assert_same_weights, run_cli, write_sentiment
-from .test_trainer import classifier_config, lm_config
+from .helpers import classifier_config, lm_config
 
 LM_ARGS = ["tokenizer.kind=char", "data.batch_size=4", "data.seq_len=16", "model.embedding_dim=12",
            "model.hidden_size=16", "model.dropout=0.1", "model.num_layers=2", "train.warmup_steps=3",
            "train.progress=false", "train.eval_every=4", "train.keep_checkpoints=3"]
 
 
-def start_training(corpus: Path, out: Path, steps: int, env: dict | None = None, extra: list | None = None) -> subprocess.Popen:
+def start_training(corpus: Path, out: Path, steps: int, env: dict | None = None,
+                   extra: list | None = None) -> subprocess.Popen:
     config = out.parent / "lm.yaml"
     config.write_text("task: language_model\n")
-    return subprocess.Popen(
-        [sys.executable, "-m", "textrnn", "train-generator", "--config", str(config), f"data.dataset={corpus}",
-         f"train.output_dir={out}", f"train.max_steps={steps}", *LM_ARGS, *(extra or [])],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(env or {})})
+    return subprocess.Popen([sys.executable, "-m", "textrnn", "train-generator", "--config", str(config),
+                             f"data.dataset={corpus}", f"train.output_dir={out}", f"train.max_steps={steps}", *LM_ARGS,
+                             *(extra or [])], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(env or {})})
 
 
 def reference_run(corpus: Path, out: Path, steps: int) -> Path:
@@ -81,9 +81,17 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path, c
     rng = random.Random(1234)
     out = tmp_path / "run"
     for attempt in range(6):
-        proc = start_training(corpus_file, out, 60) if attempt == 0 else subprocess.Popen(
-            [sys.executable, "-m", "textrnn", "train-generator", "--resume", str(out)], cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        proc = (
+            start_training(corpus_file, out, 60)
+            if attempt == 0
+            else subprocess.Popen(
+                [sys.executable, "-m", "textrnn", "train-generator", "--resume", str(out)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+        )
         time.sleep(rng.uniform(2.0, 6.0))
         if proc.poll() is not None:
             break
@@ -113,7 +121,7 @@ def test_stop_signal_stops_cleanly_saves_and_says_how_to_resume(tmp_path, corpus
 
 
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path, sentiment_dir, monkeypatch):
-    from textrnn import checkpoint
+    from textrnn.models import pretrained as checkpoint
 
     config = classifier_config(sentiment_dir, tmp_path / "run", "train.max_epochs=2", "train.eval_every=4")
     real = checkpoint.save_weights
@@ -213,7 +221,7 @@ def test_non_utf8_text_is_an_error_naming_the_offset(tmp_path):
         load_raw(str(bad))
     predict_input = tmp_path / "in.txt"
     predict_input.write_bytes(b"ok\n\xff\xfe bad\n")
-    from textrnn.prediction import read_texts
+    from textrnn.models.prediction import read_texts
 
     with pytest.raises(DataError, match="not UTF-8"):
         list(read_texts(str(predict_input)))
@@ -221,7 +229,7 @@ def test_non_utf8_text_is_an_error_naming_the_offset(tmp_path):
 
 def test_bom_crlf_and_nul_bytes(tmp_path):
     from textrnn import load_raw
-    from textrnn.prediction import read_texts
+    from textrnn.models.prediction import read_texts
 
     csv = tmp_path / "bom.csv"
     csv.write_bytes("\ufefftext,label\r\nhello,pos\r\nbye,neg\r\n".encode("utf-8"))
@@ -253,7 +261,7 @@ def test_empty_split(tmp_path):
         train(classifier_config(data, tmp_path / "run"))
     import datasets
 
-    from textrnn.data import split_dataset
+    from textrnn.data.loading import split_dataset
 
     empty = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": []})})
     with pytest.raises(DataError, match="'train' split is empty"):
@@ -320,12 +328,13 @@ def test_nothing_is_written_outside_output_dir(tmp_path, corpus_file):
     work = tmp_path / "work"
     work.mkdir()
     before = set(work.rglob("*"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "textrnn", "train-generator", "--config", str(ROOT / "configs" / "debug.yaml"),
-         f"data.dataset={corpus_file}", "train.output_dir=out/run", "train.max_steps=5"],
-        cwd=work, capture_output=True, text=True, timeout=300,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "XDG_CACHE"))}, "PYTHONPATH": str(ROOT),
-             "HF_HOME": str(work / "hf"), "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run([sys.executable, "-m", "textrnn", "train-generator", "--config",
+                           str(ROOT / "configs" / "debug.yaml"), f"data.dataset={corpus_file}",
+                           "train.output_dir=out/run", "train.max_steps=5"], cwd=work, capture_output=True, text=True,
+                          timeout=300, env={**{k: v for k, v in os.environ.items() if not k.startswith(("HF_",
+                                                                                                        "XDG_CACHE"))},
+                                            "PYTHONPATH": str(ROOT), "HF_HOME": str(work / "hf"),
+                                            "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr
     created = {p.relative_to(work).parts[:2] for p in set(work.rglob("*")) - before}
     assert created == {("out",), ("out", "run")}  # the datasets cache (HF_HOME, in view here) included

@@ -29,4 +29,5 @@ def test_tutorial_runs_and_prints_the_shapes_it_claims(tmp_path):
     assert lines[4] == "0.0"
     loss, label = lines[5].split()
     assert float(loss) < 0.2 and label == "positive"
-    assert {p.name for p in (tmp_path / "tutorial_model").iterdir()} == {"config.json", "model.safetensors", "tokenizer.json", "README.md"}
+    assert {p.name for p in (tmp_path / "tutorial_model").iterdir()} == {"config.json", "model.safetensors",
+                                                                         "tokenizer.json", "README.md"}

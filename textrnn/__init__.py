@@ -3,24 +3,36 @@
     from textrnn import RNNClassifier, RNNLanguageModel
     clf = RNNClassifier.from_pretrained("runs/sst2_bilstm")
     clf.predict(["a gripping, funny film"])
+
+The code is in layers, each a subpackage that imports only those below it::
+
+    core      errors, config, runtime, ranks            (imports nothing of textrnn)
+    data      tokenizers, datasets, labels, batching    (core)
+    models    encoder, models, generation, checkpoints  (core, data)
+    training  trainer, tasks, evaluation, run folders   (core, data, models)
+    serving   HTTP server, ONNX export                  (core, data, models)
+    cli       the `textrnn` command                     (everything)
+
+Everything a user needs is importable from here.
 """
 
-from .config import ExperimentConfig, RNNConfig, load_config
-from .batching import BucketBatchSampler, ClassificationLoader, LMStreamLoader, pad_batch
-from .data import load_raw
-from .encoder import RNNEncoder
-from .errors import CheckpointError, ConfigError, DataError, TextRNNError, TrainingError
-from .model import ClassifierEnsemble, RNNClassifier, RNNLanguageModel
-from .registry import TASKS, build_model, load_model
-from .tokenization import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, TextTokenizer, Vocab
-from .trainer import train
+from .core.config import ExperimentConfig, RNNConfig, load_config
+from .core.errors import CheckpointError, ConfigError, DataError, TextRNNError, TrainingError
+from .data.batching import BucketBatchSampler, ClassificationLoader, LMStreamLoader, pad_batch
+from .data.loading import load_raw
+from .data.tokenization import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, TextTokenizer, Vocab
+from .models.classifier import ClassifierEnsemble, RNNClassifier
+from .models.encoder import RNNEncoder
+from .models.language_model import RNNLanguageModel
+from .models.registry import MODELS, build_model, load_model
+from .training.registry import TASKS
+from .training.task import Task
+from .training.trainer import train
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BOS_ID", "EOS_ID", "PAD_ID", "SPECIAL_TOKENS", "UNK_ID",
-    "BucketBatchSampler", "CheckpointError", "ClassificationLoader", "ClassifierEnsemble", "ConfigError", "DataError",
-    "ExperimentConfig", "LMStreamLoader", "RNNClassifier", "RNNConfig", "RNNEncoder", "RNNLanguageModel",
-    "TASKS", "TextRNNError", "TextTokenizer", "TrainingError", "Vocab", "load_config", "load_model", "load_raw",
-    "build_model", "pad_batch", "train",
-]
+__all__ = ["BOS_ID", "EOS_ID", "PAD_ID", "SPECIAL_TOKENS", "UNK_ID", "BucketBatchSampler", "CheckpointError",
+           "ClassificationLoader", "ClassifierEnsemble", "ConfigError", "DataError", "ExperimentConfig",
+           "LMStreamLoader", "MODELS", "RNNClassifier", "RNNConfig", "RNNEncoder", "RNNLanguageModel", "TASKS", "Task",
+           "TextRNNError", "TextTokenizer", "TrainingError", "Vocab", "load_config", "load_model", "load_raw",
+           "build_model", "pad_batch", "train"]

@@ -1,6 +1,6 @@
 """The ``textrnn`` command: train-classifier, train-generator, generate, predict, evaluate, export, push, serve.
 
-Every user error ends as one line on stderr and exit status 2 (see :mod:`textrnn.errors`).
+Every user error ends as one line on stderr and exit status 2 (see :mod:`textrnn.core.errors`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Optional, Sequence
 
-from .errors import TextRNNError
+from .core.errors import TextRNNError
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="textrnn", description="RNN text classifiers and generators on PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    from .registry import TASKS
+    from .training.registry import TASKS
 
     for task, entry in TASKS.items():
         p = sub.add_parser(entry.command, help=f"train {entry.description} from a YAML config")
@@ -96,8 +96,9 @@ def _checkpoint_args(p: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from .config import load_config
-    from .trainer import resume_config, train
+    from .core.config import load_config
+    from .training.run_folder import resume_config
+    from .training.trainer import train
 
     if args.resume and not args.config:
         config = resume_config(args.resume, args.overrides)
@@ -107,14 +108,15 @@ def cmd_train(args) -> int:
         config = load_config(args.config, args.overrides, task=args.task)
     result = train(config, resume=args.resume, device=args.device)
     if result.interrupted:
-        from .registry import get_task
+        from .training.registry import get_task
 
         print(f"interrupted at step {result.step}; saved {result.output_dir / 'last'}; resume with: "
               f"textrnn {get_task(config.task).command} --resume {result.output_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if result.best_checkpoint is not None:  # the best checkpoint's figures, the last one's beside them
         print(json.dumps({"output_dir": str(result.output_dir), "stop_reason": result.stop_reason,
-                          "best_step": result.best_step, **_summary(result.metrics), "last": _summary(result.last_metrics)}))
+                          "best_step": result.best_step, **_summary(result.metrics),
+                          "last": _summary(result.last_metrics)}))
     return 0
 
 
@@ -124,12 +126,15 @@ def _summary(metrics: dict) -> dict:
 
 
 def _load(args, kind: Optional[str]):
-    from .registry import get_task, load_model
-    from .runtime import select_device
+    from .core.runtime import select_device
+    from .models.registry import load_model
+    from .training.registry import get_task
 
     model = load_model(args.checkpoint, map_location=select_device(args.device))
     if kind is not None and model.task != kind:
-        raise TextRNNError(f"{args.checkpoint} holds a {model.task} model; this command needs {get_task(kind).description}")
+        raise TextRNNError(
+            f"{args.checkpoint} holds a {model.task} model; this command needs {get_task(kind).description}"
+        )
     return model
 
 
@@ -140,7 +145,8 @@ def cmd_generate(args) -> int:
                    no_repeat_ngram_size=args.no_repeat_ngram_size, num_beams=args.num_beams, stop=args.stop)
     if args.num_samples == 1:  # settings are checked before the first token: the prompt goes out with it
         pieces = iter([args.prompt])
-        model.generate_text(args.prompt, args.max_new_tokens, on_token=lambda piece: _write(next(pieces, "") + piece[0]),
+        model.generate_text(args.prompt, args.max_new_tokens, on_token=lambda piece: _write(next(pieces,
+                                                                                                 "") + piece[0]),
                             **options)
         sys.stdout.write("\n")
         return 0
@@ -155,7 +161,15 @@ def _write(text: str) -> None:
 
 
 def cmd_predict(args) -> int:
-    from .prediction import PredictionWriter, count_lines, output_format, output_stream, predict_stream, progress, read_texts
+    from .models.prediction import (
+        PredictionWriter,
+        count_lines,
+        output_format,
+        output_stream,
+        predict_stream,
+        progress,
+        read_texts,
+    )
 
     if not args.texts and not args.input:
         raise TextRNNError("give texts to label, or --input FILE")
@@ -168,30 +182,32 @@ def cmd_predict(args) -> int:
         writer = PredictionWriter(handle, fmt, model.label_names)
         for i, result in enumerate(predict_stream(model, texts, args.batch_size, args.max_length)):
             if result.get("truncated_to_tokens"):
-                bar.write(f"note: text {i} was cut to its first {result['truncated_to_tokens']} tokens", file=sys.stderr)
+                bar.write(f"note: text {i} was cut to its first {result['truncated_to_tokens']} tokens",
+                          file=sys.stderr)
             writer.write(i, result)
             bar.update()
     return 0
 
 
 def cmd_serve(args) -> int:
-    from .serve import serve
+    from .serving.server import serve
 
-    print(f"serving {args.checkpoint} on http://{args.host}:{args.port} (page at /, API docs at /docs)", file=sys.stderr)
+    print(f"serving {args.checkpoint} on http://{args.host}:{args.port} (page at /, API docs at /docs)",
+          file=sys.stderr)
     serve(args.checkpoint, args.host, args.port, args.device, max_body_bytes=args.max_body_bytes,
           max_new_tokens=args.max_new_tokens, batch_window_ms=args.batch_window_ms)
     return 0
 
 
 def cmd_push(args) -> int:
-    from .checkpoint import push_folder
+    from .models.pretrained import push_folder
 
     print(json.dumps({"pushed": push_folder(args.checkpoint, args.repo_id, args.private)}))
     return 0
 
 
 def cmd_export(args) -> int:
-    from .export import export_onnx
+    from .serving.export import export_onnx
 
     path = export_onnx(args.checkpoint, args.output)
     print(json.dumps({"output": str(path), "format": args.format, "bytes": path.stat().st_size}))
@@ -199,11 +215,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluation import evaluate_checkpoint
+    from .training.evaluation import evaluate_checkpoint
 
     model = _load(args, None)
-    metrics = evaluate_checkpoint(model, args.checkpoint, args.dataset, args.split, args.text_column,
-                                  args.label_column, args.batch_size, args.config_name)
+    metrics = evaluate_checkpoint(model, args.checkpoint, args.dataset, args.split, args.text_column, args.label_column,
+                                  args.batch_size, args.config_name)
     print(json.dumps(metrics))
     return 0
 

@@ -1,0 +1,109 @@
+from pathlib import Path
+
+import pytest
+
+from textrnn import ConfigError, ExperimentConfig, RNNEncoder, load_config
+from textrnn.core.config import parse_overrides
+from textrnn.training.registry import check_experiment, get_task
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+def test_there_are_shipped_configs():
+    names = {p.name for p in CONFIGS}
+    assert {"sst2_bilstm.yaml", "imdb_bilstm.yaml", "char_shakespeare.yaml", "debug.yaml", "demo_char.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_opens_with_its_launch_command(path):
+    config = load_config(str(path))
+    assert isinstance(config, ExperimentConfig)
+    command = get_task(config.task).command
+    check_experiment(config)
+    first = path.read_text().splitlines()[0]
+    assert first == f"# Launch: textrnn {command} --config configs/{path.name}"
+    for key in ("dataset", "text_column"):
+        assert getattr(config.data, key)
+    assert config.train.output_dir and config.train.max_epochs >= 1
+
+
+def test_dotted_overrides_parse_yaml_values():
+    assert parse_overrides(["train.lr=1e-3", "model.bidirectional=true", "data.max_length=null", "a.b.c=x"]) == {
+        "train": {"lr": 0.001}, "model": {"bidirectional": True}, "data": {"max_length": None}, "a": {"b": {"c": "x"}}}
+    config = load_config(str(CONFIGS[0]), ["train.lr=0.5", "model.hidden_size=7"])
+    assert config.train.lr == 0.5 and config.model.hidden_size == 7
+
+
+@pytest.mark.parametrize("override,match", [
+    ("train.lrr=0.1", r"unknown config key 'train.lrr'; did you mean 'train.lr'\?"),
+    ("model.hiden_size=3", r"did you mean 'model.hidden_size'"),
+    ("trian.lr=0.1", r"did you mean 'train'"),
+    ("model.hidden_size=-1", "model.hidden_size must be a positive integer"),
+    ("model.dropout=1.0", r"model.dropout must be in \[0, 1\)"),
+    ("model.weight_dropout=-0.1", r"model.weight_dropout must be in \[0, 1\)"),
+    ("model.hidden_size=abc", "model.hidden_size must be an integer"),
+    ("data.batch_size=0", "data.batch_size must be a positive integer"),
+    ("model.cell=transformer", "model.cell must be one of lstm, gru, rnn"),
+    ("train.lr", "must look like key=value"),
+    ("tokenizer.min_freq=often", "tokenizer.min_freq must be an integer or auto, got 'often'"),
+    ("tokenizer.min_freq=0", "tokenizer.min_freq must be a positive integer or auto"),
+    ("train.min_steps=0", r"train.min_steps must be positive \(or null\)"),
+])
+def test_bad_keys_and_values_are_one_line_errors(override, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        load_config(None, [override])
+    assert "\n" not in str(info.value)
+
+
+def test_task_mismatch_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="use the other train command"):
+        load_config(str(Path(CONFIGS[0]).parent / "sst2_bilstm.yaml"), task="language_model")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(str(tmp_path / "nope.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(bad))
+
+
+@pytest.mark.parametrize("override,new", [("model.label_smoothing=0.1", "train.label_smoothing"),
+                                          ("model.lm_loss_weight=0.1", "train.lm_loss_weight"),
+                                          ("model.tie_projection=true", "model.tie_weights")])
+def test_keys_that_moved_name_their_new_place(override, new):
+    with pytest.raises(ConfigError, match=new) as info:
+        load_config(None, [override])
+    assert "\n" not in str(info.value)
+
+
+def test_the_experiment_config_is_not_changed_by_the_data(tmp_path):
+    import torch
+
+    from textrnn.core.distributed import Dist
+    from textrnn.data.loading import write_tiny_sentiment
+    from textrnn.training.classification_task import ClassificationTask
+
+    data = write_tiny_sentiment(tmp_path / "d")
+    config = load_config(None, [f"data.dataset={data}", "data.text_column=sentence", "train.lm_loss_weight=0.1"])
+    before = repr(config)
+    task = ClassificationTask(config, Dist(), torch.device("cpu"), tmp_path / "run")
+    model_config = task.model_config()
+    assert repr(config) == before  # a new model config was returned, nothing filled in place
+    assert model_config.vocab_size == task.tokenizer.vocab_size and model_config.label_names == ["neg", "pos"]
+    assert model_config.aux_lm_head and not config.model.aux_lm_head and config.model.vocab_size == 0
+
+
+def test_the_allowed_values_config_owns_are_the_ones_implemented():
+    from textrnn.core import config
+    from textrnn.data.labels import MULTI, SINGLE
+    from textrnn.models.encoder import MODES
+    from textrnn.models.modules import POOLINGS
+    from textrnn.training.reporting import SINKS
+
+    assert set(config.CELLS) == set(MODES)
+    assert set(config.POOLINGS) == set(POOLINGS)
+    assert set(config.PROBLEM_TYPES) == {SINGLE, MULTI}
+    assert set(config.REPORT_TO) == set(SINKS)
+    for strategy in config.STRATEGIES:  # each builds an encoder; anything else is refused
+        RNNEncoder(4, 4, strategy=strategy)
+    with pytest.raises(ValueError, match="strategy"):
+        RNNEncoder(4, 4, strategy="sideways")

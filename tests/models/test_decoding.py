@@ -1,0 +1,118 @@
+"""Generation controls on a tiny trained char model: beam search, repetition control, stop strings, min length."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from textrnn import TextRNNError, load_config, load_model
+from textrnn.models.decoding import Controls, History, StopText, apply_controls, beam_search
+from textrnn.models.generation import prompt_ids
+from textrnn.training.trainer import train
+
+from ..conftest import CORPUS
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lm")
+    corpus = tmp / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    config = load_config(None, [f"data.dataset={corpus}", f"train.output_dir={tmp / 'run'}", "tokenizer.kind=char",
+                                "data.batch_size=8", "data.seq_len=32", "model.embedding_dim=16",
+                                "model.hidden_size=48", "train.max_steps=150", "train.max_epochs=100", "train.lr=0.01",
+                                "train.progress=false"], task="language_model")
+    train(config)
+    return load_model(tmp / "run")
+
+
+def repeated_share(text: str, n: int = 4) -> float:
+    grams = [text[i : i + n] for i in range(len(text) - n + 1)]
+    return 1 - len(set(grams)) / len(grams)
+
+
+def test_beam_search_with_one_beam_is_greedy(model):
+    ids = prompt_ids(model.tokenizer, "All:")
+    greedy = model.generate(ids, 60, temperature=0)[0].tolist()
+    with torch.inference_mode():
+        stepper, logits = model.start_generation(ids, 1)
+        assert beam_search(stepper, logits, ids.tolist(), 60, Controls(num_beams=1), 1, ()) == [greedy]
+
+
+def test_beam_search_finds_a_likelier_sequence_than_greedy(model):
+    ids = prompt_ids(model.tokenizer, "First")
+
+    def log_likelihood(tokens: list) -> float:
+        full = torch.cat([ids, torch.tensor(tokens)])[None, :]
+        with torch.no_grad():
+            logits, _, _ = model.eval()(full)
+        logp = torch.log_softmax(logits[0, len(ids) - 1 : -1].float(), -1)
+        return float(logp[torch.arange(len(tokens)), torch.tensor(tokens)].sum())
+
+    greedy = model.generate(ids, 30, temperature=0)[0].tolist()
+    beams = model.generate(ids, 30, num_beams=5)[0].tolist()
+    assert log_likelihood(beams) >= log_likelihood(greedy) - 1e-4
+    assert model.generate(ids, 30, num_beams=4, num_samples=2).shape[0] == 2
+
+
+def test_repetition_controls_break_a_loop(model):
+    plain = model.generate_text("All:", 300, temperature=0)[0]
+    assert repeated_share(plain) > 0.5  # the planted loop: greedy decoding repeats the corpus' lines
+    penalized = model.generate_text("All:", 300, temperature=0, repetition_penalty=1.8)[0]
+    blocked = model.generate_text("All:", 300, temperature=0, no_repeat_ngram_size=4)[0]
+    assert repeated_share(penalized) < repeated_share(plain)
+    assert repeated_share(blocked, 4) == 0.0  # no 4-gram of the output occurs twice
+    assert len(blocked) == 300
+
+
+def test_stop_strings_cut_exactly_and_stream_the_same_text(model):
+    full = model.generate_text("First", 200, temperature=0.8, seed=3)[0]
+    stop = full[40:43]  # a 3-character string the sample is known to contain
+    cut = full[: full.index(stop)]
+    pieces = []
+    text = model.generate_text(
+        "First", 200, temperature=0.8, seed=3, stop=[stop], on_token=lambda p: pieces.append(p[0])
+    )[0]
+    assert text == cut and "".join(pieces) == cut  # same seed, same text, ended before the stop string
+    later = model.generate_text(
+        "First", 200, temperature=0.8, seed=3, stop=[stop], min_new_tokens=full.index(stop) + 1
+    )[0]
+    assert later.startswith(cut + stop) and len(later) > len(cut)
+
+
+def test_same_seed_same_text_with_every_control(model):
+    options = dict(temperature=0.9, top_k=20, seed=7, repetition_penalty=1.3, no_repeat_ngram_size=5, min_new_tokens=10)
+    assert model.generate_text("All", 120, **options) == model.generate_text("All", 120, **options)
+
+
+def test_stop_text_holds_back_a_possible_stop_string():
+    cut = StopText(["END"])
+    assert cut.feed("abc E") == "abc "  # "E" may start "END"
+    assert cut.feed("N") == ""
+    assert cut.feed("X") == "ENX"  # it did not
+    assert cut.feed(" more END tail") == " more " and cut.done and cut.text == "abc ENX more "
+
+
+def test_history_bans_exactly_the_tokens_that_repeat_an_ngram():
+    history = History([1, 2, 3, 1, 2], rows=1, ngram=3)
+    assert sorted(history.banned(0)) == [3]  # "1 2" was followed by 3
+    logits = apply_controls(torch.zeros(1, 6), history, Controls(no_repeat_ngram_size=3), 0, ())
+    assert torch.isinf(logits[0, 3]) and torch.isfinite(logits[0, [0, 1, 2, 4, 5]]).all()
+    penalized = apply_controls(torch.tensor([[2.0, -2.0, 2.0, 0.0, 2.0, 2.0]]), history,
+                               Controls(repetition_penalty=2.0), 0, ())
+    assert penalized.tolist() == [[2.0, -4.0, 1.0, 0.0, 2.0, 2.0]]  # seen 1, 2, 3: -2 * 2, 2 / 2, 0; unseen kept
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        (dict(repetition_penalty=0), "repetition_penalty must be > 0"),
+        (dict(no_repeat_ngram_size=-1), "no_repeat_ngram_size must be >= 0"),
+        (dict(min_new_tokens=500), r"min_new_tokens must be in \[0, max_new_tokens=20\]"),
+        (dict(num_beams=0), "num_beams must be at least 1"),
+        (dict(num_beams=2, num_samples=3), "cannot exceed num_beams"),
+    ],
+)
+def test_bad_controls_are_one_line_errors(model, options, match):
+    with pytest.raises(TextRNNError, match=match):
+        model.generate_text("All", 20, **options)

@@ -1,0 +1,96 @@
+"""Batch prediction: streamed input, input order kept, bounded lookahead, jsonl/csv output, progress on stderr."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from textrnn import RNNConfig, TextTokenizer
+from textrnn.models.classifier import _Classifier
+from textrnn.models.prediction import predict_stream, read_texts
+
+from ..conftest import run_cli
+
+WORDS = "the a film was good bad great dull plot acting long short funny sad".split()
+
+
+@pytest.fixture(scope="module")
+def model():
+    tokenizer = TextTokenizer.train([" ".join(WORDS)] * 3, "word")
+    config = RNNConfig(vocab_size=len(tokenizer), embedding_dim=8, hidden_size=8, bidirectional=True, pooling="mean",
+                       num_labels=2, label_names=["neg", "pos"])
+    return _Classifier.build(config, tokenizer)
+
+
+def texts(n: int) -> list[str]:
+    return [" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(1 + (i * 37) % 29)) for i in range(n)]
+
+
+def test_results_come_back_in_input_order_across_chunks(model):
+    rows = texts(50)
+    one_by_one = [model.predict([text])[0] for text in rows]
+    streamed = list(predict_stream(model, rows, batch_size=4, chunk_size=7))
+    assert [r["label"] for r in streamed] == [r["label"] for r in one_by_one]
+    for got, want in zip(streamed, one_by_one):
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+
+
+def test_input_is_read_lazily_a_chunk_at_a_time(model):
+    pulled = []
+
+    def source():
+        for i, text in enumerate(texts(10_000)):
+            pulled.append(i)
+            yield text
+
+    results = predict_stream(model, source(), batch_size=8, chunk_size=64)
+    first = [next(results) for _ in range(3)]
+    assert len(first) == 3 and len(pulled) == 64  # one chunk in memory, not the file
+
+
+def test_file_reader_is_a_stream(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_text("".join(f"text {i}\n" for i in range(100_000)), encoding="utf-8")
+    reader = read_texts(str(path))
+    assert next(reader) == "text 0" and next(reader) == "text 1"  # no list of 100k lines was built first
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text('{"title": "A", "body": "b"}\n\n{"title": "C", "body": null}\n', encoding="utf-8")
+    assert list(read_texts(str(jsonl), ["title", "body"], " | ")) == ["A | b", "C | "]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(model, tmp_path_factory):
+    return model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "model")
+
+
+def test_cli_writes_jsonl_and_csv_in_order_with_a_progress_bar(checkpoint, tmp_path, model):
+    rows = texts(300)
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    proc = run_cli("predict", "--checkpoint", str(checkpoint), "--input", str(source), "--batch-size", "16")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["index"] for r in lines] == list(range(300))
+    assert [r["label"] for r in lines] == [r["label"] for r in model.predict(rows)]
+    assert "predict" in proc.stderr and "300/300" in proc.stderr  # tqdm's bar on stderr
+    out = tmp_path / "out.csv"
+    proc = run_cli("predict", "--checkpoint", str(checkpoint), "--input", str(source), "--output", str(out), "--quiet")
+    assert proc.returncode == 0 and proc.stderr == "" and proc.stdout == ""
+    table = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["index"] for r in table] == [str(i) for i in range(300)]
+    assert [r["label"] for r in table] == [r["label"] for r in lines]
+    assert float(table[5]["p_pos"]) == pytest.approx(lines[5]["probabilities"]["pos"], abs=1e-5)
+    assert not (tmp_path / "out.csv.partial").exists()
+
+
+def test_cli_output_errors_are_one_line(checkpoint, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("good film\n", encoding="utf-8")
+    for args, message in ((["--output", str(tmp_path / "no" / "out.jsonl")], "output folder"),
+                          (["--format", "xml"], "invalid choice")):
+        proc = run_cli("predict", "--checkpoint", str(checkpoint), "--input", str(source), *args)
+        assert (
+            proc.returncode == 2 and message in proc.stderr.strip().splitlines()[-1] and "Traceback" not in proc.stderr
+        )

@@ -1,0 +1,80 @@
+"""The composed models: classifier, ensemble, language model; save -> load."""
+
+
+import pytest
+import torch
+
+from textrnn import (
+    CheckpointError,
+    RNNClassifier,
+    RNNLanguageModel,
+    TextTokenizer,
+)
+
+from ..helpers import TEXT, classifier, language_model
+
+
+@pytest.fixture
+def char_tok():
+    return TextTokenizer.train([TEXT], "char")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_save_load_gives_identical_logits(char_tok, tmp_path, cell):
+    model = classifier(char_tok, cell=cell, bidirectional=True, pooling="attention")
+    model.save_pretrained(tmp_path / "ckpt")
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"config.json", "model.safetensors", "tokenizer.json",
+                                                               "README.md"}
+    again = RNNClassifier.from_pretrained(tmp_path / "ckpt", map_location="cpu")
+    ids, lengths = torch.tensor([[4, 5, 6], [7, 8, 0]]), torch.tensor([3, 2])
+    torch.testing.assert_close(again(ids, lengths)[0], model(ids, lengths)[0], rtol=0, atol=0)
+    assert again.label_names == ["a", "b", "c"]
+
+
+def test_loading_the_other_task_is_a_one_line_error(char_tok, tmp_path):
+    language_model(char_tok).save_pretrained(tmp_path / "lm")
+    with pytest.raises(CheckpointError, match="holds a language_model model.*textrnn.load_model"):
+        RNNClassifier.from_pretrained(tmp_path / "lm")
+
+
+def test_saves_weights_that_share_one_flat_buffer(char_tok, tmp_path):
+    """On CUDA every RNN weight is a view into one flat buffer; saving must still work."""
+    model = language_model(char_tok, tie_weights=True)
+    params = list(model.backbone.encoder.parameters())
+    flat = torch.cat([p.detach().flatten() for p in params])
+    offset = 0
+    for p in params:
+        p.data = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+    model.save_pretrained(tmp_path / "flat")
+    again = RNNLanguageModel.from_pretrained(tmp_path / "flat")
+    ids = torch.tensor([char_tok.encode("the fox")])
+    torch.testing.assert_close(again(ids)[0], model(ids)[0], rtol=0, atol=0)
+
+
+def test_push_to_hub_uploads_the_checkpoint_folder(char_tok, monkeypatch):
+    import huggingface_hub
+
+    uploaded = {}
+
+    class FakeApi:  # the Hub cannot be reached here: the upload call is the only stand-in
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, private=False, exist_ok=False):
+            uploaded["repo"] = repo_id
+
+        def upload_folder(self, folder_path, repo_id, commit_message, allow_patterns):
+            from pathlib import Path
+
+            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir() if p.name in allow_patterns)
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    classifier(char_tok).push_to_hub("someone/tiny")
+    assert uploaded == {"repo": "someone/tiny", "files": ["README.md", "config.json", "model.safetensors",
+                                                          "tokenizer.json"]}
+
+
+def test_hub_id_that_cannot_be_fetched_is_a_one_line_error(monkeypatch):
+    with pytest.raises(CheckpointError, match="not fetched from the Hub: nobody/nothing"):
+        RNNClassifier.from_pretrained("nobody/nothing")

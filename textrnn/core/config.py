@@ -1,0 +1,373 @@
+"""Typed configuration: the model config that drives a model, and the experiment config of a run.
+
+One dataclass, :class:`RNNConfig`, drives both models and is what ``config.json`` holds.
+Training runs are described by :class:`ExperimentConfig` (sections ``data``, ``tokenizer``,
+``model``, ``train``), filled from YAML and from dotted ``key=value`` overrides. Field names
+are PyTorch's (``embedding_dim``, ``hidden_size``, ``num_layers``, ``bidirectional``) from
+YAML key to constructor argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import yaml
+
+from .errors import ConfigError, require
+
+FORMAT_VERSION = 3  # of config.json; textrnn.models.migrations upgrades older folders on load
+
+# The allowed values of the choice keys live here, with the keys; the modules that implement
+# them import these lists (and tests check that each implements exactly these).
+CELLS = ("lstm", "gru", "rnn")  # model.cell (rnn is tanh)
+STRATEGIES = ("auto", "packed", "padded")  # model.strategy (see textrnn.models.encoder)
+POOLINGS = ("last", "mean", "max", "attention")  # model.pooling (see textrnn.models.modules)
+PROBLEM_TYPES = ("single_label", "multi_label")  # model.problem_type (see textrnn.data.labels)
+REPORT_TO = ("tensorboard",)  # train.report_to (see textrnn.training.reporting)
+
+
+@dataclass
+class RNNConfig:
+    """Architecture of a classifier or language model; saved as ``config.json``.
+
+    Only what builds the network and reads its outputs lives here (transformers' rule for a
+    model config). Loss options are training settings (``train.label_smoothing``,
+    ``train.lm_loss_weight``, ``train.class_weights``), and the values that come from the data
+    (``vocab_size``, ``label_names``, ``problem_type``, ``pad_id``, ``tokenizer_kind``,
+    ``text_fields``) are filled in by the task, which returns a new config.
+    """
+
+    task: str = "classification"  # which registry entry builds it (see textrnn.training.registry)
+    vocab_size: int = 0
+    embedding_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 1
+    cell: str = "lstm"  # lstm | gru | rnn
+    bidirectional: bool = False
+    dropout: float = 0.0  # between stacked RNN layers
+    embedding_dropout: float = 0.0  # on the embeddings (same mask at every step of a sequence)
+    word_dropout: float = 0.0  # training: each token becomes <unk> with this probability
+    weight_dropout: float = 0.0  # training: DropConnect on the hidden-to-hidden weights (AWD-LSTM)
+    output_dropout: float = 0.0  # before the output layer
+    strategy: str = "auto"  # auto | packed | padded (see textrnn.models.encoder)
+    pooling: str = "last"  # classifier: last | mean | max | attention
+    num_labels: int = 2
+    ensemble_size: int = 1  # classifier: K independently initialized members, probabilities averaged
+    aux_lm_head: bool = False  # classifier: a projection for the auxiliary LM loss (set when train.lm_loss_weight > 0)
+    label_names: Optional[list] = None
+    problem_type: str = "single_label"  # classifier: single_label (softmax) | multi_label (sigmoid per label)
+    thresholds: Optional[list] = None  # multi_label: decision threshold per label (None: 0.5), tuned on validation
+    text_fields: Optional[list] = None  # classifier: the text columns it reads, joined by field_separator
+    field_separator: str = " | "
+    pretrained_vectors: Optional[str] = None  # word vectors to start the embedding from (see textrnn.models.vectors)
+    freeze_embedding: Any = field(default=False, metadata={"or_int": True})  # true, false, or N: frozen for N epochs
+    # classifier: a language model run or checkpoint to copy (see textrnn.models.transfer)
+    init_from: Optional[str] = None
+    init_from_backward: Optional[str] = None  # classifier: a right-to-left language model for the backward direction
+    tie_weights: bool = False  # language model: share embedding and output weights (projected when sizes differ)
+    reverse: bool = False  # language model: reads text right to left (a backward LM for model.init_from_backward)
+    pad_id: int = 0
+    tokenizer_kind: str = "char"
+    format_version: int = FORMAT_VERSION
+
+    def validate(self) -> "RNNConfig":
+        """Raise ConfigError with a one-line fix for any value that cannot build a model.
+
+        Task-specific rules (a language model is unidirectional, ...) are the model class's
+        ``check_config``.
+        """
+        for name in ("embedding_dim", "hidden_size", "num_layers", "ensemble_size"):
+            require(getattr(self, name) >= 1, f"model.{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("dropout", "embedding_dropout", "word_dropout", "weight_dropout", "output_dropout"):
+            value = getattr(self, name)
+            require(0.0 <= value < 1.0, f"model.{name} must be in [0, 1), got {value}")
+        for name, allowed in (("cell", CELLS), ("strategy", STRATEGIES), ("pooling", POOLINGS),
+                              ("problem_type", PROBLEM_TYPES)):
+            value = getattr(self, name)
+            require(value in allowed, f"model.{name} must be one of {', '.join(allowed)}, got {value!r}")
+        for t in self.thresholds or []:
+            require(0 < t < 1, f"model thresholds must be in (0, 1), got {t}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RNNConfig":
+        return build_dataclass(cls, data, "config")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "textrnn:python_docs"  # Hub name, local path, or the built-in corpus
+    config_name: Optional[str] = None  # the Hub dataset's configuration, e.g. simplified for go_emotions
+    text_column: str = field(default="text", metadata={"or_list": True})  # or a list: [title, body]
+    field_separator: str = " | "  # between the fields of a list text_column
+    label_column: Optional[str] = "label"  # ClassLabel/int/str/bool, or a list column (multi-label)
+    label_columns: Optional[list] = None  # multi-label from several 0/1 columns (instead of label_column)
+    train_split: str = "train"
+    validation_split: Optional[str] = None  # None: 'validation' if present, else cut from train
+    validation_fraction: float = 0.1
+    max_length: Optional[int] = None  # classification: keep the first max_length tokens
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    bucket_size: int = 100  # batches per length-sorted chunk
+    seq_len: int = 128  # language model: truncated-backprop window
+    separator: Optional[str] = None  # language model: text between rows (None: auto)
+    # language model: more training text; each a path/Hub name or {dataset, split, text_column}
+    unlabeled: Optional[list] = None
+
+
+@dataclass
+class TokenizerConfig:
+    kind: str = "word"  # char | word | bpe
+    lowercase: bool = False
+    min_freq: Any = field(default=1, metadata={"or_auto": True})  # or auto: scaled to the training corpus (see tasks)
+    max_size: Optional[int] = None
+    vocab_size: int = 8000  # bpe target
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/default"
+    seed: int = 0
+    max_epochs: int = 10
+    max_steps: Optional[int] = None
+    min_steps: Optional[int] = None  # at least this many updates: a small dataset gets more epochs than max_epochs
+    max_minutes: Optional[float] = None  # wall-clock budget: stop cleanly, evaluate, save
+    schedule_by_time: bool = False  # decay the learning rate over max_minutes too (not bit-reproducible)
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.0  # classifier: cross-entropy against (1 - s) one-hot + s uniform
+    lm_loss_weight: float = 0.0  # classifier: weight of an auxiliary language-model loss on the encoder
+    # classifier: "balanced" or one weight per label (multi-label: positive weights)
+    class_weights: Optional[Any] = None
+    threshold: Optional[float] = None  # multi-label: fixed decision threshold in (0, 1); None tunes it on validation
+    threshold_per_label: bool = False  # multi-label: tune one threshold per label instead of one for all
+    layer_lr_decay: float = 1.0  # > 1: each layer group below the top trains this many times slower (ULMFiT: 2.6)
+    unfreeze: Any = None  # null | gradual | [epoch each layer group starts training, from the top]
+    ema_decay: float = 0.0  # > 0: evaluate and save an exponential moving average of the weights
+    eval_every: int = 500  # steps; 0 means only at the end of each epoch
+    patience: Optional[int] = 5  # evaluations without improvement before stopping (null: never stop early)
+    keep_checkpoints: int = 2  # step checkpoints kept besides the best
+    save_every_minutes: Optional[float] = 10.0  # also save (without evaluating) this often: a crash loses at most this
+    resume: Optional[str] = None  # auto: continue from output_dir/last when there is one, else start fresh
+    on_divergence: str = "rollback"  # rollback (to the last checkpoint, lower lr) | stop
+    divergence_factor: float = 10.0  # a batch loss above this times max(running mean, 0.5) has diverged
+    max_rollbacks: int = 3
+    rollback_lr_factor: float = 0.5  # the learning rate is multiplied by this at each rollback
+    device: str = "auto"  # auto | cpu | cuda | mps | cuda:N
+    bf16: bool = False  # bf16 autocast on CUDA
+    skip_nonfinite: bool = False  # skip a batch whose loss is NaN/inf instead of stopping
+    eval_on_interrupt: bool = True
+    num_threads: Optional[int] = None
+    progress: bool = True
+    # more places for metrics: [tensorboard] (the textrnn[tensorboard] extra)
+    report_to: list = field(default_factory=list)
+
+
+@dataclass
+class ExperimentConfig:
+    task: str = "classification"
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: RNNConfig = field(default_factory=RNNConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    # classifier: train a language model on the data first (see textrnn.training.pretraining)
+    pretrain: Optional[dict] = None
+
+    def validate(self) -> "ExperimentConfig":
+        """Generic checks; the task's own (``registry.check_experiment``) run when training starts."""
+        self.model.validate()
+        d, t = self.data, self.train
+        for name, value in (("data.batch_size", d.batch_size), ("data.eval_batch_size", d.eval_batch_size),
+                            ("data.seq_len", d.seq_len), ("data.bucket_size", d.bucket_size),
+                            ("train.max_epochs", t.max_epochs)):
+            require(value >= 1, f"{name} must be a positive integer, got {value}")
+        fraction = d.validation_fraction
+        require(0.0 < fraction < 1.0, f"data.validation_fraction must be in (0, 1), got {fraction}")
+        require(d.max_length is None or d.max_length >= 1, f"data.max_length must be positive, got {d.max_length}")
+        require(t.lr > 0, f"train.lr must be positive, got {t.lr}")
+        require(t.max_minutes is None or t.max_minutes > 0, f"train.max_minutes must be positive, got {t.max_minutes}")
+        require(t.max_steps is None or t.max_steps >= 1, f"train.max_steps must be positive, got {t.max_steps}")
+        require(t.min_steps is None or t.min_steps >= 1,
+                f"train.min_steps must be positive (or null), got {t.min_steps}")
+        require(self.tokenizer.min_freq == "auto" or self.tokenizer.min_freq >= 1,
+                f"tokenizer.min_freq must be a positive integer or auto, got {self.tokenizer.min_freq!r}")
+        require(t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}")
+        require(0.0 <= t.label_smoothing < 1.0, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
+        require(t.lm_loss_weight >= 0, f"train.lm_loss_weight must be >= 0, got {t.lm_loss_weight}")
+        require(t.threshold is None or 0 < t.threshold < 1, f"train.threshold must be in (0, 1), got {t.threshold}")
+        require(t.resume in (None, "auto"), f"train.resume must be auto or null, got {t.resume!r}")
+        require(t.on_divergence in ("rollback", "stop"),
+                f"train.on_divergence must be rollback or stop, got {t.on_divergence!r}")
+        require(t.divergence_factor > 1, f"train.divergence_factor must be > 1, got {t.divergence_factor}")
+        require(0 < t.rollback_lr_factor <= 1,
+                f"train.rollback_lr_factor must be in (0, 1], got {t.rollback_lr_factor}")
+        require(t.save_every_minutes is None or t.save_every_minutes > 0,
+                f"train.save_every_minutes must be positive (or null for never), got {t.save_every_minutes}")
+        require(t.patience is None or t.patience >= 1,
+                f"train.patience must be a positive integer or null, got {t.patience}")
+        _check_class_weights(t.class_weights)
+        require(t.layer_lr_decay > 0, f"train.layer_lr_decay must be positive (1 means off), got {t.layer_lr_decay}")
+        ok = t.unfreeze in (None, "gradual") or (
+            isinstance(t.unfreeze, list)
+            and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in t.unfreeze)
+        )
+        require(
+            ok,
+            f"train.unfreeze must be null, gradual or a list of epochs (one per layer group, from the top); "
+            f"got {t.unfreeze!r}",
+        )
+        require(isinstance(t.report_to, list),
+                f"train.report_to must be a list, e.g. [tensorboard]; got {t.report_to!r}")
+        bad = [name for name in t.report_to if name not in REPORT_TO]
+        require(not bad, f"train.report_to takes {', '.join(REPORT_TO)}; got {bad}")
+        require(self.tokenizer.kind in ("char", "word", "bpe"),
+                f"tokenizer.kind must be char, word or bpe, got {self.tokenizer.kind!r}")
+        return self
+
+    def model_config(self) -> RNNConfig:
+        """The model section with this experiment's task, as a new config (nothing is changed in place)."""
+        return dataclasses.replace(self.model, task=self.task)
+
+
+def _check_class_weights(weights: Any) -> None:
+    if weights is None or weights == "balanced":
+        return
+    ok = isinstance(weights, list) and weights and all(isinstance(w, (int, float)) and w > 0 for w in weights)
+    require(bool(ok),
+            f"train.class_weights must be 'balanced' or a list of positive numbers, one per label; got {weights!r}")
+
+
+def _field_types(cls) -> dict[str, Any]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def build_dataclass(cls, data: Any, where: str):
+    """Build dataclass ``cls`` from a mapping; unknown keys suggest the nearest valid one."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
+    fields = _field_types(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean '{where}.{close[0]}'?" if close else f"; valid keys: {', '.join(fields)}"
+            raise ConfigError(f"unknown config key '{where}.{key}'{hint}".replace("'config.", "'"))
+        default = fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = build_dataclass(type(default), value, f"{where}.{key}")
+        else:
+            meta = fields[key].metadata
+            or_list = meta.get("or_list") and isinstance(value, list) and all(isinstance(v, str) for v in value)
+            as_is = (
+                or_list
+                or (meta.get("or_auto") and value == "auto")
+                or (meta.get("or_int") and isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+            )
+            require(not meta.get("or_auto") or as_is or isinstance(value, int),
+                    f"{where}.{key} must be an integer or auto, got {value!r}".removeprefix("config."))
+            kwargs[key] = value if as_is else _coerce(value, fields[key].default, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """Check a YAML value against the type of its default (ints become floats where floats go)."""
+    where = where.removeprefix("config.")
+    if default is None or value is None or isinstance(default, list):
+        return value
+    if isinstance(default, bool):
+        require(isinstance(value, bool), f"{where} must be true or false, got {value!r}")
+    elif isinstance(default, int):
+        require(isinstance(value, int) and not isinstance(value, bool), f"{where} must be an integer, got {value!r}")
+    elif isinstance(default, float):
+        require(isinstance(value, (int, float)) and not isinstance(value, bool),
+                f"{where} must be a number, got {value!r}")
+        return float(value)
+    elif isinstance(default, str):
+        require(isinstance(value, str), f"{where} must be a string, got {value!r}")
+    return value
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["train.lr=1e-3", "model.bidirectional=true"]`` -> nested dict (values parsed as YAML)."""
+    tree: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value, e.g. train.lr=0.001")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else None
+        if isinstance(value, str) and _looks_numeric(raw):
+            value = float(raw)  # YAML 1.1 reads '1e-3' as a string
+        node = tree
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} sets a key inside a value")
+        node[parts[-1]] = value
+    return tree
+
+
+def _looks_numeric(raw: str) -> bool:
+    try:
+        float(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(path: Optional[str], overrides: Optional[list] = None, task: Optional[str] = None) -> ExperimentConfig:
+    """Read a YAML config (every key optional: files change only defaults) plus overrides."""
+    data: dict = {}
+    if path is not None:
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file not found: {path}; pass --config with an existing YAML file")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = merge(data, parse_overrides(overrides or []))
+    check_moved_keys(data)
+    if task is not None:
+        if data.get("task", task) != task:
+            raise ConfigError(
+                f"config task is {data['task']!r} but this command trains a {task!r} model; use the other train command"
+            )
+        data["task"] = task
+    return build_dataclass(ExperimentConfig, data, "config").validate()
+
+
+def config_to_dict(config: ExperimentConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+MOVED_KEYS = {"model.label_smoothing": "train.label_smoothing", "model.lm_loss_weight": "train.lm_loss_weight"}
+
+
+def check_moved_keys(data: dict) -> None:
+    """Keys that earlier releases read elsewhere: a one-line error that names the new key."""
+    for old, new in MOVED_KEYS.items():
+        section, key = old.split(".")
+        if isinstance(data.get(section), dict) and key in data[section]:
+            raise ConfigError(f"{old} is a training option now (the model config holds the architecture): use {new}")
+    if isinstance(data.get("model"), dict) and "tie_projection" in data["model"]:
+        raise ConfigError(
+            "model.tie_projection is gone: model.tie_weights adds the projection when sizes differ; drop the key"
+        )

@@ -1,0 +1,3 @@
+"""Text to batches: tokenizers, datasets and splits, labels, classification encoding, LM token streams, batching.
+
+Imports textrnn.core only."""

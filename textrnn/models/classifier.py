@@ -1,0 +1,196 @@
+"""The classifiers: :class:`RNNClassifier` and :class:`ClassifierEnsemble`, single- or multi-label.
+
+Each is built by composition from :mod:`textrnn.models.modules` and driven by one
+:class:`~textrnn.core.config.RNNConfig`; each saves to and loads from a self-contained folder
+(:mod:`textrnn.models.pretrained`). ``forward`` returns the loss alongside the logits when
+labels are given (nanoGPT's convention); loss options are arguments, passed by the task in
+training only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..core.config import RNNConfig
+from ..core.errors import ConfigError, require
+from ..data.tokenization import TextTokenizer
+from .base import _TextModel, build_backbone
+from .modules import POOLINGS, AuxiliaryLMHead
+
+
+# ---------------------------------------------------------------------------- classifiers
+class _Classifier(_TextModel):
+    """Shared by the single classifier and the ensemble: label names, predict, build."""
+
+    task = "classification"
+    is_classifier = True
+    pipeline_tag = "text-classification"
+    train_command = "train-classifier"
+
+    @classmethod
+    def check_config(cls, config: RNNConfig) -> None:
+        """Classifier rules on top of ``RNNConfig.validate`` (the auxiliary LM head reads the top layer)."""
+        require(not config.reverse, "model.reverse makes a right-to-left language model: drop it here (a "
+                "bidirectional classifier reads both ways; model.init_from_backward takes a reversed LM)")
+        require(not config.aux_lm_head or not (config.bidirectional and config.num_layers > 1),
+                "train.lm_loss_weight needs model.num_layers=1 when bidirectional (upper layers see the word each "
+                "direction predicts): set model.num_layers=1 or train.lm_loss_weight=0")
+
+    @classmethod
+    def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> "_Classifier":
+        """The model a config describes: an ensemble when ``ensemble_size > 1``."""
+        return (ClassifierEnsemble if config.ensemble_size > 1 else RNNClassifier)(config, tokenizer)
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.config.label_names or [str(i) for i in range(self.config.num_labels)])
+
+    @property
+    def multi_label(self) -> bool:
+        return self.config.problem_type == "multi_label"
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """(B, C) logits -> probabilities: a softmax over labels, or one sigmoid per label (multi-label)."""
+        return torch.sigmoid(logits.float()) if self.multi_label else torch.softmax(logits.float(), dim=-1)
+
+    def thresholds(self) -> list[float]:
+        return list(self.config.thresholds or [0.5] * self.config.num_labels)
+
+    def predict(self, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None) -> list[dict]:
+        """Label names and probabilities for ``texts``, through the saved tokenizer.
+
+        Returns one ``{"label": name, "probabilities": {name: p}}`` per text; a multi-label
+        model gives ``{"labels": [names at or over their thresholds], "probabilities": ...}``.
+        A text of several fields is one string joined by ``config.field_separator``. Texts
+        longer than ``max_length`` tokens (default 10,000) keep their first ``max_length``
+        tokens and say so with ``"truncated_to_tokens": max_length``. Texts are batched by
+        length (:func:`textrnn.models.prediction.predict_stream`, which streams a file of any size).
+        """
+        from .prediction import predict_stream
+
+        return list(predict_stream(self, texts, batch_size, max_length))
+
+    def result_of(self, row: list) -> dict:
+        """One text's probabilities (C,) -> its label (or labels at their thresholds) and named probabilities."""
+        names = self.label_names
+        if self.multi_label:
+            chosen = [name for name, p, t in zip(names, row, self.thresholds()) if p >= t]
+            return {"labels": chosen, "probabilities": dict(zip(names, row))}
+        best = max(range(len(row)), key=row.__getitem__)
+        return {"label": names[best], "probabilities": dict(zip(names, row))}
+
+
+def classification_loss(logits: Tensor, labels: Tensor, multi_label: bool, label_smoothing: float = 0.0,
+                        class_weights: Optional[Tensor] = None) -> Tensor:
+    """Cross-entropy over labels, or binary cross-entropy per label for multi-label targets (B, C).
+
+    ``class_weights`` weight each label's examples (single-label) or each label's positives
+    (multi-label, ``pos_weight``); label smoothing moves a multi-label target ``y`` to
+    ``y (1 - s) + s / 2``.
+    """
+    logits, labels = logits.float(), labels.to(logits.device)
+    weights = class_weights.to(logits.device) if class_weights is not None else None
+    if multi_label:
+        targets = labels.float() * (1 - label_smoothing) + 0.5 * label_smoothing
+        return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=weights)
+    return F.cross_entropy(logits, labels, weight=weights, label_smoothing=label_smoothing)
+
+
+class RNNClassifier(_Classifier):
+    """Text classifier: backbone -> pooling -> dropout -> linear head.
+
+    ``forward(input_ids (B, T), lengths (B,), labels = None, label_smoothing=0, lm_loss_weight=0,
+    class_weights=None) -> (logits (B, C), loss)``; ``loss`` is None without labels. Labels are
+    ids (B,), or 0/1 rows (B, C) when ``config.problem_type`` is ``multi_label`` (one sigmoid
+    per label, binary cross-entropy; see :func:`classification_loss`).
+
+    Pooling over the encoder outputs (B, T, D*H), padding excluded, is one of
+    :data:`textrnn.models.modules.POOLINGS` (``last``, ``mean``, ``max``, ``attention``); an empty
+    sequence pools to zeros. ``label_smoothing = s`` trains against ``(1 - s)`` on the label
+    plus ``s`` spread evenly over all labels. ``lm_loss_weight > 0`` adds that weight times the
+    auxiliary LM loss (:class:`~textrnn.models.modules.AuxiliaryLMHead`, built when
+    ``config.aux_lm_head``). The task passes both in training only.
+
+    An ensemble of K classifiers is a :class:`ClassifierEnsemble`; ``RNNClassifier.build``
+    and ``from_pretrained`` return one when ``config.ensemble_size > 1``.
+    """
+
+    def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> None:
+        super().__init__(config, tokenizer)
+        require(
+            config.ensemble_size == 1,
+            "RNNClassifier is one model: build an ensemble with RNNClassifier.build(config) "
+            "or ClassifierEnsemble(config)",
+        )
+        self.backbone = build_backbone(config)
+        self.pooling = POOLINGS[config.pooling](self.backbone.encoder)
+        self.output_dropout = nn.Dropout(config.output_dropout)
+        self.head = nn.Linear(self.pooling.get_output_dim(), config.num_labels)
+        self.aux_lm = None
+        if config.aux_lm_head:
+            self.aux_lm = AuxiliaryLMHead(config.hidden_size, config.embedding_dim,
+                                          self.backbone.encoder.num_directions, config.output_dropout)
+
+    def forward(self, input_ids: Tensor, lengths: Tensor, labels: Optional[Tensor] = None, label_smoothing: float = 0.0,
+                lm_loss_weight: float = 0.0, class_weights: Optional[Tensor] = None):
+        outputs, state = self.backbone(input_ids, lengths)  # (B, T, D*H)
+        pooled = self.pooling(outputs, state, lengths)  # (B, D*H)
+        logits = self.head(self.output_dropout(pooled))  # (B, C)
+        if labels is None:
+            return logits, None
+        loss = classification_loss(logits, labels, self.multi_label, label_smoothing, class_weights)
+        if lm_loss_weight:
+            if self.aux_lm is None:
+                raise ConfigError("lm_loss_weight needs a model built with model.aux_lm_head=true")
+            loss = loss + lm_loss_weight * self.aux_lm(outputs, input_ids, lengths, self.backbone.embedding.weight)
+        return logits, loss
+
+
+class ClassifierEnsemble(_Classifier):
+    """K classifiers with independent initializations, trained side by side, probabilities averaged.
+
+    ``forward(input_ids (B, T), lengths (B,), labels (B,) = None, **loss_options) -> (logits (B, C), loss)``
+    like :class:`RNNClassifier`. ``logits`` are the log of the members' mean probability (for
+    multi-label, the logit of their mean sigmoid), so softmax/sigmoid/argmax on them score the
+    ensemble. In training ``loss`` is the mean of the
+    members' own losses: each member learns as if alone on the same batches. (Training the
+    averaged prediction instead lets members lean on each other and loses the diversity an
+    ensemble lives on.) In eval mode it is the cross-entropy of the ensemble's prediction,
+    the loss of the model being evaluated. Members differ by initialization and dropout masks.
+
+    Weights are named ``members.{k}.<RNNClassifier name>``; ``members[k]`` is an ordinary
+    classifier that can be used or saved on its own. The ensemble has no backbone of its own:
+    ask a member for one.
+    """
+
+    def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> None:
+        super().__init__(config, tokenizer)
+        member = config.to_dict() | {"ensemble_size": 1}
+        self.members = nn.ModuleList(RNNClassifier(RNNConfig(**member), tokenizer) for _ in range(config.ensemble_size))
+
+    def forward(self, input_ids: Tensor, lengths: Tensor, labels: Optional[Tensor] = None, **loss_options):
+        results = [m(input_ids, lengths, labels, **loss_options) for m in self.members]
+        logits = self.combine(torch.stack([logits for logits, _ in results]).float())  # (B, C)
+        if labels is None:
+            return logits, None
+        if self.training:
+            return logits, torch.stack([loss for _, loss in results]).mean()
+        return logits, classification_loss(logits, labels, self.multi_label)
+
+    def combine(self, member_logits: Tensor) -> Tensor:
+        """(K, B, C) members' logits -> (B, C) logits of their mean probability."""
+        k = math.log(len(self.members))
+        if self.multi_label:  # log p - log(1 - p) of the mean sigmoid, in log space
+            log_p = torch.logsumexp(F.logsigmoid(member_logits), dim=0) - k
+            log_q = torch.logsumexp(F.logsigmoid(-member_logits), dim=0) - k
+            return log_p - log_q
+        return torch.logsumexp(torch.log_softmax(member_logits, dim=-1), dim=0) - k
+
+    def clip_groups(self) -> list:
+        """Each member's parameters: members' gradients are clipped separately."""
+        return [list(m.parameters()) for m in self.members]

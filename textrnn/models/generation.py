@@ -1,0 +1,184 @@
+"""Sampling text from a language model: prompt handling, the sampling checks, ``sample_next``
+and the fused decoding step.
+
+A call runs the prompt through the model once, then every new token costs one step of the
+model's stepper on the carried state, for all samples at once::
+
+    prompt "ROMEO:" -> model.start_generation (one pass) -> stepper, logits (N, V)
+    loop:  logits -> sample_next -> token (N,) -> stepper.step -> logits (N, V)
+
+What this module needs of a model is that small interface (``start_generation``, ``device``,
+``config.reverse``, ``require_tokenizer``); how a step runs is the model's and its encoder's
+business. The functions take the model as their first argument (nanoGPT's sample.py,
+transformers' ``GenerationMixin``); ``RNNLanguageModel.stream``/``generate``/``generate_text``
+call them. Beam search is :func:`textrnn.models.decoding.beam_search`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from ..core.errors import TextRNNError
+from ..core.runtime import eval_mode
+from ..data.tokenization import EOS_ID, UNK_ID, TextTokenizer
+from .decoding import Controls, History, StopText, apply_controls, beam_search
+
+LanguageModel = Any  # any model with start_generation(ids, rows) -> (stepper, logits); see module docstring
+
+
+def prompt_ids(tokenizer: TextTokenizer, prompt: str) -> Tensor:
+    """The prompt as ids; an empty prompt starts from a newline (or <eos> where that is unknown)."""
+    if prompt == "":
+        ids = tokenizer.encode("\n")
+        return torch.tensor(ids if ids and ids[0] != UNK_ID else [EOS_ID])
+    ids = tokenizer.encode(prompt)
+    if not ids or all(i == UNK_ID for i in ids):
+        raise TextRNNError(
+            "the prompt has no token the model knows (all map to <unk>); use characters or words from the training text"
+        )
+    return torch.tensor(ids)
+
+
+def check_sampling(max_new_tokens: int, temperature: float, top_k: Optional[int], top_p: Optional[float],
+                   num_samples: int) -> None:
+    """One-line errors for sampling settings that make no sense."""
+    if max_new_tokens < 1:
+        raise TextRNNError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise TextRNNError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise TextRNNError(f"top_k must be at least 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise TextRNNError(f"top_p must be in (0, 1], got {top_p}")
+    if num_samples < 1:
+        raise TextRNNError(f"num_samples must be at least 1, got {num_samples}")
+
+
+def sample_next(logits: Tensor, temperature: float, top_k: Optional[int], top_p: Optional[float],
+                generator: torch.Generator) -> Tensor:
+    """(N, V) logits -> (N,) ids. temperature 0 is greedy; top_k above V means no top-k."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (N, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if top_p is not None and top_p < 1:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest set reaching top_p
+        probs = probs.scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+def stream(model: LanguageModel, input_ids: Tensor, max_new_tokens: int = 200, temperature: float = 1.0,
+           top_k: Optional[int] = None, top_p: Optional[float] = None, num_samples: int = 1, seed: Optional[int] = None,
+           stop_ids: Sequence[int] = (), repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
+           min_new_tokens: int = 0, num_beams: int = 1) -> Iterator[Tensor]:
+    """Check the settings now, then return an iterator of new tokens, (num_samples,) ids each.
+
+    The prompt ``input_ids`` (T,) is run once; a sample that produces a token in
+    ``stop_ids`` keeps yielding ``stop_ids[0]``, and the iterator ends once all have stopped.
+    The controls (:mod:`textrnn.models.decoding`) apply to sampling and beam search alike; beam
+    search (``num_beams > 1``) yields its best ``num_samples`` beams once the search ends.
+    """
+    check_sampling(max_new_tokens, temperature, top_k, top_p, num_samples)
+    if model.config.reverse:
+        raise TextRNNError(
+            "this language model reads right to left (model.reverse=true): it starts a classifier's "
+            "backward direction (model.init_from_backward) and does not continue a prompt"
+        )
+    controls = Controls(repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_beams).check(max_new_tokens,
+                                                                                                   num_samples)
+    if num_beams > 1:
+        return _beam_search(model, input_ids, max_new_tokens, controls, num_samples, stop_ids)
+    generator = torch.Generator(device=model.device)
+    generator.manual_seed(seed if seed is not None else torch.seed())
+    return _sample(model, input_ids, max_new_tokens, (temperature, top_k, top_p), num_samples, generator, stop_ids,
+                   controls)
+
+
+@torch.inference_mode()
+def _sample(model, input_ids: Tensor, max_new_tokens: int, settings: tuple, num_samples: int,
+            generator: torch.Generator, stop_ids: Sequence[int], controls: Controls = Controls()) -> Iterator[Tensor]:
+    device = model.device
+    with eval_mode(model):
+        stepper, logits = model.start_generation(input_ids, num_samples)  # logits (N, V)
+        stop = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
+        done = torch.zeros(num_samples, dtype=torch.bool, device=device)
+        active = controls != Controls()  # plain sampling keeps no history: the fast path stays fast
+        history = History(input_ids.tolist(), num_samples, controls.no_repeat_ngram_size) if active else None
+        for step in range(max_new_tokens):
+            if history is not None:
+                logits = apply_controls(logits, history, controls, step, [*stop_ids, EOS_ID])
+            token = sample_next(logits, *settings, generator)  # (N,)
+            if len(stop_ids):  # finished samples keep emitting the stop token
+                token = torch.where(done, stop[0], token)
+                done |= torch.isin(token, stop)
+            yield token
+            if len(stop_ids) and bool(done.all()):
+                return
+            if history is not None:
+                history.append(token.tolist())
+            logits = stepper.step(token)  # (N, V)
+
+
+@torch.inference_mode()
+def _beam_search(model, input_ids: Tensor, max_new_tokens: int, controls: Controls, num_samples: int,
+                 stop_ids: Sequence[int]) -> Iterator[Tensor]:
+    with eval_mode(model):
+        stepper, logits = model.start_generation(input_ids, controls.num_beams)  # logits (k, V)
+        rows = beam_search(stepper, logits, input_ids.tolist(), max_new_tokens, controls, num_samples, stop_ids)
+    pad = [*stop_ids, EOS_ID][0]
+    for column in range(max(len(r) for r in rows)):
+        yield torch.tensor([r[column] if column < len(r) else pad for r in rows])
+
+
+def generate_text(model: LanguageModel, prompt: str = "", max_new_tokens: int = 200,
+                  on_token: Optional[Callable] = None, stop: Sequence[str] = (), **sampling) -> list[str]:
+    """Sample ``num_samples`` continuations of ``prompt`` as text (prompt not included).
+
+    ``on_token(texts)`` is called after every step with the new text piece of each sample,
+    which is how the command line streams. Stop tokens end a sample and are not included;
+    ``stop`` strings cut the text exactly where the first one begins (:class:`StopText`).
+    """
+    tokenizer = model.require_tokenizer()
+    stop_ids = list(sampling.pop("stop_ids", ()))
+    tokens = stream(model, prompt_ids(tokenizer, prompt), max_new_tokens, stop_ids=stop_ids, **sampling)
+    texts: list = []
+    for token in tokens:
+        ids = token.tolist()
+        texts = texts or [(_TextSoFar(tokenizer), StopText(stop, sampling.get("min_new_tokens", 0))) for _ in ids]
+        piece = ["" if t in stop_ids or cut.done else cut.feed(so_far.add(t)) for t, (so_far, cut) in zip(ids, texts)]
+        for t, (_, cut) in zip(ids, texts):
+            cut.done = cut.done or t in stop_ids
+        if on_token is not None:
+            on_token(piece)
+        if all(cut.done for _, cut in texts):
+            break
+    tail = [cut.flush() for _, cut in texts]
+    if on_token is not None and any(tail):
+        on_token(tail)
+    return [cut.text for _, cut in texts]
+
+
+class _TextSoFar:
+    """A sample's decoded text, one token at a time; ``add`` returns the new piece.
+
+    Characters are exact one by one; word and BPE text is decoded whole each time (decoders
+    join tokens with spaces or merge pieces), and the new piece is what grew.
+    """
+
+    def __init__(self, tokenizer: TextTokenizer) -> None:
+        self.tokenizer, self.ids, self.text = tokenizer, [], ""
+
+    def add(self, token: int) -> str:
+        if self.tokenizer.kind == "char":
+            return self.tokenizer.token_text(token)
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids)
+        piece, self.text = text[len(self.text) :], text
+        return piece

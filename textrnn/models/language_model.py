@@ -1,0 +1,152 @@
+"""The language model (:class:`RNNLanguageModel`) and its one-token-at-a-time stepper for generation.
+
+``forward`` returns ``(logits, loss, state)`` for training and scoring; ``start_generation``
+runs a prompt once and hands :mod:`textrnn.models.generation` a :class:`TokenStepper`, the
+small interface sampling and beam search use (they never reach into the model's layers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Callable, Iterator, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..core.config import RNNConfig
+from ..core.errors import require
+from ..data.tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TextTokenizer
+from . import generation
+from .base import _TextModel, build_backbone
+from .encoder import FusedStep, State
+
+
+# ---------------------------------------------------------------------------- language model
+class RNNLanguageModel(_TextModel):
+    """Language model: backbone (unidirectional) -> dropout -> [projection] -> linear head.
+
+    ``forward(input_ids (B, T), lengths=None, state=None, targets (B, T)=None)``
+    returns ``(logits (B, T, V), loss, state)``. Target positions equal to -100 are ignored.
+
+    With ``tie_weights`` the head reuses the embedding matrix (Press & Wolf 2017). The head's
+    input must then be ``embedding_dim`` wide, so when ``hidden_size`` differs a linear
+    ``hidden_size -> embedding_dim`` projection goes in front of the tied head.
+    Generation (``stream``, ``generate``, ``generate_text``) is :mod:`textrnn.models.generation`.
+    """
+
+    task = "language_model"
+    pipeline_tag = "text-generation"
+    train_command = "train-generator"
+
+    @classmethod
+    def check_config(cls, config: RNNConfig) -> None:
+        """Language-model rules on top of ``RNNConfig.validate``."""
+        require(config.ensemble_size == 1, "model.ensemble_size applies to classifiers only: set model.ensemble_size=1")
+        require(not config.aux_lm_head, "model.aux_lm_head applies to classifiers only: set model.aux_lm_head=false")
+        require(not config.bidirectional, "a language model must be unidirectional: set model.bidirectional=false")
+
+    @classmethod
+    def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> "RNNLanguageModel":
+        return cls(config, tokenizer)
+
+    def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> None:
+        super().__init__(config, tokenizer)
+        self.backbone = build_backbone(config)
+        self.output_dropout = nn.Dropout(config.output_dropout)
+        width = self.backbone.get_output_dim()
+        self.projection = None
+        if config.tie_weights and width != config.embedding_dim:
+            self.projection = nn.Linear(width, config.embedding_dim)
+            width = config.embedding_dim
+        self.head = nn.Linear(width, config.vocab_size)
+        self.tied_weights: dict[str, str] = {}  # saved once, under the second name
+        if config.tie_weights:
+            self.head.weight = self.backbone.embedding.weight
+            self.tied_weights = {"head.weight": "backbone.embedding.weight"}
+
+    def forward(self, input_ids: Tensor, lengths: Optional[Tensor] = None, state: Optional[State] = None,
+                targets: Optional[Tensor] = None):
+        outputs, state = self.backbone(input_ids, lengths, state)  # (B, T, H)
+        logits = self.logits(self.output_dropout(outputs))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.to(logits.device).flatten(), ignore_index=-100)
+        return logits, loss, state
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """(..., H) top-layer outputs -> (..., V) next-token logits."""
+        if self.projection is not None:
+            hidden = self.projection(hidden)
+        return self.head(hidden)
+
+    def never_sampled(self) -> list[int]:
+        """<pad>, <unk> and <bos> are never sampled; nor is <eos> for char models (not in their streams)."""
+        return [PAD_ID, UNK_ID, BOS_ID] + ([EOS_ID] if self.config.tokenizer_kind == "char" else [])
+
+    @torch.inference_mode()
+    def start_generation(self, input_ids: Tensor, rows: int) -> tuple["TokenStepper", Tensor]:
+        """Run the prompt (T,) once: a stepper carrying its state for ``rows`` sequences, and their logits (rows, V)."""
+        last_hidden, state = self.run_prompt(input_ids.to(self.device))  # (1, H)
+        stepper = TokenStepper(self, state, rows)
+        return stepper, stepper.head(last_hidden).expand(rows, -1)
+
+    def run_prompt(self, ids: Tensor, chunk: int = 4096) -> tuple[Tensor, State]:
+        """The prompt (T,) in chunks of ``chunk`` tokens, state carried: top output at its last step (1, H), state."""
+        short = ids.numel() < 256 and ids.device.type == "cpu"  # oneDNN's per-call setup costs more than a short prompt
+        state, outputs = None, None
+        with _onednn_off() if short else contextlib.nullcontext():
+            for start in range(0, ids.numel(), chunk):
+                outputs, state = self.backbone(ids[start : start + chunk][None, :], None, state)  # (1, t, H)
+        return outputs[:, -1], state
+
+    def stream(self, input_ids: Tensor, max_new_tokens: int = 200, **sampling) -> Iterator[Tensor]:
+        """Yield each new token, (num_samples,) ids, as it is sampled (see :func:`textrnn.models.generation.stream`)."""
+        return generation.stream(self, input_ids, max_new_tokens, **sampling)
+
+    def generate(self, input_ids: Tensor, max_new_tokens: int = 200, **sampling) -> Tensor:
+        """All new tokens at once: (num_samples, number generated)."""
+        return torch.stack(list(self.stream(input_ids, max_new_tokens, **sampling)), dim=1)
+
+    def generate_text(self, prompt: str = "", max_new_tokens: int = 200, on_token: Optional[Callable] = None,
+                      **sampling) -> list[str]:
+        """Sample continuations of ``prompt`` as text (see :func:`textrnn.models.generation.generate_text`)."""
+        return generation.generate_text(self, prompt, max_new_tokens, on_token, **sampling)
+
+
+class TokenStepper:
+    """A language model one token at a time for N rows: ``step(ids (N,)) -> logits (N, V)``, state carried.
+
+    The recurrent stack is the encoder's :class:`~textrnn.models.encoder.FusedStep`; the output layer
+    has the never-sampled ids folded into its bias as -inf.
+    """
+
+    def __init__(self, model: RNNLanguageModel, state: State, rows: int) -> None:
+        self.embedding = model.backbone.embedding.weight
+        self.cells: FusedStep = model.backbone.encoder.fused_step(state, rows)
+        head_bias = model.head.bias.detach().clone()
+        head_bias[model.never_sampled()] = float("-inf")
+        self.head_weight, self.head_bias, self.projection = model.head.weight.t(), head_bias, model.projection
+
+    def head(self, hidden: Tensor) -> Tensor:
+        """(N, H) top-layer state -> (N, V) logits."""
+        if self.projection is not None:
+            hidden = self.projection(hidden)
+        return torch.addmm(self.head_bias, hidden, self.head_weight)
+
+    def step(self, token: Tensor) -> Tensor:
+        """token (N,) -> next-token logits (N, V); updates the carried state."""
+        return self.head(self.cells.step(self.embedding[token]))  # (N, E) -> (N, H) -> (N, V)
+
+    def reorder(self, index: Tensor) -> None:
+        """Row i of the state becomes row ``index[i]`` (beam search keeps the beams it extends)."""
+        self.cells.reorder(index)
+
+
+@contextlib.contextmanager
+def _onednn_off() -> Iterator[None]:
+    with warnings.catch_warnings():  # torch warns about TF32 on Intel GPUs when flags change
+        warnings.simplefilter("ignore", UserWarning)
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield

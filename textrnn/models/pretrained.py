@@ -1,0 +1,286 @@
+"""Self-contained checkpoint folders, written atomically and loaded without unpickling.
+
+A checkpoint is a folder::
+
+    config.json         architecture, task, label names, tokenizer kind, format version
+    model.safetensors   the weights (tied weights stored once)
+    tokenizer.json      a standard Hugging Face tokenizer file
+
+Training checkpoints add the run's resume state, ``trainer_state.json`` and
+``trainer_state.pt`` (see :mod:`textrnn.training.run_folder`); inference ignores them. Folders of
+earlier formats are upgraded as they load (see :mod:`textrnn.models.migrations`).
+
+Writes go to a temporary folder beside the target, every file is fsynced, and only then is
+the folder renamed into place, so a crash leaves either the old checkpoint or the new one,
+never half of one.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..core import faults
+from ..core.config import FORMAT_VERSION, RNNConfig
+from ..core.errors import CheckpointError, TextRNNError, one_line
+from ..data.tokenization import TextTokenizer
+from .migrations import migrate_config, migrate_weight_name
+
+CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
+PathLike = Union[str, os.PathLike]
+
+
+def fsync_tree(directory: Path) -> None:
+    """fsync every file in ``directory`` and the folder itself."""
+    for path in directory.iterdir():
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(directory)
+
+
+def atomic_write_dir(target: PathLike, write: Callable[[Path], None]) -> Path:
+    """Run ``write(tmp_dir)``, fsync, then rename tmp_dir to ``target`` (replacing it).
+
+    A failure (disk full included) removes the temporary folder and leaves ``target``
+    as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+        write(tmp)
+        faults.save_point()
+        fsync_tree(tmp)
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise TextRNNError(
+                f"disk full while saving {target}; free space and resume (the previous checkpoint is intact)"
+            ) from None
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data: dict) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def resolve_checkpoint(path: PathLike) -> Path:
+    """A checkpoint folder, or a run's output_dir (meaning its best, else last, checkpoint)."""
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file():
+        return path
+    for name in ("best", "last"):
+        if (path / name / CONFIG_FILE).is_file():
+            return path / name
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}; pass a checkpoint folder or a run's output_dir")
+    raise CheckpointError(
+        f"{path} is not a textrnn checkpoint (no {CONFIG_FILE}, best/ or last/ inside); pass a checkpoint folder"
+    )
+
+
+def read_config(folder: Path) -> RNNConfig:
+    """config.json of a checkpoint folder, upgraded to the current format."""
+    return read_config_and_format(folder)[0]
+
+
+def read_config_and_format(folder: Path) -> tuple[RNNConfig, int]:
+    """config.json upgraded to the current format, and the format it was written in (which names its weights)."""
+    try:
+        data = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is corrupt ({one_line(exc)}); re-save the checkpoint") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{folder / CONFIG_FILE} is not a textrnn config; re-save the checkpoint")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{folder} was written by a newer textrnn (format {version}, this one reads up to "
+                              f"{FORMAT_VERSION}); upgrade textrnn")
+    try:
+        return RNNConfig.from_dict(migrate_config(data)).validate(), version
+    except TextRNNError as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
+
+
+def _download(repo_id: str) -> Path:
+    """Fetch a checkpoint folder from the Hugging Face Hub (config, weights and tokenizer only)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE]))
+    except Exception as exc:  # network errors, missing repos: all mean "could not fetch"
+        raise CheckpointError(
+            f"checkpoint not found locally and not fetched from the Hub: {repo_id} ({one_line(exc)})"
+        ) from None
+
+
+def locate(path: PathLike) -> Path:
+    """Local folder for a checkpoint path, run folder or Hub id ('owner/name')."""
+    text = str(path)
+    if not os.path.exists(text) and text.count("/") == 1 and not text.startswith((".", "/")):
+        return _download(text)
+    return resolve_checkpoint(path)
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """Every parameter once, as its own contiguous CPU tensor, in safetensors.
+
+    On CUDA PyTorch packs all RNN weights into one flat buffer and each parameter is a view
+    of it, and a tied output layer shares the embedding; safetensors refuses shared storage.
+    So tied names are left out (``model.tied_weights`` says which) and the rest are copied.
+    """
+    tied = getattr(model, "tied_weights", {})
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items() if k not in tied}
+    save_file(state, str(path), metadata={"format": "pt"})
+
+
+def load_weights(model: torch.nn.Module, path: Path, map_location, version: int = FORMAT_VERSION) -> None:
+    """Load ``save_weights`` output of format ``version`` into ``model`` (strict: every name must match)."""
+    saved = load_file(str(path), device=str(torch.device(map_location)))
+    state = {migrate_weight_name(name, version): tensor for name, tensor in saved.items()}
+    for name, source in getattr(model, "tied_weights", {}).items():
+        state[name] = state[source]
+    model.load_state_dict(state, strict=True)
+
+
+class PretrainedMixin:
+    """``save_pretrained`` / ``from_pretrained`` for the textrnn models."""
+
+    task: str
+    config: RNNConfig
+    tokenizer: Optional[TextTokenizer]
+
+    @classmethod
+    def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None):
+        """The model ``config`` describes (a subclass may return a related class)."""
+        return cls(config, tokenizer)
+
+    def save_pretrained(self, directory: PathLike, extra: Optional[Callable[[Path], None]] = None,
+                        card: Optional[dict] = None) -> Path:
+        """Write config.json, model.safetensors, tokenizer.json and the model card (README.md) atomically.
+
+        ``extra(tmp_dir)`` may add files (the trainer adds its resume state); ``card`` may hold
+        the ``metrics`` and ``experiment`` config the card reports (see :mod:`textrnn.models.card`).
+        """
+        from .card import CARD_FILE, model_card
+
+        if self.tokenizer is None:
+            raise TextRNNError("save_pretrained needs model.tokenizer, so the folder is self-contained")
+
+        def write(tmp: Path) -> None:
+            write_json(tmp / CONFIG_FILE, self.config.to_dict())
+            save_weights(self, tmp / WEIGHTS_FILE)
+            self.tokenizer.save(tmp / TOKENIZER_FILE)
+            (tmp / CARD_FILE).write_text(model_card(self, **(card or {})), encoding="utf-8")
+            if extra is not None:
+                extra(tmp)
+
+        return atomic_write_dir(directory, write)
+
+    def push_to_hub(self, repo_id: str, private: bool = False, token: Optional[str] = None) -> str:
+        """Save to a temporary folder and upload it to the Hub (see :func:`push_folder`)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return push_folder(self.save_pretrained(Path(tmp) / "checkpoint"), repo_id, private, token)
+
+    @classmethod
+    def from_pretrained(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu"):
+        """Load a checkpoint folder (or a run folder's best checkpoint, or a Hub id) on any device.
+
+        ``cls.build(config, tokenizer)`` makes the model, so a classifier folder that holds an
+        ensemble loads as one.
+        """
+        folder = locate(path)
+        config, version = read_config_and_format(folder)
+        if config.task != cls.task:
+            raise CheckpointError(
+                f"{folder} holds a {config.task} model, not a {cls.task} model; "
+                "load it with textrnn.load_model, which picks the class"
+            )
+        if not (folder / TOKENIZER_FILE).is_file():
+            raise CheckpointError(
+                f"{folder} has no {TOKENIZER_FILE}; copy the tokenizer the model was trained with into it"
+            )
+        try:
+            tokenizer = TextTokenizer.from_file(folder / TOKENIZER_FILE)
+        except TextRNNError as exc:
+            raise CheckpointError(str(exc)) from None
+        if tokenizer.vocab_size != config.vocab_size:
+            raise CheckpointError(
+                f"{folder}: tokenizer has {tokenizer.vocab_size} tokens but the model's embedding has "
+                f"{config.vocab_size}; use the tokenizer.json saved with this model"
+            )
+        model = cls.build(config, tokenizer)
+        try:
+            load_weights(model, folder / WEIGHTS_FILE, map_location, version)
+        except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{folder / WEIGHTS_FILE} is missing, corrupt or truncated ({one_line(exc)}); use another checkpoint"
+            ) from None
+        model.to(map_location)
+        return model.eval()
+
+
+PUSHED_FILES = [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, "README.md"]
+
+
+def push_folder(folder: PathLike, repo_id: str, private: bool = False, token: Optional[str] = None) -> str:
+    """Upload a checkpoint folder's model files (not the trainer's resume state) to the Hub repo ``repo_id``.
+
+    Any failure to reach the Hub is one line naming the endpoint and what to check.
+    """
+    from huggingface_hub import HfApi, constants
+
+    folder = resolve_checkpoint(folder)
+    missing = [name for name in PUSHED_FILES[:3] if not (folder / name).is_file()]
+    if missing:
+        raise TextRNNError(
+            f"{folder} is not a checkpoint folder (no {', '.join(missing)}); pass one written by textrnn"
+        )
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise TextRNNError(f"--repo-id must look like OWNER/NAME, got {repo_id!r}")
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=PUSHED_FILES,
+                          commit_message="Upload textrnn checkpoint")
+    except Exception as exc:  # huggingface_hub raises network, HTTP and offline errors of many types
+        raise TextRNNError(
+            f"could not push to the Hugging Face Hub at {constants.ENDPOINT} ({one_line(exc)}); "
+            "check the network, HF_ENDPOINT and your login (hf auth login)"
+        ) from None
+    return repo_id

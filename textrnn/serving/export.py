@@ -1,0 +1,210 @@
+"""ONNX export: a checkpoint as one ``.onnx`` file that runs in onnxruntime, with no torch and no textrnn.
+
+Two graphs, both with dynamic batch (B) and time (T) axes::
+
+    classifier   input_ids (B, T) int64, lengths (B,) int64      -> probabilities (B, C) float32
+    LM step      input_ids (B, 1) int64, h (L, B, H) [, c (L, B, H)] -> logits (B, V), h_out [, c_out]
+
+The classifier gives softmax probabilities, or one sigmoid per label for a multi-label model,
+and an ensemble its members' mean. The LM step is one token with the state carried, so a
+loop around it samples text in onnxruntime (``c`` only for an LSTM).
+
+What travels in the file, as ONNX metadata (``metadata_props``): the ``tokenizer.json`` text,
+the tokenizer kind, the label names, thresholds, problem type, pad id and field separator.
+``examples/onnx_predict.py`` reads them and classifies texts with ``onnxruntime``,
+``tokenizers`` and ``numpy`` only.
+
+Why this exporter and this strategy:
+
+* Packed sequences do not export (pytorch #49936, #62240, #112044), so the graph is the
+  encoder's padded strategy, whose results equal the packed ones (see :mod:`textrnn.models.encoder`):
+  the backward direction reverses each row within its own length by a gather, which stays
+  dynamic in T. The encoder's ``exporting`` flag takes that path with no Python branch on
+  the data (an empty-sequence check would otherwise be traced as a constant).
+* It uses the TorchScript exporter (``torch.onnx.export(dynamo=False)``): it maps PyTorch's
+  fused RNN calls to ONNX ``LSTM``/``GRU``/``RNN`` nodes, and the tests check variable batch
+  sizes and lengths against the traced shapes. The dynamo exporter was reported to freeze the
+  time length for this reversal pattern (pytorch #191855); it is not used.
+* Every export is checked: onnxruntime runs a batch of mixed, unsorted lengths and the largest
+  absolute difference from torch must be at most 1e-4, else the file is not written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterator, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..core.errors import TextRNNError
+from ..core.runtime import eval_mode
+from ..models.encoder import RNNEncoder
+from ..models.registry import load_model
+
+OPSET = 17
+TOLERANCE = 1e-4
+
+
+class ClassifierGraph(nn.Module):
+    """``(input_ids (B, T), lengths (B,)) -> probabilities (B, C)`` of a classifier or an ensemble."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
+        logits, _ = self.model(input_ids, lengths)
+        return self.model.probabilities(logits)
+
+
+class LanguageModelStep(nn.Module):
+    """``(input_ids (B, 1), h[, c]) -> (logits (B, V), h[, c])``: one generation step, state in and out."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.lstm = model.config.cell == "lstm"
+
+    def forward(self, input_ids: Tensor, *state: Tensor):
+        logits, _, new_state = self.model(input_ids, None, tuple(state) if self.lstm else state[0])
+        states = new_state if self.lstm else (new_state,)
+        return (logits[:, -1], *states)
+
+
+@contextlib.contextmanager
+def export_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode, and every encoder on its traceable padded path, restored afterwards."""
+    encoders = [m for m in model.modules() if isinstance(m, RNNEncoder)]
+    with eval_mode(model):
+        for encoder in encoders:
+            encoder.exporting = True
+        try:
+            yield
+        finally:
+            for encoder in encoders:
+                encoder.exporting = False
+
+
+def graph_of(model: nn.Module) -> tuple[nn.Module, dict]:
+    """The module to trace and its example inputs, names and dynamic axes."""
+    if model.is_classifier:
+        inputs = (torch.tensor([[5, 6, 7], [8, 9, 0]]), torch.tensor([3, 2]))
+        names, outputs = ["input_ids", "lengths"], ["probabilities"]
+        axes = {"input_ids": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "probabilities": {0: "batch"}}
+        return ClassifierGraph(model), {"args": inputs, "input_names": names, "output_names": outputs,
+                                        "dynamic_axes": axes}
+    c = model.config
+    zeros = torch.zeros(c.num_layers, 2, c.hidden_size)
+    state = ["h", "c"] if c.cell == "lstm" else ["h"]
+    inputs = (torch.tensor([[5], [6]]), *[zeros.clone() for _ in state])
+    axes = {name: {1: "batch"} for name in state + [f"{n}_out" for n in state]}
+    axes.update({"input_ids": {0: "batch"}, "logits": {0: "batch"}})
+    return LanguageModelStep(model), {
+        "args": inputs,
+        "input_names": ["input_ids", *state],
+        "output_names": ["logits", *[f"{n}_out" for n in state]],
+        "dynamic_axes": axes,
+    }
+
+
+def metadata(model: nn.Module) -> dict[str, str]:
+    """What a program without textrnn needs next to the graph, as strings."""
+    c = model.config
+    tokenizer = model.require_tokenizer()
+    return {"textrnn_task": model.task, "tokenizer_kind": tokenizer.kind,
+            "tokenizer_json": tokenizer.tokenizer.to_str(), "label_names": json.dumps(list(c.label_names or [])),
+            "problem_type": c.problem_type, "thresholds": json.dumps(model.thresholds() if model.is_classifier else []),
+            "pad_id": str(c.pad_id), "field_separator": c.field_separator,
+            "text_fields": json.dumps(c.text_fields or [])}
+
+
+def _require_onnx():
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as exc:
+        raise TextRNNError(
+            f"ONNX export needs onnx and onnxruntime ({exc.name} is missing): pip install 'textrnn[export]'"
+        ) from None
+    return onnx, onnxruntime
+
+
+def export_onnx(source: Union[str, os.PathLike, nn.Module], output: Union[str, os.PathLike],
+                check: bool = True) -> Path:
+    """Write ``source`` (a checkpoint folder, a run folder or a loaded model) to ``output`` as ONNX.
+
+    The file is written to a temporary name, checked against torch with onnxruntime (largest
+    absolute difference <= 1e-4 on a batch of mixed lengths) and only then renamed into place.
+    """
+    onnx, _ = _require_onnx()
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise TextRNNError(f"output folder {output.parent} does not exist; create it or choose another --output")
+    model = load_model(source) if isinstance(source, (str, os.PathLike)) else source
+    model = model.to("cpu")
+    graph, spec = graph_of(model)
+    handle, temporary = tempfile.mkstemp(suffix=".onnx.tmp", dir=output.parent)
+    os.close(handle)
+    try:
+        with export_mode(model), warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about Python values; the checks below are the proof
+            torch.onnx.export(graph, spec["args"], temporary, dynamo=False, opset_version=OPSET,
+                              input_names=spec["input_names"], output_names=spec["output_names"],
+                              dynamic_axes=spec["dynamic_axes"])
+        proto = onnx.load(temporary)
+        for key, value in metadata(model).items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.save(proto, temporary)
+        if check:
+            check_parity(model, temporary)
+        os.replace(temporary, output)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return output
+
+
+def torch_outputs(model: nn.Module, feeds: dict) -> list[np.ndarray]:
+    """What the exported graph should give for ``feeds``: the model in torch, on its usual path."""
+    graph, _ = graph_of(model)
+    with torch.no_grad(), eval_mode(model):
+        out = graph(*[torch.from_numpy(v) for v in feeds.values()])
+    return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+
+def example_feeds(model: nn.Module, batch: int = 5, steps: int = 7, seed: int = 0) -> dict:
+    """Random ids with mixed, unsorted lengths (one of length 1, one full), or an LM step with a random state."""
+    rng = np.random.default_rng(seed)
+    vocab = model.config.vocab_size
+    if model.is_classifier:
+        lengths = rng.integers(1, steps + 1, size=batch)
+        lengths[0], lengths[-1] = 1, steps
+        ids = rng.integers(4, vocab, size=(batch, steps)) * (np.arange(steps)[None, :] < lengths[:, None])
+        return {"input_ids": ids.astype(np.int64), "lengths": lengths.astype(np.int64)}
+    c = model.config
+    feeds = {"input_ids": rng.integers(4, vocab, size=(batch, 1)).astype(np.int64)}
+    for name in ["h", "c"] if c.cell == "lstm" else ["h"]:
+        feeds[name] = rng.standard_normal((c.num_layers, batch, c.hidden_size)).astype(np.float32) * 0.5
+    return feeds
+
+
+def check_parity(model: nn.Module, path: Union[str, os.PathLike], feeds: dict | None = None) -> float:
+    """Largest absolute difference between onnxruntime and torch; over 1e-4 is an error."""
+    _, ort = _require_onnx()
+    feeds = feeds or example_feeds(model)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, feeds)
+    want = torch_outputs(model, feeds)
+    worst = max(float(np.abs(g - w).max()) for g, w in zip(got, want))
+    if not worst <= TOLERANCE:
+        raise TextRNNError(
+            f"the ONNX graph differs from torch by {worst:.2e} (> {TOLERANCE}); please report this model's config.json"
+        )
+    return worst

@@ -1,0 +1,161 @@
+"""The classification task: labels as the data brings them, class weights, evaluation, thresholds.
+
+Single-label tasks select checkpoints on accuracy, multi-label tasks on macro-F1 at thresholds
+tuned on the validation split (saved with each checkpoint, used by ``predict`` and
+``evaluate``). Examples without a label are dropped from training and from scoring.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.config import DataConfig, ExperimentConfig, RNNConfig
+from ..core.distributed import Dist
+from ..core.errors import ConfigError, DataError, require
+from ..data.batching import BucketBatchSampler, ClassificationLoader
+from ..data.encoding import encode_split, iter_texts, label_array, label_source, labelled, text_columns
+from ..data.labels import MULTI, SINGLE, LabelSpec, detect_labels
+from ..data.loading import load_raw, split_dataset
+from ..data.tokenization import PAD_ID, TextTokenizer
+from ..models.classifier import RNNClassifier
+from ..models.pretrained import TOKENIZER_FILE, read_config
+from ..models.transfer import lm_tokenizer
+from .evaluation import evaluate_single, predict_rows
+from .metrics import multi_label_metrics, tune_thresholds
+from .task import Autocast, Carry, StepOutput, to_device, train_tokenizer
+
+if TYPE_CHECKING:  # annotations only
+    from datasets import Dataset
+
+
+class ClassificationTask:
+    """Text classification, single- or multi-label (detected from the data)."""
+
+    @staticmethod
+    def check_experiment(config: ExperimentConfig) -> None:
+        """Classifier rules on an experiment config; raises ConfigError before any data is read."""
+        d = config.data
+        require(bool(d.label_column or d.label_columns),
+                "data.label_column (or data.label_columns) is required to train a classifier")
+        require(not d.unlabeled, "data.unlabeled is more text for a language model: move it to pretrain.data.unlabeled")
+        RNNClassifier.check_config(aux_lm_config(config))  # train.lm_loss_weight adds the head the model's rules cover
+
+    def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
+                 checkpoint: Optional[Path] = None) -> None:
+        d = self.data = config.data
+        raw = load_raw(d.dataset, str(workdir), d.config_name)
+        train, valid = split_dataset(raw, d.train_split, d.validation_split, d.validation_fraction, config.train.seed)
+        self.text_columns = text_columns(train, d)
+        self.spec = saved_spec(checkpoint, d) if checkpoint else detect_labels(train, d.label_column, d.label_columns)
+        _check_label_count(self.spec)
+        if checkpoint or config.model.init_from:  # a classifier started from a language model speaks its tokens
+            self.tokenizer = (
+                TextTokenizer.from_file(checkpoint / TOKENIZER_FILE)
+                if checkpoint
+                else lm_tokenizer(config.model.init_from)
+            )
+        else:
+            self.tokenizer = train_tokenizer(iter_texts(train, self.text_columns, d.field_separator), config)
+        self.train_set = labelled(encode_split(train, self.tokenizer, d, self.spec), f"the {d.train_split!r} split")
+        self.valid_set = labelled(encode_split(valid, self.tokenizer, d, self.spec), "the validation split")
+        self.class_weights = class_weight_tensor(config.train.class_weights, self.train_set, self.spec)
+        self.metric = "macro_f1" if self.spec.problem_type == MULTI else "accuracy"
+        self.greater_is_better = True
+        self.dist, self.device, self.config = dist, device, config
+        sampler = BucketBatchSampler(self.train_set["length"], d.batch_size, bucket_size=d.bucket_size,
+                                     seed=config.train.seed, rank=dist.rank, world_size=dist.world_size)
+        self.train_loader = ClassificationLoader(self.train_set, sampler, PAD_ID, pin_memory=device.type == "cuda")
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.spec.names)
+
+    def model_config(self) -> RNNConfig:
+        """The experiment's model section with the data's values filled in (a new config)."""
+        d = self.data
+        return dataclasses.replace(aux_lm_config(self.config), vocab_size=self.tokenizer.vocab_size, pad_id=PAD_ID,
+                                   num_labels=len(self.spec.names), label_names=self.label_names,
+                                   tokenizer_kind=self.tokenizer.kind, problem_type=self.spec.problem_type,
+                                   text_fields=list(self.text_columns), field_separator=d.field_separator)
+
+    def new_epoch(self, epoch: int) -> None:
+        """The sampler reshuffles its length buckets for ``epoch``."""
+        self.train_loader.sampler.set_epoch(epoch)
+
+    def token_counts(self) -> np.ndarray:
+        """How often each id occurs in the training split (pretrained vectors report their coverage against it)."""
+        rows = [np.asarray(row, dtype=np.int64) for row in self.train_set["input_ids"]]
+        return np.bincount(np.concatenate(rows), minlength=len(self.tokenizer))
+
+    def step_loss(self, model: nn.Module, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
+        """The classification loss of one batch, with the training-only loss options."""
+        batch, t = to_device(batch, self.device), self.config.train
+        with autocast():
+            _, loss = model(batch["input_ids"], batch["lengths"], batch["labels"], label_smoothing=t.label_smoothing,
+                            lm_loss_weight=t.lm_loss_weight, class_weights=self.class_weights)
+        return StepOutput(loss, carry, int(batch["lengths"].sum()))
+
+    def evaluate(self, model: nn.Module) -> dict:
+        """Validation metrics; a multi-label model's thresholds are tuned here and kept in its config."""
+        batch_size = self.config.data.eval_batch_size
+        if self.spec.problem_type == SINGLE:
+            return evaluate_single(model, self.valid_set, batch_size, self.dist, self.device)
+        probs, targets, loss = predict_rows(model, self.valid_set, batch_size, self.dist, self.device)
+        t = self.config.train
+        thresholds = ([t.threshold] * probs.shape[1] if t.threshold else tune_thresholds(probs, targets,
+                                                                                         t.threshold_per_label))
+        model.config.thresholds = thresholds
+        metrics = multi_label_metrics(probs, targets, thresholds, self.label_names, loss)
+        metrics["macro_f1_at_0.5"] = multi_label_metrics(probs, targets, [0.5] * len(thresholds),
+                                                         self.label_names)["macro_f1"]
+        return metrics
+
+
+# ---------------------------------------------------------------------------- data
+def aux_lm_config(config: ExperimentConfig) -> RNNConfig:
+    """The model section, with the auxiliary LM head that ``train.lm_loss_weight > 0`` needs."""
+    return dataclasses.replace(config.model_config(), aux_lm_head=config.train.lm_loss_weight > 0)
+
+
+def saved_spec(checkpoint: Path, data: DataConfig) -> LabelSpec:
+    saved = read_config(checkpoint)
+    return LabelSpec(saved.problem_type, list(saved.label_names), label_source(data))
+
+
+def _check_label_count(spec: LabelSpec) -> None:
+    least = 2 if spec.problem_type == SINGLE else 1
+    if len(spec.names) < least:
+        raise DataError(
+            f"column {spec.columns[0]!r} has {len(spec.names)} distinct label; a classifier needs at least 2"
+        )
+
+
+def class_weight_tensor(setting: Union[None, str, list], encoded: Dataset, spec: LabelSpec) -> Optional[torch.Tensor]:
+    """``train.class_weights`` as a tensor: explicit, or "balanced" from the training labels.
+
+    Balanced single-label weights are ``N / (C * n_c)`` (scikit-learn's); balanced multi-label
+    positive weights are ``negatives_c / positives_c`` (each label's positives then weigh as
+    much as its negatives).
+    """
+    if setting is None:
+        return None
+    count = len(spec.names)
+    if isinstance(setting, list):
+        if len(setting) != count:
+            raise ConfigError(
+                f"train.class_weights has {len(setting)} weights but the data has {count} labels "
+                f"({', '.join(spec.names)}); give one per label"
+            )
+        return torch.tensor(setting, dtype=torch.float32)
+    labels = label_array(encoded)
+    if spec.problem_type == SINGLE:
+        counts = np.bincount(labels, minlength=count)
+        return torch.tensor(len(labels) / (count * np.maximum(counts, 1)), dtype=torch.float32)
+    positives = labels.sum(0)
+    return torch.tensor((len(labels) - positives) / np.maximum(positives, 1), dtype=torch.float32)

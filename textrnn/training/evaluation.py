@@ -1,0 +1,154 @@
+"""Scoring a model: the loops the tasks evaluate with, and ``textrnn evaluate`` on any split.
+
+* language models: mean loss per token over a whole stream, state carried (:func:`evaluate_lm`);
+* classifiers: length-sorted batches scored once (:func:`scored_batches`), reduced to
+  accuracy/F1/confusion (:func:`evaluate_single`) or to probabilities for the multi-label
+  metrics and thresholds (:func:`predict_rows`, :mod:`textrnn.training.metrics`);
+* a saved model on a named split of any dataset (:func:`evaluate_checkpoint`).
+
+Every figure is reduced across ranks, so a distributed evaluation equals a single-process one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..core.config import DataConfig, build_dataclass
+from ..core.distributed import Dist, all_sum, gather_objects
+from ..core.runtime import eval_mode
+from ..data.batching import ClassificationLoader, LMStreamLoader, SortedBatches
+from ..data.encoding import encode_split, label_source, labelled
+from ..data.labels import SINGLE, LabelSpec
+from ..data.loading import load_raw, require_split
+from ..data.streams import encode_stream, lm_splits
+from ..models.pretrained import locate
+from .metrics import multi_label_metrics, single_label_metrics
+from .run_folder import saved_experiment
+from .task import to_device
+
+if TYPE_CHECKING:  # annotations only: datasets is imported where data is loaded
+    from datasets import Dataset, DatasetDict
+
+
+@torch.no_grad()
+def evaluate_lm(model: nn.Module, tokens: np.ndarray, num_streams: int, seq_len: int, dist: Dist, device: torch.device,
+                per_char: bool) -> dict:
+    """Mean loss per token over the whole stream, state carried; the same for any number of ranks."""
+    num_streams = max(1, min(num_streams, len(tokens) - 1))  # at least one token per stream
+    loader = LMStreamLoader(tokens, num_streams, seq_len)
+    mine = list(range(dist.rank, num_streams, dist.world_size))
+    loader.starts = [loader.starts[i] for i in mine]
+    sums = torch.zeros(2, dtype=torch.float64, device=device)
+    state = None
+    with eval_mode(model):
+        for batch in (loader if mine else []):
+            batch = to_device(batch, device)
+            _, loss, state = model(batch["input_ids"], state=state, targets=batch["targets"])
+            sums[0] += loss.double() * batch["targets"].numel()
+            sums[1] += batch["targets"].numel()
+    all_sum(sums, dist)
+    loss = float(sums[0] / sums[1].clamp(min=1))
+    metrics = {"loss": loss, "perplexity": math.exp(min(loss, 700)), "tokens": int(sums[1])}
+    if per_char:
+        metrics["bits_per_char"] = loss / math.log(2)
+    return metrics
+
+
+# ---------------------------------------------------------------------------- evaluation
+def scored_batches(model: nn.Module, encoded: Dataset, batch_size: int, dist: Dist,
+                   device: torch.device) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """(labels, logits, loss) of each of this rank's length-sorted batches, the model in eval mode."""
+    sampler = SortedBatches(encoded["length"], batch_size, dist.rank, dist.world_size)
+    with eval_mode(model):
+        for batch in ClassificationLoader(encoded, sampler):
+            batch = to_device(batch, device)
+            logits, loss = model(batch["input_ids"], batch["lengths"], batch["labels"])
+            yield batch["labels"], logits, loss
+
+
+@torch.no_grad()
+def evaluate_single(model: nn.Module, encoded: Dataset, batch_size: int, dist: Dist, device: torch.device) -> dict:
+    """Accuracy, macro-F1, per-label figures, confusion matrix and mean loss (forward's); exact across ranks."""
+    count = model.config.num_labels
+    confusion = torch.zeros(count, count, dtype=torch.float64, device=device)
+    loss_sum = torch.zeros(1, dtype=torch.float64, device=device)
+    for labels, logits, loss in scored_batches(model, encoded, batch_size, dist, device):
+        loss_sum += loss.double() * labels.numel()
+        flat = labels * count + logits.argmax(-1)
+        confusion += torch.bincount(flat, minlength=count ** 2).view(count, count).double()
+    all_sum(confusion, dist)
+    all_sum(loss_sum, dist)
+    return single_label_metrics(confusion.cpu(), float(loss_sum), model.label_names)
+
+
+@torch.no_grad()
+def predict_rows(model: nn.Module, encoded: Dataset, batch_size: int, dist: Dist,
+                 device: torch.device) -> tuple[np.ndarray, np.ndarray, float]:
+    """Probabilities and targets (N, C) of every example, gathered from all ranks, and the mean loss."""
+    probs, targets, loss_sum = [], [], 0.0
+    for labels, logits, loss in scored_batches(model, encoded, batch_size, dist, device):
+        loss_sum += float(loss) * labels.numel()
+        probs.append(model.probabilities(logits).cpu().numpy())
+        targets.append(labels.cpu().numpy())
+    parts = gather_objects((probs, targets, loss_sum), dist)
+    probs = np.concatenate([p for part in parts for p in part[0]])
+    targets = np.concatenate([t for part in parts for t in part[1]])
+    return probs, targets, sum(part[2] for part in parts) / max(targets.size, 1)
+
+
+def training_data_config(checkpoint: str) -> DataConfig:
+    """The data section the checkpoint was trained with, when its folder records it."""
+    experiment = saved_experiment(locate(checkpoint))
+    return build_dataclass(DataConfig, experiment.get("data", {}), "data") if experiment else DataConfig()
+
+
+def evaluate_checkpoint(model: nn.Module, checkpoint: str, dataset: str, split: str, text_column: Optional[str],
+                        label_column: Optional[str], batch_size: Optional[int] = None,
+                        config_name: Optional[str] = None) -> dict:
+    """Metrics of ``model`` on ``split`` of ``dataset``; columns (and, for the same dataset, its
+    configuration) default to the training run's."""
+    data = training_data_config(checkpoint)
+    data.config_name = config_name or (data.config_name if dataset == data.dataset else None)
+    data.dataset, data.text_column = dataset, text_column or data.text_column
+    data.label_column = label_column or data.label_column
+    with tempfile.TemporaryDirectory(prefix="textrnn-eval-") as tmp:
+        raw = load_raw(dataset, tmp, data.config_name)
+        score = evaluate_classifier_split if model.is_classifier else evaluate_lm_split
+        return score(model, raw, data, split, batch_size or data.eval_batch_size, Path(tmp))
+
+
+def evaluate_lm_split(model: nn.Module, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
+                      workdir: Path) -> dict:
+    """On a named split, all of its text; on 'validation' of a corpus without one, the
+    last ``validation_fraction`` of the training text, as training used."""
+    if split in raw:
+        texts, _ = lm_splits(raw, dataclasses.replace(data, train_split=split, validation_split=split))
+    elif split == "validation":
+        _, texts = lm_splits(raw, data)
+    else:
+        require_split(raw, split, "--split")
+    tokens = encode_stream(texts(), model.tokenizer, workdir / "eval.bin", model.config.reverse)
+    metrics = evaluate_lm(model, tokens, batch_size, data.seq_len, Dist(), model.device, model.tokenizer.kind == "char")
+    return {"split": split, **metrics}
+
+
+def evaluate_classifier_split(model: nn.Module, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
+                              workdir: Path) -> dict:
+    """Metrics of a saved classifier on ``split`` (its saved thresholds); labels must be among the model's."""
+    spec = LabelSpec(model.config.problem_type, model.label_names, label_source(data))
+    encoded = labelled(encode_split(require_split(raw, split, "--split"), model.tokenizer, data, spec),
+                       f"split {split!r}", hint="evaluate needs labels; label it with textrnn predict instead")
+    if spec.problem_type == SINGLE:
+        metrics = evaluate_single(model, encoded, batch_size, Dist(), model.device)
+    else:
+        probs, targets, loss = predict_rows(model, encoded, batch_size, Dist(), model.device)
+        metrics = multi_label_metrics(probs, targets, model.thresholds(), model.label_names, loss)
+    return {"split": split, **metrics, "labels": model.label_names}

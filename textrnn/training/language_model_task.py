@@ -1,0 +1,101 @@
+"""The language-model task: next-token prediction on one token stream, truncated backprop with the state carried.
+
+::
+
+    stream   t0 t1 t2 ... (train text, then validation text: nanoGPT's 90/10 cut when the data has no split)
+    batch    B streams side by side, a (B, seq_len) window each step; the state flows on, its history cut
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.config import ExperimentConfig, RNNConfig
+from ..core.distributed import Dist
+from ..core.errors import require
+from ..data.batching import LMStreamLoader
+from ..data.loading import load_raw
+from ..data.streams import encode_stream, lm_splits, unlabeled_texts
+from ..data.tokenization import PAD_ID, TextTokenizer
+from ..models.pretrained import TOKENIZER_FILE
+from .evaluation import evaluate_lm
+from .task import Autocast, Carry, StepOutput, to_device, train_tokenizer
+
+
+# ---------------------------------------------------------------------------- language model
+class LanguageModelTask:
+    """Next-token prediction on one token stream, truncated backprop with the state carried."""
+
+    @staticmethod
+    def check_experiment(config: ExperimentConfig) -> None:
+        """Language-model rules on an experiment config; raises ConfigError before any data is read."""
+        for name in ("label_smoothing", "lm_loss_weight"):
+            require(getattr(config.train, name) == 0, f"train.{name} applies to classifiers only: set train.{name}=0")
+        for name in ("init_from", "init_from_backward"):
+            require(getattr(config.model, name) is None, f"model.{name} starts a classifier from a language model: "
+                    f"drop it here (train-generator)")
+        require(config.pretrain is None,
+                "pretrain: belongs to a classifier config (it trains the language model first)")
+
+    def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
+                 checkpoint: Optional[Path] = None) -> None:
+        raw = load_raw(config.data.dataset, str(workdir), config.data.config_name)
+        train_texts, valid_texts = lm_splits(raw, config.data)
+        extra = unlabeled_texts(config.data, raw, workdir)
+        if extra:  # training text only: validation stays the dataset's own
+            own = train_texts
+            train_texts = lambda: itertools.chain(own(), *(texts() for texts in extra))  # noqa: E731
+        self.tokenizer = (TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint
+                          else train_tokenizer(train_texts(), config))
+
+        def encoded(texts: Iterable[str], split: str) -> np.memmap:  # reversed for a right-to-left LM
+            path = workdir / "data" / f"{split}.rank{dist.rank}.bin"
+            return encode_stream(texts, self.tokenizer, path, config.model.reverse)
+
+        self.train_tokens, self.valid_tokens = encoded(train_texts(), "train"), encoded(valid_texts(), "validation")
+        self.train_loader = LMStreamLoader(self.train_tokens, config.data.batch_size, config.data.seq_len, dist.rank,
+                                           dist.world_size)
+        self.dist, self.device, self.config = dist, device, config
+        self.metric, self.greater_is_better = "loss", False
+
+    def model_config(self) -> RNNConfig:
+        """The experiment's model section with the data's values filled in (a new config)."""
+        return dataclasses.replace(self.config.model_config(), vocab_size=self.tokenizer.vocab_size, pad_id=PAD_ID,
+                                   tokenizer_kind=self.tokenizer.kind)
+
+    def new_epoch(self, epoch: int) -> None:
+        """Nothing: the streams are read in order."""
+
+    def token_counts(self) -> np.ndarray:
+        """How often each id occurs in the training stream (pretrained vectors report their coverage against it)."""
+        return np.bincount(np.asarray(self.train_tokens, dtype=np.int64), minlength=len(self.tokenizer))
+
+    def step_loss(self, model: nn.Module, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
+        """Next-token loss of one (B, T) window, the state carried from the previous one."""
+        batch = to_device(batch, self.device)
+        # Truncated backprop: the state flows on from the previous window, but its history is
+        # cut (detached); otherwise backward would run through every window since the start.
+        state = detach_state(carry)
+        with autocast():
+            _, loss, state = model(batch["input_ids"], state=state, targets=batch["targets"])
+        return StepOutput(loss, state, batch["input_ids"].numel())
+
+    def evaluate(self, model: nn.Module) -> dict:
+        """Loss per token over the validation stream (and bits per character for a char model)."""
+        return evaluate_lm(model, self.valid_tokens, self.config.data.eval_batch_size, self.config.data.seq_len,
+                           self.dist, self.device, self.tokenizer.kind == "char")
+
+
+def detach_state(state: Carry) -> Carry:
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)
+    return state.detach()

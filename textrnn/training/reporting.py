@@ -1,0 +1,150 @@
+"""What a run shows and writes as it goes: the progress bar, metrics.jsonl and the curves."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+from ..core.errors import ConfigError
+
+
+class MetricsLog:
+    """``metrics.jsonl`` of a run: one JSON object per line, appended (rank 0 only writes).
+
+    ``report_to`` names more places each record goes (``tensorboard``: event files in
+    ``OUTPUT_DIR/tensorboard``, see :class:`TensorBoardSink`).
+    """
+
+    def __init__(self, path: Path, enabled: bool = True, report_to: Sequence[str] = ()) -> None:
+        self.path, self.enabled = Path(path), enabled
+        self.sinks = [SINKS[name](self.path.parent / name) for name in report_to if enabled]
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            for sink in self.sinks:
+                sink.write(record)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.writer.close()
+
+    def forget_after(self, step: int) -> None:
+        """On resume, drop lines of steps after the checkpoint: they are about to be redone."""
+        if not self.enabled or not self.path.is_file():
+            return
+        lines = [line for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        if len(kept) != len(lines):
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            os.replace(tmp, self.path)
+
+
+
+
+def require_reporters(report_to: Sequence[str]) -> None:
+    """A one-line error, before training starts, for a reporter whose package is missing."""
+    if "tensorboard" in report_to:
+        try:
+            import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
+        except ImportError:
+            raise ConfigError("train.report_to: tensorboard needs the tensorboard package: "
+                              "pip install 'textrnn[tensorboard]' (or drop it from train.report_to)") from None
+
+
+class TensorBoardSink:
+    """metrics.jsonl records as TensorBoard scalars: ``train/loss``, ``train/lr``, ``train/tokens_per_s``
+    every 50 steps, and every number of a validation record as ``validation/NAME``."""
+
+    TRAIN = {"train_loss": "train/loss", "lr": "train/lr", "train_tokens_per_s": "train/tokens_per_s"}
+
+    def __init__(self, folder: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(folder))
+
+    def write(self, record: dict) -> None:
+        split, step = record.get("split"), record.get("step", 0)
+        if split == "train":
+            scalars = {tag: record[key] for key, tag in self.TRAIN.items() if key in record}
+        elif split == "validation":
+            scalars = {f"validation/{key}": value for key, value in record.items()
+                       if key not in ("step", "epoch", "split") and isinstance(value, (int, float))}
+        else:
+            return
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, step)
+        self.writer.flush()
+
+
+SINKS = {"tensorboard": TensorBoardSink}  # train.report_to name (config.REPORT_TO) -> its writer
+
+
+class ProgressBar:
+    """tqdm progress with live loss and throughput."""
+
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.tqdm = tqdm(total=total, initial=initial, disable=not enabled, dynamic_ncols=True, mininterval=1.0,
+                         file=sys.stderr, unit="step")
+        self.losses: list[float] = []
+        self.tokens, self.started = 0, time.monotonic()
+
+    def update(self, loss: float, tokens: int) -> None:
+        if math.isfinite(loss):  # the running loss is what a divergence is measured against
+            self.losses = (self.losses + [loss])[-100:]
+        self.tokens += tokens
+        self.tqdm.update(1)
+        if self.tqdm.n % 10 == 0:
+            self.tqdm.set_postfix(loss=f"{self.mean_loss():.4f}", tok_s=f"{self.rate():,.0f}", refresh=False)
+
+    def rate(self) -> float:
+        """Training tokens per second on this rank since the bar started."""
+        return self.tokens / max(time.monotonic() - self.started, 1e-9)
+
+    def mean_loss(self) -> float:
+        return sum(self.losses) / max(1, len(self.losses))
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, initial: int, enabled: bool) -> Iterator[ProgressBar]:
+    bar = ProgressBar(total, initial, enabled)
+    try:
+        yield bar
+    finally:
+        bar.tqdm.close()
+
+
+def plot_curves(out: Path) -> Optional[Path]:
+    """training_curves.png from metrics.jsonl: train/validation loss and the validation metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    train = [(r["step"], r["train_loss"]) for r in rows if r.get("split") == "train"]
+    valid = [r for r in rows if r.get("split") == "validation"]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
+    if train:
+        ax_loss.plot(*zip(*train), label="train loss")
+    ax_loss.plot([r["step"] for r in valid], [r["loss"] for r in valid], "o-", label="validation loss")
+    ax_loss.set_xlabel("step"), ax_loss.set_ylabel("loss (nats/token)"), ax_loss.legend()
+    name = "accuracy" if valid and "accuracy" in valid[0] else "perplexity"
+    ax_metric.plot([r["step"] for r in valid], [r.get(name) for r in valid], "o-", color="C2")
+    ax_metric.set_xlabel("step"), ax_metric.set_ylabel(f"validation {name}")
+    fig.tight_layout()
+    path = out / "training_curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

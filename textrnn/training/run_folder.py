@@ -1,0 +1,201 @@
+"""Run checkpointing: where a training run saves, what it saves, and how it resumes.
+
+A run folder (``train.output_dir``) looks like::
+
+    config.yaml                 the resolved experiment config
+    metrics.jsonl               one JSON line per evaluation (and train-loss points)
+    training_curves.png         train/validation loss and the metric over steps
+    checkpoints/step-00001000/  config.json, model.safetensors, tokenizer.json   (the model)
+                                trainer_state.json, trainer_state.pt             (resume state)
+    best -> checkpoints/step-...    symlinks, replaced atomically
+    last -> checkpoints/step-...
+
+``trainer_state.json`` holds the :class:`TrainingProgress`, the experiment config and the
+checkpoint's metrics; ``trainer_state.pt`` holds the training state dict (optimizer,
+scheduler, random state, ...) of tensors and plain containers only, read with
+``torch.load(weights_only=True)``: nothing is unpickled. Checkpoint folders are written to a
+temporary name, fsynced and renamed, and the links are switched with an atomic rename, so a
+kill at any moment leaves a ``last`` that loads. (torchtune's checkpointer classes and
+``TrainingProgress`` record, nanoGPT's checkpoint dict.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+import yaml
+
+from ..core.config import ExperimentConfig, build_dataclass, merge, parse_overrides
+from ..core.errors import CheckpointError, one_line
+from ..models.migrations import migrate_experiment
+from ..models.pretrained import CONFIG_FILE, locate
+
+STATE_JSON, STATE_TENSORS = "trainer_state.json", "trainer_state.pt"
+BEST, LAST, RUN_CONFIG = "best", "last", "config.yaml"
+
+
+@dataclass
+class TrainingProgress:
+    """Where training stands; saved in trainer_state.json."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_index: int = 0  # batches of the current epoch already trained on
+    elapsed: float = 0.0  # seconds of training so far, over all resumes
+    best_metric: Optional[float] = None
+    best_step: Optional[int] = None
+    bad_evals: int = 0  # evaluations since the last improvement
+    world_size: int = 1
+    skipped_batches: int = 0
+    ema_updates: int = 0
+    lr_scale: float = 1.0  # lowered at each rollback after a divergence
+    rollbacks: int = 0
+
+    def observe(self, value: float, greater_is_better: bool) -> bool:
+        """Record an evaluation's metric; True when it is the best so far."""
+        better = self.best_metric is None or (
+            value > self.best_metric if greater_is_better else value < self.best_metric
+        )
+        if better:
+            self.best_metric, self.best_step, self.bad_evals = value, self.step, 0
+        else:
+            self.bad_evals += 1
+        return better
+
+
+@dataclass
+class ResumePoint:
+    """A training checkpoint to continue from: its folder, progress and experiment config."""
+
+    folder: Path
+    progress: TrainingProgress
+    experiment: dict
+
+    def training_state(self) -> dict:
+        """The saved training state dict, read without unpickling code."""
+        return load_tensors(self.folder / STATE_TENSORS)
+
+
+def find_resume_point(path: str | os.PathLike) -> ResumePoint:
+    """The checkpoint to resume from: a run folder's ``last``, or a checkpoint folder itself."""
+    folder = Path(path)
+    if (folder / LAST / CONFIG_FILE).is_file():
+        folder = folder / LAST
+    folder = locate(folder)
+    try:
+        saved = json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))
+        progress = TrainingProgress(**saved["progress"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"{folder} has no usable {STATE_JSON} ({one_line(exc)}); resume from a training checkpoint"
+        ) from None
+    return ResumePoint(folder, progress, migrate_experiment(saved["experiment"]))
+
+
+def is_empty_run(path: str | os.PathLike) -> bool:
+    """A run folder that textrnn created (its config.yaml is there) and that holds no checkpoint yet."""
+    folder = Path(path)
+    return (folder / RUN_CONFIG).is_file() and not any((folder / name).exists() for name in (LAST, BEST, CONFIG_FILE))
+
+
+def run_experiment(path: str | os.PathLike) -> dict:
+    """The experiment config a run folder was started with (its config.yaml)."""
+    return migrate_experiment(yaml.safe_load((Path(path) / RUN_CONFIG).read_text(encoding="utf-8")) or {})
+
+
+def saved_experiment(folder: Path) -> Optional[dict]:
+    """The experiment config recorded beside a checkpoint, if it was saved by training."""
+    path = folder / STATE_JSON
+    if not path.is_file():
+        return None
+    return migrate_experiment(json.loads(path.read_text(encoding="utf-8")).get("experiment", {}))
+
+
+def load_tensors(path: Path) -> dict:
+    """Trainer tensors, read without unpickling code (weights_only=True refuses anything else)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"refusing to load {path}: not a weights-only tensor file ({one_line(exc)})") from None
+
+
+class RunCheckpointer:
+    """Saves the checkpoints of one run folder, keeps ``best``/``last`` pointing at them, prunes the rest."""
+
+    def __init__(self, out: Path, keep: int) -> None:
+        self.out, self.keep = Path(out), keep
+
+    def save(self, model, training_state: dict, progress: TrainingProgress, experiment: dict, metrics: dict,
+             is_best: bool) -> Path:
+        """Write ``checkpoints/step-N`` (model + resume state) atomically, then move the links."""
+        folder = self.out / "checkpoints" / f"step-{progress.step:08d}"
+
+        def extra(tmp: Path) -> None:
+            torch.save(training_state, tmp / STATE_TENSORS)
+            state = {"progress": dataclasses.asdict(progress), "experiment": experiment, "metrics": metrics}
+            (tmp / STATE_JSON).write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+        model.save_pretrained(folder, extra=extra, card={"metrics": metrics, "experiment": experiment})
+        point_link(self.out / LAST, folder)
+        if is_best:
+            point_link(self.out / BEST, folder)
+        prune_checkpoints(self.out, self.keep)
+        return folder
+
+    def best(self) -> Optional[Path]:
+        return self.out / BEST if (self.out / BEST).exists() else None
+
+    def metrics_of(self, name: str) -> Optional[dict]:
+        """The metrics saved with the ``best`` or ``last`` checkpoint (None: none, or saved without evaluating)."""
+        path = self.out / name / STATE_JSON
+        if not path.is_file():
+            return None
+        return json.loads(path.read_text(encoding="utf-8")).get("metrics") or None
+
+    def write_run_config(self, experiment: dict) -> None:
+        """config.yaml, first thing in a run: it marks the folder as a textrnn run, checkpoint or not."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = self.out / f".{RUN_CONFIG}.tmp"
+        tmp.write_text(yaml.safe_dump(experiment, sort_keys=False), encoding="utf-8")
+        os.replace(tmp, self.out / RUN_CONFIG)
+
+    def record_checksums(self, checksums: list) -> None:
+        """Note every rank's parameter checksum in the final checkpoint's trainer_state.json."""
+        path = self.out / LAST / STATE_JSON
+        state = json.loads(path.read_text(encoding="utf-8"))
+        state["rank_parameter_sha256"] = checksums
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def point_link(link: Path, target: Path) -> None:
+    """Point symlink ``link`` at ``target`` atomically (a new link renamed over the old)."""
+    tmp = link.parent / f".{link.name}.tmp-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(os.path.relpath(target, link.parent), tmp)
+    os.replace(tmp, link)
+
+
+def prune_checkpoints(out: Path, keep: int) -> None:
+    """Remove old step folders, keeping the newest ``keep`` and whatever best/last point to."""
+    folders = sorted((out / "checkpoints").glob("step-*"))
+    pinned = {(out / name).resolve() for name in (BEST, LAST) if (out / name).exists()}
+    for folder in folders[: max(0, len(folders) - keep)]:
+        if folder.resolve() not in pinned:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def resume_config(resume: str, overrides: list) -> ExperimentConfig:
+    """The saved experiment config of a run (its config.yaml if no checkpoint yet), with overrides applied."""
+    saved = run_experiment(resume) if is_empty_run(resume) else find_resume_point(resume).experiment
+    return build_dataclass(ExperimentConfig, merge(saved, parse_overrides(overrides)), "config").validate()

@@ -1,0 +1,109 @@
+"""The contract between the trainer and a task (:class:`Task`), and what the tasks share.
+
+A task turns an :class:`~textrnn.core.config.ExperimentConfig` into a tokenizer, a model config
+(a new one, with what the data decides filled in), a training loader, ``step_loss`` and an
+``evaluate(model)`` that returns a dict of metrics, reduced across ranks. Each task is one
+module (:mod:`.classification_task`, :mod:`.language_model_task`); :mod:`.registry` maps task
+names to them.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Callable, ContextManager, Iterable, Iterator, NamedTuple, Optional, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..core.config import ExperimentConfig, RNNConfig
+from ..data.tokenization import TextTokenizer
+from ..models.encoder import State
+
+Carry = Optional[State]  # what one step hands the next: a language model's state, None for a classifier
+
+
+Autocast = Callable[[], ContextManager]  # the trainer's mixed-precision context (a no-op unless train.bf16 on CUDA)
+
+
+class StepOutput(NamedTuple):
+    loss: Tensor  # scalar, what backward runs on
+    carry: Carry
+    tokens: int  # real (non-pad) tokens in the batch, for the tokens/s figure
+
+
+class TrainLoader(Protocol):
+    def __len__(self) -> int: ...
+    def iterate(self, start: int = 0) -> Iterator[dict]: ...
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What the trainer asks of a task. A task class is built as ``Task(config, dist, device, workdir,
+    checkpoint=None)`` (``checkpoint``: the folder a resumed run continues from, whose tokenizer
+    and labels it keeps) and has a static ``check_experiment(config)`` that raises ConfigError
+    before any data is read. :mod:`textrnn.training.registry` maps task names to task classes.
+    """
+
+    metric: str  # the validation metric that picks the best checkpoint
+    greater_is_better: bool
+    tokenizer: TextTokenizer
+    train_loader: TrainLoader
+
+    def model_config(self) -> RNNConfig:
+        """The experiment's model section with what the data decides filled in (a new config)."""
+        ...
+
+    def new_epoch(self, epoch: int) -> None:
+        """Called before each epoch (a sampler reshuffles)."""
+        ...
+
+    def token_counts(self) -> np.ndarray:
+        """How often each id occurs in the training data, (V,) int64."""
+        ...
+
+    def step_loss(self, model: nn.Module, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
+        """The loss of one training batch (the model may be DDP-wrapped)."""
+        ...
+
+    def evaluate(self, model: nn.Module) -> dict:
+        """Validation metrics, reduced across ranks (a distributed evaluation equals a single-process one)."""
+        ...
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Move a batch to ``device``; lengths stay on the CPU (pack_padded_sequence wants them there)."""
+    non_blocking = device.type == "cuda"
+    return {k: v if k == "lengths" else v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
+
+
+def train_tokenizer(texts: Iterable[str], config: ExperimentConfig) -> TextTokenizer:
+    """A tokenizer trained on ``texts`` as ``config.tokenizer`` says (``min_freq: auto`` counts them first)."""
+    t = config.tokenizer
+    min_freq = t.min_freq
+    if min_freq == "auto" and t.kind == "char":
+        min_freq = 1  # characters are never pruned: no need to count the corpus
+    elif min_freq == "auto":
+        texts = list(texts)
+        words = sum(len(text.split()) for text in texts)
+        min_freq = auto_min_freq(words)
+        print(f"note: tokenizer.min_freq auto -> {min_freq} ({t.kind} tokenizer, {words:,} training words)",
+              file=sys.stderr)
+    return TextTokenizer.train(texts, t.kind, lowercase=t.lowercase, min_freq=min_freq, max_size=t.max_size,
+                               vocab_size=t.vocab_size)
+
+
+def auto_min_freq(words: int) -> int:
+    """``tokenizer.min_freq: auto``: how often a training word must occur to get its own id.
+
+    Words rarer than this become ``<unk>`` in training, so ``<unk>`` learns from the kind of
+    word a test set brings new. That pays on a big corpus, where the rare words are many and
+    each is seen too seldom to learn from, and costs on a small one, where the rare words are
+    much of what there is. The threshold grows with the square root of the corpus:
+    ``round(sqrt(words / 25,000))`` between 1 and 5, which is 5 on SST-2 (634k words, the value
+    its ablation chose), 2 to 3 on sets of 5-10k sentences, and 1 under 56k words, for word
+    and BPE tokenizers (``words`` counts whitespace-separated words); characters are never
+    pruned (``train_tokenizer`` uses 1).
+    """
+    return int(min(5, max(1, math.floor(math.sqrt(words / 25_000) + 0.5))))

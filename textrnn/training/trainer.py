@@ -1,0 +1,399 @@
+"""One training loop for both tasks, with exact resume and nothing pickled.
+
+The loop, on one screen::
+
+    for each epoch, for each batch (skipping those a resumed run already trained on):
+        loss = task.step_loss(model, batch)        # forward returns the loss (textrnn.training.task)
+        backward, clip, optimizer and schedule step, weight average update
+        every eval_every steps: evaluate (with the average), save a checkpoint, maybe stop early
+        every save_every_minutes: save (without evaluating), so a crash loses at most that much
+        a loss that is not finite or spikes: roll back to the last checkpoint at a lower lr (or stop)
+    stop on max_epochs, max_steps, max_minutes, patience, or Ctrl-C / SIGTERM (after evaluating and saving)
+
+What is saved and where is :mod:`textrnn.training.run_folder`; optimizer, schedule and weight
+average are :mod:`textrnn.training.optim`; the bar, the metrics log and the curves are
+:mod:`textrnn.training.reporting`; which task and model a config trains is :mod:`textrnn.training.registry`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ContextManager, Optional
+
+import torch
+
+from ..core import distributed, faults
+from ..core.config import ExperimentConfig, config_to_dict
+from ..core.errors import TrainingError
+from ..core.runtime import catch_stop_signals, peak_rss_mb, select_device
+from ..models.pretrained import WEIGHTS_FILE, load_weights
+from ..models.registry import build_model
+from ..models.vectors import embedding_frozen
+from .optim import (
+    TrainingPlan,
+    WeightAverage,
+    clip_gradients,
+    frozen_groups,
+    group_parameters,
+    make_optimizer,
+    make_scheduler,
+)
+from .pretraining import pretrain_stage
+from .registry import check_experiment
+from .reporting import MetricsLog, plot_curves, progress_bar, require_reporters
+from .run_folder import LAST, RunCheckpointer, TrainingProgress, find_resume_point, is_empty_run
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    best_checkpoint: Optional[Path]
+    metrics: dict = field(default_factory=dict)  # the best checkpoint's (the last evaluation's when there is none)
+    interrupted: bool = False
+    stop_reason: str = ""
+    step: int = 0
+    last_metrics: dict = field(default_factory=dict)  # the last checkpoint's
+    best_step: Optional[int] = None
+
+
+class _RolledBack(Exception):
+    """Raised inside the loop after a rollback: the epoch restarts where the checkpoint was."""
+
+
+class Trainer:
+    """Owns the model, optimizer, schedule and run folder of one training run."""
+
+    def __init__(self, config: ExperimentConfig, resume: Optional[str] = None, device: Optional[str] = None) -> None:
+        entry = check_experiment(config)
+        t = self.train_config = config.train
+        self.config = config
+        if t.num_threads:
+            torch.set_num_threads(t.num_threads)
+        self.device = select_device(device or t.device)
+        self.dist = distributed.init(self.device)
+        self.out = Path(t.output_dir)
+        self.checkpointer = RunCheckpointer(self.out, t.keep_checkpoints)
+        point = self._resume_point(resume)
+        if self.dist.is_main:
+            self.checkpointer.write_run_config(config_to_dict(config))
+        self.progress = point.progress if point else TrainingProgress(world_size=self.dist.world_size)
+        torch.manual_seed(t.seed)  # identical initial weights on every rank
+        self.task = entry.task_class(config, self.dist, self.device, self.out, checkpoint=point and point.folder)
+        log = (lambda line: print(line, file=sys.stderr)) if self.dist.is_main else None
+        self.model = (entry.model_class.from_pretrained(point.folder) if point else
+                      build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts, log))
+        self.model.to(self.device).train()
+        self.wrapped = distributed.wrap(self.model, self.dist, self.device)
+        self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device, t.layer_lr_decay)
+        self.layers = group_parameters(self.model, t.unfreeze)
+        steps = len(self.task.train_loader)
+        self.plan = TrainingPlan.resolve(t.max_epochs, t.eval_every, steps, t.max_steps, t.min_steps)
+        self.total_steps = self.plan.total_steps
+        clock = (lambda: self.progress.elapsed / (60 * t.max_minutes)) if t.schedule_by_time and t.max_minutes else None
+        self.scheduler = make_scheduler(self.optimizer, t.warmup_steps, self.total_steps, t.min_lr_ratio, clock,
+                                        scale=lambda: self.progress.lr_scale)
+        self.carry = None
+        torch.manual_seed(t.seed + 1000 * self.dist.rank)  # dropout masks differ across ranks
+        self.ema = WeightAverage(self.model, t.ema_decay, self.progress.ema_updates) if t.ema_decay else None
+        if point is not None:
+            self.load_training_state(point.training_state())
+        require_reporters(t.report_to)
+        self.metrics_log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main, report_to=t.report_to)
+        self.stop_signal: Optional[str] = None
+        self.last_eval: Optional[tuple] = None
+        self.last_save = time.monotonic()
+        self.bar = None
+        self.fault = faults.step_hook()
+
+    def _drop_frozen_gradients(self, epoch: int) -> None:
+        """Frozen layer groups get no update and no optimizer state: their gradients are dropped before the step.
+
+        ``model.freeze_embedding`` freezes group 0, the embedding (of every ensemble member).
+        """
+        frozen = frozen_groups(self.train_config.unfreeze, epoch, len(self.layers))
+        if embedding_frozen(self.model.config.freeze_embedding, epoch):
+            frozen.add(0)
+        for group in frozen:
+            for param in self.layers[group]:
+                param.grad = None
+
+    def _resume_point(self, resume: Optional[str]):
+        """Where to continue from: ``resume``, or with ``train.resume: auto`` the run's own ``last``."""
+        if resume is None and self.train_config.resume == "auto" and (self.out / LAST).exists():
+            resume = str(self.out)
+        if resume is not None and is_empty_run(resume):
+            if self.dist.is_main:
+                print(f"note: {resume} holds no checkpoint yet; starting the run from the beginning", file=sys.stderr)
+            return None
+        return find_resume_point(resume) if resume else None
+
+    # ------------------------------------------------------------------ state dicts
+    def training_state(self) -> dict:
+        """What besides the model weights an exact resume needs, as tensors (every rank joins)."""
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "rng": self._gather(torch.get_rng_state())}
+        if self.ema is not None and self.ema.stash is not None:
+            state["raw_params"] = [p.cpu() for p in self.ema.stash]
+        if self.carry is not None:
+            parts = self.carry if isinstance(self.carry, tuple) else (self.carry,)
+            for name, part in zip(("carry_h", "carry_c"), parts):
+                state[name] = self._gather(part.detach())
+        return state
+
+    def load_training_state(self, state: dict) -> None:
+        if self.ema is not None and "raw_params" in state:
+            self.ema.restore_raw(state["raw_params"])  # the checkpoint's weights are the average
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        p, rank = self.progress, self.dist.rank
+        if p.world_size == self.dist.world_size:
+            # clone: torch 2.13's set_rng_state segfaults on a view with a storage offset (rank > 0)
+            torch.set_rng_state(state["rng"][rank].clone())
+            if "carry_h" in state:
+                h = state["carry_h"][rank].to(self.device)
+                self.carry = (h, state["carry_c"][rank].to(self.device)) if "carry_c" in state else h
+        else:  # a different world size: continue at the same fraction of the epoch, fresh streams
+            old_len = math.ceil(len(self.task.train_loader) * self.dist.world_size / p.world_size)
+            p.batch_index = int(p.batch_index / max(1, old_len) * len(self.task.train_loader))
+            p.world_size = self.dist.world_size
+
+    def _gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Stack one tensor from every rank: (world, ...) on CPU."""
+        return distributed.gather_stack(tensor, self.dist, self.device)
+
+    # ------------------------------------------------------------------ evaluation and saving
+    def averaged(self) -> ContextManager:
+        """Evaluate and save with the weight average, when there is one."""
+        if self.ema is None:
+            return contextlib.nullcontext()
+        self.progress.ema_updates = self.ema.updates
+        return self.ema.applied()
+
+    def evaluate_and_save(self) -> dict:
+        with self.averaged():
+            metrics = self.task.evaluate(self.model)
+            p = self.progress
+            better = p.observe(metrics[self.task.metric], self.task.greater_is_better)
+            record = {"step": p.step, "epoch": p.epoch, "split": "validation", **metrics,
+                      "elapsed_s": round(p.elapsed, 2)}
+            if self.bar is not None:  # all ranks train on equal batches: global rate = rank rate * world
+                record["train_tokens_per_s"] = round(self.bar.rate() * self.dist.world_size, 1)
+            record["peak_rss_mb"] = round(peak_rss_mb(), 1)
+            if self.device.type == "cuda":
+                record["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
+            self.metrics_log.write(record)
+            self.save(metrics, better)
+        self.last_eval = (p.step, metrics)
+        return metrics
+
+    def save(self, metrics: dict, is_best: bool) -> None:
+        state = self.training_state()  # every rank joins the gathers
+        if self.dist.is_main:
+            self.checkpointer.save(self.model, state, self.progress, config_to_dict(self.config), metrics, is_best)
+        distributed.barrier(self.dist)
+        self.last_save = time.monotonic()
+
+    def save_without_evaluating(self) -> None:
+        with self.averaged():
+            self.save({}, False)
+
+    # ------------------------------------------------------------------ divergence
+    def rollback(self, reason: str) -> None:
+        """Back to the last checkpoint (weights, optimizer, schedule, random state) at a lower learning rate."""
+        p, t = self.progress, self.train_config
+        where = f"the loss {reason} at step {p.step + 1}"
+        if not (self.out / LAST).exists():
+            raise TrainingError(f"{where}, before any checkpoint to roll back to; lower train.lr")
+        if p.rollbacks >= t.max_rollbacks:
+            raise TrainingError(f"{where} after {p.rollbacks} rollbacks (train.max_rollbacks); lower train.lr")
+        point = find_resume_point(self.out)  # every rank reads it: a shared filesystem, as --resume needs
+        load_weights(self.model, point.folder / WEIGHTS_FILE, self.device)
+        elapsed, rollbacks, scale = p.elapsed, p.rollbacks + 1, p.lr_scale * t.rollback_lr_factor
+        self.progress = dataclasses.replace(point.progress, elapsed=elapsed, rollbacks=rollbacks, lr_scale=scale)
+        if self.ema is not None:  # the checkpoint's weights are the average, its training state the raw ones
+            self.ema = WeightAverage(self.model, t.ema_decay, self.progress.ema_updates)
+        self.carry = None
+        self.load_training_state(point.training_state())
+        self.metrics_log.forget_after(self.progress.step)
+        self.metrics_log.write({"step": self.progress.step, "split": "event", "event": "rollback", "reason": where,
+                                "lr_scale": scale, "rollbacks": rollbacks})
+        if self.dist.is_main:
+            print(f"note: {where}; rolled back to step {self.progress.step} with the learning rate x{scale:g}",
+                  file=sys.stderr)
+        raise _RolledBack
+
+    # ------------------------------------------------------------------ training
+    def fit(self) -> RunResult:
+        self.metrics_log.forget_after(self.progress.step)
+        self._announce_plan()
+        enabled = self.dist.is_main and self.train_config.progress
+        bar = progress_bar(self.total_steps, self.progress.step, enabled)
+        with catch_stop_signals(self._on_signal), bar as self.bar:
+            reason = self._loop()
+        final = self._final_metrics(reason)
+        checksums = self._rank_checksums() if self.dist.enabled else None  # every rank takes part
+        if self.dist.is_main:
+            plot_curves(self.out)
+            self.metrics_log.close()
+            if checksums is not None:
+                self.checkpointer.record_checksums(checksums)
+        self.wrapped = self.model  # release DDP before its process group (see distributed.close)
+        distributed.close(self.dist)
+        best = self.checkpointer.metrics_of("best") if self.dist.is_main else None
+        return RunResult(self.out, self.checkpointer.best(), best or final, interrupted=reason == "interrupt",
+                         stop_reason=reason, step=self.progress.step, last_metrics=final,
+                         best_step=self.progress.best_step)
+
+    def _announce_plan(self) -> None:
+        """Say so when the data stretched the run (train.min_steps) and its evaluations (every epoch)."""
+        t, plan = self.train_config, self.plan
+        if self.dist.is_main and (plan.max_epochs, plan.eval_every) != (t.max_epochs, t.eval_every):
+            print(f"note: {len(self.task.train_loader)} steps an epoch: training up to {plan.max_epochs} epochs "
+                  f"(train.min_steps={t.min_steps}), evaluating every {plan.eval_every} steps", file=sys.stderr)
+            self.metrics_log.write({"step": self.progress.step, "split": "event", "event": "plan",
+                                    **dataclasses.asdict(plan)})
+
+    def _on_signal(self, name: str) -> None:
+        self.stop_signal = name
+
+    def _final_metrics(self, reason: str) -> dict:
+        if self.last_eval is not None and self.last_eval[0] == self.progress.step:
+            return self.last_eval[1]  # already evaluated and saved at this step
+        if reason != "interrupt" or self.train_config.eval_on_interrupt:
+            return self.evaluate_and_save()
+        self.save_without_evaluating()
+        return {}
+
+    def _loop(self) -> str:
+        while True:
+            try:
+                return self._epochs()
+            except _RolledBack:  # the progress is the checkpoint's now: start its epoch again
+                continue
+
+    def _epochs(self) -> str:
+        p = self.progress
+        started, start_elapsed = time.monotonic(), p.elapsed
+        while p.epoch < self.plan.max_epochs:
+            self.task.new_epoch(p.epoch)
+            for batch in self.task.train_loader.iterate(p.batch_index):
+                self._train_step(batch)
+                p.elapsed = start_elapsed + time.monotonic() - started
+                reason, save_due = self._agreed_flags()
+                if reason:
+                    return reason
+                if self.plan.eval_every and p.step % self.plan.eval_every == 0:
+                    if self._evaluate_says_stop():
+                        return "early_stopping"
+                elif save_due:
+                    self.save_without_evaluating()
+                    self.metrics_log.write({"step": p.step, "split": "event", "event": "timed_save",
+                                            "elapsed_s": round(p.elapsed, 2)})
+            p.epoch, p.batch_index, self.carry = p.epoch + 1, 0, None
+            if not self.plan.eval_every and p.epoch < self.plan.max_epochs and self._evaluate_says_stop():
+                return "early_stopping"
+        return "max_epochs"
+
+    def _evaluate_says_stop(self) -> bool:
+        self.evaluate_and_save()
+        return self.train_config.patience is not None and self.progress.bad_evals >= self.train_config.patience
+
+    def _train_step(self, batch: dict) -> None:
+        t, p = self.train_config, self.progress
+        loss, carry, tokens = self.task.step_loss(self.wrapped, batch, self.carry, self._autocast)
+        if self.fault is not None:  # the reliability tests' injected faults (textrnn.core.faults); None otherwise
+            loss = loss * self.fault(self.dist.rank)
+        nonfinite, spiked = self._divergence(loss.detach())
+        self.optimizer.zero_grad(set_to_none=True)
+        if nonfinite and t.skip_nonfinite:
+            p.skipped_batches += 1
+        elif nonfinite or spiked:
+            reason = f"became {loss.item():.4g}" if nonfinite else f"spiked to {loss.item():.4g}"
+            if t.on_divergence == "rollback":
+                self.rollback(reason)
+            raise TrainingError(
+                f"the loss {reason} at step {p.step + 1}; the last good checkpoint is in {self.out / 'last'}. "
+                "Lower train.lr, set train.on_divergence=rollback, or train.skip_nonfinite=true to skip NaN batches"
+            )
+        else:
+            loss.backward()
+            self._drop_frozen_gradients(p.epoch)
+            if t.grad_clip:
+                clip_gradients(self.model, t.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update()
+        self.carry = carry
+        p.step += 1
+        p.batch_index += 1
+        self.bar.update(loss.item(), tokens)
+        if p.step % 50 == 0:
+            self.metrics_log.write({"step": p.step, "split": "train", "train_loss": self.bar.mean_loss(),
+                                    "lr": self.scheduler.get_last_lr()[0],
+                                    "train_tokens_per_s": round(self.bar.rate(), 1)})
+
+    def _autocast(self):
+        if self.train_config.bf16 and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _divergence(self, loss: torch.Tensor) -> tuple[bool, bool]:
+        """(not finite, spiked) on any rank: a spike is above divergence_factor x max(running mean, 0.5)."""
+        t, recent = self.train_config, self.bar.losses
+        value = float(loss)
+        running = sum(recent) / len(recent) if len(recent) >= 5 else None
+        spike = running is not None and value > t.divergence_factor * max(running, 0.5)
+        nonfinite, spiked = self._any_rank(not math.isfinite(value), spike)
+        return nonfinite, spiked
+
+    def _agreed_flags(self) -> tuple[str, bool]:
+        """The reason to stop now, and whether a timed save is due, agreed by all ranks (rank 0's clock decides)."""
+        t, p = self.train_config, self.progress
+        since_save = time.monotonic() - self.last_save
+        *stops, save_due = self._any_rank(
+            self.stop_signal is not None,
+            t.max_steps is not None and p.step >= t.max_steps,
+            t.max_minutes is not None and p.elapsed >= 60 * t.max_minutes and self.dist.is_main,
+            t.save_every_minutes is not None and since_save >= 60 * t.save_every_minutes and self.dist.is_main,
+        )
+        for stop, name in zip(stops, ("interrupt", "max_steps", "max_minutes")):
+            if stop:
+                return name, False
+        return "", save_due
+
+    def _any_rank(self, *conditions: bool) -> list[bool]:
+        """Each condition, true if it holds on any rank (one all-reduce; on the GPU under nccl)."""
+        where = self.device if self.device.type == "cuda" else "cpu"
+        flags = torch.tensor([float(c) for c in conditions], device=where)
+        distributed.all_sum(flags, self.dist)
+        return [bool(f) for f in flags.tolist()]
+
+    def _rank_checksums(self) -> list:
+        """SHA-256 of this rank's parameters, gathered from every rank (DDP keeps them equal)."""
+        digest = hashlib.sha256()
+        for tensor in self.model.state_dict().values():
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        gathered = [None] * self.dist.world_size
+        torch.distributed.all_gather_object(gathered, digest.hexdigest())
+        return gathered
+
+
+def train(config: ExperimentConfig, resume: Optional[str] = None, device: Optional[str] = None) -> RunResult:
+    """Train a model as ``config`` says (resuming from a run or checkpoint folder if given).
+
+    A classifier config with a ``pretrain`` section first trains its language model
+    (:mod:`textrnn.training.pretraining`), then the classifier from it, in one run folder.
+    """
+    if config.pretrain is not None:
+        config, interrupted = pretrain_stage(config, resume, device, lambda *args: Trainer(*args).fit())
+        if interrupted is not None:
+            return interrupted
+    return Trainer(config, resume, device).fit()
