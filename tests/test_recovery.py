@@ -12,7 +12,7 @@ import time
 import pytest
 
 from textrnn import TrainingError
-from textrnn.training.trainer import train
+from textrnn.training.api import train
 
 from .conftest import ROOT, assert_same_weights, run_cli
 from .helpers import lm_config

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from textrnn import CheckpointError, DataError, RNNClassifier, RNNLanguageModel, TextRNNError, load_model
-from textrnn.training.trainer import train
+from textrnn.training.api import train
 
 from .conftest import CORPUS, ROOT, assert_same_weights, run_cli, write_sentiment
 from .helpers import classifier_config, lm_config

@@ -25,9 +25,9 @@ from .models.classifier import ClassifierEnsemble, RNNClassifier
 from .models.encoder import RNNEncoder
 from .models.language_model import RNNLanguageModel
 from .models.registry import MODELS, build_model, load_model
+from .training.api import train
 from .training.registry import TASKS
 from .training.task import Task
-from .training.trainer import train
 
 __version__ = "0.1.0"
 

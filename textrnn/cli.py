@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="label texts with a classifier checkpoint (one JSON line each)")
     _checkpoint_args(p)
     p.add_argument("texts", nargs="*")
-    p.add_argument("--input", help="file with one text per line, or jsonl with a 'text' field (streamed)")
+    p.add_argument("--input", help="csv, tsv, parquet or jsonl (their text column), or one text per line (streamed)")
+    p.add_argument("--text-column", action="append", help="the input's text column (repeat for several fields, "
+                   "joined as in training); default: the model's text fields, else text")
     p.add_argument("--output", help="write here instead of stdout (.csv: csv, else jsonl)")
     p.add_argument("--format", choices=["jsonl", "csv"], help="default: from --output's extension, else jsonl")
     p.add_argument("--batch-size", type=int, default=64)
@@ -97,8 +99,8 @@ def _checkpoint_args(p: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
     from .core.config import load_config
+    from .training.api import train
     from .training.run_folder import resume_config
-    from .training.trainer import train
 
     if args.resume and not args.config:
         config = resume_config(args.resume, args.overrides)
@@ -163,7 +165,7 @@ def _write(text: str) -> None:
 def cmd_predict(args) -> int:
     from .models.prediction import (
         PredictionWriter,
-        count_lines,
+        count_rows,
         output_format,
         output_stream,
         predict_stream,
@@ -175,9 +177,10 @@ def cmd_predict(args) -> int:
         raise TextRNNError("give texts to label, or --input FILE")
     fmt = output_format(args.output, args.format)
     model = _load(args, "classification")
-    fields, separator = model.config.text_fields or ["text"], model.config.field_separator
+    fields, separator = args.text_column or model.config.text_fields or ["text"], model.config.field_separator
     texts = itertools.chain(args.texts, read_texts(args.input, fields, separator) if args.input else [])
-    total = len(args.texts) + (count_lines(args.input) if args.input else 0)
+    rows = count_rows(args.input) if args.input else 0
+    total = None if rows is None else len(args.texts) + rows
     with output_stream(args.output) as handle, progress(total, bool(args.input) and not args.quiet) as bar:
         writer = PredictionWriter(handle, fmt, model.label_names)
         for i, result in enumerate(predict_stream(model, texts, args.batch_size, args.max_length)):

@@ -103,7 +103,17 @@ def test_the_allowed_values_config_owns_are_the_ones_implemented():
     assert set(config.POOLINGS) == set(POOLINGS)
     assert set(config.PROBLEM_TYPES) == {SINGLE, MULTI}
     assert set(config.REPORT_TO) == set(SINKS)
+    from textrnn import MODELS, TASKS
+
+    assert tuple(MODELS) == tuple(TASKS) == config.TASKS
+
     for strategy in config.STRATEGIES:  # each builds an encoder; anything else is refused
         RNNEncoder(4, 4, strategy=strategy)
     with pytest.raises(ValueError, match="strategy"):
         RNNEncoder(4, 4, strategy="sideways")
+
+
+def test_a_misspelled_task_is_named_not_sent_to_the_other_command():
+    with pytest.raises(ConfigError, match="task must be one of classification, language_model, got 'clasification'; "
+                       "did you mean 'classification'"):
+        load_config(None, ["task=clasification"], task="classification")

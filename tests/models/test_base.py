@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from textrnn import ConfigError, RNNClassifier, RNNConfig, TextRNNError
+from textrnn import ConfigError, RNNClassifier, RNNConfig, TextRNNError, TextTokenizer
 from textrnn.models.base import build_backbone
 
 
@@ -26,3 +26,52 @@ def test_device_tokenizer_and_clip_groups():
     assert model.clip_groups() == [list(model.parameters())]
     with pytest.raises(TextRNNError, match="has no tokenizer"):
         model.require_tokenizer()
+
+
+# ---------------------------------------------------------------------------- built from Python (issue 26)
+def word_tokenizer():
+    from ..helpers import TEXT
+
+    return TextTokenizer.train([TEXT], "word")
+
+
+def test_keyword_constructors_and_from_tokenizer_fill_what_the_tokenizer_decides():
+    from textrnn import RNNLanguageModel
+
+    clf = RNNClassifier(vocab_size=100, num_labels=2, hidden_size=8)
+    assert clf.config.vocab_size == 100 and clf.head.out_features == 2 and clf.config.task == "classification"
+    tok = word_tokenizer()
+    lm = RNNLanguageModel.from_tokenizer(tok, hidden_size=8, embedding_dim=8)
+    assert (lm.config.task, lm.config.vocab_size, lm.config.tokenizer_kind) == ("language_model", len(tok), "word")
+    assert 3 not in lm.never_sampled()  # a word LM can end a text: <eos> stays samplable
+    named = RNNClassifier.from_tokenizer(tok, label_names=["neg", "neu", "pos"], hidden_size=8)
+    assert named.config.num_labels == 3 and named.label_names == ["neg", "neu", "pos"]
+
+
+def test_a_config_of_the_wrong_task_takes_the_class_task():
+    from textrnn import RNNLanguageModel
+
+    tok = word_tokenizer()
+    lm = RNNLanguageModel(RNNConfig(vocab_size=len(tok), hidden_size=8), tok)  # RNNConfig's default task
+    assert lm.config.task == "language_model" and lm.config.tokenizer_kind == "word"
+
+
+def test_construction_checks_the_config_against_the_tokenizer_in_one_line():
+    tok = word_tokenizer()
+    with pytest.raises(ConfigError, match=f"vocab_size=5 but the tokenizer has {len(tok)} entries"):
+        RNNClassifier(RNNConfig(vocab_size=5), tok)
+    with pytest.raises(ConfigError, match="unknown config key 'model.hiden_size'; did you mean 'model.hidden_size'"):
+        RNNClassifier(vocab_size=10, hiden_size=8)
+    with pytest.raises(ConfigError, match="either an RNNConfig or keywords"):
+        RNNClassifier(RNNConfig(vocab_size=10), hidden_size=8)
+    with pytest.raises(ConfigError, match="label_names has 2 names but num_labels is 3"):
+        RNNClassifier(vocab_size=10, num_labels=3, label_names=["a", "b"])
+
+
+def test_lengths_may_be_a_list_and_bad_lengths_are_one_line_errors():
+    model = RNNClassifier(vocab_size=20, hidden_size=8).eval()
+    ids = torch.randint(1, 20, (2, 5))
+    logits, _ = model(ids, [5, 3])
+    torch.testing.assert_close(logits, model(ids, torch.tensor([5, 3]))[0])
+    with pytest.raises(ValueError, match=r"lengths must be \(B,\)=2 values in \[0, 5\]"):
+        model(ids, [6, 3])

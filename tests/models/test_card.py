@@ -9,7 +9,7 @@ import pytest
 
 from textrnn import load_config, load_model
 from textrnn.models.card import read_front_matter
-from textrnn.training.trainer import train
+from textrnn.training.api import train
 
 from ..conftest import run_cli, write_sentiment
 

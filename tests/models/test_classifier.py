@@ -12,6 +12,7 @@ from textrnn import (
     RNNConfig,
     TextTokenizer,
     build_model,
+    load_model,
     pad_batch,
 )
 
@@ -136,6 +137,41 @@ def test_ensemble_is_built_explicitly_and_has_no_single_model_methods(char_tok):
         RNNClassifier(config)
     ensemble = build_model(config)
     assert isinstance(ensemble, ClassifierEnsemble) and not isinstance(ensemble, RNNClassifier)
-    for name in ("backbone", "pooling", "head", "aux_lm", "encode", "pool", "lm_loss", "drop_words"):
+    for name in ("backbone", "pooling", "head", "aux_lm", "pool", "lm_loss", "drop_words"):
         assert not hasattr(ensemble, name), name  # nothing inherited that it could not run
     assert all(hasattr(member, "backbone") for member in ensemble.members)
+
+
+# ---------------------------------------------------------------------------- a new head, pooled features (issue 26)
+def test_replace_head_keeps_the_backbone_and_round_trips(char_tok, tmp_path):
+    model = classifier(char_tok)
+    before = model.backbone.encoder.weight_hh_l0.clone()
+    model.replace_head(["x", "y", "z", "w", "v"])
+    assert model.config.num_labels == 5 and model.label_names == ["x", "y", "z", "w", "v"]
+    assert torch.equal(model.backbone.encoder.weight_hh_l0, before) and model.head.out_features == 5
+    result = model.predict(["the quick fox"])[0]
+    assert set(result["probabilities"]) == {"x", "y", "z", "w", "v"}
+    assert abs(sum(result["probabilities"].values()) - 1) < 1e-5
+    model.save_pretrained(tmp_path / "five")
+    assert load_model(tmp_path / "five").predict(["the quick fox"]) == model.predict(["the quick fox"])
+
+
+def test_an_assigned_head_that_disagrees_with_the_config_is_refused(char_tok, tmp_path):
+    model = classifier(char_tok)
+    model.head = torch.nn.Linear(model.head.in_features, 5)  # the usual fine-tuning move, without replace_head
+    with pytest.raises(ConfigError, match="head.weight has shape"):
+        model.save_pretrained(tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ConfigError, match="replace_head"):
+        model.predict(["the quick fox"])
+
+
+def test_encode_gives_pooled_features_for_texts_and_ids(char_tok):
+    model = classifier(char_tok, bidirectional=True, pooling="mean")
+    features = model.encode(["the quick fox", "a stitch"])
+    assert features.shape == (2, model.pooling.get_output_dim()) and not features.requires_grad
+    ids = [char_tok.encode("the quick fox"), char_tok.encode("a stitch")]
+    padded, lengths = pad_batch(ids)
+    torch.testing.assert_close(model.encode(padded, lengths), features)
+    ensemble = classifier(char_tok, ensemble_size=2)
+    assert ensemble.encode(["the quick fox"]).shape == (1, 2 * ensemble.members[0].pooling.get_output_dim())

@@ -8,7 +8,7 @@ import torch
 from textrnn import TextRNNError, load_config, load_model
 from textrnn.models.decoding import Controls, History, StopText, apply_controls, beam_search
 from textrnn.models.generation import prompt_ids
-from textrnn.training.trainer import train
+from textrnn.training.api import train
 
 from ..conftest import CORPUS
 

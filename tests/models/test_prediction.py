@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from textrnn import RNNConfig, TextTokenizer
+from textrnn import DataError, RNNConfig, TextTokenizer
 from textrnn.models.classifier import _Classifier
 from textrnn.models.prediction import predict_stream, read_texts
 
@@ -94,3 +94,32 @@ def test_cli_output_errors_are_one_line(checkpoint, tmp_path):
         assert (
             proc.returncode == 2 and message in proc.stderr.strip().splitlines()[-1] and "Traceback" not in proc.stderr
         )
+
+
+# ---------------------------------------------------------------------------- tables as input (issue 26)
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".jsonl"])
+def test_tables_give_their_text_column_not_their_raw_lines(tmp_path, suffix):
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": [1, 2, 3], "review": ["a good film", "dull, long plot", 'say "hi"\nbye'],
+                          "stars": [5, 1, 3]})
+    path = tmp_path / f"reviews{suffix}"
+    if suffix == ".parquet":
+        frame.to_parquet(path)
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
+    assert list(read_texts(str(path), ["review"])) == frame["review"].tolist()
+    with pytest.raises(DataError, match="column 'text' not found in .*available: id, review, stars.*--text-column"):
+        list(read_texts(str(path), ["text"]))
+
+
+def test_cli_predicts_a_csv_column_one_result_per_row(checkpoint, tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text('review,stars\n"a good film",5\n"dull, long",1\n', encoding="utf-8")
+    proc = run_cli("predict", "--checkpoint", str(checkpoint), "--input", str(path), "--text-column", "review",
+                   "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [row["index"] for row in rows] == [0, 1]

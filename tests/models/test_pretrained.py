@@ -78,3 +78,42 @@ def test_push_to_hub_uploads_the_checkpoint_folder(char_tok, monkeypatch):
 def test_hub_id_that_cannot_be_fetched_is_a_one_line_error(monkeypatch):
     with pytest.raises(CheckpointError, match="not fetched from the Hub: nobody/nothing"):
         RNNClassifier.from_pretrained("nobody/nothing")
+
+
+# ---------------------------------------------------------------------------- checked saves and loads (issue 26)
+def test_a_hand_built_language_model_saves_a_folder_that_loads(tmp_path):
+    from textrnn import RNNConfig, RNNLanguageModel, load_model
+
+    tok = TextTokenizer.train([TEXT], "word")
+    lm = RNNLanguageModel(RNNConfig(vocab_size=len(tok), hidden_size=8, embedding_dim=8), tok)
+    lm.save_pretrained(tmp_path / "lm")
+    loaded = load_model(tmp_path / "lm")
+    assert isinstance(loaded, RNNLanguageModel) and loaded.config.tokenizer_kind == "word"
+    assert "a word tokenizer" in (tmp_path / "lm" / "README.md").read_text()
+
+
+def test_a_folder_whose_weights_disagree_with_its_config_names_the_parameter(tmp_path, char_tok):
+    import json
+
+    from textrnn import CheckpointError, load_model
+
+    model = classifier(char_tok)
+    model.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["num_labels"], config["label_names"] = 4, ["a", "b", "c", "d"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    expected = r"head.weight is \(3, 6\) in model.safetensors but \(4, 6\) by config.json"
+    with pytest.raises(CheckpointError, match=expected):
+        load_model(tmp_path / "m")
+
+
+def test_a_folder_of_another_library_is_not_called_a_newer_textrnn(tmp_path):
+    import json
+
+    from textrnn import CheckpointError, load_model
+
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 768}))
+    with pytest.raises(CheckpointError, match="not a textrnn checkpoint") as info:
+        load_model(tmp_path / "bert")
+    assert "newer" not in str(info.value)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from textrnn import ConfigError, load_config, load_model
-from textrnn.training.trainer import train
+from textrnn.training.api import train
 
 from ..conftest import write_sentiment
 

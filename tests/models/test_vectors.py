@@ -14,7 +14,7 @@ import torch
 
 from textrnn import DataError, TextTokenizer, load_config, load_model
 from textrnn.models.vectors import load_pretrained_vectors
-from textrnn.training.trainer import train
+from textrnn.training.api import train
 
 from ..conftest import write_sentiment
 

@@ -122,7 +122,7 @@ def test_export_refuses_a_graph_that_differs(tmp_path, tokenizer, monkeypatch):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from textrnn import load_config
-    from textrnn.training.trainer import train
+    from textrnn.training.api import train
 
     from ..conftest import write_sentiment
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from textrnn import load_config, load_model
-from textrnn.training.trainer import train
+from textrnn.training.api import train
 
 from ..conftest import CORPUS, write_sentiment
 from ..server_harness import running_server

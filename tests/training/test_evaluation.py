@@ -6,8 +6,8 @@ import datasets
 import pytest
 
 from textrnn import load_config, load_model
+from textrnn.training.api import train
 from textrnn.training.evaluation import evaluate_checkpoint
-from textrnn.training.trainer import train
 
 from ..conftest import write_sentiment
 
@@ -44,3 +44,44 @@ def test_a_run_on_a_hub_configuration_trains_and_evaluates_on_that_configuration
     hub.clear()
     evaluate_checkpoint(load_model(out), str(out), "someone/reviews", "validation", None, None, config_name="long")
     assert hub == ["long"]  # --config-name wins
+
+
+# ---------------------------------------------------------------------- one local file, split by training (issue 26)
+def one_csv(folder):
+    import csv
+
+    rows = list(csv.reader((write_sentiment(folder / "parts") / "train.csv").open()))
+    rows += list(csv.reader((folder / "parts" / "validation.csv").open()))[1:]
+    path = folder / "reviews.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([["review", "sentiment"], *[[text, label] for text, label in rows[1:]]])
+    return path
+
+
+def test_evaluate_re_creates_the_part_of_a_file_that_training_held_out(tmp_path):
+    data = one_csv(tmp_path)
+    config = load_config(None, [f"data.dataset={data}", "data.text_column=review", "data.label_column=sentiment",
+                                f"train.output_dir={tmp_path / 'run'}", "train.max_steps=6", "train.eval_every=6",
+                                "train.progress=false", "model.embedding_dim=8", "model.hidden_size=8",
+                                "train.seed=3"], task="classification")
+    result = train(config)
+    model = load_model(tmp_path / "run")
+    held_out = evaluate_checkpoint(model, str(tmp_path / "run"), str(data), "validation", None, None)
+    assert held_out["examples"] == 15 and held_out["accuracy"] == result.metrics["accuracy"]
+    assert abs(held_out["loss"] - result.metrics["loss"]) < 1e-6
+    trained_on = evaluate_checkpoint(model, str(tmp_path / "run"), str(data), "train", None, None)
+    assert trained_on["examples"] == 135  # the other 90%, not the whole file
+
+
+def test_a_missing_label_column_names_the_flag_that_sets_it(tmp_path):
+    from textrnn import DataError
+
+    data = one_csv(tmp_path)
+    config = load_config(None, [f"data.dataset={data}", "data.text_column=review", "data.label_column=sentiment",
+                                f"train.output_dir={tmp_path / 'run'}", "train.max_steps=2", "train.progress=false",
+                                "model.embedding_dim=8", "model.hidden_size=8"], task="classification")
+    train(config)
+    other = tmp_path / "other.csv"
+    other.write_text("review,stars\ngood,5\n")
+    with pytest.raises(DataError, match="pass --label-column"):
+        evaluate_checkpoint(load_model(tmp_path / "run"), str(tmp_path / "run"), str(other), "train", None, None)

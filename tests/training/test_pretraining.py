@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from textrnn import ConfigError, DataError, load_config, load_model
+from textrnn.training.api import train
 from textrnn.training.pretraining import lm_experiment
-from textrnn.training.trainer import train
 
 from ..conftest import weights, write_sentiment
 

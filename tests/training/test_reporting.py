@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from textrnn.training.trainer import train
+from textrnn.training.api import train
 
 from ..helpers import classifier_config
 

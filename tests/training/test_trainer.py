@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from textrnn import load_model
-from textrnn.training.trainer import train
+from textrnn.training.api import train
 
 from ..conftest import assert_same_weights, weights, write_sentiment
 from ..helpers import classifier_config, lm_config

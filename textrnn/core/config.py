@@ -23,6 +23,7 @@ FORMAT_VERSION = 3  # of config.json; textrnn.models.migrations upgrades older f
 
 # The allowed values of the choice keys live here, with the keys; the modules that implement
 # them import these lists (and tests check that each implements exactly these).
+TASKS = ("classification", "language_model")  # task (see textrnn.models.registry, textrnn.training.registry)
 CELLS = ("lstm", "gru", "rnn")  # model.cell (rnn is tanh)
 STRATEGIES = ("auto", "packed", "padded")  # model.strategy (see textrnn.models.encoder)
 POOLINGS = ("last", "mean", "max", "attention")  # model.pooling (see textrnn.models.modules)
@@ -343,13 +344,21 @@ def load_config(path: Optional[str], overrides: Optional[list] = None, task: Opt
                 data = yaml.safe_load(handle) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    data = merge(data, parse_overrides(overrides or []))
+    return config_from_dict(merge(data, parse_overrides(overrides or [])), task)
+
+
+def config_from_dict(data: dict, task: Optional[str] = None) -> ExperimentConfig:
+    """An experiment config from nested sections (every key optional), checked; ``task`` is the command's."""
     check_moved_keys(data)
+    named = data.get("task", task or "classification")  # ExperimentConfig.task's default
+    if named not in TASKS:
+        close = difflib.get_close_matches(str(named), TASKS, n=1)
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {named!r}"
+                          + (f"; did you mean {close[0]!r}?" if close else ""))
     if task is not None:
-        if data.get("task", task) != task:
-            raise ConfigError(
-                f"config task is {data['task']!r} but this command trains a {task!r} model; use the other train command"
-            )
+        if named != task:
+            raise ConfigError(f"config task is {named!r} but this command trains a {task!r} model; use the other "
+                              "train command")
         data["task"] = task
     return build_dataclass(ExperimentConfig, data, "config").validate()
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from ..core.errors import DataError, one_line
+from .memory import IN_MEMORY
 
 LOCAL_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
                   ".txt": "text", ".text": "text"}
@@ -34,6 +35,9 @@ def load_raw(dataset: str, workdir: Optional[str] = None, config_name: Optional[
     import datasets
 
     datasets.disable_progress_bars()
+    if dataset == IN_MEMORY:
+        raise DataError("this run trained on data given in Python (data.dataset is textrnn:in_memory); pass the "
+                        "data to textrnn.train(train_data=...) again, or set data.dataset to files")
     if dataset.startswith(BUILTIN_PREFIX):
         dataset = builtin_corpus(dataset, workdir or ".")
     if dataset.startswith(("http://", "https://")):
@@ -196,12 +200,12 @@ def python_docstrings(max_chars: int = 1_200_000) -> str:
     return "".join(parts)
 
 
-def require_column(ds, name: Optional[str], role: str) -> str:
-    """``name`` if ``ds`` has that column, else a one-line error naming ``data.{role}`` and the columns there are."""
+def require_column(ds: Any, name: Optional[str], role: str, setting: Optional[str] = None) -> str:
+    """``name`` if ``ds`` has that column, else a one-line error naming the setting to change (``data.{role}``
+    unless ``setting`` names a command-line flag) and the columns there are."""
     if name not in ds.column_names:
-        raise DataError(
-            f"column {name!r} not found (available: {', '.join(ds.column_names)}); set data.{role} to one of them"
-        )
+        fix = f"pass {setting} with one of them" if setting else f"set data.{role} to one of them"
+        raise DataError(f"column {name!r} not found (available: {', '.join(ds.column_names)}); {fix}")
     return name
 
 

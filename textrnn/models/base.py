@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import dataclasses
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
-from ..core.config import RNNConfig
-from ..core.errors import ConfigError, TextRNNError
-from ..data.tokenization import TextTokenizer
+from ..core.config import RNNConfig, build_dataclass
+from ..core.errors import ConfigError, TextRNNError, require
+from ..data.tokenization import PAD_ID, TextTokenizer
 from .modules import RNNBackbone
 from .pretrained import PretrainedMixin
 
@@ -23,20 +24,63 @@ def build_backbone(config: RNNConfig) -> RNNBackbone:
                        weight_dropout=config.weight_dropout, strategy=config.strategy, pad_id=config.pad_id)
 
 
-class _TextModel(PretrainedMixin, nn.Module):
-    """What every model has: its config, its tokenizer and a device."""
+def resolve_config(task: str, config: Optional[RNNConfig], tokenizer: Optional[TextTokenizer],
+                   architecture: dict) -> RNNConfig:
+    """The config a model is built from: ``config``, or ``architecture`` keywords, with the class's task and
+    what the tokenizer decides (``vocab_size`` when unset, ``tokenizer_kind``, ``pad_id``) filled in.
 
+    One-line errors for keywords that are no config key, and for a config the tokenizer contradicts.
+    """
+    if config is not None and architecture:
+        raise ConfigError(f"pass either an RNNConfig or keywords ({', '.join(architecture)}), not both; "
+                          "dataclasses.replace(config, ...) changes a config")
+    if config is None:
+        label_names = architecture.get("label_names")
+        if label_names is not None and "num_labels" not in architecture:
+            architecture = {**architecture, "num_labels": len(label_names)}
+        config = build_dataclass(RNNConfig, architecture, "model")
+    changes: dict[str, Any] = {"task": task}
+    if tokenizer is not None:
+        require(config.vocab_size in (0, tokenizer.vocab_size),
+                f"vocab_size={config.vocab_size} but the tokenizer has {tokenizer.vocab_size} entries; leave "
+                "vocab_size out (from_tokenizer fills it) or pass the tokenizer the model was built for")
+        changes |= {"vocab_size": tokenizer.vocab_size, "tokenizer_kind": tokenizer.kind, "pad_id": PAD_ID}
+    names = config.label_names
+    require(names is None or (isinstance(names, list) and len(names) == config.num_labels),
+            f"label_names has {len(names) if isinstance(names, list) else names!r} names but num_labels is "
+            f"{config.num_labels}; give one name per label")
+    return dataclasses.replace(config, **changes)
+
+
+class _TextModel(PretrainedMixin, nn.Module):
+    """What every model has: its config, its tokenizer and a device.
+
+    Built from an :class:`~textrnn.core.config.RNNConfig`, or from its keys as keywords
+    (``RNNClassifier(vocab_size=100, num_labels=2, hidden_size=128)``), or from a tokenizer
+    (:meth:`from_tokenizer`). The class sets its own task, and a tokenizer sets the vocabulary
+    size and kind, so a folder saved from a hand-built model loads as that model.
+    """
+
+    task = ""  # the registry's name for it (config.task)
     is_classifier = False  # what code outside the registry asks instead of comparing task names
     pipeline_tag = ""  # the Hub's name for what it does (model cards)
     train_command = ""  # the `textrnn` subcommand that trains it
 
-    def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer]) -> None:
+    def __init__(self, config: Optional[RNNConfig] = None, tokenizer: Optional[TextTokenizer] = None,
+                 **architecture: Any) -> None:
         super().__init__()
+        config = resolve_config(type(self).task, config, tokenizer, architecture)
         type(self).check_config(config.validate())
         self.config, self.tokenizer = config, tokenizer
 
+    @classmethod
+    def from_tokenizer(cls, tokenizer: TextTokenizer, **architecture: Any) -> "_TextModel":
+        """A new model for ``tokenizer``'s ids: ``vocab_size``, ``tokenizer_kind`` and ``pad_id`` come from it."""
+        return cls.build(resolve_config(cls.task, None, tokenizer, architecture), tokenizer)
+
     @property
     def device(self) -> torch.device:
+        """Where the weights are."""
         return next(self.parameters()).device
 
     def clip_groups(self) -> list:
@@ -44,6 +88,7 @@ class _TextModel(PretrainedMixin, nn.Module):
         return [list(self.parameters())]
 
     def require_tokenizer(self) -> TextTokenizer:
+        """The model's tokenizer, or a one-line error saying how to give it one."""
         if self.tokenizer is None:
             raise TextRNNError("this model has no tokenizer; load it with from_pretrained or set model.tokenizer")
         return self.tokenizer

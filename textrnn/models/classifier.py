@@ -9,8 +9,9 @@ training only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -18,9 +19,12 @@ from torch import Tensor, nn
 
 from ..core.config import RNNConfig
 from ..core.errors import ConfigError, require
+from ..core.runtime import eval_mode
+from ..data.batching import pad_batch
+from ..data.encoding import encode_for_inference
 from ..data.tokenization import TextTokenizer
 from .base import _TextModel, build_backbone
-from .modules import POOLINGS, AuxiliaryLMHead
+from .modules import POOLINGS, AuxiliaryLMHead, as_lengths
 
 
 # ---------------------------------------------------------------------------- classifiers
@@ -61,6 +65,64 @@ class _Classifier(_TextModel):
     def thresholds(self) -> list[float]:
         return list(self.config.thresholds or [0.5] * self.config.num_labels)
 
+    def parts(self) -> list["RNNClassifier"]:
+        """The single classifiers inside: this one, or an ensemble's members."""
+        return list(getattr(self, "members", [self]))
+
+    def replace_head(self, label_names: Sequence[str], problem_type: Optional[str] = None) -> "_Classifier":
+        """A new output layer for ``label_names`` (fresh weights), keeping everything below it.
+
+        The fine-tuning move for a new label set: the config follows (``num_labels``,
+        ``label_names``, ``problem_type``; tuned thresholds are dropped), so the model saves a
+        folder that loads and predicts the new labels. Returns the model.
+        """
+        names = [str(name) for name in label_names]
+        require(len(set(names)) == len(names) and names, f"replace_head needs distinct label names, got {names}")
+        changes = dict(num_labels=len(names), label_names=names, thresholds=None,
+                       problem_type=problem_type or self.config.problem_type)
+        type(self).check_config(dataclasses.replace(self.config, **changes).validate())
+        for part in {id(m): m for m in [self, *self.parts()]}.values():
+            part.config = dataclasses.replace(part.config, **changes)
+        for member in self.parts():
+            old = member.head
+            member.head = nn.Linear(old.in_features, len(names)).to(device=old.weight.device, dtype=old.weight.dtype)
+        return self
+
+    def check_head(self) -> None:
+        """A one-line error for an output layer swapped without :meth:`replace_head` (sized unlike the config)."""
+        for member in self.parts():
+            if member.head.out_features != self.config.num_labels:
+                raise ConfigError(f"the classifier's head has {member.head.out_features} outputs but "
+                                  f"config.num_labels is {self.config.num_labels}; give it new labels with "
+                                  "model.replace_head(label_names)")
+
+    @torch.no_grad()
+    def encode(self, texts_or_ids: Union[Sequence[str], Tensor], lengths: Optional[Tensor] = None,
+               batch_size: int = 64) -> Tensor:
+        """Pooled features (N, D) for a head of your own: the pooling's output, before dropout and the head.
+
+        Takes texts (through the saved tokenizer, in eval mode) or ids (B, T) with ``lengths``
+        (as the model is). An ensemble concatenates its members' features (N, K*D). For gradients
+        through the backbone, call :meth:`features` instead.
+        """
+        if lengths is not None or isinstance(texts_or_ids, Tensor):
+            return self.features(torch.as_tensor(texts_or_ids), lengths)
+        tokenizer, rows = self.require_tokenizer(), []
+        with eval_mode(self):
+            for start in range(0, len(texts_or_ids), batch_size):
+                ids, _ = encode_for_inference(tokenizer, texts_or_ids[start:start + batch_size], 10_000)
+                padded, chunk_lengths = pad_batch(ids, self.config.pad_id)
+                rows.append(self.features(padded.to(self.device), chunk_lengths))
+        return torch.cat(rows) if rows else torch.zeros(0, self.features_dim(), device=self.device)
+
+    def features(self, input_ids: Tensor, lengths: Optional[Tensor]) -> Tensor:
+        """(B, T) ids, (B,) lengths -> pooled features (B, D), each member's side by side for an ensemble."""
+        return torch.cat([member.pooled(input_ids, lengths) for member in self.parts()], dim=1)
+
+    def features_dim(self) -> int:
+        """D of :meth:`features`."""
+        return sum(member.pooling.get_output_dim() for member in self.parts())
+
     def predict(self, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None) -> list[dict]:
         """Label names and probabilities for ``texts``, through the saved tokenizer.
 
@@ -73,6 +135,7 @@ class _Classifier(_TextModel):
         """
         from .prediction import predict_stream
 
+        self.check_head()
         return list(predict_stream(self, texts, batch_size, max_length))
 
     def result_of(self, row: list) -> dict:
@@ -120,8 +183,10 @@ class RNNClassifier(_Classifier):
     and ``from_pretrained`` return one when ``config.ensemble_size > 1``.
     """
 
-    def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> None:
-        super().__init__(config, tokenizer)
+    def __init__(self, config: Optional[RNNConfig] = None, tokenizer: Optional[TextTokenizer] = None,
+                 **architecture: Any) -> None:
+        super().__init__(config, tokenizer, **architecture)
+        config = self.config
         require(
             config.ensemble_size == 1,
             "RNNClassifier is one model: build an ensemble with RNNClassifier.build(config) "
@@ -136,8 +201,10 @@ class RNNClassifier(_Classifier):
             self.aux_lm = AuxiliaryLMHead(config.hidden_size, config.embedding_dim,
                                           self.backbone.encoder.num_directions, config.output_dropout)
 
-    def forward(self, input_ids: Tensor, lengths: Tensor, labels: Optional[Tensor] = None, label_smoothing: float = 0.0,
-                lm_loss_weight: float = 0.0, class_weights: Optional[Tensor] = None):
+    def forward(self, input_ids: Tensor, lengths: Optional[Tensor], labels: Optional[Tensor] = None,
+                label_smoothing: float = 0.0, lm_loss_weight: float = 0.0,
+                class_weights: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+        lengths = as_lengths(lengths, input_ids)
         outputs, state = self.backbone(input_ids, lengths)  # (B, T, D*H)
         pooled = self.pooling(outputs, state, lengths)  # (B, D*H)
         logits = self.head(self.output_dropout(pooled))  # (B, C)
@@ -149,6 +216,12 @@ class RNNClassifier(_Classifier):
                 raise ConfigError("lm_loss_weight needs a model built with model.aux_lm_head=true")
             loss = loss + lm_loss_weight * self.aux_lm(outputs, input_ids, lengths, self.backbone.embedding.weight)
         return logits, loss
+
+    def pooled(self, input_ids: Tensor, lengths: Optional[Tensor]) -> Tensor:
+        """(B, T) ids -> the pooled encoder outputs (B, D*H) that the head reads (before output dropout)."""
+        lengths = as_lengths(lengths, input_ids)
+        outputs, state = self.backbone(input_ids, lengths)  # (B, T, D*H)
+        return self.pooling(outputs, state, lengths)
 
 
 class ClassifierEnsemble(_Classifier):
@@ -168,12 +241,15 @@ class ClassifierEnsemble(_Classifier):
     ask a member for one.
     """
 
-    def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> None:
-        super().__init__(config, tokenizer)
+    def __init__(self, config: Optional[RNNConfig] = None, tokenizer: Optional[TextTokenizer] = None,
+                 **architecture: Any) -> None:
+        super().__init__(config, tokenizer, **architecture)
+        config = self.config
         member = config.to_dict() | {"ensemble_size": 1}
         self.members = nn.ModuleList(RNNClassifier(RNNConfig(**member), tokenizer) for _ in range(config.ensemble_size))
 
-    def forward(self, input_ids: Tensor, lengths: Tensor, labels: Optional[Tensor] = None, **loss_options):
+    def forward(self, input_ids: Tensor, lengths: Optional[Tensor], labels: Optional[Tensor] = None,
+                **loss_options: Any) -> tuple[Tensor, Optional[Tensor]]:
         results = [m(input_ids, lengths, labels, **loss_options) for m in self.members]
         logits = self.combine(torch.stack([logits for logits, _ in results]).float())  # (B, C)
         if labels is None:

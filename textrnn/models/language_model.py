@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -51,8 +51,10 @@ class RNNLanguageModel(_TextModel):
     def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> "RNNLanguageModel":
         return cls(config, tokenizer)
 
-    def __init__(self, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> None:
-        super().__init__(config, tokenizer)
+    def __init__(self, config: Optional[RNNConfig] = None, tokenizer: Optional[TextTokenizer] = None,
+                 **architecture: Any) -> None:
+        super().__init__(config, tokenizer, **architecture)
+        config = self.config
         self.backbone = build_backbone(config)
         self.output_dropout = nn.Dropout(config.output_dropout)
         width = self.backbone.get_output_dim()

@@ -13,7 +13,7 @@ This module builds no model from a config (see :mod:`textrnn.models`), so it imp
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +86,9 @@ class RNNBackbone(nn.Module):
         self.encoder = RNNEncoder(embedding_dim, hidden_size, num_layers, cell, bidirectional, dropout, strategy,
                                   weight_dropout)
 
-    def forward(self, input_ids: Tensor, lengths: Optional[Tensor] = None, state: Optional[State] = None):
+    def forward(self, input_ids: Tensor, lengths: Optional[Tensor] = None,
+                state: Optional[State] = None) -> tuple[Tensor, State]:
+        lengths = as_lengths(lengths, input_ids)
         x = self.embedding_dropout(self.embedding(self.word_dropout(input_ids)))  # (B, T, E)
         return self.encoder(x, lengths, state)  # (B, T, D*H), final state
 
@@ -147,6 +149,13 @@ class AttentionPooling(LastPooling):
 
 
 POOLINGS = {"last": LastPooling, "mean": MeanPooling, "max": MaxPooling, "attention": AttentionPooling}
+
+
+def as_lengths(lengths: Union[None, Tensor, Sequence[int]], input_ids: Tensor) -> Optional[Tensor]:
+    """Lengths as a (B,) int64 tensor on the CPU: a list, tuple or array is converted; None stays None."""
+    if lengths is None or isinstance(lengths, Tensor):
+        return lengths
+    return torch.as_tensor(lengths, dtype=torch.long)
 
 
 def valid_mask(lengths: Tensor, steps: int) -> Tensor:

@@ -24,7 +24,7 @@ from typing import IO, Iterable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from ..core.errors import DataError
+from ..core.errors import DataError, one_line
 from ..core.runtime import eval_mode
 from ..data.batching import pad_batch
 from ..data.encoding import encode_for_inference
@@ -53,9 +53,21 @@ def predict_stream(model, texts: Iterable[str], batch_size: int = 64, max_length
             yield from results
 
 
+TABLES = (".csv", ".tsv", ".parquet")
+
+
 def read_texts(path: str, fields: Sequence[str] = ("text",), separator: str = " | ") -> Iterator[str]:
-    """Texts of a file, streamed: one per line, or jsonl (first line ``{``) with a ``text`` field or the
-    model's text fields, joined by ``separator``. UTF-8; a BOM is dropped; blank jsonl lines are skipped."""
+    """Texts of a file, streamed, in row order, joined by ``separator`` when there are several ``fields``:
+
+    * ``.csv``, ``.tsv``, ``.parquet``: the ``fields`` columns of each row (a header names them);
+    * jsonl (first line ``{``): the ``fields`` of each object, or its ``text``; blank lines are skipped;
+    * any other file: one text per line.
+
+    UTF-8; a BOM is dropped.
+    """
+    if os.path.splitext(path)[1].lower() in TABLES:
+        yield from table_texts(path, list(fields), separator)
+        return
     with open_text(path) as handle:
         blank = 0
         for line in handle:
@@ -101,8 +113,55 @@ def json_text(line: str, number: int, path: str, fields: list, separator: str) -
             return separator.join("" if row[name] is None else str(row[name]) for name in fields)
         return str(row["text"])
     except (ValueError, KeyError, TypeError):
+        if isinstance(locals().get("row"), dict):
+            missing = next(name for name in fields if name not in row)
+            raise DataError(f"column {missing!r} not found in {path} line {number} (available: {', '.join(row)}); "
+                            "pass --text-column with one of them") from None
         wanted = " and ".join(f"'{name}'" for name in dict.fromkeys([*fields, "text"]))
         raise DataError(f"{path} line {number} is not a JSON object with a {wanted} field") from None
+
+
+def table_texts(path: str, fields: list, separator: str) -> Iterator[str]:
+    """The ``fields`` columns of a csv, tsv or parquet file, joined by ``separator``, a batch of rows at a time."""
+    names, batches = open_table(path, fields)
+    for name in fields:
+        if name not in names:
+            raise DataError(f"column {name!r} not found in {path} (available: {', '.join(names)}); "
+                            "pass --text-column with one of them")
+    for batch in batches:
+        columns = [batch.column(name).to_pylist() for name in fields]
+        for values in zip(*columns):
+            yield separator.join("" if value is None else str(value) for value in values)
+
+
+def open_table(path: str, fields: list) -> tuple[list, Iterator]:
+    """A table's column names and an iterator of its Arrow record batches (read as they are needed)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    if not os.path.isfile(path):
+        raise DataError(f"input file not found: {path}")
+    try:
+        if path.lower().endswith(".parquet"):
+            table = pq.ParquetFile(path)
+            return table.schema_arrow.names, table.iter_batches(batch_size=4096)
+        parse = pa_csv.ParseOptions(delimiter="\t" if path.lower().endswith(".tsv") else ",", newlines_in_values=True)
+        convert = pa_csv.ConvertOptions(column_types={name: pa.string() for name in fields})  # "007" stays "007"
+        reader = pa_csv.open_csv(path, parse_options=parse, convert_options=convert)
+        return reader.schema.names, iter(reader)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"could not read {path} as a table ({one_line(exc)}); check the file") from None
+
+
+def count_rows(path: str) -> Optional[int]:
+    """Texts in an input file, for the progress bar: a parquet file's row count, a csv's is unknown (None)."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    return None if suffix in TABLES else count_lines(path)
 
 
 class PredictionWriter:

@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from ..core import faults
 from ..core.config import FORMAT_VERSION, RNNConfig
-from ..core.errors import CheckpointError, TextRNNError, one_line
+from ..core.errors import CheckpointError, ConfigError, TextRNNError, one_line
 from ..data.tokenization import TextTokenizer
 from .migrations import migrate_config, migrate_weight_name
 
@@ -126,6 +126,10 @@ def read_config_and_format(folder: Path) -> tuple[RNNConfig, int]:
     if not isinstance(data, dict):
         raise CheckpointError(f"{folder / CONFIG_FILE} is not a textrnn config; re-save the checkpoint")
     version = data.get("format_version")
+    if version is None or "task" not in data:
+        kind = f" (a {data['model_type']} model's config)" if isinstance(data.get("model_type"), str) else ""
+        raise CheckpointError(f"{folder} is not a textrnn checkpoint: its {CONFIG_FILE} has no format_version or "
+                              f"task{kind}; pass a folder written by textrnn's save_pretrained or training")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(f"{folder} was written by a newer textrnn (format {version}, this one reads up to "
                               f"{FORMAT_VERSION}); upgrade textrnn")
@@ -167,13 +171,43 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     save_file(state, str(path), metadata={"format": "pt"})
 
 
-def load_weights(model: torch.nn.Module, path: Path, map_location, version: int = FORMAT_VERSION) -> None:
+def load_weights(model: torch.nn.Module, path: Path, map_location: Union[str, torch.device],
+                 version: int = FORMAT_VERSION) -> None:
     """Load ``save_weights`` output of format ``version`` into ``model`` (strict: every name must match)."""
     saved = load_file(str(path), device=str(torch.device(map_location)))
     state = {migrate_weight_name(name, version): tensor for name, tensor in saved.items()}
     for name, source in getattr(model, "tied_weights", {}).items():
         state[name] = state[source]
+    wrong = first_mismatch(model.state_dict(), state)
+    if wrong:
+        name, found, expected = wrong
+        raise CheckpointError(f"{path.parent}: {name} is {found} in {path.name} but {expected} by {CONFIG_FILE}; "
+                              "the folder's files do not belong together (re-save the model)")
     model.load_state_dict(state, strict=True)
+
+
+def first_mismatch(expected: dict, found: dict) -> Optional[tuple[str, tuple, tuple]]:
+    """The first tensor of ``found`` whose shape differs from ``expected``'s: (name, found, expected), or None."""
+    for name, reference in expected.items():  # in the model's order: a layer's weight before its bias
+        if name in found and tuple(reference.shape) != tuple(found[name].shape):
+            return name, tuple(found[name].shape), tuple(reference.shape)
+    return None
+
+
+def check_weights(model: torch.nn.Module) -> None:
+    """A one-line error when a weight's shape is not the one the model's config builds (a layer was swapped)."""
+    with torch.device("meta"):
+        reference = type(model).build(model.config, None)
+    expected, state = reference.state_dict(), model.state_dict()
+    wrong = first_mismatch(expected, state)
+    if wrong:
+        name, found, built = wrong
+        hint = ("change the labels with model.replace_head(label_names)" if name.endswith(("head.weight", "head.bias"))
+                else "build a new model from a changed config instead of replacing a layer")
+        raise ConfigError(f"{name} has shape {found} but the model's config builds {built}; {hint}")
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise ConfigError(f"the model has no {missing[0]}, which its config builds; build a new model from the config")
 
 
 class PretrainedMixin:
@@ -199,6 +233,7 @@ class PretrainedMixin:
 
         if self.tokenizer is None:
             raise TextRNNError("save_pretrained needs model.tokenizer, so the folder is self-contained")
+        check_weights(self)
 
         def write(tmp: Path) -> None:
             write_json(tmp / CONFIG_FILE, self.config.to_dict())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 import torch
@@ -47,9 +47,9 @@ class ClassificationTask:
         RNNClassifier.check_config(aux_lm_config(config))  # train.lm_loss_weight adds the head the model's rules cover
 
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
-                 checkpoint: Optional[Path] = None) -> None:
+                 checkpoint: Optional[Path] = None, raw: Any = None) -> None:
         d = self.data = config.data
-        raw = load_raw(d.dataset, str(workdir), d.config_name)
+        raw = raw if raw is not None else load_raw(d.dataset, str(workdir), d.config_name)
         train, valid = split_dataset(raw, d.train_split, d.validation_split, d.validation_fraction, config.train.seed)
         self.text_columns = text_columns(train, d)
         self.spec = saved_spec(checkpoint, d) if checkpoint else detect_labels(train, d.label_column, d.label_columns)

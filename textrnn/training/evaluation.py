@@ -27,7 +27,7 @@ from ..core.runtime import eval_mode
 from ..data.batching import ClassificationLoader, LMStreamLoader, SortedBatches
 from ..data.encoding import encode_split, label_source, labelled
 from ..data.labels import SINGLE, LabelSpec
-from ..data.loading import load_raw, require_split
+from ..data.loading import VALIDATION_NAMES, load_raw, require_column, require_split, split_dataset
 from ..data.streams import encode_stream, lm_splits
 from ..models.pretrained import locate
 from .metrics import multi_label_metrics, single_label_metrics
@@ -104,25 +104,45 @@ def predict_rows(model: nn.Module, encoded: Dataset, batch_size: int, dist: Dist
     return probs, targets, sum(part[2] for part in parts) / max(targets.size, 1)
 
 
-def training_data_config(checkpoint: str) -> DataConfig:
-    """The data section the checkpoint was trained with, when its folder records it."""
+def training_record(checkpoint: str) -> tuple[DataConfig, Optional[int]]:
+    """The data section the checkpoint was trained with and its seed, when its folder records them."""
     experiment = saved_experiment(locate(checkpoint))
-    return build_dataclass(DataConfig, experiment.get("data", {}), "data") if experiment else DataConfig()
+    if not experiment:
+        return DataConfig(), None
+    return build_dataclass(DataConfig, experiment.get("data", {}), "data"), experiment.get("train", {}).get("seed", 0)
 
 
 def evaluate_checkpoint(model: nn.Module, checkpoint: str, dataset: str, split: str, text_column: Optional[str],
                         label_column: Optional[str], batch_size: Optional[int] = None,
                         config_name: Optional[str] = None) -> dict:
     """Metrics of ``model`` on ``split`` of ``dataset``; columns (and, for the same dataset, its
-    configuration) default to the training run's."""
-    data = training_data_config(checkpoint)
-    data.config_name = config_name or (data.config_name if dataset == data.dataset else None)
+    configuration and split rule) default to the training run's.
+
+    On the dataset the run trained on, where training cut its validation split from the
+    training split, ``validation`` and the training split's name mean those two parts again:
+    the same rows, cut with the recorded fraction and seed.
+    """
+    data, seed = training_record(checkpoint)
+    same = dataset == data.dataset
+    data.config_name = config_name or (data.config_name if same else None)
     data.dataset, data.text_column = dataset, text_column or data.text_column
     data.label_column = label_column or data.label_column
     with tempfile.TemporaryDirectory(prefix="textrnn-eval-") as tmp:
         raw = load_raw(dataset, tmp, data.config_name)
-        score = evaluate_classifier_split if model.is_classifier else evaluate_lm_split
-        return score(model, raw, data, split, batch_size or data.eval_batch_size, Path(tmp))
+        if not model.is_classifier:
+            return evaluate_lm_split(model, raw, data, split, batch_size or data.eval_batch_size, Path(tmp))
+        return evaluate_classifier_split(model, raw, data, split, batch_size or data.eval_batch_size, Path(tmp),
+                                         cut_seed=seed if same else None)
+
+
+def split_to_score(raw: DatasetDict, data: DataConfig, split: str, cut_seed: Optional[int]) -> Dataset:
+    """``split`` of ``raw``, or the part of the training split that training used under that name."""
+    cut = cut_seed is not None and data.validation_split is None and data.train_split in raw and not any(
+        name in raw for name in VALIDATION_NAMES)
+    if cut and split in ("validation", data.train_split):
+        train, valid = split_dataset(raw, data.train_split, None, data.validation_fraction, cut_seed)
+        return valid if split == "validation" else train
+    return require_split(raw, split, "--split")
 
 
 def evaluate_lm_split(model: nn.Module, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
@@ -141,11 +161,20 @@ def evaluate_lm_split(model: nn.Module, raw: DatasetDict, data: DataConfig, spli
 
 
 def evaluate_classifier_split(model: nn.Module, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
-                              workdir: Path) -> dict:
-    """Metrics of a saved classifier on ``split`` (its saved thresholds); labels must be among the model's."""
+                              workdir: Path, cut_seed: Optional[int] = None) -> dict:
+    """Metrics of a saved classifier on ``split`` (its saved thresholds); labels must be among the model's.
+
+    ``cut_seed``: the seed training cut ``raw``'s training split with (see :func:`split_to_score`).
+    """
     spec = LabelSpec(model.config.problem_type, model.label_names, label_source(data))
-    encoded = labelled(encode_split(require_split(raw, split, "--split"), model.tokenizer, data, spec),
-                       f"split {split!r}", hint="evaluate needs labels; label it with textrnn predict instead")
+    rows = split_to_score(raw, data, split, cut_seed)
+    names = data.text_column if isinstance(data.text_column, list) else [data.text_column]
+    for name in names:
+        require_column(rows, name, "text_column", "--text-column")
+    for name in spec.columns:
+        require_column(rows, name, "label_column", "--label-column")
+    encoded = labelled(encode_split(rows, model.tokenizer, data, spec), f"split {split!r}",
+                       hint="evaluate needs labels; label it with textrnn predict instead")
     if spec.problem_type == SINGLE:
         metrics = evaluate_single(model, encoded, batch_size, Dist(), model.device)
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
 import torch
@@ -45,8 +45,8 @@ class LanguageModelTask:
                 "pretrain: belongs to a classifier config (it trains the language model first)")
 
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
-                 checkpoint: Optional[Path] = None) -> None:
-        raw = load_raw(config.data.dataset, str(workdir), config.data.config_name)
+                 checkpoint: Optional[Path] = None, raw: Any = None) -> None:
+        raw = raw if raw is not None else load_raw(config.data.dataset, str(workdir), config.data.config_name)
         train_texts, valid_texts = lm_splits(raw, config.data)
         extra = unlabeled_texts(config.data, raw, workdir)
         if extra:  # training text only: validation stays the dataset's own

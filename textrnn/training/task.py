@@ -41,8 +41,9 @@ class TrainLoader(Protocol):
 @runtime_checkable
 class Task(Protocol):
     """What the trainer asks of a task. A task class is built as ``Task(config, dist, device, workdir,
-    checkpoint=None)`` (``checkpoint``: the folder a resumed run continues from, whose tokenizer
-    and labels it keeps) and has a static ``check_experiment(config)`` that raises ConfigError
+    checkpoint=None, raw=None)`` (``checkpoint``: the folder a resumed run continues from, whose
+    tokenizer and labels it keeps; ``raw``: a ``DatasetDict`` already in memory, read instead of
+    ``config.data.dataset``) and has a static ``check_experiment(config)`` that raises ConfigError
     before any data is read. :mod:`textrnn.training.registry` maps task names to task classes.
     """
 

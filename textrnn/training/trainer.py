@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ContextManager, Optional
+from typing import Any, ContextManager, Optional
 
 import torch
 
@@ -34,7 +34,7 @@ from ..core.config import ExperimentConfig, config_to_dict
 from ..core.errors import TrainingError
 from ..core.runtime import catch_stop_signals, peak_rss_mb, select_device
 from ..models.pretrained import WEIGHTS_FILE, load_weights
-from ..models.registry import build_model
+from ..models.registry import build_model, load_model
 from ..models.vectors import embedding_frozen
 from .optim import (
     TrainingPlan,
@@ -45,7 +45,6 @@ from .optim import (
     make_optimizer,
     make_scheduler,
 )
-from .pretraining import pretrain_stage
 from .registry import check_experiment
 from .reporting import MetricsLog, plot_curves, progress_bar, require_reporters
 from .run_folder import LAST, RunCheckpointer, TrainingProgress, find_resume_point, is_empty_run
@@ -62,6 +61,11 @@ class RunResult:
     last_metrics: dict = field(default_factory=dict)  # the last checkpoint's
     best_step: Optional[int] = None
 
+    @property
+    def model(self) -> Any:
+        """The best checkpoint as a model (on the CPU), as ``load_model(output_dir)`` gives it; None if none saved."""
+        return load_model(self.best_checkpoint) if self.best_checkpoint is not None else None
+
 
 class _RolledBack(Exception):
     """Raised inside the loop after a rollback: the epoch restarts where the checkpoint was."""
@@ -70,7 +74,8 @@ class _RolledBack(Exception):
 class Trainer:
     """Owns the model, optimizer, schedule and run folder of one training run."""
 
-    def __init__(self, config: ExperimentConfig, resume: Optional[str] = None, device: Optional[str] = None) -> None:
+    def __init__(self, config: ExperimentConfig, resume: Optional[str] = None, device: Optional[str] = None,
+                 raw: Any = None) -> None:
         entry = check_experiment(config)
         t = self.train_config = config.train
         self.config = config
@@ -85,7 +90,8 @@ class Trainer:
             self.checkpointer.write_run_config(config_to_dict(config))
         self.progress = point.progress if point else TrainingProgress(world_size=self.dist.world_size)
         torch.manual_seed(t.seed)  # identical initial weights on every rank
-        self.task = entry.task_class(config, self.dist, self.device, self.out, checkpoint=point and point.folder)
+        self.task = entry.task_class(config, self.dist, self.device, self.out, checkpoint=point and point.folder,
+                                     raw=raw)
         log = (lambda line: print(line, file=sys.stderr)) if self.dist.is_main else None
         self.model = (entry.model_class.from_pretrained(point.folder) if point else
                       build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts, log))
@@ -384,16 +390,3 @@ class Trainer:
         gathered = [None] * self.dist.world_size
         torch.distributed.all_gather_object(gathered, digest.hexdigest())
         return gathered
-
-
-def train(config: ExperimentConfig, resume: Optional[str] = None, device: Optional[str] = None) -> RunResult:
-    """Train a model as ``config`` says (resuming from a run or checkpoint folder if given).
-
-    A classifier config with a ``pretrain`` section first trains its language model
-    (:mod:`textrnn.training.pretraining`), then the classifier from it, in one run folder.
-    """
-    if config.pretrain is not None:
-        config, interrupted = pretrain_stage(config, resume, device, lambda *args: Trainer(*args).fit())
-        if interrupted is not None:
-            return interrupted
-    return Trainer(config, resume, device).fit()

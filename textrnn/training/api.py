@@ -1,0 +1,92 @@
+"""``train()``: the one entry point of a training run, from a config and files or from data in memory.
+
+::
+
+    import textrnn
+    result = textrnn.train({"data": {"text_column": "review", "label_column": "stars"}}, train_data=frame)
+    result.model.predict(["a gripping, funny film"])
+
+The command line calls the same function, so a run started here has the same run folder,
+checkpoints, progress bar (``tqdm.auto``: a widget in a notebook), resume and DDP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Any, Optional, Union
+
+from ..core.config import ExperimentConfig, config_from_dict
+from ..core.errors import DataError
+from ..data.memory import IN_MEMORY, as_dataset_dict
+from .pretraining import pretrain_stage
+from .registry import TASKS
+from .trainer import RunResult, Trainer
+
+ConfigLike = Union[ExperimentConfig, str, os.PathLike, dict, None]
+
+
+def train(config: ConfigLike = None, resume: Optional[str] = None, device: Optional[str] = None, *,
+          train_data: Any = None, validation_data: Any = None) -> RunResult:
+    """Train a model as ``config`` says, resuming from a run or checkpoint folder if given.
+
+    Args:
+        config: an :class:`~textrnn.core.config.ExperimentConfig`, a YAML path, a dict of sections
+            (``{"train": {"max_epochs": 3}}``; every key optional), or None for the defaults.
+        resume: a run folder or checkpoint to continue from.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (default: ``train.device``).
+        train_data: data in memory instead of ``data.dataset``: a ``datasets.Dataset`` or
+            ``DatasetDict``, a pandas DataFrame, ``(texts, labels)``, a list of strings (a language
+            model's text) or a dict of columns (see :mod:`textrnn.data.memory`). Without a ``task``
+            in the config, data with a label column trains a classifier, other data a language model.
+        validation_data: the validation split, in the same forms; default: cut from ``train_data``.
+
+    Returns:
+        A :class:`~textrnn.training.trainer.RunResult`: ``metrics`` of the best checkpoint, and
+        ``model``, that checkpoint loaded.
+
+    A classifier config with a ``pretrain`` section first trains its language model
+    (:mod:`textrnn.training.pretraining`), then the classifier from it, in one run folder.
+    """
+    config, raw = resolve(config, train_data, validation_data)
+    if config.pretrain is not None:
+        config, interrupted = pretrain_stage(config, resume, device, lambda *args: Trainer(*args, raw=raw).fit())
+        if interrupted is not None:
+            return interrupted
+    return Trainer(config, resume, device, raw=raw).fit()
+
+
+def resolve(config: ConfigLike, train_data: Any, validation_data: Any) -> tuple[ExperimentConfig, Any]:
+    """The experiment config, and the in-memory data as a ``DatasetDict`` (None when the data are files)."""
+    named_task = isinstance(config, ExperimentConfig) or (isinstance(config, dict) and "task" in config)
+    if isinstance(config, (str, os.PathLike)):
+        from ..core.config import load_config
+
+        config, named_task = load_config(str(config)), True
+    elif not isinstance(config, ExperimentConfig):
+        config = config_from_dict(dict(config or {}))
+    if train_data is None:
+        if validation_data is not None:
+            raise DataError("validation_data needs train_data (the training split in memory too)")
+        if config.data.dataset == IN_MEMORY:
+            raise DataError("this run trained on data given in Python; pass train_data= (and validation_data=) again")
+        return config, None
+    d = config.data
+    raw = as_dataset_dict(train_data, validation_data, d.text_column if isinstance(d.text_column, str) else "text",
+                          d.label_column)
+    if not named_task:
+        config = dataclasses.replace(config, task=infer_task(raw, config))
+    return dataclasses.replace(config, data=dataclasses.replace(d, dataset=IN_MEMORY)).validate(), raw
+
+
+def infer_task(raw: Any, config: ExperimentConfig) -> str:
+    """Classification when the training split has the configured label column(s), else a language model."""
+    d = config.data
+    wanted = list(d.label_columns) if d.label_columns else [d.label_column]
+    columns = raw[d.train_split].column_names if d.train_split in raw else []
+    labelled = all(name in columns for name in wanted)
+    entry = next(entry for entry in TASKS.values() if entry.model_class.is_classifier == labelled)
+    print(f"note: training {entry.description} (the data has {'the' if labelled else 'no'} label column "
+          f"{', '.join(map(str, wanted))}); set task to choose", file=sys.stderr)
+    return entry.name
