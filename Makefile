@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   install, train a small char-level generator offline (~1 min on CPU), sample from it
-#   make test   install with test extras, run the test suite
+#   make test   install with test extras, run the linter, the type checker and the test suite
+#   make docs   build the reference site into docs/_build/html
 PYTHON ?= python3
 
 # torch first: keep a torch that is already installed; otherwise take 2.13.0, which pip finds
@@ -14,7 +15,13 @@ demo: install
 	$(PYTHON) -m textrnn generate --checkpoint runs/demo_char --prompt "Return the " --max-new-tokens 300 --seed 0
 
 test: install
-	$(PYTHON) -m ruff check textrnn tests benchmarks scripts examples
+	$(PYTHON) -m ruff check textrnn tests benchmarks scripts examples docs
+	$(PYTHON) -m mypy textrnn
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q
 
-.PHONY: install demo test
+# The reference site, strict: a broken reference or an undocumented public name fails (docs/conf.py).
+docs: install
+	$(PYTHON) -m sphinx -b html -n -W --keep-going -q docs docs/_build/html
+	@echo "site: docs/_build/html/index.html"
+
+.PHONY: install demo test docs

@@ -69,8 +69,8 @@ def textrnn_pipeline(train) -> tuple[float, int, object]:
     start = time.perf_counter()
     tok = TextTokenizer.train(iter_texts(train, ["sentence"]), "word", lowercase=True)
     spec = detect_labels(train, "label", None)
-    encoded = encode_classification(train, tok, ["sentence"], LabelEncoder(train, spec.columns, spec.names,
-                                                                           spec.problem_type))
+    encoded = encode_classification(train, tok, ["sentence"],
+                                    LabelEncoder(train, spec.columns, spec.names, spec.problem_type))
     seconds = time.perf_counter() - start
     return seconds, int(np.sum(encoded["length"])), (tok, encoded)
 

@@ -196,14 +196,12 @@ def end_to_end(workdir: Path) -> dict:
     cfg = workdir / "c.yaml"
     cfg.write_text("task: classification\n")
     out = {"train-classifier": cli("train-classifier", "--config", str(cfg), f"data.dataset={data}",
-                                   "data.text_column=sentence", f"train.output_dir={workdir / 'cls'}",
-                                   "train.max_epochs=3", "train.lr=0.02", "model.bidirectional=true", "--device",
-                                   "cuda", *small), "train-generator": cli("train-generator", "--config",
-                                                                           str(ROOT / "configs" / "debug.yaml"),
-                                                                           f"data.dataset={corpus}",
-                                                                           f"train.output_dir={workdir / 'gen'}",
-                                                                           "train.max_steps=40", "--device", "cuda",
-                                                                           *small)}
+                                    "data.text_column=sentence", f"train.output_dir={workdir / 'cls'}",
+                                    "train.max_epochs=3", "train.lr=0.02", "model.bidirectional=true", "--device",
+                                    "cuda", *small),
+           "train-generator": cli("train-generator", "--config", str(ROOT / "configs" / "debug.yaml"),
+                                   f"data.dataset={corpus}", f"train.output_dir={workdir / 'gen'}",
+                                  "train.max_steps=40", "--device", "cuda", *small)}
     recipe = ["model.ensemble_size=2", "model.pooling=attention", "tokenizer.min_freq=2", "train.label_smoothing=0.1",
               "model.weight_dropout=0.2", "train.lm_loss_weight=0.1", "train.ema_decay=0.9"]
     out["train-classifier (ensemble, attention, weight dropout, label smoothing, lm loss)"] = cli(
@@ -226,7 +224,7 @@ def end_to_end(workdir: Path) -> dict:
     out["generate (cuda)"] = cli("generate", "--checkpoint", str(workdir / "gen"), "--max-new-tokens", "60", "--seed",
                                  "0", "--device", "cuda")
     out["predict (checkpoint trained on cuda, run on cpu)"] = cli("predict", "--checkpoint", str(workdir / "cls"),
-                                                                  "loved it", "--device", "cpu")
+                                                                   "loved it", "--device", "cpu")
     return out
 
 
@@ -237,8 +235,8 @@ def main() -> None:
     args = parser.parse_args()
     report: dict = {"torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
                     "device": torch.cuda.get_device_name(0)}
-    parts = [("correctness", correctness), ("classifier_tokens_per_s", classifier_throughput), ("char_lm",
-                                                                                                lm_throughput)]
+    parts = [("correctness", correctness), ("classifier_tokens_per_s", classifier_throughput),
+             ("char_lm", lm_throughput)]
     with tempfile.TemporaryDirectory() as tmp:
         parts.append(("end_to_end", lambda: end_to_end(Path(tmp))))
         for name, fn in parts:

@@ -40,8 +40,8 @@ def build(members: int) -> _Classifier:
 
 def inputs(batch: int, rng: np.random.Generator, fixed: int | None = None) -> dict:
     lengths = np.full(batch, fixed) if fixed else rng.integers(5, 41, size=batch)
-    ids = rng.integers(4, 16_000, size=(batch, int(lengths.max()))) * (np.arange(lengths.max())[None] < lengths[:,
-                                                                                                                None])
+    ids = rng.integers(4, 16_000,
+                       size=(batch, int(lengths.max()))) * (np.arange(lengths.max())[None] < lengths[:, None])
     return {"input_ids": ids.astype(np.int64), "lengths": lengths.astype(np.int64)}
 
 

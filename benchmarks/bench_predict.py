@@ -104,9 +104,9 @@ def main() -> None:
         loop_rate = loop(model, rows[: args.loop] if name == "short" else rows[: max(1, args.loop // 10)])
         stream_rate, rss_early = stream(model, rows, args.batch_size, rss_at=n // 10 if name == "short" else None)
         bound_rate = bound(model, rows, args.batch_size)
-        report[name] = {"texts": n, "stream_texts_per_s": round(stream_rate, 1), "bound_texts_per_s": round(bound_rate,
-                                                                                                            1),
-                        "loop_texts_per_s": round(loop_rate, 1), "stream_vs_bound": round(stream_rate / bound_rate, 3),
+        report[name] = {"texts": n, "stream_texts_per_s": round(stream_rate, 1),
+                        "bound_texts_per_s": round(bound_rate, 1), "loop_texts_per_s": round(loop_rate, 1),
+                         "stream_vs_bound": round(stream_rate / bound_rate, 3),
                         "stream_vs_loop": round(stream_rate / loop_rate, 1)}
         if rss_early is not None:
             report[name].update(peak_rss_mb_after_a_tenth=round(rss_early, 1),

@@ -83,8 +83,8 @@ def main() -> None:
             learn = ulmfit(frame, args, Path(tmp))
         accuracy_value = float(learn.validate()[1])
     print("\n" + json.dumps({"system": f"fastai AWD-LSTM {args.mode}", "accuracy": accuracy_value,
-                             "minutes": (time.perf_counter() - started) / 60, **{k: str(v) for k,
-                                                                                 v in vars(args).items()}}))
+                             "minutes": (time.perf_counter() - started) / 60,
+                             **{k: str(v) for k, v in vars(args).items()}}))
 
 
 if __name__ == "__main__":

@@ -180,8 +180,8 @@ def cnn_rand(folder: Path, seed: int, epochs: int = 25) -> dict:
                 model.output.weight.copy_(torch.renorm(model.output.weight, 2, 0, 3.0))
         dev = cnn_accuracy(model, rows[dev_cut:], labels[dev_cut:])
         best, best_test, bad = ((dev, cnn_accuracy(model, test_rows, test_labels), 0) if dev > best else (best,
-                                                                                                          best_test,
-                                                                                                          bad + 1))
+                                                                                                           best_test,
+                                                                                                           bad + 1))
         if bad >= 5:
             break
     return {"test_accuracy": round(100 * best_test, 2), "minutes": round((time.perf_counter() - started) / 60, 2)}

@@ -79,14 +79,8 @@ def test_demo_recipe_runs(tmp_path):
         command = shlex.split(line.strip().replace("$(PYTHON)", sys.executable).replace("HF_HUB_OFFLINE=1 ", ""))
         if "train-generator" in command:
             command += ["train.max_minutes=0.05", "train.progress=false"]
-        proc = subprocess.run(
-            command,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
-        )
+        proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
         assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("Return the ") and len(proc.stdout) == len("Return the ") + 300 + 1
 
@@ -102,21 +96,15 @@ def test_readme_command_runs(workdir, command):
         pytest.skip("needs ../shared")
     if ("--checkpoint" in prepared or "examples/" in prepared[1]) and not SHARED.exists():  # a run trained on ../shared
         pytest.skip("uses a run trained on ../shared")
-    proc = subprocess.run(
-        prepared,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
-    )
+    proc = subprocess.run(prepared, cwd=workdir, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip()
 
 
 def test_readme_python_example_runs(workdir):
     text = (ROOT / "README.md").read_text()
-    code = re.search(r"## Using a trained model in your code\n\n```python\n(.*?)```", text, flags=re.S).group(1)
+    code = re.search(r"## Use it from Python\n\n```python\n(.*?)```", text, flags=re.S).group(1)
     tiny = {"sst2_bilstm": ("train-classifier", "configs/debug_classifier.yaml"),
             "char_shakespeare": ("train-generator", "configs/debug.yaml")}
     for name, (command, config) in tiny.items():  # what the quick starts train, unless they already ran here
@@ -135,13 +123,12 @@ def test_readme_python_example_runs(workdir):
 
 
 SHORTER = {"bench_data.py": ["--char-mb", "5"], "bench_encoder.py": ["--rounds", "1", "--batches", "3"],
-           "bench_multilabel.py": ["--rounds", "1"], "bench_generate.py": ["--rounds", "1"], "bench_ddp.py": ["--steps",
-                                                                                                              "3"],
-           "quality.py": ["--smoke"], "small_data.py": ["--smoke"], "bench_onnx.py": ["--calls", "20", "--rounds", "1"],
-           "bench_predict.py": ["--short", "500", "--long", "20", "--loop", "20"], "bench_serve.py": ["--clients", "4",
-                                                                                                      "--requests",
-                                                                                                      "10"],
-           "bench_vectors.py": ["--mb", "5"], "transfer_sst2.py": ["--smoke"]}
+            "bench_multilabel.py": ["--rounds", "1"], "bench_generate.py": ["--rounds", "1"],
+           "bench_ddp.py": ["--steps", "3"], "quality.py": ["--smoke"], "small_data.py": ["--smoke"],
+           "bench_onnx.py": ["--calls", "20", "--rounds", "1"],
+           "bench_predict.py": ["--short", "500", "--long", "20", "--loop", "20"],
+           "bench_serve.py": ["--clients", "4", "--requests", "10"], "bench_vectors.py": ["--mb", "5"],
+            "transfer_sst2.py": ["--smoke"]}
 
 
 def test_readme_has_no_unfilled_placeholders():

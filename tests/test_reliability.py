@@ -81,17 +81,9 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path, c
     rng = random.Random(1234)
     out = tmp_path / "run"
     for attempt in range(6):
-        proc = (
-            start_training(corpus_file, out, 60)
-            if attempt == 0
-            else subprocess.Popen(
-                [sys.executable, "-m", "textrnn", "train-generator", "--resume", str(out)],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-        )
+        proc = start_training(corpus_file, out, 60) if attempt == 0 else subprocess.Popen(
+            [sys.executable, "-m", "textrnn", "train-generator", "--resume", str(out)], cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
         time.sleep(rng.uniform(2.0, 6.0))
         if proc.poll() is not None:
             break
@@ -330,11 +322,10 @@ def test_nothing_is_written_outside_output_dir(tmp_path, corpus_file):
     before = set(work.rglob("*"))
     proc = subprocess.run([sys.executable, "-m", "textrnn", "train-generator", "--config",
                            str(ROOT / "configs" / "debug.yaml"), f"data.dataset={corpus_file}",
-                           "train.output_dir=out/run", "train.max_steps=5"], cwd=work, capture_output=True, text=True,
-                          timeout=300, env={**{k: v for k, v in os.environ.items() if not k.startswith(("HF_",
-                                                                                                        "XDG_CACHE"))},
-                                            "PYTHONPATH": str(ROOT), "HF_HOME": str(work / "hf"),
-                                            "HF_HUB_OFFLINE": "1"})
+                            "train.output_dir=out/run", "train.max_steps=5"], cwd=work, capture_output=True, text=True,
+                           timeout=300,
+                          env={**{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "XDG_CACHE"))},
+                                "PYTHONPATH": str(ROOT), "HF_HOME": str(work / "hf"), "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr
     created = {p.relative_to(work).parts[:2] for p in set(work.rglob("*")) - before}
     assert created == {("out",), ("out", "run")}  # the datasets cache (HF_HOME, in view here) included

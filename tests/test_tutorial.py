@@ -30,4 +30,4 @@ def test_tutorial_runs_and_prints_the_shapes_it_claims(tmp_path):
     loss, label = lines[5].split()
     assert float(loss) < 0.2 and label == "positive"
     assert {p.name for p in (tmp_path / "tutorial_model").iterdir()} == {"config.json", "model.safetensors",
-                                                                         "tokenizer.json", "README.md"}
+                                                                          "tokenizer.json", "README.md"}

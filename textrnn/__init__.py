@@ -16,7 +16,8 @@ The code is in layers, each a subpackage that imports only those below it::
 Everything a user needs is importable from here.
 """
 
-from .core.config import ExperimentConfig, RNNConfig, load_config
+from .core.config import ExperimentConfig, RNNConfig
+from .core.config_files import load_config
 from .core.errors import CheckpointError, ConfigError, DataError, TextRNNError, TrainingError
 from .data.batching import BucketBatchSampler, ClassificationLoader, LMStreamLoader, pad_batch
 from .data.loading import load_raw

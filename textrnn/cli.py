@@ -9,7 +9,7 @@ import argparse
 import itertools
 import json
 import sys
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 from .core.errors import TextRNNError
 
@@ -17,11 +17,12 @@ EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's own errors: one line, exit 2
+    def error(self, message: str) -> NoReturn:  # argparse's own errors: one line, exit 2
         raise TextRNNError(f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``textrnn`` argument parser, one subcommand per job."""
     parser = _Parser(prog="textrnn", description="RNN text classifiers and generators on PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     from .training.registry import TASKS
@@ -97,8 +98,9 @@ def _checkpoint_args(p: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------- commands
-def cmd_train(args) -> int:
-    from .core.config import load_config
+def cmd_train(args: argparse.Namespace) -> int:
+    """``train-classifier`` / ``train-generator``: train from a config (or resume a run); prints the result as JSON."""
+    from .core.config_files import load_config
     from .training.api import train
     from .training.run_folder import resume_config
 
@@ -140,16 +142,16 @@ def _load(args, kind: Optional[str]):
     return model
 
 
-def cmd_generate(args) -> int:
+def cmd_generate(args: argparse.Namespace) -> int:
+    """``generate``: stream a sample to stdout, or print several."""
     model = _load(args, "language_model")
     options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_samples=args.num_samples,
                    seed=args.seed, repetition_penalty=args.repetition_penalty, min_new_tokens=args.min_new_tokens,
                    no_repeat_ngram_size=args.no_repeat_ngram_size, num_beams=args.num_beams, stop=args.stop)
     if args.num_samples == 1:  # settings are checked before the first token: the prompt goes out with it
         pieces = iter([args.prompt])
-        model.generate_text(args.prompt, args.max_new_tokens, on_token=lambda piece: _write(next(pieces,
-                                                                                                 "") + piece[0]),
-                            **options)
+        model.generate_text(args.prompt, args.max_new_tokens,
+                            on_token=lambda piece: _write(next(pieces, "") + piece[0]), **options)
         sys.stdout.write("\n")
         return 0
     for i, text in enumerate(model.generate_text(args.prompt, args.max_new_tokens, **options)):
@@ -162,7 +164,8 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``predict``: label texts or a file, one JSON line (or csv row) each, in input order."""
     from .models.prediction import (
         PredictionWriter,
         count_rows,
@@ -192,7 +195,8 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def cmd_serve(args) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``serve``: the HTTP server and its page."""
     from .serving.server import serve
 
     print(f"serving {args.checkpoint} on http://{args.host}:{args.port} (page at /, API docs at /docs)",
@@ -202,14 +206,16 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def cmd_push(args) -> int:
+def cmd_push(args: argparse.Namespace) -> int:
+    """``push``: upload a checkpoint folder to the Hugging Face Hub."""
     from .models.pretrained import push_folder
 
     print(json.dumps({"pushed": push_folder(args.checkpoint, args.repo_id, args.private)}))
     return 0
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
+    """``export``: write an ONNX graph, checked against torch."""
     from .serving.export import export_onnx
 
     path = export_onnx(args.checkpoint, args.output)
@@ -217,7 +223,8 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``evaluate``: metrics of a checkpoint on a dataset split, as one JSON line."""
     from .training.evaluation import evaluate_checkpoint
 
     model = _load(args, None)
@@ -240,6 +247,7 @@ def parse_args(argv: list) -> argparse.Namespace:
 
 # ---------------------------------------------------------------------------- main
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command line; returns the exit status (2 for a one-line error, 130 when interrupted)."""
     try:
         args = parse_args(list(sys.argv[1:] if argv is None else argv))
         return args.handler(args)

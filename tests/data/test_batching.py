@@ -30,8 +30,8 @@ def test_pad_batch_shapes_and_dtypes():
 def test_collate_batch_from_loader(sentiment_dir):
     raw = load_raw(str(sentiment_dir))
     tok = TextTokenizer.train(raw["train"]["sentence"], "word")
-    enc = encode_classification(raw["train"], tok, ["sentence"], LabelEncoder(raw["train"], ["label"], ["neg", "pos"],
-                                                                              "single_label"))
+    enc = encode_classification(raw["train"], tok, ["sentence"],
+                                LabelEncoder(raw["train"], ["label"], ["neg", "pos"], "single_label"))
     loader = ClassificationLoader(enc, BucketBatchSampler(enc["length"], 16, seed=0))
     batch = next(iter(loader))
     B, T = batch["input_ids"].shape

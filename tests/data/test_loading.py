@@ -64,9 +64,8 @@ def test_shared_sst2_loads_with_hub_schema():
 def test_validation_is_cut_from_train_with_a_seed(tmp_path):
     import datasets
 
-    ds = datasets.DatasetDict(
-        {"train": datasets.Dataset.from_dict({"text": [str(i) for i in range(100)], "label": [0, 1] * 50})}
-    )
+    ds = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": [str(i) for i in range(100)],
+                                                                    "label": [0, 1] * 50})})
     a = split_dataset(ds, "train", None, 0.1, seed=3)
     b = split_dataset(ds, "train", None, 0.1, seed=3)
     assert len(a[1]) == 10 and a[1]["text"] == b[1]["text"]

@@ -132,6 +132,6 @@ def test_auto_min_freq_grows_with_the_corpus_and_is_five_on_sst2_sized_data():
     from textrnn.training.task import train_tokenizer
 
     for kind in ("char", "word", "bpe"):  # characters are never pruned; a small corpus keeps its rare words
-        tokenizer = train_tokenizer(["onceonly twice twice"], load_config(None, [f"tokenizer.kind={kind}",
-                                                                                 "tokenizer.min_freq=auto"]))
+        tokenizer = train_tokenizer(["onceonly twice twice"],
+                                    load_config(None, [f"tokenizer.kind={kind}", "tokenizer.min_freq=auto"]))
         assert tokenizer.encode("y")[0] != 1 if kind == "char" else tokenizer.encode("onceonly") != [1]

@@ -93,18 +93,17 @@ def test_push_uploads_the_model_files_and_not_the_resume_state(run, monkeypatch)
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeHub)
     FakeHub.calls.clear()
     assert push_folder(run, "someone/sentiment", private=True) == "someone/sentiment"
-    assert FakeHub.calls == [("create_repo", "someone/sentiment", True), ("upload_folder", "someone/sentiment",
-                                                                          ["README.md", "config.json",
-                                                                           "model.safetensors", "tokenizer.json"])]
+    assert FakeHub.calls == [("create_repo", "someone/sentiment", True),
+                             ("upload_folder", "someone/sentiment",
+                              ["README.md", "config.json", "model.safetensors", "tokenizer.json"])]
 
 
 def test_push_errors_are_one_line(run, tmp_path):
     unreachable = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"}
     cases = [(["--checkpoint", str(run), "--repo-id", "someone/sentiment"], unreachable,
-              "could not push to the Hugging Face Hub"), (["--checkpoint", str(run), "--repo-id", "no-owner"], None,
-                                                          "must look like OWNER/NAME"), (["--checkpoint", str(tmp_path),
-                                                                                          "--repo-id", "a/b"], None,
-                                                                                         "")]
+               "could not push to the Hugging Face Hub"),
+             (["--checkpoint", str(run), "--repo-id", "no-owner"], None, "must look like OWNER/NAME"),
+             (["--checkpoint", str(tmp_path), "--repo-id", "a/b"], None, "")]
     for args, env, message in cases:
         proc = run_cli("push", *args, env=env)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr

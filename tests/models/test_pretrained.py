@@ -24,7 +24,7 @@ def test_save_load_gives_identical_logits(char_tok, tmp_path, cell):
     model = classifier(char_tok, cell=cell, bidirectional=True, pooling="attention")
     model.save_pretrained(tmp_path / "ckpt")
     assert {p.name for p in (tmp_path / "ckpt").iterdir()} == {"config.json", "model.safetensors", "tokenizer.json",
-                                                               "README.md"}
+                                                                "README.md"}
     again = RNNClassifier.from_pretrained(tmp_path / "ckpt", map_location="cpu")
     ids, lengths = torch.tensor([[4, 5, 6], [7, 8, 0]]), torch.tensor([3, 2])
     torch.testing.assert_close(again(ids, lengths)[0], model(ids, lengths)[0], rtol=0, atol=0)

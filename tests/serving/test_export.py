@@ -162,13 +162,11 @@ def test_cli_export_and_the_torch_free_example(trained, tmp_path):
 
 def test_export_errors_are_one_line(trained, tmp_path):
     cases = [(["--checkpoint", str(tmp_path / "nowhere"), "--output", str(tmp_path / "m.onnx")],
-              "not found|no such|does not exist"), (["--checkpoint", str(trained), "--output",
-                                                     str(tmp_path / "missing" / "m.onnx")],
-                                                    "output folder .* does not exist"), (["--checkpoint", str(trained),
-                                                                                          "--format", "tflite",
-                                                                                          "--output",
-                                                                                          str(tmp_path / "m.onnx")],
-                                                                                         "invalid choice")]
+               "not found|no such|does not exist"),
+             (["--checkpoint", str(trained), "--output", str(tmp_path / "missing" / "m.onnx")],
+               "output folder .* does not exist"),
+             (["--checkpoint", str(trained), "--format", "tflite", "--output", str(tmp_path / "m.onnx")],
+               "invalid choice")]
     bad_format = tmp_path / "future"
     bad_format.mkdir()
     (bad_format / "config.json").write_text(json.dumps({"task": "classification", "format_version": 99}))

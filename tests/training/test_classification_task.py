@@ -18,8 +18,8 @@ from textrnn.training.classification_task import ClassificationTask, class_weigh
 
 from ..conftest import run_cli
 
-EMOTIONS = {"joy": ["great", "happy", "lovely"], "anger": ["awful", "furious", "hate"], "fear": ["scary", "afraid",
-                                                                                                 "dark"]}
+EMOTIONS = {"joy": ["great", "happy", "lovely"], "anger": ["awful", "furious", "hate"],
+            "fear": ["scary", "afraid", "dark"]}
 
 
 FAST = ["tokenizer.kind=word", "tokenizer.lowercase=true", "model.embedding_dim=16", "model.hidden_size=16",
@@ -65,8 +65,8 @@ def write_binary_columns(folder: Path) -> Path:
 
 def write_title_body(folder: Path, test_labels: int = 1) -> Path:
     """jsonl with title, body and a string topic; the test split's labels are -1-like (missing)."""
-    topics = {"sport": ["goal", "match", "team"], "money": ["bank", "market", "stock"], "science": ["atom", "lab",
-                                                                                                    "cell"]}
+    topics = {"sport": ["goal", "match", "team"], "money": ["bank", "market", "stock"],
+              "science": ["atom", "lab", "cell"]}
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
     for split, n in (("train", 240), ("validation", 60), ("test", 20)):
@@ -211,6 +211,6 @@ def test_multi_label_loss_and_ensemble_probabilities():
     weights = torch.tensor([1.0, 3.0, 0.5])
     member = model.members[0]
     _, weighted = member(ids, lengths, targets, class_weights=weights)
-    torch.testing.assert_close(weighted, torch.nn.functional.binary_cross_entropy_with_logits(member(ids, lengths)[0],
-                                                                                              targets,
-                                                                                              pos_weight=weights))
+    torch.testing.assert_close(weighted,
+                               torch.nn.functional.binary_cross_entropy_with_logits(member(ids, lengths)[0], targets,
+                                                                                     pos_weight=weights))

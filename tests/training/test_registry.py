@@ -28,7 +28,7 @@ def test_each_task_entry_pairs_a_task_class_with_the_model_class_of_the_same_nam
         assert entry.name == name and entry.model_class is MODELS[name]
         assert entry.command == entry.model_class.train_command and entry.command.startswith("train-")
         assert all(callable(getattr(entry.task_class, member, None)) for member in ("check_experiment", "model_config",
-                                                                                    "new_epoch", "token_counts",
-                                                                                    "step_loss", "evaluate"))
+                                                                                     "new_epoch", "token_counts",
+                                                                                     "step_loss", "evaluate"))
         assert Task in type.mro(Task)  # the protocol the trainer types its task with
     assert get_task("language_model").description == "a language model"

@@ -138,8 +138,8 @@ def test_gradual_unfreezing_trains_one_more_group_each_epoch(tmp_path, sentiment
     from textrnn.training.trainer import Trainer
 
     extra = ("train.max_epochs=2", "train.eval_every=0", "train.unfreeze=gradual", "train.lr=0.02")
-    initial = {k: v.clone() for k, v in Trainer(classifier_config(sentiment_dir, tmp_path / "init",
-                                                                  *extra)).model.state_dict().items()}
+    initial = {k: v.clone() for k,
+               v in Trainer(classifier_config(sentiment_dir, tmp_path / "init", *extra)).model.state_dict().items()}
     train(classifier_config(sentiment_dir, tmp_path / "run", *extra))
     first, second = (weights(tmp_path / "run" / "checkpoints" / f"step-{s:08d}") for s in (8, 16))  # 8 steps an epoch
     head = [k for k in initial if k.startswith(("head", "pooling"))]

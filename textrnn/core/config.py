@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
-
-import yaml
 
 from .errors import ConfigError, require
 
@@ -43,12 +40,12 @@ class RNNConfig:
     """
 
     task: str = "classification"  # which registry entry builds it (see textrnn.training.registry)
-    vocab_size: int = 0
-    embedding_dim: int = 128
-    hidden_size: int = 256
-    num_layers: int = 1
+    vocab_size: int = 0  # the tokenizer's vocabulary size (filled in from the tokenizer)
+    embedding_dim: int = 128  # E, the width of each token's embedding
+    hidden_size: int = 256  # H, the state size of each layer and direction
+    num_layers: int = 1  # L, stacked recurrent layers
     cell: str = "lstm"  # lstm | gru | rnn
-    bidirectional: bool = False
+    bidirectional: bool = False  # classifier: read each text both ways (D = 2)
     dropout: float = 0.0  # between stacked RNN layers
     embedding_dropout: float = 0.0  # on the embeddings (same mask at every step of a sequence)
     word_dropout: float = 0.0  # training: each token becomes <unk> with this probability
@@ -56,14 +53,14 @@ class RNNConfig:
     output_dropout: float = 0.0  # before the output layer
     strategy: str = "auto"  # auto | packed | padded (see textrnn.models.encoder)
     pooling: str = "last"  # classifier: last | mean | max | attention
-    num_labels: int = 2
+    num_labels: int = 2  # classifier: C, the number of labels (filled in from the data)
     ensemble_size: int = 1  # classifier: K independently initialized members, probabilities averaged
     aux_lm_head: bool = False  # classifier: a projection for the auxiliary LM loss (set when train.lm_loss_weight > 0)
-    label_names: Optional[list] = None
+    label_names: Optional[list] = None  # classifier: the label names in id order (filled in from the data)
     problem_type: str = "single_label"  # classifier: single_label (softmax) | multi_label (sigmoid per label)
     thresholds: Optional[list] = None  # multi_label: decision threshold per label (None: 0.5), tuned on validation
     text_fields: Optional[list] = None  # classifier: the text columns it reads, joined by field_separator
-    field_separator: str = " | "
+    field_separator: str = " | "  # classifier: between the text fields of one example
     pretrained_vectors: Optional[str] = None  # word vectors to start the embedding from (see textrnn.models.vectors)
     freeze_embedding: Any = field(default=False, metadata={"or_int": True})  # true, false, or N: frozen for N epochs
     # classifier: a language model run or checkpoint to copy (see textrnn.models.transfer)
@@ -71,9 +68,9 @@ class RNNConfig:
     init_from_backward: Optional[str] = None  # classifier: a right-to-left language model for the backward direction
     tie_weights: bool = False  # language model: share embedding and output weights (projected when sizes differ)
     reverse: bool = False  # language model: reads text right to left (a backward LM for model.init_from_backward)
-    pad_id: int = 0
-    tokenizer_kind: str = "char"
-    format_version: int = FORMAT_VERSION
+    pad_id: int = 0  # the padding id (the tokenizer's <pad>)
+    tokenizer_kind: str = "char"  # char | word | bpe, the tokenizer's kind (filled in from the tokenizer)
+    format_version: int = FORMAT_VERSION  # the config.json format; older folders are upgraded on load
 
     def validate(self) -> "RNNConfig":
         """Raise ConfigError with a one-line fix for any value that cannot build a model.
@@ -95,27 +92,31 @@ class RNNConfig:
         return self
 
     def to_dict(self) -> dict:
+        """The config as plain data (what ``config.json`` holds)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "RNNConfig":
+        """A config from ``config.json``'s data; unknown keys are one-line errors."""
         return build_dataclass(cls, data, "config")
 
 
 @dataclass
 class DataConfig:
+    """The ``data:`` section: where the text comes from, its columns and splits, and batching."""
+
     dataset: str = "textrnn:python_docs"  # Hub name, local path, or the built-in corpus
     config_name: Optional[str] = None  # the Hub dataset's configuration, e.g. simplified for go_emotions
     text_column: str = field(default="text", metadata={"or_list": True})  # or a list: [title, body]
     field_separator: str = " | "  # between the fields of a list text_column
     label_column: Optional[str] = "label"  # ClassLabel/int/str/bool, or a list column (multi-label)
     label_columns: Optional[list] = None  # multi-label from several 0/1 columns (instead of label_column)
-    train_split: str = "train"
+    train_split: str = "train"  # the split to train on
     validation_split: Optional[str] = None  # None: 'validation' if present, else cut from train
-    validation_fraction: float = 0.1
+    validation_fraction: float = 0.1  # the share cut from the training split when there is no validation split
     max_length: Optional[int] = None  # classification: keep the first max_length tokens
-    batch_size: int = 64
-    eval_batch_size: int = 256
+    batch_size: int = 64  # sequences per training batch (per process under torchrun)
+    eval_batch_size: int = 256  # sequences per evaluation batch; a language model's evaluation streams
     bucket_size: int = 100  # batches per length-sorted chunk
     seq_len: int = 128  # language model: truncated-backprop window
     separator: Optional[str] = None  # language model: text between rows (None: auto)
@@ -125,27 +126,31 @@ class DataConfig:
 
 @dataclass
 class TokenizerConfig:
+    """The ``tokenizer:`` section: the kind of tokens and how the vocabulary is chosen."""
+
     kind: str = "word"  # char | word | bpe
-    lowercase: bool = False
+    lowercase: bool = False  # lowercase text before tokenizing
     min_freq: Any = field(default=1, metadata={"or_auto": True})  # or auto: scaled to the training corpus (see tasks)
-    max_size: Optional[int] = None
+    max_size: Optional[int] = None  # at most this many vocabulary entries, the most frequent (null: no limit)
     vocab_size: int = 8000  # bpe target
 
 
 @dataclass
 class TrainConfig:
-    output_dir: str = "runs/default"
-    seed: int = 0
-    max_epochs: int = 10
-    max_steps: Optional[int] = None
+    """The ``train:`` section: optimization, schedule, evaluation, checkpoints, stopping and devices."""
+
+    output_dir: str = "runs/default"  # the run folder: checkpoints, metrics.jsonl, curves
+    seed: int = 0  # seeds weights, data order and dropout; a run is reproducible from it
+    max_epochs: int = 10  # passes over the training data at most
+    max_steps: Optional[int] = None  # updates at most (null: as many as max_epochs gives)
     min_steps: Optional[int] = None  # at least this many updates: a small dataset gets more epochs than max_epochs
     max_minutes: Optional[float] = None  # wall-clock budget: stop cleanly, evaluate, save
     schedule_by_time: bool = False  # decay the learning rate over max_minutes too (not bit-reproducible)
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
+    lr: float = 2e-3  # the peak learning rate of AdamW
+    weight_decay: float = 0.01  # AdamW's decoupled weight decay (not on biases, norms and embeddings)
+    warmup_steps: int = 100  # updates of linear warmup before the cosine decay
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # clip the gradient norm to this (0: no clipping)
     label_smoothing: float = 0.0  # classifier: cross-entropy against (1 - s) one-hot + s uniform
     lm_loss_weight: float = 0.0  # classifier: weight of an auxiliary language-model loss on the encoder
     # classifier: "balanced" or one weight per label (multi-label: positive weights)
@@ -162,25 +167,27 @@ class TrainConfig:
     resume: Optional[str] = None  # auto: continue from output_dir/last when there is one, else start fresh
     on_divergence: str = "rollback"  # rollback (to the last checkpoint, lower lr) | stop
     divergence_factor: float = 10.0  # a batch loss above this times max(running mean, 0.5) has diverged
-    max_rollbacks: int = 3
+    max_rollbacks: int = 3  # rollbacks after a divergence before the run stops
     rollback_lr_factor: float = 0.5  # the learning rate is multiplied by this at each rollback
     device: str = "auto"  # auto | cpu | cuda | mps | cuda:N
     bf16: bool = False  # bf16 autocast on CUDA
     skip_nonfinite: bool = False  # skip a batch whose loss is NaN/inf instead of stopping
-    eval_on_interrupt: bool = True
-    num_threads: Optional[int] = None
-    progress: bool = True
+    eval_on_interrupt: bool = True  # evaluate before saving when Ctrl-C or SIGTERM stops the run
+    num_threads: Optional[int] = None  # CPU threads for torch (null: torch's default)
+    progress: bool = True  # show the progress bar
     # more places for metrics: [tensorboard] (the textrnn[tensorboard] extra)
     report_to: list = field(default_factory=list)
 
 
 @dataclass
 class ExperimentConfig:
-    task: str = "classification"
-    data: DataConfig = field(default_factory=DataConfig)
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: RNNConfig = field(default_factory=RNNConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    """A whole training run: the task and its ``data``, ``tokenizer``, ``model`` and ``train`` sections."""
+
+    task: str = "classification"  # classification | language_model
+    data: DataConfig = field(default_factory=DataConfig)  # where the text comes from (DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # how text becomes ids (TokenizerConfig)
+    model: RNNConfig = field(default_factory=RNNConfig)  # the architecture (RNNConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)  # how it is trained (TrainConfig)
     # classifier: train a language model on the data first (see textrnn.training.pretraining)
     pretrain: Optional[dict] = None
 
@@ -252,7 +259,7 @@ def _field_types(cls) -> dict[str, Any]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
-def build_dataclass(cls, data: Any, where: str):
+def build_dataclass(cls, data: Any, where: str) -> Any:
     """Build dataclass ``cls`` from a mapping; unknown keys suggest the nearest valid one."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
@@ -296,87 +303,3 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     elif isinstance(default, str):
         require(isinstance(value, str), f"{where} must be a string, got {value!r}")
     return value
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """``["train.lr=1e-3", "model.bidirectional=true"]`` -> nested dict (values parsed as YAML)."""
-    tree: dict = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value, e.g. train.lr=0.001")
-        key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else None
-        if isinstance(value, str) and _looks_numeric(raw):
-            value = float(raw)  # YAML 1.1 reads '1e-3' as a string
-        node = tree
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r} sets a key inside a value")
-        node[parts[-1]] = value
-    return tree
-
-
-def _looks_numeric(raw: str) -> bool:
-    try:
-        float(raw)
-    except ValueError:
-        return False
-    return True
-
-
-def merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def load_config(path: Optional[str], overrides: Optional[list] = None, task: Optional[str] = None) -> ExperimentConfig:
-    """Read a YAML config (every key optional: files change only defaults) plus overrides."""
-    data: dict = {}
-    if path is not None:
-        if not os.path.isfile(path):
-            raise ConfigError(f"config file not found: {path}; pass --config with an existing YAML file")
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = yaml.safe_load(handle) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    return config_from_dict(merge(data, parse_overrides(overrides or [])), task)
-
-
-def config_from_dict(data: dict, task: Optional[str] = None) -> ExperimentConfig:
-    """An experiment config from nested sections (every key optional), checked; ``task`` is the command's."""
-    check_moved_keys(data)
-    named = data.get("task", task or "classification")  # ExperimentConfig.task's default
-    if named not in TASKS:
-        close = difflib.get_close_matches(str(named), TASKS, n=1)
-        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {named!r}"
-                          + (f"; did you mean {close[0]!r}?" if close else ""))
-    if task is not None:
-        if named != task:
-            raise ConfigError(f"config task is {named!r} but this command trains a {task!r} model; use the other "
-                              "train command")
-        data["task"] = task
-    return build_dataclass(ExperimentConfig, data, "config").validate()
-
-
-def config_to_dict(config: ExperimentConfig) -> dict:
-    return dataclasses.asdict(config)
-
-
-MOVED_KEYS = {"model.label_smoothing": "train.label_smoothing", "model.lm_loss_weight": "train.lm_loss_weight"}
-
-
-def check_moved_keys(data: dict) -> None:
-    """Keys that earlier releases read elsewhere: a one-line error that names the new key."""
-    for old, new in MOVED_KEYS.items():
-        section, key = old.split(".")
-        if isinstance(data.get(section), dict) and key in data[section]:
-            raise ConfigError(f"{old} is a training option now (the model config holds the architecture): use {new}")
-    if isinstance(data.get("model"), dict) and "tie_projection" in data["model"]:
-        raise ConfigError(
-            "model.tie_projection is gone: model.tie_weights adds the projection when sizes differ; drop the key"
-        )

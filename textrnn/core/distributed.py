@@ -9,8 +9,10 @@ single process.
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -18,16 +20,19 @@ import torch.distributed as dist
 
 @dataclass
 class Dist:
+    """This process's place in a torchrun group (rank 0 of 1 without one)."""
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
 
     @property
     def enabled(self) -> bool:
+        """Whether there is more than one process."""
         return self.world_size > 1
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0, which writes files and prints."""
         return self.rank == 0
 
 
@@ -69,6 +74,7 @@ def all_sum(tensor: torch.Tensor, info: Dist) -> torch.Tensor:
 
 
 def barrier(info: Dist) -> None:
+    """Wait until every rank reaches this point (nothing to wait for in a single process)."""
     if info.enabled:
         dist.barrier()
 
@@ -92,10 +98,20 @@ def gather_stack(tensor: torch.Tensor, info: Dist, device: torch.device) -> torc
     return torch.stack([p.cpu() for p in parts])
 
 
-def gather_objects(obj, info: Dist) -> list:
+def gather_objects(obj: Any, info: Dist) -> list:
     """``obj`` from every rank, in rank order (a list of one for a single process)."""
     if not info.enabled:
         return [obj]
     gathered = [None] * info.world_size
     dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def parameter_checksums(model: torch.nn.Module, info: Dist) -> list[str]:
+    """SHA-256 of this rank's parameters, gathered from every rank (DDP keeps them equal); every rank joins."""
+    digest = hashlib.sha256()
+    for tensor in model.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    gathered: list = [None] * info.world_size
+    torch.distributed.all_gather_object(gathered, digest.hexdigest())
     return gathered

@@ -14,16 +14,17 @@ flat token stream laid out as B parallel streams for truncated backprop through 
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence, Union
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ..core.errors import DataError
 from .tokenization import PAD_ID
 
 
-def pad_batch(rows: Sequence[Sequence[int]], pad_id: int = PAD_ID):
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple[Tensor, Tensor]:
     """Id lists -> input_ids (B, T) int64 padded with pad_id, lengths (B,) int64 (T >= 1)."""
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
     steps = max(int(lengths.max(initial=0)), 1)
@@ -63,12 +64,14 @@ class BucketBatchSampler:
             )
 
     def set_epoch(self, epoch: int) -> None:
+        """Reshuffle for ``epoch`` (every rank passes the same one)."""
         self.epoch = epoch
 
     def __len__(self) -> int:
         return self.num_batches
 
     def batches(self) -> list[np.ndarray]:
+        """This rank's batches of the epoch: example indices, each batch of similar lengths."""
         rng = np.random.default_rng([self.seed, self.epoch])
         mine = rng.permutation(len(self.lengths))[self.rank :: self.world_size]
         chunk = self.batch_size * self.bucket_size
@@ -96,6 +99,7 @@ class SortedBatches:
         return len(self._batches)
 
     def batches(self) -> list[np.ndarray]:
+        """This rank's batches, longest first."""
         return self._batches
 
 
@@ -106,13 +110,15 @@ class ClassificationLoader:
     run continues mid-epoch.
     """
 
-    def __init__(self, encoded, sampler: BucketBatchSampler, pad_id: int = PAD_ID, pin_memory: bool = False) -> None:
+    def __init__(self, encoded: Any, sampler: Union[BucketBatchSampler, SortedBatches], pad_id: int = PAD_ID,
+                 pin_memory: bool = False) -> None:
         self.encoded, self.sampler, self.pad_id, self.pin_memory = encoded, sampler, pad_id, pin_memory
 
     def __len__(self) -> int:
         return len(self.sampler)
 
     def iterate(self, start: int = 0) -> Iterator[dict]:
+        """Padded batches from the ``start``-th on (a resumed run skips those it trained on)."""
         for batch in self.sampler.batches()[start:]:
             rows = self.encoded[batch.tolist()]
             input_ids, lengths = pad_batch(rows["input_ids"], self.pad_id)
@@ -159,12 +165,13 @@ class LMStreamLoader:
         return math.ceil(self.steps / self.seq_len)
 
     def iterate(self, start: int = 0) -> Iterator[dict]:
+        """(B, T) windows of the streams from the ``start``-th on, each with its shifted targets."""
         for window in range(start, len(self)):
             lo = window * self.seq_len
             hi = min(lo + self.seq_len, self.steps)
             block = np.stack([self.tokens[s + lo : s + hi + 1] for s in self.starts]).astype(np.int64)  # (B, t+1)
-            block = torch.from_numpy(block)
-            yield {"input_ids": block[:, :-1], "targets": block[:, 1:]}
+            ids = torch.from_numpy(block)
+            yield {"input_ids": ids[:, :-1], "targets": ids[:, 1:]}
 
     def __iter__(self) -> Iterator[dict]:
         return self.iterate(0)

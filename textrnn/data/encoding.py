@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from .tokenization import TextTokenizer
 MAX_CHARS_PER_TOKEN = 64  # inference pre-truncates text to max_length * this many characters
 
 
-def iter_texts(ds, columns: Sequence[str], separator: str = " | ") -> Iterator[str]:
+def iter_texts(ds: Any, columns: Sequence[str], separator: str = " | ") -> Iterator[str]:
     """The texts of one or several columns (joined by ``separator``), 1,000 rows at a time; None is ""."""
     for batch in ds.iter(batch_size=1000):
         yield from join_fields(batch, columns, separator)
@@ -36,8 +36,8 @@ def join_fields(columns: dict, text_columns: Sequence[str], separator: str) -> l
     return fields[0] if len(fields) == 1 else [separator.join(parts) for parts in zip(*fields)]
 
 
-def encode_classification(ds, tokenizer: TextTokenizer, text_columns: Sequence[str], labels=None,
-                          max_length: Optional[int] = None, separator: str = " | "):
+def encode_classification(ds: Any, tokenizer: TextTokenizer, text_columns: Sequence[str], labels: Any=None,
+                          max_length: Optional[int] = None, separator: str = " | ") -> Any:
     """Tokenize a split with ``Dataset.map(batched=True)``: cached, memory-mapped, Rust-side batch encoding.
 
     Produces ``input_ids`` (truncated to ``max_length``), ``length`` and, with a
@@ -88,29 +88,31 @@ def encode_for_inference(tokenizer: TextTokenizer, texts: Sequence[str], limit: 
     return [row[:limit] for row in rows], [len(row) > limit for row in rows]
 
 
-def text_columns(ds, data: DataConfig) -> list:
+def text_columns(ds: Any, data: DataConfig) -> list:
     """The text column(s) a split must have, checked."""
     names = data.text_column if isinstance(data.text_column, list) else [data.text_column]
     return [require_column(ds, name, "text_column") for name in names]
 
 
 def label_source(data: DataConfig) -> list:
+    """The label column(s) a data section names: ``label_columns``, else ``label_column``."""
     return list(data.label_columns) if data.label_columns else [data.label_column]
 
 
-def encode_split(ds, tokenizer: TextTokenizer, data: DataConfig, spec: LabelSpec):
+def encode_split(ds: Any, tokenizer: TextTokenizer, data: DataConfig, spec: LabelSpec) -> Any:
     """Check a split's text and label columns, then encode it against the spec's label names."""
     labels = LabelEncoder(ds, spec.columns, spec.names, spec.problem_type)
     return encode_classification(ds, tokenizer, text_columns(ds, data), labels, data.max_length, data.field_separator)
 
 
-def label_array(encoded) -> np.ndarray:
+def label_array(encoded: Any) -> np.ndarray:
     """The ``labels`` column as an array: (N,) ids or (N, C) rows."""
     labels = encoded.select_columns(["labels"]).with_format("numpy")[:]["labels"]
     return np.stack(labels) if labels.dtype == object else np.asarray(labels)
 
 
-def labelled(encoded, what: str, hint: str = "give labels, or set data.validation_split to a labelled split"):
+def labelled(encoded: Any, what: str,
+             hint: str = "give labels, or set data.validation_split to a labelled split") -> Any:
     """The examples that have a label (a missing one is encoded as -1); none at all is an error."""
     labels = label_array(encoded)
     keep = np.flatnonzero(labels >= 0 if labels.ndim == 1 else (labels >= 0).all(1))

@@ -2,14 +2,13 @@
 
 The schema is detected from the data (and recorded in ``config.json`` as ``problem_type``):
 
-=========================================  ===============  ==================================
-what the split holds                       config keys      problem
-=========================================  ===============  ==================================
-one ``ClassLabel``, int, string or bool     ``label_column``  single_label: one id per example
-a list column (``Sequence(ClassLabel)``,    ``label_column``  multi_label: a 0/1 row per example
-lists of ints or strings)
-several 0/1 (or bool) columns               ``label_columns`` multi_label: one label per column
-=========================================  ===============  ==================================
+========================================================  =================  ==================================
+what the split holds                                      config keys        problem
+========================================================  =================  ==================================
+one ``ClassLabel``, int, string or bool                   ``label_column``   single_label: one id per example
+a list column (``Sequence(ClassLabel)``, ints, strings)   ``label_column``   multi_label: a 0/1 row per example
+several 0/1 (or bool) columns                             ``label_columns``  multi_label: one label per column
+========================================================  =================  ==================================
 
 A missing label (``None``, or -1 as GLUE's test splits carry) is allowed: it encodes as -1
 (single-label) or a row of -1 (multi-label). Training drops such examples, evaluation scores
@@ -22,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from ..core.config import PROBLEM_TYPES
 from ..core.errors import DataError
@@ -44,7 +43,7 @@ def _is_list(feature) -> bool:
     return hasattr(feature, "feature") and not hasattr(feature, "names")  # Sequence / List / LargeList
 
 
-def detect_labels(ds, label_column: Optional[str], label_columns: Optional[Sequence[str]]) -> LabelSpec:
+def detect_labels(ds: Any, label_column: Optional[str], label_columns: Optional[Sequence[str]]) -> LabelSpec:
     """The label schema of a (training) split."""
     if label_columns:
         columns = [require_column(ds, column, "label_columns") for column in label_columns]
@@ -56,7 +55,7 @@ def detect_labels(ds, label_column: Optional[str], label_columns: Optional[Seque
     return LabelSpec(SINGLE, label_names_of(ds, column), [column])
 
 
-def label_names_of(ds, column: str) -> list[str]:
+def label_names_of(ds: Any, column: str) -> list[str]:
     """Single-label names: a ClassLabel's, else the sorted distinct labels (missing ones left out)."""
     feature = ds.features[column]
     if hasattr(feature, "names"):
@@ -118,7 +117,7 @@ class LabelEncoder:
             feature = feature.feature
         self.lookup = _value_lookup(feature, index)
 
-    def arrow_type(self):
+    def arrow_type(self) -> Any:
         """The Arrow type of encoded labels: int64 ids, or rows of float32 for multi-label."""
         import pyarrow as pa
 
@@ -133,13 +132,15 @@ class LabelEncoder:
         ).hexdigest()
 
     def encode(self, columns: dict) -> list:
+        """A batch of rows' labels as ids (N,) or 0/1 rows (N, C); -1 where a label is missing."""
         if self.problem_type == SINGLE:
             return [self._one(value) for value in columns[self.columns[0]]]
         if self.lookup is None:
             return [self._binary_row(values) for values in zip(*(columns[c] for c in self.columns))]
         return [self._list_row(values) for values in columns[self.columns[0]]]
 
-    def _one(self, value) -> int:
+    def _one(self, value: Any) -> int:
+        assert self.lookup is not None  # made for a single-label column
         if value is None or value == -1:
             return -1
         if value not in self.lookup:
@@ -148,7 +149,8 @@ class LabelEncoder:
             )
         return self.lookup[value]
 
-    def _list_row(self, values) -> list:
+    def _list_row(self, values: Any) -> list:
+        assert self.lookup is not None  # made for a list column
         if values is None:
             return [-1.0] * len(self.names)
         row = [0.0] * len(self.names)

@@ -25,7 +25,7 @@ BUILTIN_PREFIX = "textrnn:"
 
 
 # ---------------------------------------------------------------------------- loading
-def load_raw(dataset: str, workdir: Optional[str] = None, config_name: Optional[str] = None):
+def load_raw(dataset: str, workdir: Optional[str] = None, config_name: Optional[str] = None) -> Any:
     """Load a ``DatasetDict`` from a Hub name, a local folder or file, or the built-in corpus.
 
     ``config_name`` picks a Hub dataset's configuration (``go_emotions``' ``simplified``). Local
@@ -122,7 +122,7 @@ def _read_error(dataset: str, exc: BaseException, suffix: str) -> str:
 
 def _root_cause(exc: BaseException) -> BaseException:
     while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]  # one of them is not None
     return exc
 
 
@@ -206,17 +206,18 @@ def require_column(ds: Any, name: Optional[str], role: str, setting: Optional[st
     if name not in ds.column_names:
         fix = f"pass {setting} with one of them" if setting else f"set data.{role} to one of them"
         raise DataError(f"column {name!r} not found (available: {', '.join(ds.column_names)}); {fix}")
-    return name
+    return str(name)
 
 
-def require_split(dsdict, name: str, setting: str):
+def require_split(dsdict: Any, name: str, setting: str) -> Any:
     """The split ``name`` of a DatasetDict, else a one-line error naming the splits and ``setting`` to change."""
     if name not in dsdict:
         raise DataError(f"split {name!r} not found (available: {', '.join(dsdict)}); set {setting}")
     return dsdict[name]
 
 
-def split_dataset(dsdict, train_split: str, validation_split: Optional[str], fraction: float, seed: int):
+def split_dataset(dsdict: Any, train_split: str, validation_split: Optional[str], fraction: float,
+                  seed: int) -> tuple[Any, Any]:
     """(train, validation). Validation is the named split, a standard one, or cut from train."""
     train = require_split(dsdict, train_split, "data.train_split")
     if len(train) == 0:

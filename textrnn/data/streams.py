@@ -8,7 +8,7 @@ chunk by chunk, so memory stays bounded whatever the corpus size.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from .tokenization import EOS_ID, TextTokenizer
 
 
 # ---------------------------------------------------------------------------- language modelling
-def iter_text(ds, column: str, separator: str, start: int = 0, stop: Optional[int] = None) -> Iterator[str]:
+def iter_text(ds: Any, column: str, separator: str, start: int = 0, stop: Optional[int] = None) -> Iterator[str]:
     """Texts of rows (each followed by ``separator``) restricted to characters [start, stop)."""
     position = 0
     for batch in ds.iter(batch_size=1000):
@@ -34,7 +34,8 @@ def iter_text(ds, column: str, separator: str, start: int = 0, stop: Optional[in
                 return
 
 
-def count_chars(ds, column: str, separator: str) -> int:
+def count_chars(ds: Any, column: str, separator: str) -> int:
+    """Characters of a column's rows, each followed by ``separator``."""
     return sum(len(t or "") + len(separator) for batch in ds.iter(batch_size=1000) for t in batch[column])
 
 
@@ -89,7 +90,7 @@ def _encode_rows(rows: list[str], tokenizer: TextTokenizer) -> np.ndarray:
     return np.asarray(ids, dtype=tokenizer.id_dtype)
 
 
-def lm_splits(raw, d: DataConfig):
+def lm_splits(raw: Any, d: DataConfig) -> tuple[Callable[[], Iterator[str]], Callable[[], Iterator[str]]]:
     """Two callables giving the train and validation texts.
 
     With a validation split in the data, it is used whole. Otherwise the training text is cut
@@ -113,7 +114,7 @@ def lm_splits(raw, d: DataConfig):
 UNLABELED_KEYS = ("dataset", "config_name", "split", "text_column")
 
 
-def unlabeled_texts(d: DataConfig, raw, workdir: Path) -> list:
+def unlabeled_texts(d: DataConfig, raw: Any, workdir: Path) -> list:
     """Callables giving the text of each ``data.unlabeled`` source, more training text for a language model.
 
     A source is a path or Hub name (its ``train`` split, the ``text_column`` of the data or
@@ -145,12 +146,12 @@ def unlabeled_texts(d: DataConfig, raw, workdir: Path) -> list:
     return sources
 
 
-def validation_is_cut(raw, d: DataConfig) -> bool:
+def validation_is_cut(raw: Any, d: DataConfig) -> bool:
     """Whether validation is the tail of the training text (no validation split named or present)."""
     return d.validation_split is None and not any(n in raw for n in VALIDATION_NAMES)
 
 
-def lm_separator(raw, separator: Optional[str], dataset: str) -> str:
+def lm_separator(raw: Any, separator: Optional[str], dataset: str) -> str:
     """Between rows: nothing for text files (their rows keep their line breaks), else a newline."""
     if separator is not None:
         return separator

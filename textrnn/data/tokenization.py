@@ -55,18 +55,23 @@ class Vocab:
         return len(self._itos)
 
     def lookup_indices(self, tokens: Sequence[str]) -> list[int]:
+        """Ids of tokens (``<unk>``'s for unknown ones)."""
         return [self[t] for t in tokens]
 
     def lookup_token(self, index: int) -> str:
+        """The token of one id."""
         return self._itos[index]
 
     def lookup_tokens(self, indices: Sequence[int]) -> list[str]:
+        """The tokens of ids."""
         return [self._itos[i] for i in indices]
 
     def get_itos(self) -> list[str]:
+        """Every token, in id order."""
         return list(self._itos)
 
     def get_stoi(self) -> dict[str, int]:
+        """Token -> id for every token."""
         return dict(self._stoi)
 
 
@@ -190,6 +195,7 @@ class TextTokenizer:
         return cls(tok)
 
     def save(self, path: str | os.PathLike) -> None:
+        """Write the standard ``tokenizer.json`` (textrnn's settings travel in it)."""
         self.tokenizer.save(str(path))
 
     # ------------------------------------------------------------------ lookups
@@ -198,6 +204,7 @@ class TextTokenizer:
 
     @property
     def vocab_size(self) -> int:
+        """Entries in the vocabulary, special tokens included."""
         return len(self.vocab)
 
     @property
@@ -248,6 +255,7 @@ class TextTokenizer:
         return ids[~is_sep], np.concatenate([[0], ends - removed]).astype(np.int64)
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        """Text of ids; special tokens are left out."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
     def token_text(self, index: int) -> str:

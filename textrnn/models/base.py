@@ -16,6 +16,7 @@ from .pretrained import PretrainedMixin
 
 
 def build_backbone(config: RNNConfig) -> RNNBackbone:
+    """The embedding and encoder a config describes (:class:`~textrnn.models.modules.RNNBackbone`)."""
     if config.vocab_size < 1:
         raise ConfigError("model vocab_size must be set to the tokenizer's vocabulary size")
     return RNNBackbone(config.vocab_size, config.embedding_dim, config.hidden_size, num_layers=config.num_layers,
@@ -72,6 +73,10 @@ class _TextModel(PretrainedMixin, nn.Module):
         config = resolve_config(type(self).task, config, tokenizer, architecture)
         type(self).check_config(config.validate())
         self.config, self.tokenizer = config, tokenizer
+
+    @classmethod
+    def check_config(cls, config: RNNConfig) -> None:
+        """The model class's own rules on top of ``RNNConfig.validate`` (none here; subclasses add theirs)."""
 
     @classmethod
     def from_tokenizer(cls, tokenizer: TextTokenizer, **architecture: Any) -> "_TextModel":

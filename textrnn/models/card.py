@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import yaml
 
 CARD_FILE = "README.md"
 
 
-def front_matter(model, metrics: Optional[dict], experiment: Optional[dict]) -> dict:
+def front_matter(model: Any, metrics: Optional[dict], experiment: Optional[dict]) -> dict:
     """The card's YAML header as a dict."""
     config, pipeline = model.config, model.pipeline_tag
     meta: dict = {"library_name": "textrnn", "pipeline_tag": pipeline, "tags": ["textrnn", config.cell, pipeline]}
@@ -27,14 +27,12 @@ def front_matter(model, metrics: Optional[dict], experiment: Optional[dict]) -> 
     numbers = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and k not in ("examples",)}
     if numbers:
         meta["metrics"] = sorted(numbers)
-        meta["model-index"] = [{"name": "textrnn-model", "results": [{"task": {"type": pipeline},
-                                                                      "dataset": {"name": dataset or "unknown",
-                                                                                  "type": dataset or "unknown",
-                                                                                  "split": "validation"},
-                                                                      "metrics": [{"type": k, "value": round(float(v),
-                                                                                                             6),
-                                                                                   "name": f"validation {k}"} for k,
-                                                                                  v in numbers.items()]}]}]
+        meta["model-index"] = [{"name": "textrnn-model",
+                                "results": [{"task": {"type": pipeline},
+                                             "dataset": {"name": dataset or "unknown", "type": dataset or "unknown",
+                                                          "split": "validation"},
+                                             "metrics": [{"type": k, "value": round(float(v), 6),
+                                                          "name": f"validation {k}"} for k, v in numbers.items()]}]}]
     return meta
 
 
@@ -43,11 +41,11 @@ def _is_hub_id(name: str) -> bool:
     return not os.path.exists(name) and not name.startswith((".", "/", "~", "textrnn:")) and name.count("/") <= 1
 
 
-def model_card(model, metrics: Optional[dict] = None, experiment: Optional[dict] = None) -> str:
+def model_card(model: Any, metrics: Optional[dict] = None, experiment: Optional[dict] = None) -> str:
     """The whole README.md text of ``model`` (a classifier or a language model)."""
     meta = front_matter(model, metrics, experiment)
-    return "\n".join(["---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", "", *_body(model, metrics,
-                                                                                              experiment)])
+    return "\n".join(["---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", "",
+                      *_body(model, metrics, experiment)])
 
 
 def _body(model, metrics: Optional[dict], experiment: Optional[dict]) -> list[str]:

@@ -52,10 +52,12 @@ class _Classifier(_TextModel):
 
     @property
     def label_names(self) -> list[str]:
+        """The label names in id order (``"0"``, ``"1"``, ... when the config has none)."""
         return list(self.config.label_names or [str(i) for i in range(self.config.num_labels)])
 
     @property
     def multi_label(self) -> bool:
+        """Whether labels are independent (a sigmoid each) rather than one of C (a softmax)."""
         return self.config.problem_type == "multi_label"
 
     def probabilities(self, logits: Tensor) -> Tensor:
@@ -63,6 +65,7 @@ class _Classifier(_TextModel):
         return torch.sigmoid(logits.float()) if self.multi_label else torch.softmax(logits.float(), dim=-1)
 
     def thresholds(self) -> list[float]:
+        """A multi-label model's decision threshold per label (0.5 each unless tuned)."""
         return list(self.config.thresholds or [0.5] * self.config.num_labels)
 
     def parts(self) -> list["RNNClassifier"]:
@@ -77,8 +80,8 @@ class _Classifier(_TextModel):
         folder that loads and predicts the new labels. Returns the model.
         """
         names = [str(name) for name in label_names]
-        require(len(set(names)) == len(names) and names, f"replace_head needs distinct label names, got {names}")
-        changes = dict(num_labels=len(names), label_names=names, thresholds=None,
+        require(bool(names) and len(set(names)) == len(names), f"replace_head needs distinct label names, got {names}")
+        changes: dict[str, Any] = dict(num_labels=len(names), label_names=names, thresholds=None,
                        problem_type=problem_type or self.config.problem_type)
         type(self).check_config(dataclasses.replace(self.config, **changes).validate())
         for part in {id(m): m for m in [self, *self.parts()]}.values():
@@ -170,10 +173,10 @@ class RNNClassifier(_Classifier):
     ``forward(input_ids (B, T), lengths (B,), labels = None, label_smoothing=0, lm_loss_weight=0,
     class_weights=None) -> (logits (B, C), loss)``; ``loss`` is None without labels. Labels are
     ids (B,), or 0/1 rows (B, C) when ``config.problem_type`` is ``multi_label`` (one sigmoid
-    per label, binary cross-entropy; see :func:`classification_loss`).
+    per label, binary cross-entropy; see :func:`~textrnn.models.classifier.classification_loss`).
 
     Pooling over the encoder outputs (B, T, D*H), padding excluded, is one of
-    :data:`textrnn.models.modules.POOLINGS` (``last``, ``mean``, ``max``, ``attention``); an empty
+    ``textrnn.models.modules.POOLINGS`` (``last``, ``mean``, ``max``, ``attention``); an empty
     sequence pools to zeros. ``label_smoothing = s`` trains against ``(1 - s)`` on the label
     plus ``s`` spread evenly over all labels. ``lm_loss_weight > 0`` adds that weight times the
     auxiliary LM loss (:class:`~textrnn.models.modules.AuxiliaryLMHead`, built when
@@ -204,6 +207,7 @@ class RNNClassifier(_Classifier):
     def forward(self, input_ids: Tensor, lengths: Optional[Tensor], labels: Optional[Tensor] = None,
                 label_smoothing: float = 0.0, lm_loss_weight: float = 0.0,
                 class_weights: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+        """(B, T) ids and (B,) lengths -> (logits (B, C), loss or None); see the class docstring."""
         lengths = as_lengths(lengths, input_ids)
         outputs, state = self.backbone(input_ids, lengths)  # (B, T, D*H)
         pooled = self.pooling(outputs, state, lengths)  # (B, D*H)
@@ -250,6 +254,7 @@ class ClassifierEnsemble(_Classifier):
 
     def forward(self, input_ids: Tensor, lengths: Optional[Tensor], labels: Optional[Tensor] = None,
                 **loss_options: Any) -> tuple[Tensor, Optional[Tensor]]:
+        """Like :meth:`RNNClassifier.forward`; logits of the members' mean probability."""
         results = [m(input_ids, lengths, labels, **loss_options) for m in self.members]
         logits = self.combine(torch.stack([logits for logits, _ in results]).float())  # (B, C)
         if labels is None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -33,6 +33,7 @@ from ..data.tokenization import EOS_ID
 
 @dataclass(frozen=True)
 class Controls:
+    """The generation controls of one call: repetition penalty, n-gram blocking, minimum length, beams."""
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     min_new_tokens: int = 0
@@ -125,6 +126,7 @@ class StopText:
         self.min_new_tokens = min_new_tokens
 
     def feed(self, piece: str) -> str:
+        """Take the next piece of text; return what can be shown now (text that may start a stop string is held)."""
         if self.done:
             return ""
         self.text += piece
@@ -155,8 +157,8 @@ class StopText:
         return out
 
 
-def beam_search(stepper, logits: Tensor, prompt: list[int], max_new_tokens: int, controls: Controls, num_samples: int,
-                stop_ids: Sequence[int]) -> list[list[int]]:
+def beam_search(stepper: Any, logits: Tensor, prompt: list[int], max_new_tokens: int, controls: Controls,
+                num_samples: int, stop_ids: Sequence[int]) -> list[list[int]]:
     """The ``num_samples`` best of ``controls.num_beams`` beams (summed log-probability / length), as new ids.
 
     ``stepper`` carries k = ``num_beams`` rows of state from the prompt and has ``step(ids (k,))

@@ -110,10 +110,12 @@ class RNNEncoder(nn.RNNBase):
 
     @property
     def num_directions(self) -> int:
+        """The number of directions D, 2 when bidirectional, else 1."""
         return 2 if self.bidirectional else 1
 
     @property
     def output_size(self) -> int:
+        """D*H, the width of each output step."""
         return self.num_directions * self.hidden_size
 
     def get_output_dim(self) -> int:
@@ -126,7 +128,8 @@ class RNNEncoder(nn.RNNBase):
         These are the live parameters (no dropout applied), for code that runs the cells itself.
         """
         k = layer * self.num_directions + direction
-        return tuple(self._flat_weights[4 * k: 4 * k + 4])
+        w_ih, w_hh, b_ih, b_hh = self._flat_weights[4 * k: 4 * k + 4]
+        return w_ih, w_hh, b_ih, b_hh  # type: ignore[return-value]  # every RNN here has biases
 
     def fused_step(self, state: State, rows: int) -> "FusedStep":
         """A one-token-at-a-time runner of this (unidirectional) stack, from ``state`` copied to ``rows`` rows."""
@@ -151,15 +154,18 @@ class RNNEncoder(nn.RNNBase):
         return layers
 
     def extra_repr(self) -> str:
+        """PyTorch's summary, with the cell and the strategy."""
         drop = f", weight_dropout={self.weight_dropout}" if self.weight_dropout else ""
         return super().extra_repr() + f", cell={self.cell}, strategy={self.strategy}{drop}"
 
     def resolve_strategy(self, device: torch.device) -> str:
+        """The strategy used on ``device``: ``auto`` is packed on CUDA, padded elsewhere."""
         if self.strategy != "auto":
             return self.strategy
         return "packed" if device.type == "cuda" else "padded"
 
     def initial_state(self, batch_size: int, like: Tensor) -> State:
+        """Zeros in the state layout, for ``batch_size`` sequences, on ``like``'s device and dtype."""
         h = like.new_zeros(self.num_layers * self.num_directions, batch_size, self.hidden_size)
         return (h, h.clone()) if self.cell == "lstm" else h
 
@@ -167,6 +173,7 @@ class RNNEncoder(nn.RNNBase):
     def forward(  # type: ignore[override]
         self, inputs: Tensor, lengths: Optional[Tensor] = None, state: Optional[State] = None
     ) -> Tuple[Tensor, State]:
+        """(B, T, E) inputs, (B,) lengths, initial state -> outputs (B, T, D*H), final state (see the module)."""
         batch, steps, _ = inputs.shape
         if state is None:
             state = self.initial_state(batch, inputs)
@@ -183,12 +190,12 @@ class RNNEncoder(nn.RNNBase):
             return self._forward_packed(inputs, lengths, state, weights)
         return self._forward_padded(inputs, lengths, state, weights)
 
-    def _weights(self) -> list:
+    def _weights(self) -> list[Tensor]:
         """The flat weights, with DropConnect on each hidden-to-hidden matrix in training.
 
         ``_flat_weights`` holds (w_ih, w_hh, b_ih, b_hh) per layer and direction.
         """
-        weights = list(self._flat_weights)
+        weights: list[Tensor] = list(self._flat_weights)  # type: ignore[arg-type]  # all set: biases on
         if self.training and self.weight_dropout > 0:
             for k in range(1, len(weights), 4):
                 weights[k] = F.dropout(weights[k], self.weight_dropout, training=True)
@@ -202,16 +209,17 @@ class RNNEncoder(nn.RNNBase):
         head = (x,) if batch_sizes is None else (x, batch_sizes)
         tail = (True, layers, dropout, self.training, bidirectional) + ((True,) if batch_sizes is None else ())
         if self.cell == "lstm":
-            out, h, c = _VF.lstm(*head, state, weights, *tail)
+            out, h, c = _VF.lstm(*head, state, weights, *tail)  # type: ignore[call-overload]  # two overloads
             return out, (h, c)
         kernel = _VF.gru if self.cell == "gru" else _VF.rnn_tanh
-        out, h = kernel(*head, state, weights, *tail)
+        out, h = kernel(*head, state, weights, *tail)  # type: ignore[operator, call-overload]  # two overloads
         return out, h
 
     def _forward_packed(self, x: Tensor, lengths: Tensor, state: State, weights: list) -> Tuple[Tensor, State]:
         # pack_padded_sequence rejects length 0: pack those as length 1 and restore them after.
         empty = lengths == 0
         packed = pack_padded_sequence(x, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
+        assert packed.sorted_indices is not None and packed.unsorted_indices is not None  # enforce_sorted=False
         sorted_state = _reorder_state(state, packed.sorted_indices)
         out, final = self._run(packed.data, sorted_state, weights, self.num_layers, self.bidirectional,
                                packed.batch_sizes)
@@ -235,11 +243,11 @@ class RNNEncoder(nn.RNNBase):
             outs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
-                inp = layer_input if direction == 0 else _take_steps(layer_input, reverse)
+                inp = layer_input if reverse is None or direction == 0 else _take_steps(layer_input, reverse)
                 out, h, c = self._run_direction(inp, hold, _state_slice(state, k), weights[4 * k : 4 * k + 4])
                 hs.append(_take_steps(out, last)[:, 0])  # (B, H) at each sequence's own last step
                 cs.append(c)
-                outs.append(out if direction == 0 else _take_steps(out, reverse))
+                outs.append(out if reverse is None or direction == 0 else _take_steps(out, reverse))
             layer_input = torch.cat(outs, dim=2) * mask[:, :, None].to(x.dtype)  # (B, T, D*H)
             if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
@@ -267,22 +275,27 @@ class RNNEncoder(nn.RNNBase):
 
 def _state_slice(state: State, k: int) -> State:
     if isinstance(state, tuple):
-        return tuple(s[k : k + 1] for s in state)
+        return state[0][k : k + 1], state[1][k : k + 1]
     return state[k : k + 1]
 
 
 def _reorder_state(state: State, index: Tensor) -> State:
     """The state's batch dimension (1) taken in the order of ``index``."""
     if isinstance(state, tuple):
-        return tuple(s.index_select(1, index) for s in state)
+        return state[0].index_select(1, index), state[1].index_select(1, index)
     return state.index_select(1, index)
 
 
 def _select_state(keep: Tensor, new: State, old: State) -> State:
     """Per sequence, the new state where keep (B,) is true, else the old one."""
-    if isinstance(new, tuple):
-        return tuple(_select_state(keep, n, o) for n, o in zip(new, old))
-    return torch.where(keep[None, :, None], new, old)
+    if isinstance(new, tuple) and isinstance(old, tuple):
+        return _select(keep, new[0], old[0]), _select(keep, new[1], old[1])
+    assert isinstance(new, Tensor) and isinstance(old, Tensor)  # both states of one cell
+    return _select(keep, new, old)
+
+
+def _select(keep: Tensor, new: Tensor, old: Tensor) -> Tensor:
+    return torch.where(keep[None, :, None], new, old)  # (L*D, B, H)
 
 
 # ---------------------------------------------------------------------------- one step at a time
@@ -313,7 +326,7 @@ class FusedStep:
         H = self.hidden
         for layer, params in enumerate(self.layers):
             h = self.h[layer]
-            if self.cell == "lstm":
+            if self.c is not None:  # an LSTM
                 gates = torch.addmm(params[1], torch.cat([x, h], dim=1), params[0])  # (N, 4H)
                 ifo = gates[:, : 3 * H].sigmoid()
                 c = torch.addcmul(ifo[:, H : 2 * H] * self.c[layer], ifo[:, :H], gates[:, 3 * H :].tanh())
@@ -338,7 +351,7 @@ def _fuse_layer(cell: str, hidden: int, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor
     weight, bias = torch.cat([w_ih, w_hh], dim=1), b_ih + b_hh  # (G*H, In+H), (G*H,)
     if cell == "lstm":  # gate rows i, f, g, o -> i, f, o, g
         H = hidden
-        order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H,
-                                                                                            3 * H)]).to(weight.device)
+        order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H),
+                           torch.arange(2 * H, 3 * H)]).to(weight.device)
         weight, bias = weight[order], bias[order]
     return weight.t().contiguous(), bias

@@ -91,8 +91,8 @@ def stream(model: LanguageModel, input_ids: Tensor, max_new_tokens: int = 200, t
             "this language model reads right to left (model.reverse=true): it starts a classifier's "
             "backward direction (model.init_from_backward) and does not continue a prompt"
         )
-    controls = Controls(repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_beams).check(max_new_tokens,
-                                                                                                   num_samples)
+    controls = Controls(repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_beams)
+    controls.check(max_new_tokens, num_samples)
     if num_beams > 1:
         return _beam_search(model, input_ids, max_new_tokens, controls, num_samples, stop_ids)
     generator = torch.Generator(device=model.device)
@@ -102,7 +102,8 @@ def stream(model: LanguageModel, input_ids: Tensor, max_new_tokens: int = 200, t
 
 
 @torch.inference_mode()
-def _sample(model, input_ids: Tensor, max_new_tokens: int, settings: tuple, num_samples: int,
+def _sample(model: LanguageModel, input_ids: Tensor, max_new_tokens: int,
+            settings: tuple[float, Optional[int], Optional[float]], num_samples: int,
             generator: torch.Generator, stop_ids: Sequence[int], controls: Controls = Controls()) -> Iterator[Tensor]:
     device = model.device
     with eval_mode(model):
@@ -143,7 +144,7 @@ def generate_text(model: LanguageModel, prompt: str = "", max_new_tokens: int = 
 
     ``on_token(texts)`` is called after every step with the new text piece of each sample,
     which is how the command line streams. Stop tokens end a sample and are not included;
-    ``stop`` strings cut the text exactly where the first one begins (:class:`StopText`).
+    ``stop`` strings cut the text exactly where the first one begins (:class:`~textrnn.models.decoding.StopText`).
     """
     tokenizer = model.require_tokenizer()
     stop_ids = list(sampling.pop("stop_ids", ()))
@@ -173,7 +174,8 @@ class _TextSoFar:
     """
 
     def __init__(self, tokenizer: TextTokenizer) -> None:
-        self.tokenizer, self.ids, self.text = tokenizer, [], ""
+        self.tokenizer, self.text = tokenizer, ""
+        self.ids: list[int] = []
 
     def add(self, token: int) -> str:
         if self.tokenizer.kind == "char":

@@ -49,6 +49,7 @@ class RNNLanguageModel(_TextModel):
 
     @classmethod
     def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> "RNNLanguageModel":
+        """The model a config describes (a language model is always one model)."""
         return cls(config, tokenizer)
 
     def __init__(self, config: Optional[RNNConfig] = None, tokenizer: Optional[TextTokenizer] = None,
@@ -69,7 +70,8 @@ class RNNLanguageModel(_TextModel):
             self.tied_weights = {"head.weight": "backbone.embedding.weight"}
 
     def forward(self, input_ids: Tensor, lengths: Optional[Tensor] = None, state: Optional[State] = None,
-                targets: Optional[Tensor] = None):
+                targets: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor], State]:
+        """(B, T) ids -> (logits (B, T, V), loss or None, state); see the class docstring."""
         outputs, state = self.backbone(input_ids, lengths, state)  # (B, T, H)
         logits = self.logits(self.output_dropout(outputs))  # (B, T, V)
         loss = None
@@ -101,6 +103,7 @@ class RNNLanguageModel(_TextModel):
         with _onednn_off() if short else contextlib.nullcontext():
             for start in range(0, ids.numel(), chunk):
                 outputs, state = self.backbone(ids[start : start + chunk][None, :], None, state)  # (1, t, H)
+        assert outputs is not None and state is not None  # the prompt has at least one token
         return outputs[:, -1], state
 
     def stream(self, input_ids: Tensor, max_new_tokens: int = 200, **sampling) -> Iterator[Tensor]:

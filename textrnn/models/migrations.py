@@ -48,7 +48,9 @@ def migrate_weight_name(name: str, version: int) -> str:
     """A weight's name in a ``version`` checkpoint -> its name in the current models."""
     if version >= 2:  # weight names did not change from format 2 on
         return name
-    member, rest = _MEMBER.match(name).groups()
+    match = _MEMBER.match(name)
+    assert match is not None  # the pattern matches any name
+    member, rest = match.groups()
     for old, new in _RENAMES_V1:
         if rest.startswith(old):
             return (member or "") + new + rest[len(old):]

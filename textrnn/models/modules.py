@@ -37,6 +37,7 @@ class EmbeddingDropout(nn.Module):
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:  # x: (B, T, E)
+        """Embeddings (B, T, E) with one dropout mask per sequence (training only)."""
         if not self.training or self.p == 0:
             return x
         mask = x.new_empty(x.size(0), 1, x.size(2)).bernoulli_(1 - self.p) / (1 - self.p)  # (B, 1, E)
@@ -59,6 +60,7 @@ class WordDropout(nn.Module):
         self.p, self.pad_id, self.unk_id = p, pad_id, unk_id
 
     def forward(self, input_ids: Tensor) -> Tensor:
+        """Ids (B, T) with some replaced by ``<unk>`` (training only)."""
         if not self.training or self.p == 0:
             return input_ids
         drop = (torch.rand(input_ids.shape, device=input_ids.device) < self.p) & (input_ids != self.pad_id)
@@ -88,11 +90,13 @@ class RNNBackbone(nn.Module):
 
     def forward(self, input_ids: Tensor, lengths: Optional[Tensor] = None,
                 state: Optional[State] = None) -> tuple[Tensor, State]:
+        """(B, T) ids -> encoder outputs (B, T, D*H) and final state."""
         lengths = as_lengths(lengths, input_ids)
         x = self.embedding_dropout(self.embedding(self.word_dropout(input_ids)))  # (B, T, E)
         return self.encoder(x, lengths, state)  # (B, T, D*H), final state
 
     def get_output_dim(self) -> int:
+        """D*H, the width of each output step."""
         return self.encoder.get_output_dim()
 
 
@@ -109,11 +113,13 @@ class LastPooling(nn.Module):
         self.num_directions, self.width = encoder.num_directions, encoder.get_output_dim()
 
     def forward(self, outputs: Tensor, state: State, lengths: Tensor) -> Tensor:
+        """(B, T, D*H) outputs, state, (B,) lengths -> (B, D*H)."""
         h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
         top = h_n[-self.num_directions:]  # (D, B, H) of the last layer
         return top.transpose(0, 1).reshape(outputs.size(0), -1)  # (B, D*H)
 
     def get_output_dim(self) -> int:
+        """The pooled width, D*H."""
         return self.width
 
 
@@ -121,6 +127,7 @@ class MeanPooling(LastPooling):
     """The mean of the valid steps' outputs: (B, D*H); zeros for an empty sequence."""
 
     def forward(self, outputs: Tensor, state: State, lengths: Tensor) -> Tensor:
+        """(B, T, D*H) outputs -> their mean over each sequence's valid steps (B, D*H)."""
         lengths = lengths.to(outputs.device)
         return outputs.sum(1) / lengths.clamp(min=1)[:, None].to(outputs.dtype)  # padding is zero already
 
@@ -129,6 +136,7 @@ class MaxPooling(LastPooling):
     """The elementwise max over valid steps: (B, D*H); zeros for an empty sequence."""
 
     def forward(self, outputs: Tensor, state: State, lengths: Tensor) -> Tensor:
+        """(B, T, D*H) outputs -> their max over each sequence's valid steps (B, D*H)."""
         lengths = lengths.to(outputs.device)
         masked = outputs.masked_fill(~valid_mask(lengths, outputs.size(1))[:, :, None], float("-inf")).amax(1)
         return torch.where(lengths[:, None] > 0, masked, torch.zeros_like(masked))  # (B, D*H)
@@ -142,6 +150,7 @@ class AttentionPooling(LastPooling):
         self.score = nn.Linear(self.width, 1)
 
     def forward(self, outputs: Tensor, state: State, lengths: Tensor) -> Tensor:
+        """(B, T, D*H) outputs -> their attention-weighted sum over valid steps (B, D*H)."""
         mask = valid_mask(lengths.to(outputs.device), outputs.size(1))  # (B, T)
         scores = self.score(outputs).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
         weights = torch.softmax(scores, dim=1).nan_to_num(0.0)  # empty rows: all -inf -> zeros
@@ -189,6 +198,7 @@ class AuxiliaryLMHead(nn.Module):
         self.projection = nn.Linear(hidden_size, embedding_dim, bias=False)
 
     def forward(self, outputs: Tensor, input_ids: Tensor, lengths: Tensor, embedding: Tensor) -> Tensor:
+        """The auxiliary language-model loss of a batch (a scalar); see the class docstring."""
         H = self.hidden
         lengths = lengths.to(outputs.device)
         pairs = valid_mask(lengths - 1, outputs.size(1) - 1)  # (B, T-1): steps that have a next word
@@ -196,8 +206,8 @@ class AuxiliaryLMHead(nn.Module):
         if self.num_directions == 2:
             states.append(outputs[:, 1:, H:][pairs])  # backward states that have a previous word
             targets.append(input_ids[:, :-1][pairs])
-        states, targets = torch.cat(states), torch.cat(targets)  # (2N, H), (2N,)
-        words, target = torch.unique(targets, return_inverse=True)  # (W,), (2N,) indices into words
-        scores = self.projection(self.dropout(states)) @ embedding[words].t()  # (2N, W)
+        hidden, wanted = torch.cat(states), torch.cat(targets)  # (2N, H), (2N,)
+        words, target = torch.unique(wanted, return_inverse=True)  # (W,), (2N,) indices into words
+        scores = self.projection(self.dropout(hidden)) @ embedding[words].t()  # (2N, W)
         # a sum over max(1, 2N), not a mean: with no pairs it is 0 and every parameter still in the graph (DDP)
         return F.cross_entropy(scores.float(), target, reduction="sum") / max(1, target.numel())

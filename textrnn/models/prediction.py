@@ -19,7 +19,7 @@ import os
 import sys
 from contextlib import contextmanager
 from itertools import islice
-from typing import IO, Iterable, Iterator, Optional, Sequence
+from typing import IO, Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ DEFAULT_MAX_TOKENS = 10_000
 
 
 @torch.no_grad()
-def predict_stream(model, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None,
+def predict_stream(model: Any, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None,
                    chunk_size: int = CHUNK) -> Iterator[dict]:
     """One result per text, in input order (see ``_Classifier.predict`` for the fields), streamed."""
     tokenizer, limit = model.require_tokenizer(), max_length or DEFAULT_MAX_TOKENS
@@ -86,6 +86,7 @@ def read_texts(path: str, fields: Sequence[str] = ("text",), separator: str = " 
 
 @contextmanager
 def open_text(path: str) -> Iterator[IO[str]]:
+    """A UTF-8 text file for reading (a BOM is dropped); a one-line error if missing or not UTF-8."""
     if not os.path.isfile(path):
         raise DataError(f"input file not found: {path}")
     with open(path, encoding="utf-8-sig", newline="") as handle:
@@ -174,6 +175,7 @@ class PredictionWriter:
             self.csv.writerow(["index", "label", *[f"p_{name}" for name in label_names]])
 
     def write(self, index: int, result: dict) -> None:
+        """Write one text's result (its input index, label(s) and probabilities)."""
         if self.csv is None:
             self.handle.write(json.dumps({"index": index, **result}) + "\n")
             return
@@ -203,7 +205,8 @@ def output_stream(path: Optional[str]) -> Iterator[IO[str]]:
     os.replace(temporary, path)
 
 
-def progress(total: Optional[int], enabled: bool):
+def progress(total: Optional[int], enabled: bool) -> Any:
+    """A progress bar on stderr for ``total`` texts (None: count without a total)."""
     from tqdm import tqdm
 
     return tqdm(total=total, disable=not enabled, file=sys.stderr, unit="text", dynamic_ncols=True, desc="predict",

@@ -23,7 +23,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 from safetensors import SafetensorError
@@ -92,6 +92,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as indented, sorted JSON."""
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
         handle.write("\n")
@@ -159,7 +160,7 @@ def locate(path: PathLike) -> Path:
     return resolve_checkpoint(path)
 
 
-def save_weights(model: torch.nn.Module, path: Path) -> None:
+def save_weights(model: Any, path: Path) -> None:
     """Every parameter once, as its own contiguous CPU tensor, in safetensors.
 
     On CUDA PyTorch packs all RNN weights into one flat buffer and each parameter is a view
@@ -194,7 +195,7 @@ def first_mismatch(expected: dict, found: dict) -> Optional[tuple[str, tuple, tu
     return None
 
 
-def check_weights(model: torch.nn.Module) -> None:
+def check_weights(model: Any) -> None:
     """A one-line error when a weight's shape is not the one the model's config builds (a layer was swapped)."""
     with torch.device("meta"):
         reference = type(model).build(model.config, None)
@@ -218,9 +219,9 @@ class PretrainedMixin:
     tokenizer: Optional[TextTokenizer]
 
     @classmethod
-    def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None):
+    def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> Any:
         """The model ``config`` describes (a subclass may return a related class)."""
-        return cls(config, tokenizer)
+        return cls(config, tokenizer)  # type: ignore[call-arg]  # the models take (config, tokenizer)
 
     def save_pretrained(self, directory: PathLike, extra: Optional[Callable[[Path], None]] = None,
                         card: Optional[dict] = None) -> Path:
@@ -231,14 +232,15 @@ class PretrainedMixin:
         """
         from .card import CARD_FILE, model_card
 
-        if self.tokenizer is None:
+        tokenizer = self.tokenizer
+        if tokenizer is None:
             raise TextRNNError("save_pretrained needs model.tokenizer, so the folder is self-contained")
         check_weights(self)
 
         def write(tmp: Path) -> None:
             write_json(tmp / CONFIG_FILE, self.config.to_dict())
             save_weights(self, tmp / WEIGHTS_FILE)
-            self.tokenizer.save(tmp / TOKENIZER_FILE)
+            tokenizer.save(tmp / TOKENIZER_FILE)
             (tmp / CARD_FILE).write_text(model_card(self, **(card or {})), encoding="utf-8")
             if extra is not None:
                 extra(tmp)
@@ -246,14 +248,14 @@ class PretrainedMixin:
         return atomic_write_dir(directory, write)
 
     def push_to_hub(self, repo_id: str, private: bool = False, token: Optional[str] = None) -> str:
-        """Save to a temporary folder and upload it to the Hub (see :func:`push_folder`)."""
+        """Save to a temporary folder and upload it to the Hub (see :func:`textrnn.models.pretrained.push_folder`)."""
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
             return push_folder(self.save_pretrained(Path(tmp) / "checkpoint"), repo_id, private, token)
 
     @classmethod
-    def from_pretrained(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu"):
+    def from_pretrained(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Any:
         """Load a checkpoint folder (or a run folder's best checkpoint, or a Hub id) on any device.
 
         ``cls.build(config, tokenizer)`` makes the model, so a classifier folder that holds an

@@ -18,6 +18,7 @@ left-to-right LM layer does, so upper layers start from random weights (and the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -33,7 +34,7 @@ def lm_tokenizer(spec: str) -> TextTokenizer:
     return TextTokenizer.from_file(Path(resolve_checkpoint(spec)) / TOKENIZER_FILE)
 
 
-def check_compatible(classifier, lm, direction: int) -> None:
+def check_compatible(classifier: Any, lm: Any, direction: int) -> None:
     """One-line errors for a language model whose weights cannot be copied into ``classifier``."""
     c, s = classifier.config, lm.config
     where = "model.init_from_backward" if direction else "model.init_from"
@@ -58,7 +59,7 @@ def check_compatible(classifier, lm, direction: int) -> None:
 
 
 @torch.no_grad()
-def copy_from_language_model(classifier, lm, direction: int = 0) -> list[str]:
+def copy_from_language_model(classifier: Any, lm: Any, direction: int = 0) -> list[str]:
     """Copy ``lm``'s embedding (forward direction only) and encoder layers into every member of ``classifier``.
 
     Returns the names of the classifier parameters written (those of one member).
@@ -66,7 +67,7 @@ def copy_from_language_model(classifier, lm, direction: int = 0) -> list[str]:
     check_compatible(classifier, lm, direction)
     source = lm.backbone
     layers = 1 if classifier.config.bidirectional else classifier.config.num_layers
-    written = []
+    written: list[str] = []
     for backbone in [m.backbone for m in getattr(classifier, "members", [classifier])]:
         written = []
         if direction == 0:

@@ -24,7 +24,7 @@ import os
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Iterator, Optional
+from typing import IO, Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from ..data.tokenization import SPECIAL_TOKENS
 
 @dataclass
 class VectorCoverage:
+    """How much of a vocabulary a vectors file covered."""
     found: int  # vocabulary entries (specials excluded) that got a vector
     lowercase: int  # of which through their lowercase form
     entries: int  # vocabulary entries, specials excluded
@@ -42,6 +43,7 @@ class VectorCoverage:
     dim: int
 
     def line(self) -> str:
+        """The coverage as one line for the log."""
         tokens = f", {self.token_share:.1%} of training tokens" if self.token_share is not None else ""
         return (
             f"pretrained vectors: {self.found:,} of {self.entries:,} vocabulary entries found "
@@ -93,7 +95,7 @@ def open_vectors(path: str, member: Optional[str]) -> Iterator[IO[bytes]]:
 
 
 def _maybe_gzip(raw: IO[bytes], name: str) -> IO[bytes]:
-    return gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw
+    return gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw  # type: ignore[return-value]
 
 
 def read_vectors(stream: IO[bytes], vocab: dict, dim: int, name: str, binary: bool = False) -> tuple[dict, dict, int]:
@@ -106,7 +108,8 @@ def read_vectors(stream: IO[bytes], vocab: dict, dim: int, name: str, binary: bo
     for token, index in vocab.items():
         if token.lower() != token:
             lower.setdefault(token.lower(), []).append(index)
-    exact, fallback = {}, {}
+    exact: dict = {}
+    fallback: dict = {}
     first = stream.readline()
     header = first.split()
     has_header = len(header) == 2 and all(part.isdigit() for part in header)
@@ -133,11 +136,11 @@ def _text_rows(stream: IO[bytes], pending: list, dim: int, name: str):
         word, _, rest = line.rstrip(b"\r\n").partition(b" ")
         text = word.decode("utf-8", errors="replace")
 
-        def values(rest=rest, number=number) -> np.ndarray:
+        def values(rest: Any=rest, number: Any=number) -> np.ndarray:
             try:
                 vector = np.array(rest.split(), dtype=np.float32)
             except ValueError:
-                vector = np.empty(0)
+                vector = np.empty(0, dtype=np.float32)
             if vector.shape != (dim,):
                 raise DataError(f"{name} line {number} is malformed: expected a word and {dim} numbers")
             return vector
@@ -164,7 +167,7 @@ def _binary_rows(stream: IO[bytes], dim: int, name: str):
         yield word.decode("utf-8", errors="replace"), (lambda data=data: np.frombuffer(data, dtype="<f4").copy())
 
 
-def load_pretrained_vectors(embeddings: list, spec: str, tokenizer, token_counts: Optional[np.ndarray] = None,
+def load_pretrained_vectors(embeddings: list, spec: str, tokenizer: Any, token_counts: Optional[np.ndarray] = None,
                             pad_id: int = 0) -> VectorCoverage:
     """Copy the vectors of ``spec`` into each of ``embeddings`` (an ensemble has one per member) for the
     tokenizer's words, reading the file once; returns the coverage."""
@@ -195,6 +198,6 @@ def embeddings_of(model: torch.nn.Module) -> list:
     return [m.embedding for m in model.modules() if isinstance(m, RNNBackbone)]
 
 
-def embedding_frozen(freeze, epoch: int) -> bool:
+def embedding_frozen(freeze: Any, epoch: int) -> bool:
     """``model.freeze_embedding``: true (always), false (never) or N (during the first N epochs)."""
     return bool(freeze) if isinstance(freeze, bool) else epoch < int(freeze)

@@ -37,7 +37,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 import numpy as np
 import torch
@@ -55,11 +55,12 @@ TOLERANCE = 1e-4
 class ClassifierGraph(nn.Module):
     """``(input_ids (B, T), lengths (B,)) -> probabilities (B, C)`` of a classifier or an ensemble."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Any) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> Tensor:
+        """(B, T) ids, (B,) lengths -> probabilities (B, C)."""
         logits, _ = self.model(input_ids, lengths)
         return self.model.probabilities(logits)
 
@@ -67,19 +68,20 @@ class ClassifierGraph(nn.Module):
 class LanguageModelStep(nn.Module):
     """``(input_ids (B, 1), h[, c]) -> (logits (B, V), h[, c])``: one generation step, state in and out."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Any) -> None:
         super().__init__()
         self.model = model
         self.lstm = model.config.cell == "lstm"
 
-    def forward(self, input_ids: Tensor, *state: Tensor):
+    def forward(self, input_ids: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        """One step: (B,) ids and the state -> logits (B, V) and the next state."""
         logits, _, new_state = self.model(input_ids, None, tuple(state) if self.lstm else state[0])
         states = new_state if self.lstm else (new_state,)
         return (logits[:, -1], *states)
 
 
 @contextlib.contextmanager
-def export_mode(model: nn.Module) -> Iterator[None]:
+def export_mode(model: Any) -> Iterator[None]:
     """Eval mode, and every encoder on its traceable padded path, restored afterwards."""
     encoders = [m for m in model.modules() if isinstance(m, RNNEncoder)]
     with eval_mode(model):
@@ -92,7 +94,7 @@ def export_mode(model: nn.Module) -> Iterator[None]:
                 encoder.exporting = False
 
 
-def graph_of(model: nn.Module) -> tuple[nn.Module, dict]:
+def graph_of(model: Any) -> tuple[nn.Module, dict]:
     """The module to trace and its example inputs, names and dynamic axes."""
     if model.is_classifier:
         inputs = (torch.tensor([[5, 6, 7], [8, 9, 0]]), torch.tensor([3, 2]))
@@ -103,18 +105,14 @@ def graph_of(model: nn.Module) -> tuple[nn.Module, dict]:
     c = model.config
     zeros = torch.zeros(c.num_layers, 2, c.hidden_size)
     state = ["h", "c"] if c.cell == "lstm" else ["h"]
-    inputs = (torch.tensor([[5], [6]]), *[zeros.clone() for _ in state])
+    step_inputs = (torch.tensor([[5], [6]]), *[zeros.clone() for _ in state])
     axes = {name: {1: "batch"} for name in state + [f"{n}_out" for n in state]}
     axes.update({"input_ids": {0: "batch"}, "logits": {0: "batch"}})
-    return LanguageModelStep(model), {
-        "args": inputs,
-        "input_names": ["input_ids", *state],
-        "output_names": ["logits", *[f"{n}_out" for n in state]],
-        "dynamic_axes": axes,
-    }
+    return LanguageModelStep(model), {"args": step_inputs, "input_names": ["input_ids", *state],
+                                      "output_names": ["logits", *[f"{n}_out" for n in state]], "dynamic_axes": axes}
 
 
-def metadata(model: nn.Module) -> dict[str, str]:
+def metadata(model: Any) -> dict[str, str]:
     """What a program without textrnn needs next to the graph, as strings."""
     c = model.config
     tokenizer = model.require_tokenizer()
@@ -171,7 +169,7 @@ def export_onnx(source: Union[str, os.PathLike, nn.Module], output: Union[str, o
     return output
 
 
-def torch_outputs(model: nn.Module, feeds: dict) -> list[np.ndarray]:
+def torch_outputs(model: Any, feeds: dict) -> list[np.ndarray]:
     """What the exported graph should give for ``feeds``: the model in torch, on its usual path."""
     graph, _ = graph_of(model)
     with torch.no_grad(), eval_mode(model):
@@ -179,7 +177,7 @@ def torch_outputs(model: nn.Module, feeds: dict) -> list[np.ndarray]:
     return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
 
 
-def example_feeds(model: nn.Module, batch: int = 5, steps: int = 7, seed: int = 0) -> dict:
+def example_feeds(model: Any, batch: int = 5, steps: int = 7, seed: int = 0) -> dict:
     """Random ids with mixed, unsorted lengths (one of length 1, one full), or an LM step with a random state."""
     rng = np.random.default_rng(seed)
     vocab = model.config.vocab_size
@@ -191,11 +189,11 @@ def example_feeds(model: nn.Module, batch: int = 5, steps: int = 7, seed: int = 
     c = model.config
     feeds = {"input_ids": rng.integers(4, vocab, size=(batch, 1)).astype(np.int64)}
     for name in ["h", "c"] if c.cell == "lstm" else ["h"]:
-        feeds[name] = rng.standard_normal((c.num_layers, batch, c.hidden_size)).astype(np.float32) * 0.5
+        feeds[name] = (rng.standard_normal((c.num_layers, batch, c.hidden_size)) * 0.5).astype(np.float32)
     return feeds
 
 
-def check_parity(model: nn.Module, path: Union[str, os.PathLike], feeds: dict | None = None) -> float:
+def check_parity(model: Any, path: Union[str, os.PathLike], feeds: dict | None = None) -> float:
     """Largest absolute difference between onnxruntime and torch; over 1e-4 is an error."""
     _, ort = _require_onnx()
     feeds = feeds or example_feeds(model)

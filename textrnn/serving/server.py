@@ -26,7 +26,8 @@ from typing import Any, Optional
 from ..core.errors import TextRNNError
 
 
-def require_serving():
+def require_serving() -> None:
+    """Nothing when FastAPI and uvicorn are installed, else a one-line error naming the extra to install."""
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
@@ -45,6 +46,7 @@ class MicroBatcher:
         self.stats = {"requests": 0, "batches": 0, "largest_batch_requests": 0}
 
     async def submit(self, texts: list[str]) -> list[dict]:
+        """Label ``texts`` together with requests that arrive within the window; returns their results."""
         if self.queue is None:
             self.queue = asyncio.Queue()
             asyncio.get_running_loop().create_task(self._run())
@@ -54,6 +56,7 @@ class MicroBatcher:
 
     async def _gather(self) -> list:
         """The first waiting request, every request already queued, and those arriving within the window."""
+        assert self.queue is not None  # made by the first submit
         items = [await self.queue.get()]
         loop, count = asyncio.get_running_loop(), len(items[0][0])
         deadline = loop.time() + self.window_s
@@ -92,10 +95,12 @@ class MicroBatcher:
 
 
 def page() -> str:
+    """The HTML page served at ``/``."""
     return resources.files("textrnn").joinpath("serving/static/index.html").read_text(encoding="utf-8")
 
 
-def info(model) -> dict:
+def info(model: Any) -> dict:
+    """What ``/info`` says of a model: its task, labels and sizes."""
     c = model.config
     out = {"task": model.task, "vocab_size": c.vocab_size, "tokenizer_kind": c.tokenizer_kind, "config": c.to_dict()}
     if model.is_classifier:
@@ -103,7 +108,7 @@ def info(model) -> dict:
     return out
 
 
-def stream_generation(model, request: dict, loop: asyncio.AbstractEventLoop, executor) -> asyncio.Queue:
+def stream_generation(model: Any, request: dict, loop: asyncio.AbstractEventLoop, executor: Any) -> asyncio.Queue:
     """Run ``generate_text`` in the worker; each piece, then the end (or the error), lands in the returned queue."""
     queue: asyncio.Queue = asyncio.Queue()
 
@@ -112,7 +117,8 @@ def stream_generation(model, request: dict, loop: asyncio.AbstractEventLoop, exe
 
     def work() -> None:
         try:
-            text = model.generate_text(on_token=lambda pieces: pieces[0] and put(("piece", pieces[0])), **request)[0]
+            text = model.generate_text(on_token=lambda pieces: put(("piece", pieces[0])) if pieces[0] else None,
+                                       **request)[0]
             put(("done", text))
         except Exception as exc:  # reported to the client as an error event
             put(("error", exc))
@@ -122,6 +128,7 @@ def stream_generation(model, request: dict, loop: asyncio.AbstractEventLoop, exe
 
 
 def sse(event: dict) -> str:
+    """One server-sent event."""
     return f"data: {json.dumps(event)}\n\n"
 
 
@@ -141,8 +148,8 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, device: st
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
-def create_app(model, max_body_bytes: int = 1_000_000, max_new_tokens: int = 1000, max_texts: int = 256,
-               batch_window_ms: float = 2.0, max_batch: int = 64):
+def create_app(model: Any, max_body_bytes: int = 1_000_000, max_new_tokens: int = 1000, max_texts: int = 256,
+               batch_window_ms: float = 2.0, max_batch: int = 64) -> Any:
     """The FastAPI app serving ``model`` (see the module docstring for the endpoints)."""
     require_serving()
     from fastapi import FastAPI
@@ -280,19 +287,19 @@ def _routes(app, model, request_models) -> None:
         return info(model)
 
     @app.post("/predict")
-    async def predict(body: PredictRequest):
+    async def predict(body: PredictRequest):  # type: ignore[valid-type]  # a class made by _request_models
         need(classifier=True)  # a JSONResponse as is: FastAPI's encoder walks every float of a dict it is given
-        return JSONResponse({"predictions": await app.state.batcher.submit(body.texts)})
+        return JSONResponse({"predictions": await app.state.batcher.submit(body.texts)})  # type: ignore[attr-defined]
 
     @app.post("/generate")
-    async def generate(body: GenerateRequest):
+    async def generate(body: GenerateRequest):  # type: ignore[valid-type]
         need(classifier=False)
-        request = body.model_dump(exclude={"stream"})
+        request = body.model_dump(exclude={"stream"})  # type: ignore[attr-defined]
         queue = stream_generation(model, request, asyncio.get_running_loop(), app.state.generation)
         first = await queue.get()
         if first[0] == "error":  # bad settings fail before the first token: a plain 4xx
             raise first[1] if isinstance(first[1], TextRNNError) else HTTPException(500, str(first[1]))
-        if not body.stream:
+        if not body.stream:  # type: ignore[attr-defined]
             while first[0] != "done":
                 first = await queue.get()
             return JSONResponse({"text": first[1]})

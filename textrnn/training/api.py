@@ -17,7 +17,8 @@ import os
 import sys
 from typing import Any, Optional, Union
 
-from ..core.config import ExperimentConfig, config_from_dict
+from ..core.config import ExperimentConfig
+from ..core.config_files import config_from_dict, load_config
 from ..core.errors import DataError
 from ..data.memory import IN_MEMORY, as_dataset_dict
 from .pretraining import pretrain_stage
@@ -51,7 +52,10 @@ def train(config: ConfigLike = None, resume: Optional[str] = None, device: Optio
     """
     config, raw = resolve(config, train_data, validation_data)
     if config.pretrain is not None:
-        config, interrupted = pretrain_stage(config, resume, device, lambda *args: Trainer(*args, raw=raw).fit())
+        def run(stage: ExperimentConfig, again: Optional[str], where: Optional[str]) -> RunResult:
+            return Trainer(stage, again, where, raw=raw).fit()
+
+        config, interrupted = pretrain_stage(config, resume, device, run)
         if interrupted is not None:
             return interrupted
     return Trainer(config, resume, device, raw=raw).fit()
@@ -61,8 +65,6 @@ def resolve(config: ConfigLike, train_data: Any, validation_data: Any) -> tuple[
     """The experiment config, and the in-memory data as a ``DatasetDict`` (None when the data are files)."""
     named_task = isinstance(config, ExperimentConfig) or (isinstance(config, dict) and "task" in config)
     if isinstance(config, (str, os.PathLike)):
-        from ..core.config import load_config
-
         config, named_task = load_config(str(config)), True
     elif not isinstance(config, ExperimentConfig):
         config = config_from_dict(dict(config or {}))

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..core.config import DataConfig, ExperimentConfig, RNNConfig
 from ..core.distributed import Dist
@@ -58,7 +57,7 @@ class ClassificationTask:
             self.tokenizer = (
                 TextTokenizer.from_file(checkpoint / TOKENIZER_FILE)
                 if checkpoint
-                else lm_tokenizer(config.model.init_from)
+                else lm_tokenizer(str(config.model.init_from))
             )
         else:
             self.tokenizer = train_tokenizer(iter_texts(train, self.text_columns, d.field_separator), config)
@@ -68,12 +67,13 @@ class ClassificationTask:
         self.metric = "macro_f1" if self.spec.problem_type == MULTI else "accuracy"
         self.greater_is_better = True
         self.dist, self.device, self.config = dist, device, config
-        sampler = BucketBatchSampler(self.train_set["length"], d.batch_size, bucket_size=d.bucket_size,
+        self.sampler = sampler = BucketBatchSampler(self.train_set["length"], d.batch_size, bucket_size=d.bucket_size,
                                      seed=config.train.seed, rank=dist.rank, world_size=dist.world_size)
         self.train_loader = ClassificationLoader(self.train_set, sampler, PAD_ID, pin_memory=device.type == "cuda")
 
     @property
     def label_names(self) -> list[str]:
+        """The label names, in id order."""
         return list(self.spec.names)
 
     def model_config(self) -> RNNConfig:
@@ -86,14 +86,14 @@ class ClassificationTask:
 
     def new_epoch(self, epoch: int) -> None:
         """The sampler reshuffles its length buckets for ``epoch``."""
-        self.train_loader.sampler.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
 
     def token_counts(self) -> np.ndarray:
         """How often each id occurs in the training split (pretrained vectors report their coverage against it)."""
         rows = [np.asarray(row, dtype=np.int64) for row in self.train_set["input_ids"]]
         return np.bincount(np.concatenate(rows), minlength=len(self.tokenizer))
 
-    def step_loss(self, model: nn.Module, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
+    def step_loss(self, model: Any, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
         """The classification loss of one batch, with the training-only loss options."""
         batch, t = to_device(batch, self.device), self.config.train
         with autocast():
@@ -101,15 +101,17 @@ class ClassificationTask:
                             lm_loss_weight=t.lm_loss_weight, class_weights=self.class_weights)
         return StepOutput(loss, carry, int(batch["lengths"].sum()))
 
-    def evaluate(self, model: nn.Module) -> dict:
+    def evaluate(self, model: Any) -> dict:
         """Validation metrics; a multi-label model's thresholds are tuned here and kept in its config."""
         batch_size = self.config.data.eval_batch_size
         if self.spec.problem_type == SINGLE:
             return evaluate_single(model, self.valid_set, batch_size, self.dist, self.device)
         probs, targets, loss = predict_rows(model, self.valid_set, batch_size, self.dist, self.device)
         t = self.config.train
-        thresholds = ([t.threshold] * probs.shape[1] if t.threshold else tune_thresholds(probs, targets,
-                                                                                         t.threshold_per_label))
+        if t.threshold:
+            thresholds = [t.threshold] * probs.shape[1]
+        else:
+            thresholds = tune_thresholds(probs, targets, t.threshold_per_label)
         model.config.thresholds = thresholds
         metrics = multi_label_metrics(probs, targets, thresholds, self.label_names, loss)
         metrics["macro_f1_at_0.5"] = multi_label_metrics(probs, targets, [0.5] * len(thresholds),
@@ -124,8 +126,9 @@ def aux_lm_config(config: ExperimentConfig) -> RNNConfig:
 
 
 def saved_spec(checkpoint: Path, data: DataConfig) -> LabelSpec:
+    """The label schema a checkpoint was trained with, read from its config."""
     saved = read_config(checkpoint)
-    return LabelSpec(saved.problem_type, list(saved.label_names), label_source(data))
+    return LabelSpec(saved.problem_type, list(saved.label_names or []), label_source(data))
 
 
 def _check_label_count(spec: LabelSpec) -> None:

@@ -15,11 +15,11 @@ import dataclasses
 import math
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..core.config import DataConfig, build_dataclass
 from ..core.distributed import Dist, all_sum, gather_objects
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # annotations only: datasets is imported where data is loaded
 
 
 @torch.no_grad()
-def evaluate_lm(model: nn.Module, tokens: np.ndarray, num_streams: int, seq_len: int, dist: Dist, device: torch.device,
+def evaluate_lm(model: Any, tokens: np.ndarray, num_streams: int, seq_len: int, dist: Dist, device: torch.device,
                 per_char: bool) -> dict:
     """Mean loss per token over the whole stream, state carried; the same for any number of ranks."""
     num_streams = max(1, min(num_streams, len(tokens) - 1))  # at least one token per stream
@@ -63,7 +63,7 @@ def evaluate_lm(model: nn.Module, tokens: np.ndarray, num_streams: int, seq_len:
 
 
 # ---------------------------------------------------------------------------- evaluation
-def scored_batches(model: nn.Module, encoded: Dataset, batch_size: int, dist: Dist,
+def scored_batches(model: Any, encoded: Dataset, batch_size: int, dist: Dist,
                    device: torch.device) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
     """(labels, logits, loss) of each of this rank's length-sorted batches, the model in eval mode."""
     sampler = SortedBatches(encoded["length"], batch_size, dist.rank, dist.world_size)
@@ -75,7 +75,7 @@ def scored_batches(model: nn.Module, encoded: Dataset, batch_size: int, dist: Di
 
 
 @torch.no_grad()
-def evaluate_single(model: nn.Module, encoded: Dataset, batch_size: int, dist: Dist, device: torch.device) -> dict:
+def evaluate_single(model: Any, encoded: Dataset, batch_size: int, dist: Dist, device: torch.device) -> dict:
     """Accuracy, macro-F1, per-label figures, confusion matrix and mean loss (forward's); exact across ranks."""
     count = model.config.num_labels
     confusion = torch.zeros(count, count, dtype=torch.float64, device=device)
@@ -90,18 +90,20 @@ def evaluate_single(model: nn.Module, encoded: Dataset, batch_size: int, dist: D
 
 
 @torch.no_grad()
-def predict_rows(model: nn.Module, encoded: Dataset, batch_size: int, dist: Dist,
+def predict_rows(model: Any, encoded: Dataset, batch_size: int, dist: Dist,
                  device: torch.device) -> tuple[np.ndarray, np.ndarray, float]:
     """Probabilities and targets (N, C) of every example, gathered from all ranks, and the mean loss."""
-    probs, targets, loss_sum = [], [], 0.0
+    probs: list[np.ndarray] = []
+    targets: list[np.ndarray] = []
+    loss_sum = 0.0
     for labels, logits, loss in scored_batches(model, encoded, batch_size, dist, device):
         loss_sum += float(loss) * labels.numel()
         probs.append(model.probabilities(logits).cpu().numpy())
         targets.append(labels.cpu().numpy())
     parts = gather_objects((probs, targets, loss_sum), dist)
-    probs = np.concatenate([p for part in parts for p in part[0]])
-    targets = np.concatenate([t for part in parts for t in part[1]])
-    return probs, targets, sum(part[2] for part in parts) / max(targets.size, 1)
+    all_probs = np.concatenate([p for part in parts for p in part[0]])
+    all_targets = np.concatenate([t for part in parts for t in part[1]])
+    return all_probs, all_targets, sum(part[2] for part in parts) / max(all_targets.size, 1)
 
 
 def training_record(checkpoint: str) -> tuple[DataConfig, Optional[int]]:
@@ -112,7 +114,7 @@ def training_record(checkpoint: str) -> tuple[DataConfig, Optional[int]]:
     return build_dataclass(DataConfig, experiment.get("data", {}), "data"), experiment.get("train", {}).get("seed", 0)
 
 
-def evaluate_checkpoint(model: nn.Module, checkpoint: str, dataset: str, split: str, text_column: Optional[str],
+def evaluate_checkpoint(model: Any, checkpoint: str, dataset: str, split: str, text_column: Optional[str],
                         label_column: Optional[str], batch_size: Optional[int] = None,
                         config_name: Optional[str] = None) -> dict:
     """Metrics of ``model`` on ``split`` of ``dataset``; columns (and, for the same dataset, its
@@ -137,15 +139,15 @@ def evaluate_checkpoint(model: nn.Module, checkpoint: str, dataset: str, split: 
 
 def split_to_score(raw: DatasetDict, data: DataConfig, split: str, cut_seed: Optional[int]) -> Dataset:
     """``split`` of ``raw``, or the part of the training split that training used under that name."""
-    cut = cut_seed is not None and data.validation_split is None and data.train_split in raw and not any(
-        name in raw for name in VALIDATION_NAMES)
-    if cut and split in ("validation", data.train_split):
+    named = any(name in raw for name in VALIDATION_NAMES)
+    cut = data.validation_split is None and data.train_split in raw and not named
+    if cut_seed is not None and cut and split in ("validation", data.train_split):
         train, valid = split_dataset(raw, data.train_split, None, data.validation_fraction, cut_seed)
         return valid if split == "validation" else train
     return require_split(raw, split, "--split")
 
 
-def evaluate_lm_split(model: nn.Module, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
+def evaluate_lm_split(model: Any, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
                       workdir: Path) -> dict:
     """On a named split, all of its text; on 'validation' of a corpus without one, the
     last ``validation_fraction`` of the training text, as training used."""
@@ -160,7 +162,7 @@ def evaluate_lm_split(model: nn.Module, raw: DatasetDict, data: DataConfig, spli
     return {"split": split, **metrics}
 
 
-def evaluate_classifier_split(model: nn.Module, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
+def evaluate_classifier_split(model: Any, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
                               workdir: Path, cut_seed: Optional[int] = None) -> dict:
     """Metrics of a saved classifier on ``split`` (its saved thresholds); labels must be among the model's.
 

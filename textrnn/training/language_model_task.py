@@ -15,7 +15,6 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..core.config import ExperimentConfig, RNNConfig
 from ..core.distributed import Dist
@@ -77,7 +76,7 @@ class LanguageModelTask:
         """How often each id occurs in the training stream (pretrained vectors report their coverage against it)."""
         return np.bincount(np.asarray(self.train_tokens, dtype=np.int64), minlength=len(self.tokenizer))
 
-    def step_loss(self, model: nn.Module, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
+    def step_loss(self, model: Any, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
         """Next-token loss of one (B, T) window, the state carried from the previous one."""
         batch = to_device(batch, self.device)
         # Truncated backprop: the state flows on from the previous window, but its history is
@@ -87,15 +86,16 @@ class LanguageModelTask:
             _, loss, state = model(batch["input_ids"], state=state, targets=batch["targets"])
         return StepOutput(loss, state, batch["input_ids"].numel())
 
-    def evaluate(self, model: nn.Module) -> dict:
+    def evaluate(self, model: Any) -> dict:
         """Loss per token over the validation stream (and bits per character for a char model)."""
         return evaluate_lm(model, self.valid_tokens, self.config.data.eval_batch_size, self.config.data.seq_len,
                            self.dist, self.device, self.tokenizer.kind == "char")
 
 
 def detach_state(state: Carry) -> Carry:
+    """The carried state cut from its history (truncated backprop)."""
     if state is None:
         return None
     if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
+        return state[0].detach(), state[1].detach()
     return state.detach()

@@ -7,7 +7,7 @@ and never predicted has F1 0, and so does an example with no true and no predict
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +24,8 @@ def _f1(tp, fp, fn):
     return precision, recall, f1
 
 
-def per_label(names: Sequence[str], precision, recall, f1, support) -> dict:
+def per_label(names: Sequence[str], precision: Any, recall: Any, f1: Any, support: Any) -> dict:
+    """Precision, recall, F1 and support by label name."""
     return {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(names, precision, recall, f1, support)}
 
@@ -34,9 +35,9 @@ def single_label_metrics(confusion: torch.Tensor, loss_sum: float, names: Sequen
     c = confusion.double().numpy()
     total, tp = c.sum(), np.diag(c)
     precision, recall, f1 = _f1(tp, c.sum(0) - tp, c.sum(1) - tp)
-    return {"accuracy": float(tp.sum() / max(total, 1.0)), "macro_f1": float(f1.mean()), "loss": loss_sum / max(total,
-                                                                                                                1.0),
-            "examples": int(total), "per_label": per_label(names, precision, recall, f1, c.sum(1)),
+    return {"accuracy": float(tp.sum() / max(total, 1.0)), "macro_f1": float(f1.mean()),
+            "loss": loss_sum / max(total, 1.0), "examples": int(total),
+            "per_label": per_label(names, precision, recall, f1, c.sum(1)),
             "confusion_matrix": confusion.long().tolist()}
 
 
@@ -56,8 +57,8 @@ def multi_label_metrics(probs: np.ndarray, targets: np.ndarray, thresholds: Sequ
                "samples_f1": float(row_f1.mean()) if len(row_f1) else 0.0,
                "subset_accuracy": float((predicted == truth).all(1).mean()) if len(truth) else 0.0,
                "hamming_loss": float((predicted != truth).mean()) if truth.size else 0.0, "examples": int(len(truth)),
-               "thresholds": [float(t) for t in thresholds], "per_label": per_label(names, precision, recall, f1,
-                                                                                    truth.sum(0))}
+                "thresholds": [float(t) for t in thresholds],
+               "per_label": per_label(names, precision, recall, f1, truth.sum(0))}
     if loss is not None:
         metrics["loss"] = loss
     return metrics
@@ -75,8 +76,8 @@ def tune_thresholds(probs: np.ndarray, targets: np.ndarray, per_label_thresholds
         predicted = probs >= t
         tp = (predicted & truth).sum(0)
         scores.append(_f1(tp, predicted.sum(0) - tp, truth.sum(0) - tp)[2])  # (C,)
-    scores = np.stack(scores)  # (T, C)
+    table = np.stack(scores)  # (T, C)
     if per_label_thresholds:
-        return [float(THRESHOLD_GRID[order][i]) for i in scores.argmax(0)]
-    best = float(THRESHOLD_GRID[order][scores.mean(1).argmax()])
+        return [float(THRESHOLD_GRID[order][i]) for i in table.argmax(0)]
+    best = float(THRESHOLD_GRID[order][table.mean(1).argmax()])
     return [best] * probs.shape[1]

@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import math
 import re
-from typing import Callable, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import torch
 
@@ -25,7 +25,7 @@ def layer_group(name: str, num_layers: int) -> int:
     return int(match.group(1)) + 1 if match else num_layers + 1
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, device: torch.device,
+def make_optimizer(model: Any, lr: float, weight_decay: float, device: torch.device,
                    layer_lr_decay: float = 1.0) -> torch.optim.AdamW:
     """AdamW; biases, norms and embeddings get no weight decay.
 
@@ -45,7 +45,7 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, devic
     return torch.optim.AdamW(param_groups, lr=lr, fused=device.type == "cuda")
 
 
-def group_parameters(model: torch.nn.Module, unfreeze: Union[None, str, list] = None) -> list:
+def group_parameters(model: Any, unfreeze: Union[None, str, list] = None) -> list:
     """The parameters of each layer group, bottom to top (see :func:`layer_group`); a one-line error when
     ``unfreeze`` lists more groups than the model has."""
     groups: list = [[] for _ in range(model.config.num_layers + 2)]
@@ -95,8 +95,8 @@ class TrainingPlan:
         return cls(epochs, every, max_steps or epochs * steps_per_epoch)
 
 
-def make_scheduler(optimizer, warmup: int, total: int, min_ratio: float, clock: Optional[Callable[[], float]] = None,
-                   scale: Optional[Callable[[], float]] = None):
+def make_scheduler(optimizer: Any, warmup: int, total: int, min_ratio: float,
+                   clock: Optional[Callable[[], float]] = None, scale: Optional[Callable[[], float]] = None) -> Any:
     """Linear warmup to the peak, then cosine decay to ``min_ratio`` of it at ``total`` steps.
 
     With ``clock`` (the used fraction of a wall-clock budget), the decay follows whichever of
@@ -116,7 +116,7 @@ def make_scheduler(optimizer, warmup: int, total: int, min_ratio: float, clock: 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def clip_gradients(model: torch.nn.Module, max_norm: float) -> None:
+def clip_gradients(model: Any, max_norm: float) -> None:
     """Clip the gradient norm to ``max_norm``, each of ``model.clip_groups()`` on its own.
 
     A plain model is one group. An ensemble's loss is the mean of its K members' losses, so
@@ -138,13 +138,14 @@ class WeightAverage:
     are not dominated by the random initialization.
     """
 
-    def __init__(self, model: torch.nn.Module, decay: float, updates: int = 0) -> None:
+    def __init__(self, model: Any, decay: float, updates: int = 0) -> None:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.shadow = [p.detach().clone() for p in self.params]
         self.decay, self.updates = decay, updates
         self.stash: Optional[list] = None
 
     def update(self) -> None:
+        """Move the average toward the current weights (after an optimizer step)."""
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         with torch.no_grad():

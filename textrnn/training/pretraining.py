@@ -21,7 +21,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..core.config import ExperimentConfig, build_dataclass, config_to_dict
+from ..core.config import ExperimentConfig, build_dataclass
+from ..core.config_files import config_to_dict
 from ..core.errors import ConfigError
 from .run_folder import LAST, RunCheckpointer
 

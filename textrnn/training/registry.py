@@ -1,6 +1,6 @@
 """One table from a task name to what trains it: the model class, the task class and the command.
 
-Adding a task is one entry here and one in :data:`textrnn.models.registry.MODELS`, plus its
+Adding a task is one entry here and one in :data:`textrnn.MODELS`, plus its
 two classes::
 
     experiment config {"task": "classification", ...}
@@ -14,27 +14,33 @@ from dataclasses import dataclass
 
 from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
+from ..models.base import _TextModel
 from ..models.registry import MODELS
 from .classification_task import ClassificationTask
 from .language_model_task import LanguageModelTask
-from .task import Task
+from .task import TaskClass
 
 
 @dataclass(frozen=True)
 class TaskEntry:
+    """What trains one task: its model class, task class, command and a name for messages."""
     name: str
-    model_class: type
-    task_class: type[Task]
+    model_class: type[_TextModel]
+    task_class: TaskClass
     command: str  # the `textrnn` subcommand that trains it
     description: str  # "a classifier", for messages
 
 
-TASKS = {name: TaskEntry(name, MODELS[name], task_class, MODELS[name].train_command, description) for name, task_class,
-         description in (("classification", ClassificationTask, "a classifier"), ("language_model", LanguageModelTask,
-                                                                                  "a language model"))}
+def _entry(name: str, task_class: TaskClass, description: str) -> TaskEntry:
+    return TaskEntry(name, MODELS[name], task_class, MODELS[name].train_command, description)
+
+
+TASKS = {"classification": _entry("classification", ClassificationTask, "a classifier"),
+         "language_model": _entry("language_model", LanguageModelTask, "a language model")}
 
 
 def get_task(name: str) -> TaskEntry:
+    """The entry of a task name, or a one-line error naming the tasks."""
     if name not in TASKS:
         raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {name!r}")
     return TASKS[name]

@@ -26,6 +26,7 @@ class MetricsLog:
         self.sinks = [SINKS[name](self.path.parent / name) for name in report_to if enabled]
 
     def write(self, record: dict) -> None:
+        """Append one record to metrics.jsonl (and its other sinks), on rank 0."""
         if self.enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as handle:
@@ -34,6 +35,7 @@ class MetricsLog:
                 sink.write(record)
 
     def close(self) -> None:
+        """Close the sinks (TensorBoard writers)."""
         for sink in self.sinks:
             sink.writer.close()
 
@@ -73,6 +75,7 @@ class TensorBoardSink:
         self.writer = SummaryWriter(log_dir=str(folder))
 
     def write(self, record: dict) -> None:
+        """Write a record's numbers as scalars."""
         split, step = record.get("split"), record.get("step", 0)
         if split == "train":
             scalars = {tag: record[key] for key, tag in self.TRAIN.items() if key in record}
@@ -101,6 +104,7 @@ class ProgressBar:
         self.tokens, self.started = 0, time.monotonic()
 
     def update(self, loss: float, tokens: int) -> None:
+        """Count one step of ``tokens`` tokens at ``loss``."""
         if math.isfinite(loss):  # the running loss is what a divergence is measured against
             self.losses = (self.losses + [loss])[-100:]
         self.tokens += tokens
@@ -113,11 +117,13 @@ class ProgressBar:
         return self.tokens / max(time.monotonic() - self.started, 1e-9)
 
     def mean_loss(self) -> float:
+        """The mean loss of the recent steps."""
         return sum(self.losses) / max(1, len(self.losses))
 
 
 @contextlib.contextmanager
 def progress_bar(total: int, initial: int, enabled: bool) -> Iterator[ProgressBar]:
+    """A :class:`ProgressBar` for the run, closed when the block ends."""
     bar = ProgressBar(total, initial, enabled)
     try:
         yield bar

@@ -28,12 +28,13 @@ import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import yaml
 
-from ..core.config import ExperimentConfig, build_dataclass, merge, parse_overrides
+from ..core.config import ExperimentConfig, build_dataclass
+from ..core.config_files import merge, parse_overrides
 from ..core.errors import CheckpointError, one_line
 from ..models.migrations import migrate_experiment
 from ..models.pretrained import CONFIG_FILE, locate
@@ -133,7 +134,7 @@ class RunCheckpointer:
     def __init__(self, out: Path, keep: int) -> None:
         self.out, self.keep = Path(out), keep
 
-    def save(self, model, training_state: dict, progress: TrainingProgress, experiment: dict, metrics: dict,
+    def save(self, model: Any, training_state: dict, progress: TrainingProgress, experiment: dict, metrics: dict,
              is_best: bool) -> Path:
         """Write ``checkpoints/step-N`` (model + resume state) atomically, then move the links."""
         folder = self.out / "checkpoints" / f"step-{progress.step:08d}"
@@ -151,6 +152,7 @@ class RunCheckpointer:
         return folder
 
     def best(self) -> Optional[Path]:
+        """The run's ``best`` link, or None before the first evaluation."""
         return self.out / BEST if (self.out / BEST).exists() else None
 
     def metrics_of(self, name: str) -> Optional[dict]:

@@ -3,21 +3,23 @@
 A task turns an :class:`~textrnn.core.config.ExperimentConfig` into a tokenizer, a model config
 (a new one, with what the data decides filled in), a training loader, ``step_loss`` and an
 ``evaluate(model)`` that returns a dict of metrics, reduced across ranks. Each task is one
-module (:mod:`.classification_task`, :mod:`.language_model_task`); :mod:`.registry` maps task
-names to them.
+module (:mod:`textrnn.training.classification_task`, :mod:`textrnn.training.language_model_task`);
+:mod:`textrnn.training.registry` maps task names to them.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from typing import Callable, ContextManager, Iterable, Iterator, NamedTuple, Optional, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterable, Iterator, NamedTuple, Optional, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..core.config import ExperimentConfig, RNNConfig
+from ..core.distributed import Dist
 from ..data.tokenization import TextTokenizer
 from ..models.encoder import State
 
@@ -28,14 +30,21 @@ Autocast = Callable[[], ContextManager]  # the trainer's mixed-precision context
 
 
 class StepOutput(NamedTuple):
+    """What one training step of a task returns."""
+
     loss: Tensor  # scalar, what backward runs on
     carry: Carry
     tokens: int  # real (non-pad) tokens in the batch, for the tokens/s figure
 
 
 class TrainLoader(Protocol):
+    """What the trainer asks of a task's training loader."""
+
     def __len__(self) -> int: ...
-    def iterate(self, start: int = 0) -> Iterator[dict]: ...
+
+    def iterate(self, start: int = 0) -> Iterator[dict]:
+        """The batches of an epoch from the ``start``-th on."""
+        ...
 
 
 @runtime_checkable
@@ -50,7 +59,11 @@ class Task(Protocol):
     metric: str  # the validation metric that picks the best checkpoint
     greater_is_better: bool
     tokenizer: TextTokenizer
-    train_loader: TrainLoader
+
+    @property
+    def train_loader(self) -> TrainLoader:
+        """The training batches of one epoch; read-only here, since each task has its own loader class."""
+        ...
 
     def model_config(self) -> RNNConfig:
         """The experiment's model section with what the data decides filled in (a new config)."""
@@ -64,12 +77,23 @@ class Task(Protocol):
         """How often each id occurs in the training data, (V,) int64."""
         ...
 
-    def step_loss(self, model: nn.Module, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
+    def step_loss(self, model: Any, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
         """The loss of one training batch (the model may be DDP-wrapped)."""
         ...
 
-    def evaluate(self, model: nn.Module) -> dict:
+    def evaluate(self, model: Any) -> dict:
         """Validation metrics, reduced across ranks (a distributed evaluation equals a single-process one)."""
+        ...
+
+
+class TaskClass(Protocol):
+    """What the registry holds for a task: a class that builds a :class:`Task` and checks configs first."""
+
+    def __call__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
+                 checkpoint: Optional[Path] = None, raw: Any = None) -> Task: ...
+
+    def check_experiment(self, config: ExperimentConfig) -> None:
+        """One-line errors for an experiment config this task cannot train, before any data is read."""
         ...
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import math
 import sys
 import time
@@ -30,7 +29,8 @@ from typing import Any, ContextManager, Optional
 import torch
 
 from ..core import distributed, faults
-from ..core.config import ExperimentConfig, config_to_dict
+from ..core.config import ExperimentConfig
+from ..core.config_files import config_to_dict
 from ..core.errors import TrainingError
 from ..core.runtime import catch_stop_signals, peak_rss_mb, select_device
 from ..models.pretrained import WEIGHTS_FILE, load_weights
@@ -46,12 +46,14 @@ from .optim import (
     make_scheduler,
 )
 from .registry import check_experiment
-from .reporting import MetricsLog, plot_curves, progress_bar, require_reporters
+from .reporting import MetricsLog, ProgressBar, plot_curves, progress_bar, require_reporters
 from .run_folder import LAST, RunCheckpointer, TrainingProgress, find_resume_point, is_empty_run
+from .task import Carry
 
 
 @dataclass
 class RunResult:
+    """What a training run ended with: its folder, best checkpoint and metrics, and why it stopped."""
     output_dir: Path
     best_checkpoint: Optional[Path]
     metrics: dict = field(default_factory=dict)  # the best checkpoint's (the last evaluation's when there is none)
@@ -93,7 +95,7 @@ class Trainer:
         self.task = entry.task_class(config, self.dist, self.device, self.out, checkpoint=point and point.folder,
                                      raw=raw)
         log = (lambda line: print(line, file=sys.stderr)) if self.dist.is_main else None
-        self.model = (entry.model_class.from_pretrained(point.folder) if point else
+        self.model: Any = (entry.model_class.from_pretrained(point.folder) if point else
                       build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts, log))
         self.model.to(self.device).train()
         self.wrapped = distributed.wrap(self.model, self.dist, self.device)
@@ -102,10 +104,11 @@ class Trainer:
         steps = len(self.task.train_loader)
         self.plan = TrainingPlan.resolve(t.max_epochs, t.eval_every, steps, t.max_steps, t.min_steps)
         self.total_steps = self.plan.total_steps
-        clock = (lambda: self.progress.elapsed / (60 * t.max_minutes)) if t.schedule_by_time and t.max_minutes else None
+        budget = 60.0 * (t.max_minutes or 0)
+        clock = (lambda: self.progress.elapsed / budget) if t.schedule_by_time and budget else None
         self.scheduler = make_scheduler(self.optimizer, t.warmup_steps, self.total_steps, t.min_lr_ratio, clock,
                                         scale=lambda: self.progress.lr_scale)
-        self.carry = None
+        self.carry: Carry = None
         torch.manual_seed(t.seed + 1000 * self.dist.rank)  # dropout masks differ across ranks
         self.ema = WeightAverage(self.model, t.ema_decay, self.progress.ema_updates) if t.ema_decay else None
         if point is not None:
@@ -115,7 +118,7 @@ class Trainer:
         self.stop_signal: Optional[str] = None
         self.last_eval: Optional[tuple] = None
         self.last_save = time.monotonic()
-        self.bar = None
+        self.bar: Optional[ProgressBar] = None
         self.fault = faults.step_hook()
 
     def _drop_frozen_gradients(self, epoch: int) -> None:
@@ -154,6 +157,7 @@ class Trainer:
         return state
 
     def load_training_state(self, state: dict) -> None:
+        """Restore the optimizer, schedule, random state and carried state of a checkpoint."""
         if self.ema is not None and "raw_params" in state:
             self.ema.restore_raw(state["raw_params"])  # the checkpoint's weights are the average
         self.optimizer.load_state_dict(state["optimizer"])
@@ -183,6 +187,7 @@ class Trainer:
         return self.ema.applied()
 
     def evaluate_and_save(self) -> dict:
+        """Evaluate (with the weight average, if any), log, and save a checkpoint; returns the metrics."""
         with self.averaged():
             metrics = self.task.evaluate(self.model)
             p = self.progress
@@ -200,6 +205,7 @@ class Trainer:
         return metrics
 
     def save(self, metrics: dict, is_best: bool) -> None:
+        """Save a checkpoint of the current step (every rank joins; rank 0 writes)."""
         state = self.training_state()  # every rank joins the gathers
         if self.dist.is_main:
             self.checkpointer.save(self.model, state, self.progress, config_to_dict(self.config), metrics, is_best)
@@ -207,6 +213,7 @@ class Trainer:
         self.last_save = time.monotonic()
 
     def save_without_evaluating(self) -> None:
+        """A timed save: a checkpoint without an evaluation."""
         with self.averaged():
             self.save({}, False)
 
@@ -237,6 +244,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def fit(self) -> RunResult:
+        """Train until a stopping rule says so; returns the :class:`RunResult`."""
         self.metrics_log.forget_after(self.progress.step)
         self._announce_plan()
         enabled = self.dist.is_main and self.train_config.progress
@@ -244,7 +252,7 @@ class Trainer:
         with catch_stop_signals(self._on_signal), bar as self.bar:
             reason = self._loop()
         final = self._final_metrics(reason)
-        checksums = self._rank_checksums() if self.dist.enabled else None  # every rank takes part
+        checksums = distributed.parameter_checksums(self.model, self.dist) if self.dist.enabled else None  # all join
         if self.dist.is_main:
             plot_curves(self.out)
             self.metrics_log.close()
@@ -340,6 +348,7 @@ class Trainer:
         self.carry = carry
         p.step += 1
         p.batch_index += 1
+        assert self.bar is not None  # fit() made it
         self.bar.update(loss.item(), tokens)
         if p.step % 50 == 0:
             self.metrics_log.write({"step": p.step, "split": "train", "train_loss": self.bar.mean_loss(),
@@ -353,6 +362,7 @@ class Trainer:
 
     def _divergence(self, loss: torch.Tensor) -> tuple[bool, bool]:
         """(not finite, spiked) on any rank: a spike is above divergence_factor x max(running mean, 0.5)."""
+        assert self.bar is not None
         t, recent = self.train_config, self.bar.losses
         value = float(loss)
         running = sum(recent) / len(recent) if len(recent) >= 5 else None
@@ -381,12 +391,3 @@ class Trainer:
         flags = torch.tensor([float(c) for c in conditions], device=where)
         distributed.all_sum(flags, self.dist)
         return [bool(f) for f in flags.tolist()]
-
-    def _rank_checksums(self) -> list:
-        """SHA-256 of this rank's parameters, gathered from every rank (DDP keeps them equal)."""
-        digest = hashlib.sha256()
-        for tensor in self.model.state_dict().values():
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        gathered = [None] * self.dist.world_size
-        torch.distributed.all_gather_object(gathered, digest.hexdigest())
-        return gathered

@@ -1,0 +1,130 @@
+"""Generate textrnn's reference pages when a Sphinx build starts, and fail it on undocumented public names.
+
+* ``api/<name>.rst``: one page per name in ``textrnn.__all__`` (documented where the user imports it, with
+  its defining module as the canonical name, so references to either resolve);
+* ``api/modules/<module>.rst``: every module, with its other members;
+* ``api/configs.md``: one table per config section, every key with its type, default and help, read from
+  the config dataclasses and the comments beside their fields (``textrnn.core.config_files.field_help``).
+
+The generated folder ``docs/api/`` is a build product (git ignores it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import pkgutil
+import re
+import shutil
+from pathlib import Path
+
+from sphinx.util import logging
+
+LOG = logging.getLogger(__name__)
+CONSTANTS = {  # the public names that are values, not classes or functions: what each one is
+    "BOS_ID": "The id of ``<bos>`` in every textrnn tokenizer.", "EOS_ID": "The id of ``<eos>``, which ends a row.",
+    "PAD_ID": "The id of ``<pad>``, which fills batches to one length.",
+    "UNK_ID": "The id of ``<unk>``, which every unknown token becomes.",
+    "SPECIAL_TOKENS": "``<pad>``, ``<unk>``, ``<bos>``, ``<eos>``, which every vocabulary starts with, in id order.",
+    "MODELS": "Task name -> model class (:mod:`textrnn.models.registry`).",
+    "TASKS": "Task name -> what trains it: model class, task class, command (:mod:`textrnn.training.registry`).",
+}
+CHECKED = {"class", "exception", "function", "method", "property", "module"}
+
+
+def public_pages(out: Path) -> list[str]:
+    import textrnn
+
+    pages = []
+    for name in sorted(textrnn.__all__, key=str.lower):
+        obj = getattr(textrnn, name)
+        if inspect.isclass(obj):
+            body = (f".. autoclass:: textrnn.{name}\n   :members:\n   :undoc-members:\n   :show-inheritance:\n"
+                    "   :inherited-members: Module, RNNBase, Exception\n")  # our bases, not torch's or Python's
+        elif inspect.isfunction(obj):
+            body = f".. autofunction:: textrnn.{name}\n"
+        else:
+            body = f".. py:data:: textrnn.{name}\n\n   {CONSTANTS[name]}\n"
+        (out / f"{name}.rst").write_text(f"{name}\n{'=' * len(name)}\n\n{body}", encoding="utf-8")
+        pages.append(name)
+    return pages
+
+
+def module_pages(out: Path) -> list[str]:
+    import textrnn
+
+    public = set(textrnn.__all__)
+    pages = []
+    for info in pkgutil.walk_packages(textrnn.__path__, "textrnn."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        exclude = sorted(name for name, value in vars(module).items() if not name.startswith("_") and (
+            (name in public and value is getattr(textrnn, name, None))  # documented on its public page
+            or ((inspect.isclass(value) or inspect.isfunction(value)) and value.__module__ != info.name)))  # imported
+        options = "   :members:\n   :undoc-members:\n   :show-inheritance:\n"
+        if exclude:
+            options += f"   :exclude-members: {', '.join(exclude)}\n"
+        title = f"``{info.name}``"
+        (out / f"{info.name}.rst").write_text(f"{title}\n{'=' * len(title)}\n\n.. automodule:: {info.name}\n{options}",
+                                              encoding="utf-8")
+        pages.append(info.name)
+    return pages
+
+
+def config_page(path: Path) -> None:
+    from textrnn.core import config
+    from textrnn.core.config_files import field_help
+
+    sections = [("(top level)", config.ExperimentConfig), ("data:", config.DataConfig),
+                ("tokenizer:", config.TokenizerConfig), ("model:", config.RNNConfig), ("train:", config.TrainConfig)]
+    lines = ["# Config reference", "",
+             "Every key of a run's YAML config (`configs/*.yaml`), as `section.key` on the command line "
+             "(`train.lr=0.001`). Generated from the config dataclasses in `textrnn/core/config.py` and the "
+             "comments beside their fields; every key is optional.", ""]
+    for title, cls in sections:
+        helps = field_help(cls)
+        lines += [f"## `{title}`", "", (inspect.getdoc(cls) or "").splitlines()[0], "",
+                  "| key | type | default | what it does |", "| --- | --- | --- | --- |"]
+        for field in dataclasses.fields(cls):
+            default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+            if dataclasses.is_dataclass(default):
+                default = "(section)"
+            text = helps[field.name].replace("|", "\\|")
+            kind = str(field.type).replace("|", "\\|")
+            lines.append(f"| `{field.name}` | `{kind}` | `{default!r}` | {text} |")
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def generate(app) -> None:
+    out = Path(app.srcdir) / "api"
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "modules").mkdir(parents=True)
+    public = public_pages(out)
+    modules = module_pages(out / "modules")
+    config_page(out / "configs.md")
+    index = ["# API reference", "", "Everything a user imports from `textrnn`, then every module by layer "
+             "(`core` <- `data` <- `models` <- `training`, `serving` <- `cli`).", "",
+             "```{toctree}", ":caption: textrnn", ":maxdepth: 1", "", *public, "```", "",
+             "```{toctree}", ":caption: Modules", ":maxdepth: 1", "", *[f"modules/{m}" for m in modules], "```", ""]
+    (out / "index.md").write_text("\n".join(index), encoding="utf-8")
+
+
+def check_documented(app, what, name, obj, options, lines) -> None:
+    """An undocumented public class, function, method or property fails the (warnings-as-errors) build."""
+    if what in CHECKED and not any(line.strip() for line in lines) and not name.split(".")[-1].startswith("_"):
+        LOG.warning(f"undocumented public {what}: {name} (add a docstring)", type="textrnn", subtype="undocumented")
+
+
+def readme_links(app, docname, source) -> None:
+    """The guides link to ``../README.md`` and its sections (read on GitHub); in the site, to the front page."""
+    source[0] = re.sub(r"\]\(\.\./README\.md(#[\w-]*)?\)", "](index.md)", source[0])
+
+
+def setup(app):
+    app.connect("builder-inited", generate)
+    app.connect("source-read", readme_links)
+    app.connect("autodoc-process-docstring", check_documented)
+    return {"parallel_read_safe": True}

@@ -1,0 +1,54 @@
+"""The reference site builds strictly, and the strictness can fail (Sphinx; `make docs`)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("sphinx")
+pytest.importorskip("myst_parser")
+pytest.importorskip("furo")
+
+
+def build(source: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-n", "-W", "--keep-going", "-q",
+                           str(source), str(out)], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    proc = build(ROOT / "docs", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_every_public_name_has_a_page_and_every_config_key_a_row(site):
+    import textrnn
+    from textrnn.core.config import TrainConfig
+
+    for name in textrnn.__all__:
+        assert (site / "api" / f"{name}.html").is_file(), name
+    page = (site / "api" / "RNNClassifier.html").read_text()
+    assert "replace_head" in page and "from_tokenizer" in page and "encode" in page
+    configs = (site / "api" / "configs.html").read_text()
+    assert "the peak learning rate of AdamW" in configs and "max_minutes" in configs
+    for key in TrainConfig.__dataclass_fields__:
+        assert f"<code class=\"docutils literal notranslate\"><span class=\"pre\">{key}</span>" in configs, key
+
+
+def test_an_undocumented_public_function_or_a_broken_reference_fails_the_build(tmp_path):
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "docs", copy / "docs", ignore=shutil.ignore_patterns("_build", "api", "results", "images"))
+    shutil.copytree(ROOT / "textrnn", copy / "textrnn", ignore=shutil.ignore_patterns("__pycache__"))
+    module = copy / "textrnn" / "models" / "decoding.py"
+    module.write_text(module.read_text() + "\n\ndef planted_function(x: int) -> int:\n    return x\n")
+    proc = build(copy / "docs", tmp_path / "out")
+    assert proc.returncode != 0 and "undocumented public function: textrnn.models.decoding.planted_function" in (
+        proc.stderr)
+    module.write_text(module.read_text().replace("    return x\n", '    """See :class:`NoSuchClass`."""\n'))
+    proc = build(copy / "docs", tmp_path / "out")
+    assert proc.returncode != 0 and "reference target not found: NoSuchClass" in proc.stderr
