@@ -31,3 +31,19 @@ def test_a_classifier_built_from_keywords_trains_in_a_plain_loop_and_round_trips
     assert [p["label"] for p in predictions] == ["pos", "neg"]  # it learned
     model.save_pretrained(tmp_path / "mine")
     assert load_model(tmp_path / "mine").predict(["loved it", "awful plot"]) == predictions
+
+
+def test_the_exported_pieces_compose_a_model_of_ones_own():
+    import textrnn
+    from textrnn import AttentionPooling, RNNBackbone
+
+    assert all(hasattr(textrnn, name) for name in textrnn.__all__)
+    backbone = RNNBackbone(50, 8, 6, bidirectional=True, num_layers=2)
+    pooling = AttentionPooling(backbone.encoder)
+    head = torch.nn.Linear(pooling.get_output_dim(), 3)
+    ids, lengths = pad_batch([[5, 6, 7], [8, 9]])
+    outputs, state = backbone(ids, lengths)  # (B, T, D*H)
+    logits = head(pooling(outputs, state, lengths))
+    assert logits.shape == (2, 3) and pooling.get_output_dim() == 12
+    logits.sum().backward()
+    assert backbone.embedding.weight.grad is not None

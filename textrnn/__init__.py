@@ -25,6 +25,15 @@ from .data.tokenization import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, T
 from .models.classifier import ClassifierEnsemble, RNNClassifier
 from .models.encoder import RNNEncoder
 from .models.language_model import RNNLanguageModel
+from .models.modules import (
+    AttentionPooling,
+    EmbeddingDropout,
+    LastPooling,
+    MaxPooling,
+    MeanPooling,
+    RNNBackbone,
+    WordDropout,
+)
 from .models.registry import MODELS, build_model, load_model
 from .training.api import train
 from .training.registry import TASKS
@@ -32,8 +41,11 @@ from .training.task import Task
 
 __version__ = "0.1.0"
 
-__all__ = ["BOS_ID", "EOS_ID", "PAD_ID", "SPECIAL_TOKENS", "UNK_ID", "BucketBatchSampler", "CheckpointError",
-           "ClassificationLoader", "ClassifierEnsemble", "ConfigError", "DataError", "ExperimentConfig",
-           "LMStreamLoader", "MODELS", "RNNClassifier", "RNNConfig", "RNNEncoder", "RNNLanguageModel", "TASKS", "Task",
-           "TextRNNError", "TextTokenizer", "TrainingError", "Vocab", "load_config", "load_model", "load_raw",
-           "build_model", "pad_batch", "train"]
+__all__ = [
+    "BOS_ID", "EOS_ID", "MODELS", "PAD_ID", "SPECIAL_TOKENS", "TASKS", "UNK_ID", "AttentionPooling",
+    "BucketBatchSampler", "build_model", "CheckpointError", "ClassificationLoader", "ClassifierEnsemble",
+    "ConfigError", "DataError", "EmbeddingDropout", "ExperimentConfig", "LastPooling", "LMStreamLoader",
+    "load_config", "load_model", "load_raw", "MaxPooling", "MeanPooling", "pad_batch", "RNNBackbone", "RNNClassifier",
+    "RNNConfig", "RNNEncoder", "RNNLanguageModel", "Task", "TextRNNError", "TextTokenizer", "train", "TrainingError",
+    "Vocab", "WordDropout",
+]
