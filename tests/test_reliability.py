@@ -75,6 +75,41 @@ def test_kill_inside_checkpoint_write_leaves_a_loadable_last_and_resume_is_exact
     assert steps == sorted(steps)  # replayed steps are not logged twice
 
 
+def test_a_kill_inside_a_re_save_loses_no_step_and_resume_continues(tmp_path, corpus_file):
+    """Re-saving a step moves the old folder aside, then the new one in. Killed between the two moves, only the
+    set-aside folder holds the step; a restart puts it back and continues from it instead of starting over."""
+    reference = reference_run(corpus_file, tmp_path / "ref", 8)
+    assert resume(reference.parent, "train.max_steps=12").returncode == 0  # the same run, never killed
+    out = tmp_path / "run"
+    assert reference_run(corpus_file, out, 8).resolve().name == "step-00000008"
+    resave = ("from textrnn import load_model\nfrom textrnn.training.run_folder import RunCheckpointer, "
+              f"find_resume_point\npoint = find_resume_point({str(out)!r})\n"
+              f"RunCheckpointer({str(out)!r}, 10).save(load_model(point.folder), point.training_state(), "
+              "point.progress, point.experiment, {}, False)\n")
+    killed = subprocess.run([sys.executable, "-c", resave], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "TEXTRNN_FAULT": "resave:1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [p for p in (out / "checkpoints").iterdir() if ".old-" in p.name]
+    assert not (out / "checkpoints" / "step-00000008").exists()  # the step lives only in the set-aside folder
+    done = resume(out, "train.max_steps=12")
+    assert done.returncode == 0, done.stderr
+    assert (out / "last").resolve().name == "step-00000012"
+    assert_same_weights(reference, out / "last")  # continued from step 8, not started over
+    assert not [p for p in (out / "checkpoints").iterdir() if ".old-" in p.name]
+
+
+def test_resuming_a_finished_run_trains_and_saves_nothing(tmp_path, corpus_file):
+    out = tmp_path / "run"
+    reference_run(corpus_file, out, 8)
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "checkpoints").iterdir()}
+    log = (out / "metrics.jsonl").read_text()
+    again = resume(out)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.splitlines()[-1])["stop_reason"] == "max_steps"
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "checkpoints").iterdir()} == before  # no step 9, no re-save
+    assert (out / "metrics.jsonl").read_text() == log
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path, corpus_file):
     reference = reference_run(corpus_file, tmp_path / "ref", 60)

@@ -123,3 +123,9 @@ def test_cli_predicts_a_csv_column_one_result_per_row(checkpoint, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [row["index"] for row in rows] == [0, 1]
+
+
+def test_a_batch_size_or_max_length_below_one_is_a_one_line_error(model):
+    for kwargs in ({"batch_size": 0}, {"max_length": 0}, {"batch_size": -3}):
+        with pytest.raises(DataError, match="must be at least 1"):
+            list(predict_stream(model, ["a good film"], **{"batch_size": 8, **kwargs}))

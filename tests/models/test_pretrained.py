@@ -117,3 +117,15 @@ def test_a_folder_of_another_library_is_not_called_a_newer_textrnn(tmp_path):
     with pytest.raises(CheckpointError, match="not a textrnn checkpoint") as info:
         load_model(tmp_path / "bert")
     assert "newer" not in str(info.value)
+
+
+def test_what_a_killed_re_save_left_aside_is_put_back_and_stale_copies_removed(tmp_path):
+    from textrnn.models.pretrained import restore_set_aside
+
+    (tmp_path / ".step-00000008.old-1a2b3c4d").mkdir()  # killed between the renames: the only copy of step 8
+    (tmp_path / ".step-00000008.old-1a2b3c4d" / "config.json").write_text("{}")
+    (tmp_path / "step-00000004").mkdir()
+    (tmp_path / ".step-00000004.old-5e6f7a8b").mkdir()  # killed after the new folder was in: a stale copy
+    assert restore_set_aside(tmp_path) == [tmp_path / "step-00000008"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000004", "step-00000008"]
+    assert (tmp_path / "step-00000008" / "config.json").is_file()

@@ -176,6 +176,18 @@ def test_generation_streams_before_it_ends_and_matches_the_whole_text(generator_
     assert cut == whole[: whole.index(whole[20:23])]
 
 
+def test_a_generation_that_fails_midway_answers_at_once_and_the_server_keeps_serving(generator_url):
+    """Each character used once (no_repeat_ngram_size=1) bans the whole vocabulary after a few dozen tokens,
+    so sampling fails after its first tokens; a non-streaming request used to wait for a 'done' that never came."""
+    body = {"prompt": "All:", "max_new_tokens": 300, "temperature": 1.0, "seed": 0, "no_repeat_ngram_size": 1}
+    answer = httpx.post(f"{generator_url}/generate", json={**body, "stream": False}, timeout=30)
+    assert answer.status_code >= 400 and "error" in answer.json()  # an answer, not a hang
+    assert httpx.get(f"{generator_url}/health", timeout=10).json()["status"] == "ok"
+    short = httpx.post(f"{generator_url}/generate", json={"prompt": "All:", "max_new_tokens": 5, "stream": False},
+                       timeout=30)
+    assert short.status_code == 200 and len(short.json()["text"]) > 0
+
+
 @pytest.mark.slow
 def test_the_page_in_a_real_browser(classifier_url, generator_url, classifier_dir, tmp_path):
     """Headless Chromium loads the page, a text is typed, the prediction and a stream of text appear.

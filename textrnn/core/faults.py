@@ -4,6 +4,8 @@
 
 * ``save:N``: SIGKILL this process inside its Nth checkpoint write, after the files are
   written and before the rename.
+* ``resave:N``: SIGKILL this process inside its Nth re-save of an existing checkpoint, between
+  moving the old folder aside and moving the new one in.
 * ``spike:N``: multiply the training loss by 1e4 at this process's Nth training step;
   ``spike:N+`` at every step from the Nth on.
 * ``kill_rank:R:N``: SIGKILL rank R at its Nth training step, on the first attempt of a
@@ -40,6 +42,14 @@ def save_point() -> None:
     """Inside a checkpoint write: ``save:N`` kills the process at the Nth."""
     specs = _specs("save")
     if specs and _count("save") == int(specs[0][0]):
+        _kill()
+
+
+def resave_point() -> None:
+    """Inside a re-save of an existing checkpoint, between moving the old folder aside and the new one in:
+    ``resave:N`` kills the process at the Nth."""
+    specs = _specs("resave")
+    if specs and _count("resave") == int(specs[0][0]):
         _kill()
 
 

@@ -37,6 +37,9 @@ DEFAULT_MAX_TOKENS = 10_000
 def predict_stream(model: Any, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None,
                    chunk_size: int = CHUNK) -> Iterator[dict]:
     """One result per text, in input order (see ``_Classifier.predict`` for the fields), streamed."""
+    for name, value in (("batch_size", batch_size), ("max_length", max_length)):
+        if value is not None and value < 1:
+            raise DataError(f"{name} must be at least 1, got {value} (--{name.replace('_', '-')} on the command line)")
     tokenizer, limit = model.require_tokenizer(), max_length or DEFAULT_MAX_TOKENS
     texts = iter(texts)
     with eval_mode(model):

@@ -37,6 +37,7 @@ from .migrations import migrate_config, migrate_weight_name
 
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
 PathLike = Union[str, os.PathLike]
+SET_ASIDE = ".old-"  # the old folder of a re-save, until the new one is in: .NAME.old-XXXXXXXX
 
 
 def fsync_tree(directory: Path) -> None:
@@ -62,10 +63,15 @@ def atomic_write_dir(target: PathLike, write: Callable[[Path], None]) -> Path:
         write(tmp)
         faults.save_point()
         fsync_tree(tmp)
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        if target.exists():  # a re-save: the old folder steps aside until the new one is in
+            old = target.parent / f".{target.name}{SET_ASIDE}{uuid.uuid4().hex[:8]}"
             os.rename(target, old)
-            os.rename(tmp, target)
+            try:
+                faults.resave_point()
+                os.rename(tmp, target)
+            except BaseException:
+                os.rename(old, target)  # the previous folder goes back: nothing is lost
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
@@ -81,6 +87,25 @@ def atomic_write_dir(target: PathLike, write: Callable[[Path], None]) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def restore_set_aside(folder: Path) -> list[Path]:
+    """Put back what a re-save killed between its two renames left aside (``.NAME.old-*`` with no ``NAME``).
+
+    Where ``NAME`` made it in, the set-aside copy is stale and is removed. Returns the folders put back.
+    """
+    restored = []
+    for old in sorted(folder.glob(f".*{SET_ASIDE}*")):
+        target = folder / old.name[1:].rsplit(SET_ASIDE, 1)[0]
+        if old.is_dir() and not target.exists():
+            try:
+                os.rename(old, target)
+                restored.append(target)
+            except FileNotFoundError:  # another rank of the same run put it back first
+                continue
+        elif old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return restored
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any, Optional
 
-from ..core.errors import TextRNNError
+from ..core.errors import TextRNNError, one_line
 
 
 def require_serving() -> None:
@@ -298,12 +298,21 @@ def _routes(app, model, request_models) -> None:
         queue = stream_generation(model, request, asyncio.get_running_loop(), app.state.generation)
         first = await queue.get()
         if first[0] == "error":  # bad settings fail before the first token: a plain 4xx
-            raise first[1] if isinstance(first[1], TextRNNError) else HTTPException(500, str(first[1]))
+            raise _http_error(first[1])
         if not body.stream:  # type: ignore[attr-defined]
-            while first[0] != "done":
+            while first[0] == "piece":  # until it is done, or fails part way
                 first = await queue.get()
+            if first[0] == "error":
+                raise _http_error(first[1])
             return JSONResponse({"text": first[1]})
         return StreamingResponse(_events(first, queue), media_type="text/event-stream")
+
+
+def _http_error(exc: BaseException) -> Exception:
+    """A generation's failure as what the handler raises: a one-line 4xx for bad settings, else a 500."""
+    from starlette.exceptions import HTTPException
+
+    return exc if isinstance(exc, TextRNNError) else HTTPException(500, f"generation failed: {one_line(exc)}")
 
 
 async def _events(first: tuple, queue: asyncio.Queue):

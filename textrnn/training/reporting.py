@@ -44,7 +44,15 @@ class MetricsLog:
         if not self.enabled or not self.path.is_file():
             return
         lines = [line for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        records = []
+        for number, line in enumerate(lines, 1):
+            try:
+                records.append((line, json.loads(line)))
+            except ValueError:
+                if number < len(lines):  # only the last line can be torn by a crash or a full disk
+                    raise ConfigError(f"{self.path} line {number} is not JSON; repair or delete that line") from None
+                print(f"note: {self.path} had a torn last line (a crash or a full disk); dropped it", file=sys.stderr)
+        kept = [line for line, record in records if record.get("step", 0) <= step]
         if len(kept) != len(lines):
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")

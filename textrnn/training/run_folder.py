@@ -37,7 +37,7 @@ from ..core.config import ExperimentConfig, build_dataclass
 from ..core.config_files import merge, parse_overrides
 from ..core.errors import CheckpointError, one_line
 from ..models.migrations import migrate_experiment
-from ..models.pretrained import CONFIG_FILE, locate
+from ..models.pretrained import CONFIG_FILE, locate, restore_set_aside
 
 STATE_JSON, STATE_TENSORS = "trainer_state.json", "trainer_state.pt"
 BEST, LAST, RUN_CONFIG = "best", "last", "config.yaml"
@@ -85,9 +85,16 @@ class ResumePoint:
         return load_tensors(self.folder / STATE_TENSORS)
 
 
+def recover(out: Path) -> list[Path]:
+    """Checkpoints a killed re-save left aside, put back (``last`` and ``best`` point at them again)."""
+    checkpoints = Path(out) / "checkpoints"
+    return restore_set_aside(checkpoints) if checkpoints.is_dir() else []
+
+
 def find_resume_point(path: str | os.PathLike) -> ResumePoint:
     """The checkpoint to resume from: a run folder's ``last``, or a checkpoint folder itself."""
     folder = Path(path)
+    recover(folder)
     if (folder / LAST / CONFIG_FILE).is_file():
         folder = folder / LAST
     folder = locate(folder)

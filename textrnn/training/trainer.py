@@ -47,7 +47,7 @@ from .optim import (
 )
 from .registry import check_experiment
 from .reporting import MetricsLog, ProgressBar, plot_curves, progress_bar, require_reporters
-from .run_folder import LAST, RunCheckpointer, TrainingProgress, find_resume_point, is_empty_run
+from .run_folder import LAST, RunCheckpointer, TrainingProgress, find_resume_point, is_empty_run, recover
 from .task import Carry
 
 
@@ -91,6 +91,7 @@ class Trainer:
         if self.dist.is_main:
             self.checkpointer.write_run_config(config_to_dict(config))
         self.progress = point.progress if point else TrainingProgress(world_size=self.dist.world_size)
+        self.resumed_at = point.progress.step if point else None
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         self.task = entry.task_class(config, self.dist, self.device, self.out, checkpoint=point and point.folder,
                                      raw=raw)
@@ -135,6 +136,7 @@ class Trainer:
 
     def _resume_point(self, resume: Optional[str]):
         """Where to continue from: ``resume``, or with ``train.resume: auto`` the run's own ``last``."""
+        recover(self.out)  # a step a killed re-save left aside counts: `last` points at it again
         if resume is None and self.train_config.resume == "auto" and (self.out / LAST).exists():
             resume = str(self.out)
         if resume is not None and is_empty_run(resume):
@@ -280,6 +282,8 @@ class Trainer:
     def _final_metrics(self, reason: str) -> dict:
         if self.last_eval is not None and self.last_eval[0] == self.progress.step:
             return self.last_eval[1]  # already evaluated and saved at this step
+        if self.resumed_at == self.progress.step:  # nothing trained since the checkpoint resumed from: keep it as is
+            return self.checkpointer.metrics_of(LAST) or {}
         if reason != "interrupt" or self.train_config.eval_on_interrupt:
             return self.evaluate_and_save()
         self.save_without_evaluating()
@@ -295,6 +299,8 @@ class Trainer:
     def _epochs(self) -> str:
         p = self.progress
         started, start_elapsed = time.monotonic(), p.elapsed
+        if self.train_config.max_steps is not None and p.step >= self.train_config.max_steps:
+            return "max_steps"  # a finished run, resumed: no step past its end
         while p.epoch < self.plan.max_epochs:
             self.task.new_epoch(p.epoch)
             for batch in self.task.train_loader.iterate(p.batch_index):
