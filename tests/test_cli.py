@@ -121,7 +121,7 @@ def test_bad_checkpoints(classifier_run, generator_run, tmp_path):
 
 @pytest.mark.parametrize("args,match", [
     (["--max-new-tokens", "0"], "max_new_tokens must be at least 1"),
-    (["--temperature", "-1"], "temperature must be >= 0"),
+    (["--temperature", "-1"], "temperature must be 0 (greedy) or in"),
     (["--prompt", "§§§"], "no token the model knows"),
     (["--top-p", "1.5"], "top_p must be in (0, 1]"),
     (["--num-samples", "0"], "num_samples must be at least 1"),

@@ -108,3 +108,14 @@ def test_push_errors_are_one_line(run, tmp_path):
         proc = run_cli("push", *args, env=env)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert message in proc.stderr.strip().splitlines()[-1]
+
+
+def test_the_card_and_info_publish_file_names_not_the_machine_folders(run):
+    from textrnn.models.card import without_local_paths
+
+    card = (run / "best" / "README.md").read_text()
+    assert str(run.parent) not in card and "output_dir: run" in card  # the absolute run folder is cut to its name
+    config = {"init_from": "/home/me/runs/lm", "pretrained_vectors": "~/vectors/glove.txt",
+              "dataset": "stanfordnlp/sst2", "unlabeled": ["../shared/data/more.txt"], "lr": 0.001}
+    assert without_local_paths(config) == {"init_from": "lm", "pretrained_vectors": "glove.txt",
+                                           "dataset": "stanfordnlp/sst2", "unlabeled": ["more.txt"], "lr": 0.001}

@@ -106,7 +106,7 @@ def test_history_bans_exactly_the_tokens_that_repeat_an_ngram():
 @pytest.mark.parametrize(
     "options,match",
     [
-        (dict(repetition_penalty=0), "repetition_penalty must be > 0"),
+        (dict(repetition_penalty=0), "repetition_penalty must be in"),
         (dict(no_repeat_ngram_size=-1), "no_repeat_ngram_size must be >= 0"),
         (dict(min_new_tokens=500), r"min_new_tokens must be in \[0, max_new_tokens=20\]"),
         (dict(num_beams=0), "num_beams must be at least 1"),

@@ -72,7 +72,10 @@ def test_finished_samples_keep_emitting_the_stop_token(char_tok):
 @pytest.mark.parametrize("kwargs,match", [
     (dict(max_new_tokens=0), "max_new_tokens"), (dict(temperature=-1.0), "temperature"),
     (dict(top_p=0.0), "top_p"), (dict(top_p=1.5), "top_p"), (dict(num_samples=0), "num_samples"),
-    (dict(top_k=0), "top_k"),
+    (dict(top_k=0), "top_k"), (dict(temperature=1e-300), "temperature"),
+    (dict(temperature=float("inf")), "temperature"),
+    (dict(temperature=float("nan")), "temperature"), (dict(repetition_penalty=1e-300), "repetition_penalty"),
+    (dict(repetition_penalty=float("inf")), "repetition_penalty"), (dict(seed=10**30), "seed"), (dict(seed=-1), "seed"),
 ])
 def test_bad_sampling_settings_fail_when_called_not_when_iterated(char_tok, kwargs, match):
     model = language_model(char_tok)
@@ -120,3 +123,9 @@ def test_long_prompt_runs_in_chunks_with_the_state_carried(char_tok):
             torch.testing.assert_close(a, b)
         _, _, state_forward = model(ids[None, :])
         torch.testing.assert_close(state_chunked[0], state_forward[0])
+
+
+def test_a_prompt_that_is_not_valid_unicode_is_a_one_line_error(char_tok):
+    model = language_model(char_tok)
+    with pytest.raises(TextRNNError, match="not valid Unicode"):
+        model.generate_text("the\ud800", 5)

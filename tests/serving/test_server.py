@@ -149,10 +149,15 @@ def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(classifier_url, cal
         ({"temperature": -0.5}, "temperature"),
         ({"top_p": 1.5}, "top_p"),
         ({"prompt": "\u2603\u2603"}, "no token the model knows"),
+        ({"temperature": 1e-300}, "temperature"),
+        ({"repetition_penalty": 1e-300}, "repetition_penalty"),
+        ({"seed": 10**30}, "seed"),
+        ({"prompt": "All\ud800"}, "not valid Unicode"),
     ],
 )
 def test_bad_generation_requests(generator_url, body, message):
-    response = httpx.post(f"{generator_url}/generate", json={"prompt": "All", **body})
+    raw = json.dumps({"prompt": "All", **body}).encode()  # ASCII escapes: a lone surrogate travels as \ud800
+    response = httpx.post(f"{generator_url}/generate", content=raw, headers={"Content-Type": "application/json"})
     assert 400 <= response.status_code < 500 and message in response.json()["error"]
     assert httpx.post(f"{generator_url}/predict", json={"texts": ["a"]}).status_code == 400
 
@@ -223,3 +228,29 @@ def test_the_page_in_a_real_browser(classifier_url, generator_url, classifier_di
         browser.screenshot(shots / "serve_generator.png")
     finally:
         browser.close()
+
+
+def test_a_negative_content_length_is_a_bad_request_not_a_large_one():
+    """The body limit reads Content-Length before the app does (uvicorn passes what h11 accepts)."""
+    import asyncio
+
+    from textrnn.serving.server import BodyLimit
+
+    async def app(scope, receive, send):  # the app behind the limit: must not be reached
+        raise AssertionError("the request reached the app")
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    for length, status in ((b"-5", 400), (b"abc", 400), (b"5000000", 413)):
+        sent.clear()
+        scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"content-length", length)]}
+        asyncio.run(BodyLimit(app, 1_000_000)(scope, receive, send))
+        assert sent[0]["status"] == status, (length, sent[0])
+        body = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+        assert ("non-negative integer" in body["error"]) == (status == 400)

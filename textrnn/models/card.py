@@ -21,9 +21,10 @@ def front_matter(model: Any, metrics: Optional[dict], experiment: Optional[dict]
     """The card's YAML header as a dict."""
     config, pipeline = model.config, model.pipeline_tag
     meta: dict = {"library_name": "textrnn", "pipeline_tag": pipeline, "tags": ["textrnn", config.cell, pipeline]}
-    dataset = (experiment or {}).get("data", {}).get("dataset")
-    if dataset and _is_hub_id(dataset):
-        meta["datasets"] = [dataset]
+    source = (experiment or {}).get("data", {}).get("dataset")
+    if source and _is_hub_id(source):
+        meta["datasets"] = [source]
+    dataset = without_local_paths(source)  # a local folder is published by its name only
     numbers = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and k not in ("examples",)}
     if numbers:
         meta["metrics"] = sorted(numbers)
@@ -81,7 +82,22 @@ def _training(command: str, experiment: Optional[dict]) -> list[str]:
     if not experiment:
         return ["## Training", "", "Saved with `save_pretrained`; the training settings were not recorded.", ""]
     return ["## Training", "", f"`textrnn {command} --config config.yaml`, with this config.yaml:", "", "```yaml",
-            yaml.safe_dump(experiment, sort_keys=False).strip(), "```", ""]
+            yaml.safe_dump(without_local_paths(experiment), sort_keys=False).strip(), "```", ""]
+
+
+def without_local_paths(value: Any) -> Any:
+    """``value`` with every local path (absolute, or starting ``./``, ``../`` or ``~``) cut to its last part.
+
+    What a card (pushed to the Hub) or ``/info`` publishes names files, not the folders of the machine
+    that trained the model. Hub ids and relative names are kept.
+    """
+    if isinstance(value, dict):
+        return {key: without_local_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_local_paths(item) for item in value]
+    if isinstance(value, str) and (os.path.isabs(value) or value.startswith(("./", "../", "~"))):
+        return os.path.basename(value.rstrip("/")) or value
+    return value
 
 
 def _evaluation(metrics: Optional[dict]) -> list[str]:

@@ -41,8 +41,9 @@ class Controls:
 
     def check(self, max_new_tokens: int, num_samples: int) -> "Controls":
         """One-line errors for settings that make no sense."""
-        if self.repetition_penalty <= 0:
-            raise TextRNNError(f"repetition_penalty must be > 0 (1 means none), got {self.repetition_penalty}")
+        if not 0.01 <= self.repetition_penalty <= 100:  # NaN fails too; 1e-300 would overflow the logits
+            raise TextRNNError(f"repetition_penalty must be in [0.01, 100] (1 means none), "
+                               f"got {self.repetition_penalty}")
         if self.no_repeat_ngram_size < 0:
             raise TextRNNError(f"no_repeat_ngram_size must be >= 0 (0 means none), got {self.no_repeat_ngram_size}")
         if not 0 <= self.min_new_tokens <= max_new_tokens:

@@ -26,11 +26,17 @@ from ..core.runtime import eval_mode
 from ..data.tokenization import EOS_ID, UNK_ID, TextTokenizer
 from .decoding import Controls, History, StopText, apply_controls, beam_search
 
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 100.0
 LanguageModel = Any  # any model with start_generation(ids, rows) -> (stepper, logits); see module docstring
 
 
 def prompt_ids(tokenizer: TextTokenizer, prompt: str) -> Tensor:
     """The prompt as ids; an empty prompt starts from a newline (or <eos> where that is unknown)."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, from JSON's \ud800 or a badly decoded argument
+        raise TextRNNError(f"the prompt is not valid Unicode (a lone surrogate at character {exc.start}); "
+                           "send UTF-8 text") from None
     if prompt == "":
         ids = tokenizer.encode("\n")
         return torch.tensor(ids if ids and ids[0] != UNK_ID else [EOS_ID])
@@ -43,12 +49,16 @@ def prompt_ids(tokenizer: TextTokenizer, prompt: str) -> Tensor:
 
 
 def check_sampling(max_new_tokens: int, temperature: float, top_k: Optional[int], top_p: Optional[float],
-                   num_samples: int) -> None:
-    """One-line errors for sampling settings that make no sense."""
+                   num_samples: int, seed: Optional[int] = None) -> None:
+    """One-line errors for sampling settings that make no sense, or that overflow the arithmetic
+    (a temperature of 1e-300 turns every logit into inf, and the softmax into NaN)."""
     if max_new_tokens < 1:
         raise TextRNNError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    if temperature < 0:
-        raise TextRNNError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if not (temperature == 0 or MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
+        raise TextRNNError(f"temperature must be 0 (greedy) or in [{MIN_TEMPERATURE}, {MAX_TEMPERATURE}], "
+                           f"got {temperature}")
+    if seed is not None and not 0 <= seed < 2**63:
+        raise TextRNNError(f"seed must be in [0, 2**63), got {seed}")
     if top_k is not None and top_k < 1:
         raise TextRNNError(f"top_k must be at least 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
@@ -85,7 +95,7 @@ def stream(model: LanguageModel, input_ids: Tensor, max_new_tokens: int = 200, t
     The controls (:mod:`textrnn.models.decoding`) apply to sampling and beam search alike; beam
     search (``num_beams > 1``) yields its best ``num_samples`` beams once the search ends.
     """
-    check_sampling(max_new_tokens, temperature, top_k, top_p, num_samples)
+    check_sampling(max_new_tokens, temperature, top_k, top_p, num_samples, seed)
     if model.config.reverse:
         raise TextRNNError(
             "this language model reads right to left (model.reverse=true): it starts a classifier's "

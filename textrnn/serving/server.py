@@ -24,6 +24,7 @@ from importlib import resources
 from typing import Any, Optional
 
 from ..core.errors import TextRNNError, one_line
+from ..models.card import without_local_paths
 
 
 def require_serving() -> None:
@@ -102,7 +103,8 @@ def page() -> str:
 def info(model: Any) -> dict:
     """What ``/info`` says of a model: its task, labels and sizes."""
     c = model.config
-    out = {"task": model.task, "vocab_size": c.vocab_size, "tokenizer_kind": c.tokenizer_kind, "config": c.to_dict()}
+    out = {"task": model.task, "vocab_size": c.vocab_size, "tokenizer_kind": c.tokenizer_kind,
+           "config": without_local_paths(c.to_dict())}
     if model.is_classifier:
         out.update(labels=model.label_names, problem_type=c.problem_type)
     return out
@@ -229,7 +231,9 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
-            if not length.isdigit() or int(length) > self.max_body_bytes:
+            if not length.isdigit():
+                return await _reply(scope, receive, send, 400, "Content-Length must be a non-negative integer of bytes")
+            if int(length) > self.max_body_bytes:
                 return await self._too_large(scope, receive, send)
             return await self.app(scope, receive, send)
         body, more = b"", True
@@ -243,10 +247,15 @@ class BodyLimit:
         return await self.app(scope, _replay(body, receive), send)
 
     async def _too_large(self, scope, receive, send) -> None:
-        from fastapi.responses import JSONResponse
-
         error = f"request body over {self.max_body_bytes:,} bytes; send fewer or shorter texts per request"
-        await JSONResponse({"error": error}, status_code=413)(scope, receive, send)
+        await _reply(scope, receive, send, 413, error)
+
+
+async def _reply(scope, receive, send, status: int, error: str) -> None:
+    """A one-line JSON error, sent from the middleware before the app reads anything."""
+    from fastapi.responses import JSONResponse
+
+    await JSONResponse({"error": error}, status_code=status)(scope, receive, send)
 
 
 def _replay(body: bytes, receive):
