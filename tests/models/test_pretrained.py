@@ -129,3 +129,27 @@ def test_what_a_killed_re_save_left_aside_is_put_back_and_stale_copies_removed(t
     assert restore_set_aside(tmp_path) == [tmp_path / "step-00000008"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000004", "step-00000008"]
     assert (tmp_path / "step-00000008" / "config.json").is_file()
+
+
+CONFIG_VARIANTS = [
+    {"dropout": None}, {"dropout": "x"}, {"dropout": 1.5}, {"hidden_size": None}, {"hidden_size": "big"},
+    {"hidden_size": 0}, {"hidden_size": 100_000}, {"embedding_dim": 7}, {"num_layers": 3}, {"vocab_size": 5},
+    {"vocab_size": None}, {"label_names": 5}, {"label_names": ["a"]}, {"label_names": [1, 2, 3]}, {"thresholds": "x"},
+    {"thresholds": [2.0, 0.5, 0.5]}, {"num_labels": 7}, {"num_labels": None}, {"pad_id": 10_000}, {"pad_id": -1},
+    {"cell": "transformer"}, {"pooling": None}, {"bidirectional": "yes"}, {"task": "translation"}, {"task": None},
+    {"format_version": "3"}, {"text_fields": 5}, {"problem_type": "regression"}, {"ensemble_size": 0},
+]
+
+
+@pytest.mark.parametrize("change", CONFIG_VARIANTS, ids=lambda c: ",".join(f"{k}={v!r}"[:30] for k, v in c.items()))
+def test_a_malformed_config_json_is_one_line_and_allocates_nothing_first(tmp_path, char_tok, change):
+    import json
+
+    from textrnn import CheckpointError, load_model
+
+    classifier(char_tok).save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(CheckpointError) as info:
+        load_model(tmp_path / "m")
+    assert "\n" not in str(info.value) and str(tmp_path / "m") in str(info.value)

@@ -87,9 +87,28 @@ class RNNConfig:
                               ("problem_type", PROBLEM_TYPES)):
             value = getattr(self, name)
             require(value in allowed, f"model.{name} must be one of {', '.join(allowed)}, got {value!r}")
-        for t in self.thresholds or []:
-            require(0 < t < 1, f"model thresholds must be in (0, 1), got {t}")
+        self._validate_labels()
+        require(self.task in TASKS, f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        require(self.vocab_size >= 0 and (self.vocab_size == 0 or 0 <= self.pad_id < self.vocab_size),
+                f"model.pad_id must be an id of the vocabulary (0 to {self.vocab_size - 1}), got {self.pad_id}")
+        require(self.text_fields is None or (isinstance(self.text_fields, list) and all(
+            isinstance(f, str) for f in self.text_fields)), f"model.text_fields must be a list of column names, "
+                f"got {self.text_fields!r}")
         return self
+
+    def _validate_labels(self) -> None:
+        require(self.num_labels >= 1, f"model.num_labels must be a positive integer, got {self.num_labels}")
+        names = self.label_names
+        require(names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names)),
+                f"model.label_names must be a list of strings, got {names!r}")
+        require(names is None or len(names) == self.num_labels,
+                f"label_names has {len(names or [])} names but num_labels is {self.num_labels}; "
+                "give one name per label")
+        thresholds = self.thresholds
+        require(thresholds is None or (isinstance(thresholds, list) and len(thresholds) == self.num_labels),
+                f"model thresholds must be a list of one number per label, got {thresholds!r}")
+        for t in thresholds or []:
+            require(isinstance(t, (int, float)) and 0 < t < 1, f"model thresholds must be in (0, 1), got {t!r}")
 
     def to_dict(self) -> dict:
         """The config as plain data (what ``config.json`` holds)."""
@@ -283,6 +302,9 @@ def build_dataclass(cls, data: Any, where: str) -> Any:
             )
             require(not meta.get("or_auto") or as_is or isinstance(value, int),
                     f"{where}.{key} must be an integer or auto, got {value!r}".removeprefix("config."))
+            nullable = any(word in str(fields[key].type) for word in ("Optional", "Any", "None"))
+            require(value is not None or nullable, f"{where}.{key} cannot be null; give a value or leave the key out"
+                    .removeprefix("config."))
             kwargs[key] = value if as_is else _coerce(value, fields[key].default, f"{where}.{key}")
     return cls(**kwargs)
 

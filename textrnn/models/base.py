@@ -46,10 +46,6 @@ def resolve_config(task: str, config: Optional[RNNConfig], tokenizer: Optional[T
                 f"vocab_size={config.vocab_size} but the tokenizer has {tokenizer.vocab_size} entries; leave "
                 "vocab_size out (from_tokenizer fills it) or pass the tokenizer the model was built for")
         changes |= {"vocab_size": tokenizer.vocab_size, "tokenizer_kind": tokenizer.kind, "pad_id": PAD_ID}
-    names = config.label_names
-    require(names is None or (isinstance(names, list) and len(names) == config.num_labels),
-            f"label_names has {len(names) if isinstance(names, list) else names!r} names but num_labels is "
-            f"{config.num_labels}; give one name per label")
     return dataclasses.replace(config, **changes)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..core import faults
@@ -220,6 +220,24 @@ def first_mismatch(expected: dict, found: dict) -> Optional[tuple[str, tuple, tu
     return None
 
 
+def check_file_shapes(cls: Any, config: RNNConfig, folder: Path, version: int) -> None:
+    """The weights file's shapes against what ``config`` builds (on the meta device: nothing is allocated), so a
+    config.json that disagrees with its weights is a one-line error before a model of its size is built."""
+    with torch.device("meta"):
+        expected = cls.build(config, None).state_dict()
+    try:
+        with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as handle:
+            found = {migrate_weight_name(name, version): tuple(handle.get_slice(name).get_shape())
+                     for name in handle.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} is missing, corrupt or truncated ({one_line(exc)}); "
+                              "use another checkpoint") from None
+    for name, reference in expected.items():
+        if name in found and found[name] != tuple(reference.shape):
+            raise CheckpointError(f"{folder}: {name} is {found[name]} in {WEIGHTS_FILE} but {tuple(reference.shape)} "
+                                  f"by {CONFIG_FILE}; the folder's files do not belong together (re-save the model)")
+
+
 def check_weights(model: Any) -> None:
     """A one-line error when a weight's shape is not the one the model's config builds (a layer was swapped)."""
     with torch.device("meta"):
@@ -306,7 +324,11 @@ class PretrainedMixin:
                 f"{folder}: tokenizer has {tokenizer.vocab_size} tokens but the model's embedding has "
                 f"{config.vocab_size}; use the tokenizer.json saved with this model"
             )
-        model = cls.build(config, tokenizer)
+        check_file_shapes(cls, config, folder, version)  # before any memory is allocated for the weights
+        try:
+            model = cls.build(config, tokenizer)
+        except ConfigError as exc:
+            raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
         try:
             load_weights(model, folder / WEIGHTS_FILE, map_location, version)
         except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
