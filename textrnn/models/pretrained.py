@@ -199,50 +199,56 @@ def save_weights(model: Any, path: Path) -> None:
 
 def load_weights(model: torch.nn.Module, path: Path, map_location: Union[str, torch.device],
                  version: int = FORMAT_VERSION) -> None:
-    """Load ``save_weights`` output of format ``version`` into ``model`` (strict: every name must match)."""
+    """Load ``save_weights`` output of format ``version`` into ``model`` (strict: every name and shape must match;
+    ``from_pretrained`` has compared the shapes with the config before, see :func:`check_file_shapes`)."""
     saved = load_file(str(path), device=str(torch.device(map_location)))
     state = {migrate_weight_name(name, version): tensor for name, tensor in saved.items()}
     for name, source in getattr(model, "tied_weights", {}).items():
         state[name] = state[source]
-    wrong = first_mismatch(model.state_dict(), state)
-    if wrong:
-        name, found, expected = wrong
-        raise CheckpointError(f"{path.parent}: {name} is {found} in {path.name} but {expected} by {CONFIG_FILE}; "
-                              "the folder's files do not belong together (re-save the model)")
     model.load_state_dict(state, strict=True)
 
 
-def first_mismatch(expected: dict, found: dict) -> Optional[tuple[str, tuple, tuple]]:
-    """The first tensor of ``found`` whose shape differs from ``expected``'s: (name, found, expected), or None."""
+def shapes(state: dict) -> dict[str, tuple]:
+    """Name -> shape of a state dict's tensors."""
+    return {name: tuple(tensor.shape) for name, tensor in state.items()}
+
+
+def first_mismatch(expected: dict[str, tuple], found: dict[str, tuple]) -> Optional[tuple[str, tuple, tuple]]:
+    """The first name whose shape in ``found`` differs from ``expected``'s: (name, found, expected), or None."""
     for name, reference in expected.items():  # in the model's order: a layer's weight before its bias
-        if name in found and tuple(reference.shape) != tuple(found[name].shape):
-            return name, tuple(found[name].shape), tuple(reference.shape)
+        if name in found and found[name] != reference:
+            return name, found[name], reference
     return None
+
+
+def unreadable(path: Path, exc: BaseException) -> CheckpointError:
+    """The one-line error for a weights file that cannot be read."""
+    return CheckpointError(f"{path} is missing, corrupt or truncated ({one_line(exc)}); use another checkpoint")
 
 
 def check_file_shapes(cls: Any, config: RNNConfig, folder: Path, version: int) -> None:
     """The weights file's shapes against what ``config`` builds (on the meta device: nothing is allocated), so a
     config.json that disagrees with its weights is a one-line error before a model of its size is built."""
     with torch.device("meta"):
-        expected = cls.build(config, None).state_dict()
+        expected = shapes(cls.build(config, None).state_dict())
     try:
         with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as handle:
             found = {migrate_weight_name(name, version): tuple(handle.get_slice(name).get_shape())
                      for name in handle.keys()}
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{folder / WEIGHTS_FILE} is missing, corrupt or truncated ({one_line(exc)}); "
-                              "use another checkpoint") from None
-    for name, reference in expected.items():
-        if name in found and found[name] != tuple(reference.shape):
-            raise CheckpointError(f"{folder}: {name} is {found[name]} in {WEIGHTS_FILE} but {tuple(reference.shape)} "
-                                  f"by {CONFIG_FILE}; the folder's files do not belong together (re-save the model)")
+        raise unreadable(folder / WEIGHTS_FILE, exc) from None
+    wrong = first_mismatch(expected, found)
+    if wrong:
+        name, in_file, built = wrong
+        raise CheckpointError(f"{folder}: {name} is {in_file} in {WEIGHTS_FILE} but {built} by {CONFIG_FILE}; "
+                              "the folder's files do not belong together (re-save the model)")
 
 
 def check_weights(model: Any) -> None:
     """A one-line error when a weight's shape is not the one the model's config builds (a layer was swapped)."""
     with torch.device("meta"):
         reference = type(model).build(model.config, None)
-    expected, state = reference.state_dict(), model.state_dict()
+    expected, state = shapes(reference.state_dict()), shapes(model.state_dict())
     wrong = first_mismatch(expected, state)
     if wrong:
         name, found, built = wrong
@@ -332,9 +338,7 @@ class PretrainedMixin:
         try:
             load_weights(model, folder / WEIGHTS_FILE, map_location, version)
         except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(
-                f"{folder / WEIGHTS_FILE} is missing, corrupt or truncated ({one_line(exc)}); use another checkpoint"
-            ) from None
+            raise unreadable(folder / WEIGHTS_FILE, exc) from None
         model.to(map_location)
         return model.eval()
 
