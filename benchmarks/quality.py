@@ -68,11 +68,11 @@ def unseen_words(extra: list[str]) -> dict:
     import datasets
 
     from textrnn import UNK_ID, load_config
-    from textrnn.training.task import train_tokenizer
+    from textrnn.data.tokenization import train_tokenizer
 
     config = load_config(str(ROOT / "configs" / "sst2_bilstm.yaml"), [f"data.dataset={SHARED / 'sst2'}", *extra])
     raw = datasets.load_dataset(str(SHARED / "sst2"))
-    tokenizer = train_tokenizer(raw["train"]["sentence"], config)  # as a training run makes it
+    tokenizer = train_tokenizer(list(raw["train"]["sentence"]), config.tokenizer)  # as a training run makes it
     report = {"vocabulary size": len(tokenizer)}
     for split in ("train", "validation"):
         rows = [tokenizer.encode(text) for text in raw[split]["sentence"]]

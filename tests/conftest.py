@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,9 @@ import pytest
 # Tests never reach the Hub: say so before huggingface_hub reads its settings at import, or a
 # Hub name costs ~25 s of retries against an unreachable network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Prepared data goes to a cache of this test session (subprocesses inherit it), never ~/.cache.
+os.environ["TEXTRNN_CACHE"] = tempfile.mkdtemp(prefix="textrnn-test-cache-")
+atexit.register(shutil.rmtree, os.environ["TEXTRNN_CACHE"], True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

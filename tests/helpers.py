@@ -44,3 +44,15 @@ def lm_config(corpus, out, *extra):
                               "model.num_layers=2", "model.dropout=0.2", "model.output_dropout=0.1",
                               "train.warmup_steps=3", "train.progress=false", "train.keep_checkpoints=10", *extra],
                        task="language_model")
+
+
+def prepared_stream(run, split: str = "train"):
+    """The token stream a language-model run trained on, found in the prepared-data cache as a rerun would find it."""
+    import numpy as np
+
+    from textrnn.data.preparation import prepare_language_model
+
+    config = load_config(str(run / "config.yaml"))
+    prepared = prepare_language_model(config, TextTokenizer.from_file(run / "last" / "tokenizer.json"))
+    assert prepared.note.startswith("data: found"), prepared.note  # the run's own data, not prepared again
+    return np.asarray(prepared.train_tokens if split == "train" else prepared.valid_tokens)

@@ -35,7 +35,7 @@ from .models.modules import (
     WordDropout,
 )
 from .models.registry import MODELS, build_model, load_model
-from .training.api import train
+from .training.api import prepare, train
 from .training.registry import TASKS
 from .training.task import Task
 
@@ -45,7 +45,7 @@ __all__ = [
     "BOS_ID", "EOS_ID", "MODELS", "PAD_ID", "SPECIAL_TOKENS", "TASKS", "UNK_ID", "AttentionPooling",
     "BucketBatchSampler", "build_model", "CheckpointError", "ClassificationLoader", "ClassifierEnsemble",
     "ConfigError", "DataError", "EmbeddingDropout", "ExperimentConfig", "LastPooling", "LMStreamLoader",
-    "load_config", "load_model", "load_raw", "MaxPooling", "MeanPooling", "pad_batch", "RNNBackbone", "RNNClassifier",
-    "RNNConfig", "RNNEncoder", "RNNLanguageModel", "Task", "TextRNNError", "TextTokenizer", "train", "TrainingError",
-    "Vocab", "WordDropout",
+    "load_config", "load_model", "load_raw", "MaxPooling", "MeanPooling", "pad_batch", "prepare", "RNNBackbone",
+    "RNNClassifier", "RNNConfig", "RNNEncoder", "RNNLanguageModel", "Task", "TextRNNError", "TextTokenizer", "train",
+    "TrainingError", "Vocab", "WordDropout",
 ]

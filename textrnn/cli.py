@@ -1,4 +1,4 @@
-"""The ``textrnn`` command: train-classifier, train-generator, generate, predict, evaluate, export, push, serve.
+"""``textrnn``: train-classifier, train-generator, prepare, generate, predict, evaluate, export, push, serve.
 
 Every user error ends as one line on stderr and exit status 2 (see :mod:`textrnn.core.errors`).
 """
@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--resume", help="run folder or checkpoint to resume from")
         p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: train.device)")
         p.set_defaults(handler=cmd_train, task=task)
+    p = sub.add_parser("prepare", help="tokenize and encode a config's data once, in the cache training reads")
+    p.add_argument("--config", required=True, help="YAML config (configs/*.yaml), as you would train it")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. data.dataset=corpus.txt")
+    p.set_defaults(handler=cmd_prepare)
     p = sub.add_parser("generate", help="sample text from a language-model checkpoint")
     _checkpoint_args(p)
     p.add_argument("--prompt", default="")
@@ -121,6 +125,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps({"output_dir": str(result.output_dir), "stop_reason": result.stop_reason,
                           "best_step": result.best_step, **_summary(result.metrics),
                           "last": _summary(result.last_metrics)}))
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """``prepare``: build the prepared-data cache of a config; prints one JSON line per stage (where, what)."""
+    from .core.config_files import load_config
+    from .training.api import prepare
+
+    for prepared in prepare(load_config(args.config, args.overrides)):
+        meta = prepared.meta
+        print(json.dumps({"folder": str(prepared.folder), "kind": meta["kind"], "rows": meta.get("rows"),
+                          "tokens": meta["tokens"], "vocab_size": meta["vocab_size"],
+                          "bytes": sum(meta["files"].values()), "minutes": round(meta["seconds"] / 60, 2)}))
     return 0
 
 

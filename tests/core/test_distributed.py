@@ -51,9 +51,14 @@ def test_ddp_generator_two_processes(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS)
     out = tmp_path / "run"
+    cache = tmp_path / "cache"
     proc = torchrun("train-generator", "--config", str(ROOT / "configs" / "debug.yaml"), f"data.dataset={corpus}",
-                    f"train.output_dir={out}", "train.max_steps=12", "train.eval_every=6", *SMALL)
+                    f"train.output_dir={out}", "train.max_steps=12", "train.eval_every=6", f"data.cache_dir={cache}",
+                    *SMALL)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the two ranks prepared one copy, under the lock, and both mapped it; the run folder holds no token files
+    assert [p.name[:3] for p in cache.iterdir() if p.is_dir()] == ["lm-"] and not list(out.rglob("*.bin"))
+    assert proc.stderr.count("data: found") + proc.stderr.count("data: prepared") == 1  # rank 0 reports
     sums = json.loads((out / "last" / "trainer_state.json").read_text())["rank_parameter_sha256"]
     assert sums[0] == sums[1]
     ev = run_cli("evaluate", "--checkpoint", str(out / "last"), "--dataset", str(corpus))

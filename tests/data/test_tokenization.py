@@ -125,13 +125,13 @@ def test_batch_encoding_with_literal_special_token_text():
 
 
 def test_auto_min_freq_grows_with_the_corpus_and_is_five_on_sst2_sized_data():
-    from textrnn.training.task import auto_min_freq
+    from textrnn.data.tokenization import auto_min_freq
 
     assert [auto_min_freq(n) for n in (1_000, 56_000, 57_000, 200_000, 634_000, 5_000_000)] == [1, 1, 2, 3, 5, 5]
     from textrnn import load_config
-    from textrnn.training.task import train_tokenizer
+    from textrnn.data.tokenization import train_tokenizer
 
     for kind in ("char", "word", "bpe"):  # characters are never pruned; a small corpus keeps its rare words
         tokenizer = train_tokenizer(["onceonly twice twice"],
-                                    load_config(None, [f"tokenizer.kind={kind}", "tokenizer.min_freq=auto"]))
+                                    load_config(None, [f"tokenizer.kind={kind}", "tokenizer.min_freq=auto"]).tokenizer)
         assert tokenizer.encode("y")[0] != 1 if kind == "char" else tokenizer.encode("onceonly") != [1]

@@ -10,6 +10,7 @@ from textrnn import ConfigError, load_config, load_model
 from textrnn.training.api import train
 
 from ..conftest import write_sentiment
+from ..helpers import prepared_stream
 
 SIZES = ["model.embedding_dim=12", "model.hidden_size=10", "train.progress=false", "tokenizer.kind=word"]
 
@@ -98,8 +99,8 @@ def test_a_backward_language_model_reads_the_reversed_stream_and_does_not_genera
     forward, backward = load_model(lm_run), load_model(backward_lm_run)
     assert forward.tokenizer.tokenizer.to_str() == backward.tokenizer.tokenizer.to_str()
     dtype = forward.tokenizer.id_dtype
-    stream = np.fromfile(lm_run / "data" / "train.rank0.bin", dtype=dtype)
-    reversed_stream = np.fromfile(backward_lm_run / "data" / "train.rank0.reversed.bin", dtype=dtype)
+    stream, reversed_stream = prepared_stream(lm_run), prepared_stream(backward_lm_run)
+    assert stream.dtype == dtype
     np.testing.assert_array_equal(reversed_stream, stream[::-1])
     # textrnn evaluate scores a backward model on the reversed text, as it trained
     data_config = load_config(None, [f"data.dataset={data}", "data.text_column=sentence", "data.seq_len=8"],

@@ -12,6 +12,7 @@ from textrnn.training.api import train
 from textrnn.training.pretraining import lm_experiment
 
 from ..conftest import weights, write_sentiment
+from ..helpers import prepared_stream
 
 PRETRAIN = ["pretrain.data.seq_len=8", "pretrain.data.batch_size=4", "pretrain.train.max_steps=8",
             "pretrain.train.max_epochs=50", "pretrain.train.eval_every=4"]
@@ -89,7 +90,7 @@ def test_pretraining_reads_unlabeled_text_as_training_text_only(tmp_path):
     assert load_model(more / "last").tokenizer.tokenizer.to_str() == lm.tokenizer.tokenizer.to_str()
     size = {
         run: {
-            split: (run / "pretrain" / "data" / f"{split}.rank0.bin").stat().st_size
+            split: len(prepared_stream(run / "pretrain", split))
             for split in ("train", "validation")
         }
         for run in (plain, more)

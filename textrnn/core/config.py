@@ -141,6 +141,10 @@ class DataConfig:
     separator: Optional[str] = None  # language model: text between rows (None: auto)
     # language model: more training text; each a path/Hub name or {dataset, split, text_column}
     unlabeled: Optional[list] = None
+    # prepared data (tokenizer, encoded splits), shared by runs and ranks; None: $TEXTRNN_CACHE, else
+    # $HF_HOME/textrnn, else ~/.cache/textrnn (see textrnn.data.cache)
+    cache_dir: Optional[str] = None
+    prepare_timeout: float = 7200.0  # seconds a process waits for another one preparing the same data
 
 
 @dataclass
@@ -220,6 +224,7 @@ class ExperimentConfig:
             require(value >= 1, f"{name} must be a positive integer, got {value}")
         fraction = d.validation_fraction
         require(0.0 < fraction < 1.0, f"data.validation_fraction must be in (0, 1), got {fraction}")
+        require(d.prepare_timeout > 0, f"data.prepare_timeout must be positive seconds, got {d.prepare_timeout}")
         require(d.max_length is None or d.max_length >= 1, f"data.max_length must be positive, got {d.max_length}")
         require(t.lr > 0, f"train.lr must be positive, got {t.lr}")
         require(t.max_minutes is None or t.max_minutes > 0, f"train.max_minutes must be positive, got {t.max_minutes}")

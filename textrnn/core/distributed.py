@@ -8,6 +8,7 @@ single process.
 
 from __future__ import annotations
 
+import datetime
 import gc
 import hashlib
 import os
@@ -36,8 +37,12 @@ class Dist:
         return self.rank == 0
 
 
-def init(device: torch.device) -> Dist:
-    """Join the torchrun process group if there is one (gloo on CPU, nccl on CUDA)."""
+def init(device: torch.device, timeout_s: float = 1800.0) -> Dist:
+    """Join the torchrun process group if there is one (gloo on CPU, nccl on CUDA).
+
+    ``timeout_s`` bounds how long a collective waits for a late rank: at least the time one
+    node may spend preparing data while its peers wait (``data.prepare_timeout``).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
@@ -47,7 +52,8 @@ def init(device: torch.device) -> Dist:
         store, rank, size = next(dist.rendezvous("env://"))
         attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or "0"
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
-                                store=dist.PrefixStore(f"textrnn/attempt{attempt}", store), rank=rank, world_size=size)
+                                store=dist.PrefixStore(f"textrnn/attempt{attempt}", store), rank=rank, world_size=size,
+                                timeout=datetime.timedelta(seconds=max(timeout_s, 1800.0)))
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 

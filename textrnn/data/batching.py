@@ -50,7 +50,7 @@ class BucketBatchSampler:
     whose shard is shorter gets batches one example smaller.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, *, bucket_size: int = 100,
+    def __init__(self, lengths: Union[Sequence[int], np.ndarray], batch_size: int, *, bucket_size: int = 100,
                  seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.batch_size, self.bucket_size = batch_size, bucket_size
@@ -91,7 +91,8 @@ class SortedBatches:
     """Evaluation batches: all examples sorted by length (least padding), rank r taking every
     world_size-th, in a fixed order. Ranks may get different numbers of batches."""
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, lengths: Union[Sequence[int], np.ndarray], batch_size: int, rank: int = 0,
+                 world_size: int = 1) -> None:
         mine = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")[rank::world_size]
         self._batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
 
@@ -118,19 +119,96 @@ class ClassificationLoader:
         return len(self.sampler)
 
     def iterate(self, start: int = 0) -> Iterator[dict]:
-        """Padded batches from the ``start``-th on (a resumed run skips those it trained on)."""
-        for batch in self.sampler.batches()[start:]:
-            rows = self.encoded[batch.tolist()]
-            input_ids, lengths = pad_batch(rows["input_ids"], self.pad_id)
-            labels = torch.tensor(rows["labels"])  # (B,) ids, or (B, C) rows for multi-label
-            labels = labels.float() if labels.is_floating_point() else labels.long()
-            out = {"input_ids": input_ids, "lengths": lengths, "labels": labels}
-            if self.pin_memory:
-                out["input_ids"], out["labels"] = out["input_ids"].pin_memory(), out["labels"].pin_memory()
-            yield out
+        """Padded batches from the ``start``-th on (a resumed run skips those it trained on).
+
+        A background thread gathers and pads the next batches while the model trains on this one
+        (Arrow and NumPy release the GIL), so a step does not wait for its data.
+        """
+        return prefetch((self.batch(indices) for indices in self.sampler.batches()[start:]), depth=4)
+
+    def batch(self, indices: np.ndarray) -> dict:
+        """One padded batch of the examples at ``indices``: a vectorized gather, no Python per row."""
+        rows = self.encoded.with_format("arrow")[indices.tolist()]
+        input_ids, lengths = pad_flat(rows["input_ids"], self.pad_id)
+        labels = label_tensor(rows["labels"])
+        out = {"input_ids": input_ids, "lengths": lengths, "labels": labels}
+        if self.pin_memory:
+            out["input_ids"], out["labels"] = out["input_ids"].pin_memory(), out["labels"].pin_memory()
+        return out
 
     def __iter__(self) -> Iterator[dict]:
         return self.iterate(0)
+
+
+def pad_flat(column: Any, pad_id: int = PAD_ID) -> tuple[Tensor, Tensor]:
+    """An Arrow list column of ids -> input_ids (B, T) int64 padded with ``pad_id``, lengths (B,) (T >= 1)."""
+    lists = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    offsets = lists.offsets.to_numpy()
+    values = lists.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
+    lengths = np.diff(offsets).astype(np.int64)
+    out = np.full((len(lengths), max(int(lengths.max(initial=0)), 1)), pad_id, dtype=np.int64)
+    out[np.arange(out.shape[1]) < lengths[:, None]] = values  # row-major order: each row's ids, left-aligned
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+def label_tensor(column: Any) -> Tensor:
+    """An Arrow label column -> (B,) int64 ids, or (B, C) float32 0/1 rows for multi-label."""
+    if pa_is_list(column.type):
+        lists = column.combine_chunks()
+        width = len(lists[0]) if len(lists) else 0
+        rows = lists.values.to_numpy(zero_copy_only=False).reshape(len(lists), width)
+        return torch.from_numpy(rows.astype(np.float32))
+    return torch.from_numpy(column.to_numpy().astype(np.int64))
+
+
+def pa_is_list(arrow_type: Any) -> bool:
+    """Whether an Arrow type is a (fixed-size or variable) list."""
+    import pyarrow as pa
+
+    return pa.types.is_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type) or pa.types.is_large_list(
+        arrow_type)
+
+
+def prefetch(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:
+    """``items``, produced up to ``depth`` ahead by a background thread; its errors are raised here.
+
+    The thread stops when the consumer stops early (a closed generator sets ``done``), so an
+    abandoned epoch leaves no thread behind.
+    """
+    import queue
+    import threading
+
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    done = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not done.is_set():
+                    try:
+                        slots.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if done.is_set():
+                    return
+            slots.put((end, None))
+        except BaseException as exc:  # handed to the consumer, raised in its thread
+            slots.put((end, exc))
+
+    thread = threading.Thread(target=produce, name="textrnn-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        done.set()
 
 
 class LMStreamLoader:

@@ -50,24 +50,33 @@ def encode_stream(texts: Iterable[str], tokenizer: TextTokenizer, path: Path, re
     each row reversed, and ``<eos>`` now opens the row it closed).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    forward = path.with_name(path.name + ".forward") if reverse else path
     count = 0
-    with open(path, "wb") as out:
+    with open(forward, "wb") as out:
         for ids in _encoded_chunks(texts, tokenizer, chunk_chars):
             ids.tofile(out)
             count += len(ids)
     if count < 2:
         raise DataError("the corpus has fewer than 2 tokens; give a dataset with text in it")
-    tokens = np.memmap(path, dtype=tokenizer.id_dtype, mode="r")
-    return _reversed_copy(tokens, path, chunk_chars) if reverse else tokens
+    if reverse:
+        _write_reversed(np.memmap(forward, dtype=tokenizer.id_dtype, mode="r"), path, chunk_chars)
+        forward.unlink()
+    return np.memmap(path, dtype=tokenizer.id_dtype, mode="r")
 
 
-def _reversed_copy(tokens: np.memmap, path: Path, chunk: int) -> np.memmap:
-    """``tokens`` last first, written beside ``path`` chunk by chunk (memory stays one chunk) and mapped."""
-    target = path.with_name(path.stem + ".reversed" + path.suffix)
+def _write_reversed(tokens: np.memmap, target: Path, chunk: int) -> None:
+    """``tokens`` last first, written to ``target`` chunk by chunk (memory stays one chunk)."""
     with open(target, "wb") as out:
         for end in range(len(tokens), 0, -chunk):
             tokens[max(0, end - chunk):end][::-1].tofile(out)
-    return np.memmap(target, dtype=tokens.dtype, mode="r")
+
+
+def stream_counts(tokens: np.ndarray, size: int, chunk: int = 1 << 24) -> np.ndarray:
+    """How often each id occurs in a token stream, (size,) int64, counted a chunk at a time (no int64 copy)."""
+    counts = np.zeros(size, dtype=np.int64)
+    for start in range(0, len(tokens), chunk):
+        counts += np.bincount(tokens[start:start + chunk], minlength=size)[:size]
+    return counts
 
 
 def _encoded_chunks(texts: Iterable[str], tokenizer: TextTokenizer, chunk_chars: int) -> Iterator[np.ndarray]:
@@ -86,8 +95,8 @@ def _encoded_chunks(texts: Iterable[str], tokenizer: TextTokenizer, chunk_chars:
 def _encode_rows(rows: list[str], tokenizer: TextTokenizer) -> np.ndarray:
     if tokenizer.kind == "char":
         return tokenizer.encode_chars("".join(rows))
-    ids = [token for row in tokenizer.encode_batch(rows) for token in (*row, EOS_ID)]
-    return np.asarray(ids, dtype=tokenizer.id_dtype)
+    values, offsets = tokenizer.encode_flat(rows)  # each row then ends with <eos>, inserted without a Python loop
+    return np.insert(values, offsets[1:], EOS_ID).astype(tokenizer.id_dtype, copy=False)
 
 
 def lm_splits(raw: Any, d: DataConfig) -> tuple[Callable[[], Iterator[str]], Callable[[], Iterator[str]]]:

@@ -21,8 +21,9 @@ from ..core.config import ExperimentConfig
 from ..core.config_files import config_from_dict, load_config
 from ..core.errors import DataError
 from ..data.memory import IN_MEMORY, as_dataset_dict
-from .pretraining import pretrain_stage
-from .registry import TASKS
+from .classification_task import ClassificationTask
+from .pretraining import lm_experiment, pretrain_stage
+from .registry import TASKS, check_experiment
 from .trainer import RunResult, Trainer
 
 ConfigLike = Union[ExperimentConfig, str, os.PathLike, dict, None]
@@ -59,6 +60,25 @@ def train(config: ConfigLike = None, resume: Optional[str] = None, device: Optio
         if interrupted is not None:
             return interrupted
     return Trainer(config, resume, device, raw=raw).fit()
+
+
+def prepare(config: ConfigLike = None, *, train_data: Any = None, validation_data: Any = None) -> list:
+    """Prepare a config's data ahead of training, in the shared cache where training finds it.
+
+    Tokenizer training, label detection and encoding happen here, once per node; a run on the
+    same data and settings then starts at once. A classifier config with a ``pretrain`` section
+    prepares its language model's data too (first in the list). Returns the prepared data of
+    each stage (:class:`~textrnn.data.preparation.PreparedLM` or ``PreparedClassification``),
+    each with a one-line ``note`` of where it is and what it holds.
+    """
+    config, raw = resolve(config, train_data, validation_data)
+    check_experiment(config)
+    log = (lambda line: print(line, file=sys.stderr))  # noqa: E731
+    if config.pretrain is None:
+        return [TASKS[config.task].task_class.prepare(config, raw=raw, log=log)]
+    language = lm_experiment(config)
+    first = TASKS[language.task].task_class.prepare(language, raw=raw, log=log)
+    return [first, ClassificationTask.prepare(config, raw=raw, log=log, tokenizer=first.tokenizer)]
 
 
 def resolve(config: ConfigLike, train_data: Any, validation_data: Any) -> tuple[ExperimentConfig, Any]:

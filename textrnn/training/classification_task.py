@@ -8,6 +8,7 @@ tuned on the validation split (saved with each checkpoint, used by ``predict`` a
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -16,18 +17,18 @@ import torch
 
 from ..core.config import DataConfig, ExperimentConfig, RNNConfig
 from ..core.distributed import Dist
-from ..core.errors import ConfigError, DataError, require
+from ..core.errors import ConfigError, require
 from ..data.batching import BucketBatchSampler, ClassificationLoader
-from ..data.encoding import encode_split, iter_texts, label_array, label_source, labelled, text_columns
-from ..data.labels import MULTI, SINGLE, LabelSpec, detect_labels
-from ..data.loading import load_raw, split_dataset
+from ..data.encoding import column_array, id_counts, label_array, label_source
+from ..data.labels import MULTI, SINGLE, LabelSpec
+from ..data.preparation import PreparedClassification, prepare_classification
 from ..data.tokenization import PAD_ID, TextTokenizer
 from ..models.classifier import RNNClassifier
 from ..models.pretrained import TOKENIZER_FILE, read_config
 from ..models.transfer import lm_tokenizer
 from .evaluation import evaluate_single, predict_rows
 from .metrics import multi_label_metrics, tune_thresholds
-from .task import Autocast, Carry, StepOutput, to_device, train_tokenizer
+from .task import Autocast, Carry, StepOutput, to_device
 
 if TYPE_CHECKING:  # annotations only
     from datasets import Dataset
@@ -47,29 +48,35 @@ class ClassificationTask:
 
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
                  checkpoint: Optional[Path] = None, raw: Any = None) -> None:
-        d = self.data = config.data
-        raw = raw if raw is not None else load_raw(d.dataset, str(workdir), d.config_name)
-        train, valid = split_dataset(raw, d.train_split, d.validation_split, d.validation_fraction, config.train.seed)
-        self.text_columns = text_columns(train, d)
-        self.spec = saved_spec(checkpoint, d) if checkpoint else detect_labels(train, d.label_column, d.label_columns)
-        _check_label_count(self.spec)
-        if checkpoint or config.model.init_from:  # a classifier started from a language model speaks its tokens
-            self.tokenizer = (
-                TextTokenizer.from_file(checkpoint / TOKENIZER_FILE)
-                if checkpoint
-                else lm_tokenizer(str(config.model.init_from))
-            )
-        else:
-            self.tokenizer = train_tokenizer(iter_texts(train, self.text_columns, d.field_separator), config)
-        self.train_set = labelled(encode_split(train, self.tokenizer, d, self.spec), f"the {d.train_split!r} split")
-        self.valid_set = labelled(encode_split(valid, self.tokenizer, d, self.spec), "the validation split")
+        self.data = d = config.data
+        log = (lambda line: print(line, file=sys.stderr)) if dist.is_main else None  # noqa: E731
+        prepared = self.prepare(config, checkpoint, raw, log)
+        self.tokenizer, self.spec, self.text_columns = prepared.tokenizer, prepared.spec, prepared.text_columns
+        self.train_set, self.valid_set = prepared.train_set, prepared.valid_set
+        self.data_note = prepared.note
         self.class_weights = class_weight_tensor(config.train.class_weights, self.train_set, self.spec)
         self.metric = "macro_f1" if self.spec.problem_type == MULTI else "accuracy"
         self.greater_is_better = True
         self.dist, self.device, self.config = dist, device, config
-        self.sampler = sampler = BucketBatchSampler(self.train_set["length"], d.batch_size, bucket_size=d.bucket_size,
-                                     seed=config.train.seed, rank=dist.rank, world_size=dist.world_size)
+        lengths = column_array(self.train_set, "length")
+        self.sampler = sampler = BucketBatchSampler(lengths, d.batch_size, bucket_size=d.bucket_size,
+                                                    seed=config.train.seed, rank=dist.rank, world_size=dist.world_size)
         self.train_loader = ClassificationLoader(self.train_set, sampler, PAD_ID, pin_memory=device.type == "cuda")
+
+    @staticmethod
+    def prepare(config: ExperimentConfig, checkpoint: Optional[Path] = None, raw: Any = None, log: Any = None,
+                tokenizer: Optional[TextTokenizer] = None) -> PreparedClassification:
+        """The run's tokenizer, labels and encoded splits, from the prepared-data cache (built there if missing).
+
+        A resumed run keeps its checkpoint's tokenizer and labels; a classifier started from a
+        language model (``model.init_from``, or ``tokenizer`` given) speaks that model's tokens.
+        """
+        if checkpoint:
+            tokenizer = TextTokenizer.from_file(checkpoint / TOKENIZER_FILE)
+        elif config.model.init_from and tokenizer is None:
+            tokenizer = lm_tokenizer(str(config.model.init_from))
+        spec = saved_spec(checkpoint, config.data) if checkpoint else None
+        return prepare_classification(config, tokenizer, spec, raw, log)
 
     @property
     def label_names(self) -> list[str]:
@@ -90,8 +97,7 @@ class ClassificationTask:
 
     def token_counts(self) -> np.ndarray:
         """How often each id occurs in the training split (pretrained vectors report their coverage against it)."""
-        rows = [np.asarray(row, dtype=np.int64) for row in self.train_set["input_ids"]]
-        return np.bincount(np.concatenate(rows), minlength=len(self.tokenizer))
+        return id_counts(self.train_set, len(self.tokenizer))
 
     def step_loss(self, model: Any, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
         """The classification loss of one batch, with the training-only loss options."""
@@ -129,14 +135,6 @@ def saved_spec(checkpoint: Path, data: DataConfig) -> LabelSpec:
     """The label schema a checkpoint was trained with, read from its config."""
     saved = read_config(checkpoint)
     return LabelSpec(saved.problem_type, list(saved.label_names or []), label_source(data))
-
-
-def _check_label_count(spec: LabelSpec) -> None:
-    least = 2 if spec.problem_type == SINGLE else 1
-    if len(spec.names) < least:
-        raise DataError(
-            f"column {spec.columns[0]!r} has {len(spec.names)} distinct label; a classifier needs at least 2"
-        )
 
 
 def class_weight_tensor(setting: Union[None, str, list], encoded: Dataset, spec: LabelSpec) -> Optional[torch.Tensor]:

@@ -25,7 +25,7 @@ from ..core.config import DataConfig, build_dataclass
 from ..core.distributed import Dist, all_sum, gather_objects
 from ..core.runtime import eval_mode
 from ..data.batching import ClassificationLoader, LMStreamLoader, SortedBatches
-from ..data.encoding import encode_split, label_source, labelled
+from ..data.encoding import column_array, encode_split, label_source, labelled
 from ..data.labels import SINGLE, LabelSpec
 from ..data.loading import VALIDATION_NAMES, load_raw, require_column, require_split, split_dataset
 from ..data.streams import encode_stream, lm_splits
@@ -66,7 +66,7 @@ def evaluate_lm(model: Any, tokens: np.ndarray, num_streams: int, seq_len: int, 
 def scored_batches(model: Any, encoded: Dataset, batch_size: int, dist: Dist,
                    device: torch.device) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
     """(labels, logits, loss) of each of this rank's length-sorted batches, the model in eval mode."""
-    sampler = SortedBatches(encoded["length"], batch_size, dist.rank, dist.world_size)
+    sampler = SortedBatches(column_array(encoded, "length"), batch_size, dist.rank, dist.world_size)
     with eval_mode(model):
         for batch in ClassificationLoader(encoded, sampler):
             batch = to_device(batch, device)

@@ -9,9 +9,9 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import sys
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -20,12 +20,12 @@ from ..core.config import ExperimentConfig, RNNConfig
 from ..core.distributed import Dist
 from ..core.errors import require
 from ..data.batching import LMStreamLoader
-from ..data.loading import load_raw
-from ..data.streams import encode_stream, lm_splits, unlabeled_texts
+from ..data.preparation import PreparedLM, prepare_language_model
+from ..data.streams import stream_counts
 from ..data.tokenization import PAD_ID, TextTokenizer
 from ..models.pretrained import TOKENIZER_FILE
 from .evaluation import evaluate_lm
-from .task import Autocast, Carry, StepOutput, to_device, train_tokenizer
+from .task import Autocast, Carry, StepOutput, to_device
 
 
 # ---------------------------------------------------------------------------- language model
@@ -45,24 +45,22 @@ class LanguageModelTask:
 
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
                  checkpoint: Optional[Path] = None, raw: Any = None) -> None:
-        raw = raw if raw is not None else load_raw(config.data.dataset, str(workdir), config.data.config_name)
-        train_texts, valid_texts = lm_splits(raw, config.data)
-        extra = unlabeled_texts(config.data, raw, workdir)
-        if extra:  # training text only: validation stays the dataset's own
-            own = train_texts
-            train_texts = lambda: itertools.chain(own(), *(texts() for texts in extra))  # noqa: E731
-        self.tokenizer = (TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint
-                          else train_tokenizer(train_texts(), config))
-
-        def encoded(texts: Iterable[str], split: str) -> np.memmap:  # reversed for a right-to-left LM
-            path = workdir / "data" / f"{split}.rank{dist.rank}.bin"
-            return encode_stream(texts, self.tokenizer, path, config.model.reverse)
-
-        self.train_tokens, self.valid_tokens = encoded(train_texts(), "train"), encoded(valid_texts(), "validation")
+        log = (lambda line: print(line, file=sys.stderr)) if dist.is_main else None  # noqa: E731
+        prepared = self.prepare(config, checkpoint, raw, log)
+        self.tokenizer, self.data_note = prepared.tokenizer, prepared.note
+        self.train_tokens, self.valid_tokens = prepared.train_tokens, prepared.valid_tokens
         self.train_loader = LMStreamLoader(self.train_tokens, config.data.batch_size, config.data.seq_len, dist.rank,
                                            dist.world_size)
         self.dist, self.device, self.config = dist, device, config
         self.metric, self.greater_is_better = "loss", False
+
+    @staticmethod
+    def prepare(config: ExperimentConfig, checkpoint: Optional[Path] = None, raw: Any = None,
+                log: Any = None) -> PreparedLM:
+        """The run's tokenizer and token streams, from the prepared-data cache (built there if missing);
+        a resumed run keeps its checkpoint's tokenizer."""
+        given = TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint else None
+        return prepare_language_model(config, given, raw, log)
 
     def model_config(self) -> RNNConfig:
         """The experiment's model section with the data's values filled in (a new config)."""
@@ -74,7 +72,7 @@ class LanguageModelTask:
 
     def token_counts(self) -> np.ndarray:
         """How often each id occurs in the training stream (pretrained vectors report their coverage against it)."""
-        return np.bincount(np.asarray(self.train_tokens, dtype=np.int64), minlength=len(self.tokenizer))
+        return stream_counts(self.train_tokens, len(self.tokenizer))
 
     def step_loss(self, model: Any, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
         """Next-token loss of one (B, T) window, the state carried from the previous one."""

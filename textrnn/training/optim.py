@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 import torch
 
 from ..core.errors import ConfigError
+from ..models.vectors import embedding_frozen
 
 _ENCODER_LAYER = re.compile(r"encoder\.(?:weight|bias)_(?:ih|hh)_l(\d+)")
 
@@ -171,3 +172,16 @@ class WeightAverage:
         with torch.no_grad():
             for p, tensor in zip(self.params, raw):
                 p.copy_(tensor)
+
+
+def drop_frozen_gradients(layers: list, unfreeze: Any, freeze_embedding: Any, epoch: int) -> None:
+    """Frozen layer groups get no update and no optimizer state: their gradients are dropped before the step.
+
+    ``model.freeze_embedding`` freezes group 0, the embedding (of every ensemble member).
+    """
+    frozen = frozen_groups(unfreeze, epoch, len(layers))
+    if embedding_frozen(freeze_embedding, epoch):
+        frozen.add(0)
+    for group in frozen:
+        for param in layers[group]:
+            param.grad = None

@@ -9,10 +9,8 @@ module (:mod:`textrnn.training.classification_task`, :mod:`textrnn.training.lang
 
 from __future__ import annotations
 
-import math
-import sys
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterable, Iterator, NamedTuple, Optional, Protocol, runtime_checkable
+from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Optional, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -59,6 +57,7 @@ class Task(Protocol):
     metric: str  # the validation metric that picks the best checkpoint
     greater_is_better: bool
     tokenizer: TextTokenizer
+    data_note: str  # one line for the log: where the prepared data is, found or built, and what it holds
 
     @property
     def train_loader(self) -> TrainLoader:
@@ -96,39 +95,13 @@ class TaskClass(Protocol):
         """One-line errors for an experiment config this task cannot train, before any data is read."""
         ...
 
+    def prepare(self, config: ExperimentConfig, checkpoint: Optional[Path] = None, raw: Any = None,
+                log: Any = None) -> Any:
+        """The task's data, tokenized and encoded, from the prepared-data cache (built there if missing)."""
+        ...
+
 
 def to_device(batch: dict, device: torch.device) -> dict:
     """Move a batch to ``device``; lengths stay on the CPU (pack_padded_sequence wants them there)."""
     non_blocking = device.type == "cuda"
     return {k: v if k == "lengths" else v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
-
-
-def train_tokenizer(texts: Iterable[str], config: ExperimentConfig) -> TextTokenizer:
-    """A tokenizer trained on ``texts`` as ``config.tokenizer`` says (``min_freq: auto`` counts them first)."""
-    t = config.tokenizer
-    min_freq = t.min_freq
-    if min_freq == "auto" and t.kind == "char":
-        min_freq = 1  # characters are never pruned: no need to count the corpus
-    elif min_freq == "auto":
-        texts = list(texts)
-        words = sum(len(text.split()) for text in texts)
-        min_freq = auto_min_freq(words)
-        print(f"note: tokenizer.min_freq auto -> {min_freq} ({t.kind} tokenizer, {words:,} training words)",
-              file=sys.stderr)
-    return TextTokenizer.train(texts, t.kind, lowercase=t.lowercase, min_freq=min_freq, max_size=t.max_size,
-                               vocab_size=t.vocab_size)
-
-
-def auto_min_freq(words: int) -> int:
-    """``tokenizer.min_freq: auto``: how often a training word must occur to get its own id.
-
-    Words rarer than this become ``<unk>`` in training, so ``<unk>`` learns from the kind of
-    word a test set brings new. That pays on a big corpus, where the rare words are many and
-    each is seen too seldom to learn from, and costs on a small one, where the rare words are
-    much of what there is. The threshold grows with the square root of the corpus:
-    ``round(sqrt(words / 25,000))`` between 1 and 5, which is 5 on SST-2 (634k words, the value
-    its ablation chose), 2 to 3 on sets of 5-10k sentences, and 1 under 56k words, for word
-    and BPE tokenizers (``words`` counts whitespace-separated words); characters are never
-    pruned (``train_tokenizer`` uses 1).
-    """
-    return int(min(5, max(1, math.floor(math.sqrt(words / 25_000) + 0.5))))

@@ -35,12 +35,11 @@ from ..core.errors import TrainingError
 from ..core.runtime import catch_stop_signals, peak_rss_mb, select_device
 from ..models.pretrained import WEIGHTS_FILE, load_weights
 from ..models.registry import build_model, load_model
-from ..models.vectors import embedding_frozen
 from .optim import (
     TrainingPlan,
     WeightAverage,
     clip_gradients,
-    frozen_groups,
+    drop_frozen_gradients,
     group_parameters,
     make_optimizer,
     make_scheduler,
@@ -84,7 +83,7 @@ class Trainer:
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
         self.device = select_device(device or t.device)
-        self.dist = distributed.init(self.device)
+        self.dist = distributed.init(self.device, config.data.prepare_timeout)
         self.out = Path(t.output_dir)
         self.checkpointer = RunCheckpointer(self.out, t.keep_checkpoints)
         point = self._resume_point(resume)
@@ -121,18 +120,6 @@ class Trainer:
         self.last_save = time.monotonic()
         self.bar: Optional[ProgressBar] = None
         self.fault = faults.step_hook()
-
-    def _drop_frozen_gradients(self, epoch: int) -> None:
-        """Frozen layer groups get no update and no optimizer state: their gradients are dropped before the step.
-
-        ``model.freeze_embedding`` freezes group 0, the embedding (of every ensemble member).
-        """
-        frozen = frozen_groups(self.train_config.unfreeze, epoch, len(self.layers))
-        if embedding_frozen(self.model.config.freeze_embedding, epoch):
-            frozen.add(0)
-        for group in frozen:
-            for param in self.layers[group]:
-                param.grad = None
 
     def _resume_point(self, resume: Optional[str]):
         """Where to continue from: ``resume``, or with ``train.resume: auto`` the run's own ``last``."""
@@ -268,8 +255,10 @@ class Trainer:
                          best_step=self.progress.best_step)
 
     def _announce_plan(self) -> None:
-        """Say so when the data stretched the run (train.min_steps) and its evaluations (every epoch)."""
+        """Where the data is, and whether the data stretched the run (train.min_steps) and its evaluations."""
         t, plan = self.train_config, self.plan
+        if self.dist.is_main and self.task.data_note:
+            print(self.task.data_note, file=sys.stderr)
         if self.dist.is_main and (plan.max_epochs, plan.eval_every) != (t.max_epochs, t.eval_every):
             print(f"note: {len(self.task.train_loader)} steps an epoch: training up to {plan.max_epochs} epochs "
                   f"(train.min_steps={t.min_steps}), evaluating every {plan.eval_every} steps", file=sys.stderr)
@@ -344,7 +333,7 @@ class Trainer:
             )
         else:
             loss.backward()
-            self._drop_frozen_gradients(p.epoch)
+            drop_frozen_gradients(self.layers, t.unfreeze, self.model.config.freeze_embedding, p.epoch)
             if t.grad_clip:
                 clip_gradients(self.model, t.grad_clip)
             self.optimizer.step()

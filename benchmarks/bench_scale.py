@@ -1,0 +1,188 @@
+"""Data at real sizes: preparation time, time to the first step, peak memory and disk, per corpus size.
+
+    python benchmarks/bench_scale.py --lm-mb 10 100 1000 --cls-rows 100000 1000000 4000000 --ranks
+
+Writes synthetic corpora under --workdir (default /tmp/textrnn_scale; GBs at the largest
+sizes, never in the repo): word text drawn from a Zipf law over 50,000 words, lines of 5-40
+words, and for classification a CSV of such lines with a 0/1 label. Every case runs in a
+fresh process (``--child``), with its own empty prepared-data cache, so nothing is warm:
+
+1. first run: preparation (tokenizer, encoding, the cache) plus one training step;
+2. second run, a new ``output_dir``, the same data and settings: the time to its first step
+   (the cache is found, nothing is encoded again);
+3. tokens/s over ``--steps`` steps, against the same model on tiny shakespeare (char) or on
+   the 10 MB corpus (word, classification): whether the loader keeps up at size.
+
+Peak RSS is the child's own (Linux VmHWM): ``prepare_rss_mb`` after preparation and model
+building, before any step; ``step_rss_mb`` after the timed steps of the second run (a word
+model's full softmax over 50,000 words dominates that). Disk is the size of the cache folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAKESPEARE = ROOT.parent / "shared" / "data" / "tiny_shakespeare" / "input.txt"
+WORDS = 50_000
+
+
+def vocabulary(seed: int = 0) -> np.ndarray:
+    """50,000 distinct lowercase pseudo-words of 2-9 letters."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    seen: dict[str, None] = {}
+    while len(seen) < WORDS:
+        for n in rng.integers(2, 10, 4096):
+            seen.setdefault("".join(rng.choice(letters, n)), None)
+    return np.array(list(seen)[:WORDS])
+
+
+def write_corpus(path: Path, megabytes: float, labels: bool = False, seed: int = 0) -> Path:
+    """A Zipf-law word corpus of about ``megabytes`` MB (text lines, or ``label,text`` CSV rows)."""
+    if path.is_file():
+        return path
+    words, rng = vocabulary(seed), np.random.default_rng(seed + 1)
+    p = 1.0 / np.arange(1, WORDS + 1)
+    p /= p.sum()
+    tmp, written = path.with_suffix(".partial"), 0
+    with open(tmp, "w", encoding="utf-8") as out:
+        if labels:
+            out.write("label,text\n")
+        while written < megabytes * 1e6:
+            lengths = rng.integers(5, 41, 20_000)
+            ids = rng.choice(WORDS, int(lengths.sum()), p=p)
+            cut = np.split(words[ids], np.cumsum(lengths)[:-1])
+            lines = [" ".join(line) for line in cut]
+            if labels:
+                lines = [f"{int(ids_[0] < 200)},{line}" for ids_, line in zip(np.split(ids, np.cumsum(lengths)[:-1]),
+                                                                             lines)]
+            block = "\n".join(lines) + "\n"
+            out.write(block)
+            written += len(block)
+    os.replace(tmp, path)
+    return path
+
+
+def rows_corpus(folder: Path, rows: int) -> Path:
+    """A classification CSV of ``rows`` rows (about 125 bytes each)."""
+    return write_corpus(folder / f"cls_{rows}.csv", rows * 125.5 / 1e6, labels=True)
+
+
+# ---------------------------------------------------------------------------- the child process
+def child(spec: dict) -> dict:
+    """Build a Trainer (preparation included), then time the first step and ``steps`` more."""
+    import torch
+
+    from textrnn.core.config_files import load_config
+    from textrnn.core.runtime import peak_rss_mb
+    from textrnn.training.reporting import progress_bar
+    from textrnn.training.trainer import Trainer
+
+    start = time.perf_counter()
+    config = load_config(str(ROOT / "configs" / spec["config"]), spec["overrides"])
+    torch.set_num_threads(2)
+    trainer = Trainer(config)
+    prepared_rss = peak_rss_mb()  # preparation and the model, before any step (VmHWM: this process only)
+    loader = trainer.task.train_loader.iterate(0)
+    with progress_bar(trainer.total_steps, 0, False) as trainer.bar:
+        trainer._train_step(next(loader))
+        first = time.perf_counter() - start
+        tokens, begin = 0, time.perf_counter()
+        for _ in range(spec["steps"]):
+            batch = next(loader)
+            tokens += int(batch["lengths"].sum()) if "lengths" in batch else batch["input_ids"].numel()
+            trainer._train_step(batch)
+        rate = tokens / (time.perf_counter() - begin) if spec["steps"] else 0.0
+    return {"first_step_s": first, "tokens_per_s": rate, "prepare_rss_mb": prepared_rss, "peak_rss_mb": peak_rss_mb()}
+
+
+def run_child(spec: dict, cache: Path, ranks: int = 1) -> dict:
+    """One case in a fresh interpreter (torchrun for ``ranks`` > 1); its figures as a dict."""
+    env = {**os.environ, "TEXTRNN_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, __file__, "--child", json.dumps(spec)]
+    if ranks > 1:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
+                   __file__, "--child", json.dumps(spec)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"case failed ({spec}):\n{done.stderr[-3000:]}")
+    results = [json.loads(line) for line in lines]
+    return {key: max(r[key] for r in results) for key in results[0]}
+
+
+def disk_mb(folder: Path) -> float:
+    """Bytes under ``folder``, in MB."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
+
+
+LM_MODEL = ["model.embedding_dim=128", "model.hidden_size=128", "model.num_layers=1", "model.dropout=0",
+            "model.output_dropout=0", "model.weight_dropout=0", "data.batch_size=32", "data.seq_len=64",
+            "train.num_threads=2"]
+CLS_MODEL = ["model.embedding_dim=64", "model.hidden_size=64", "data.batch_size=64", "train.num_threads=2",
+             "tokenizer.min_freq=auto", "data.max_length=64", "model.ensemble_size=1"]
+
+
+def case(work: Path, name: str, config: str, overrides: list, steps: int, ranks: int = 1) -> dict:
+    """First run (cold cache), second run (warm) and the cache's size, for one corpus."""
+    cache = work / f"cache_{name}"
+    shutil.rmtree(cache, ignore_errors=True)
+    cold = run_child({"config": config, "steps": 0,
+                      "overrides": overrides + [f"train.output_dir={work / 'runs' / (name + '_a')}"]}, cache, ranks)
+    warm = run_child({"config": config, "steps": steps,
+                      "overrides": overrides + [f"train.output_dir={work / 'runs' / (name + '_b')}"]}, cache, ranks)
+    return {"case": name, "ranks": ranks, "first_run_s": round(cold["first_step_s"], 1),
+            "second_run_first_step_s": round(warm["first_step_s"], 2), "prepare_rss_mb": round(cold["prepare_rss_mb"]),
+            "step_rss_mb": round(warm["peak_rss_mb"]), "cache_mb": round(disk_mb(cache), 1),
+            "tokens_per_s": round(warm["tokens_per_s"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", default="/tmp/textrnn_scale")
+    parser.add_argument("--lm-mb", type=float, nargs="*", default=[10, 100])
+    parser.add_argument("--kinds", nargs="*", default=["char", "word"])
+    parser.add_argument("--cls-rows", type=int, nargs="*", default=[100_000])
+    parser.add_argument("--ranks", action="store_true", help="also two ranks (torchrun) on the largest LM corpus")
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))), flush=True)
+        return
+    work = Path(args.workdir)
+    (work / "runs").mkdir(parents=True, exist_ok=True)
+    reference = case(work, "shakespeare_char", "char_shakespeare.yaml",
+                     [f"data.dataset={SHAKESPEARE}", *LM_MODEL], args.steps)
+    print(json.dumps(reference), flush=True)
+    for mb in args.lm_mb:
+        corpus = write_corpus(work / f"zipf_{mb:g}mb.txt", mb)
+        for kind in args.kinds:
+            row = case(work, f"lm_{kind}_{mb:g}mb", "char_shakespeare.yaml",
+                       [f"data.dataset={corpus}", f"tokenizer.kind={kind}", *LM_MODEL], args.steps)
+            print(json.dumps({**row, "mb_per_s": round(mb / row["first_run_s"], 2)}), flush=True)
+    if args.ranks and args.lm_mb:
+        corpus = work / f"zipf_{max(args.lm_mb):g}mb.txt"
+        row = case(work, f"lm_char_{max(args.lm_mb):g}mb_2ranks", "char_shakespeare.yaml",
+                   [f"data.dataset={corpus}", "tokenizer.kind=char", *LM_MODEL], args.steps, ranks=2)
+        print(json.dumps(row), flush=True)
+    for rows in args.cls_rows:
+        corpus = rows_corpus(work, rows)
+        row = case(work, f"cls_{rows}", "sst2_bilstm.yaml",
+                   [f"data.dataset={corpus}", "data.text_column=text", "data.label_column=label", *CLS_MODEL],
+                   args.steps)
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

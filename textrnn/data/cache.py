@@ -1,0 +1,194 @@
+"""The prepared-data cache: tokenizers and encoded data, built once per node and shared by runs and ranks.
+
+::
+
+    CACHE/                        data.cache_dir, else $TEXTRNN_CACHE, else $HF_HOME/textrnn, else ~/.cache/textrnn
+      lm-3f2a9c.../               one folder per key: sha256 of everything the result depends on
+        meta.json                 written last: what the folder holds, and each file's size
+        tokenizer.json  train.bin  validation.bin
+      lm-3f2a9c....lock           flock'ed by the one process that builds; the others wait on it
+      lm-3f2a9c....partial-PID/   a build in progress; renamed to the key when complete
+
+A folder is built in a ``.partial`` folder and renamed into place, so a reader sees a whole
+cache or none. A build killed half way leaves only its ``.partial`` folder, which the next
+builder (holding the lock, so the writer is surely gone) removes. A folder whose files do not
+have the sizes ``meta.json`` recorded is torn, and is rebuilt.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ..core.errors import DataError
+
+CACHE_ENV = "TEXTRNN_CACHE"
+META = "meta.json"
+CACHE_FORMAT = 1  # bump when what a cache folder holds changes: old folders are then simply not found
+
+
+def cache_root(setting: Optional[str] = None) -> Path:
+    """Where prepared data lives: ``setting`` (``data.cache_dir``), ``$TEXTRNN_CACHE``, ``$HF_HOME/textrnn``,
+    else ``~/.cache/textrnn``."""
+    if setting:
+        return Path(os.path.expanduser(setting))
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "textrnn"
+    return Path.home() / ".cache" / "textrnn"
+
+
+def cache_key(prefix: str, parts: dict) -> str:
+    """``prefix-<sha256>``, over the canonical JSON of ``parts`` and the cache format."""
+    text = json.dumps({"format": CACHE_FORMAT, **parts}, sort_keys=True, default=str)
+    return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+# ---------------------------------------------------------------------------- what the data is
+def file_identity(path: Path) -> dict:
+    """A local file by name, size, modification time and a hash of its first and last MB.
+
+    The hash catches a file rewritten in place within the clock's resolution; hashing all of a
+    multi-GB file on every run would cost what the cache saves.
+    """
+    stat = path.stat()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(1 << 20))
+        if stat.st_size > 1 << 20:
+            handle.seek(max(stat.st_size - (1 << 20), 1 << 20))
+            digest.update(handle.read())
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "sample_sha256": digest.hexdigest()}
+
+
+def local_identity(dataset: str) -> Optional[Any]:
+    """The identity of a local file or folder (every file in it), or None if ``dataset`` is not local."""
+    path = Path(os.path.expanduser(dataset))
+    if path.is_file():
+        return file_identity(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        return [file_identity(p) for p in files]
+    return None
+
+
+def dataset_identity(raw: Any) -> dict:
+    """A loaded ``DatasetDict`` by its splits' fingerprints (what ``datasets`` caches by)."""
+    return {name: split._fingerprint for name, split in raw.items()}
+
+
+# ---------------------------------------------------------------------------- the cache
+class PreparedCache:
+    """Folders of prepared data under ``root``, each built once under a lock and then only read."""
+
+    def __init__(self, root: Path, timeout: float = 7200.0, log: Optional[Callable[[str], None]] = None) -> None:
+        self.root, self.timeout = Path(root), timeout
+        self.log = log or (lambda line: print(line, file=sys.stderr))
+
+    def find(self, key: str) -> Optional[tuple[Path, dict]]:
+        """The complete folder of ``key`` and its meta, or None (missing or torn)."""
+        folder = self.root / key
+        meta = read_meta(folder)
+        return (folder, meta) if meta is not None else None
+
+    def get(self, key: str, build: Callable[[Path], dict]) -> tuple[Path, dict, bool]:
+        """(folder, meta, built): the folder of ``key``, built with ``build(tmp_folder) -> meta`` if needed.
+
+        Only one process builds a key at a time (an flock per key, held while building); the
+        others wait for it, up to ``timeout`` seconds, then read what it built.
+        """
+        found = self.find(key)
+        if found is not None:
+            return (*found, False)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with KeyLock(self.root / f"{key}.lock", self.timeout, self.log):
+            found = self.find(key)  # built by another process while this one waited
+            if found is not None:
+                return (*found, False)
+            return (*self._build(key, build), True)
+
+    def _build(self, key: str, build: Callable[[Path], dict]) -> tuple[Path, dict]:
+        for stale in self.root.glob(f"{key}.partial-*"):  # a killed build's leftovers: the lock says it is gone
+            shutil.rmtree(stale, ignore_errors=True)
+        final = self.root / key
+        if final.exists():
+            self.log(f"note: prepared data in {final} is incomplete (a file is missing or cut short); rebuilding it")
+            shutil.rmtree(final)
+        tmp = self.root / f"{key}.partial-{os.getpid()}"
+        tmp.mkdir()
+        try:
+            meta = build(tmp)
+            meta["files"] = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
+            write_json(tmp / META, meta)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final, meta
+
+
+def read_meta(folder: Path) -> Optional[dict]:
+    """A cache folder's meta if every file it lists is there at its recorded size, else None."""
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        files = meta["files"]
+        if all((folder / name).stat().st_size == size for name, size in files.items()):
+            return meta
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return None
+
+
+def write_json(path: Path, data: dict) -> None:
+    """``data`` as JSON at ``path``, written beside it and renamed into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class KeyLock:
+    """An exclusive ``flock`` on a file, waited for up to ``timeout`` seconds.
+
+    The kernel drops the lock when its holder dies, so a killed builder never leaves a stale lock.
+    """
+
+    def __init__(self, path: Path, timeout: float, log: Callable[[str], None]) -> None:
+        self.path, self.timeout, self.log = path, timeout, log
+        self.handle: Any = None
+
+    def __enter__(self) -> "KeyLock":
+        import fcntl
+
+        self.handle = open(self.path, "a+")
+        start, told = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            waited = time.monotonic() - start
+            if waited > self.timeout:
+                self.handle.close()
+                raise DataError(f"waited {waited:.0f} s for another process preparing the same data (lock "
+                                f"{self.path}); raise data.prepare_timeout, or check that process is still running")
+            if not told:
+                self.log(f"note: another process is preparing this data; waiting for it (lock {self.path})")
+                told = True
+            time.sleep(0.2)
+
+    def __exit__(self, *exc: Any) -> None:
+        import fcntl
+
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()

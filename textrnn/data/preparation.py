@@ -1,0 +1,265 @@
+"""Preparation: a config's data to a tokenizer and encoded splits, once, in the shared cache (:mod:`.cache`).
+
+::
+
+    prepare_language_model(config) -> PreparedLM             tokenizer.json, train.bin, validation.bin
+    prepare_classification(config) -> PreparedClassification tokenizer.json, train/, validation/ (Arrow)
+
+The key holds what the result depends on: the data (a local file's size, time and sampled
+hash; a loaded dataset's fingerprints), its columns and split rule, the tokenizer (its settings,
+or the JSON of one given), ``reverse`` and ``max_length``. A second run, a rank, or ``textrnn
+prepare`` before training, finds the folder and memory-maps it: nothing is encoded again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..core.config import ExperimentConfig
+from ..core.errors import DataError
+from .cache import PreparedCache, cache_key, cache_root, dataset_identity, local_identity
+from .encoding import column_array, encode_split, iter_texts, labelled, text_columns
+from .labels import SINGLE, LabelSpec, detect_labels
+from .loading import BUILTIN_PREFIX, IN_MEMORY, VALIDATION_NAMES, load_raw, split_dataset
+from .streams import encode_stream, lm_splits, unlabeled_texts
+from .tokenization import TextTokenizer, train_tokenizer
+
+TOKENIZER_JSON = "tokenizer.json"
+Log = Optional[Callable[[str], None]]
+
+
+@dataclass
+class PreparedLM:
+    """A language model's prepared data: its tokenizer and two memory-mapped token streams."""
+
+    tokenizer: TextTokenizer
+    train_tokens: np.ndarray
+    valid_tokens: np.ndarray
+    folder: Path
+    meta: dict
+    note: str = ""  # one line: found or prepared, where, and what it holds
+
+
+@dataclass
+class PreparedClassification:
+    """A classifier's prepared data: tokenizer, label schema, text fields and two encoded Arrow splits."""
+
+    tokenizer: TextTokenizer
+    spec: LabelSpec
+    text_columns: list
+    train_set: Any
+    valid_set: Any
+    folder: Path
+    meta: dict
+    note: str = ""  # one line: found or prepared, where, and what it holds
+
+
+# ---------------------------------------------------------------------------- keys
+def source_parts(config: ExperimentConfig, raw: Any) -> tuple[dict, Any]:
+    """(what identifies the data, the DatasetDict if it had to be loaded to know): local files by
+    their stat and sampled hash, built-ins by the Python that makes them, the rest by fingerprints."""
+    d = config.data
+    parts: dict = {"dataset": d.dataset, "config_name": d.config_name}
+    if raw is not None:
+        return {**parts, "dataset": IN_MEMORY, "fingerprints": dataset_identity(raw)}, raw
+    if d.dataset.startswith(BUILTIN_PREFIX):
+        return {**parts, "python": sys.version}, None
+    local = local_identity(d.dataset)
+    if local is not None:
+        return {**parts, "files": local}, None
+    raw = load_raw(d.dataset, None, d.config_name)  # a Hub dataset: the Hugging Face cache has it, mapped
+    return {**parts, "fingerprints": dataset_identity(raw)}, raw
+
+
+def split_names(source: dict) -> Optional[set]:
+    """The splits the data is known to have without loading it (None: unknown)."""
+    if "fingerprints" in source:
+        return set(source["fingerprints"])
+    files = source.get("files")
+    if isinstance(files, dict):
+        return {"train"}  # one file is one training split
+    if isinstance(files, list):
+        return {n for n in VALIDATION_NAMES if any(n in Path(f["path"]).name.lower() for f in files)} | {"train"}
+    return None
+
+
+def tokenizer_part(config: ExperimentConfig, tokenizer: Optional[TextTokenizer]) -> dict:
+    """A tokenizer given (a checkpoint's, a language model's) by its JSON, else the settings that train one."""
+    if tokenizer is not None:
+        return {"tokenizer_sha256": hashlib.sha256(tokenizer.tokenizer.to_str().encode()).hexdigest()}
+    return {"tokenizer": dataclasses.asdict(config.tokenizer)}
+
+
+def _data_parts(config: ExperimentConfig, source: dict, fields: tuple) -> dict:
+    d = config.data
+    parts = {name: getattr(d, name) for name in fields}
+    known = split_names(source)
+    cut = d.validation_split is None and (known is None or not set(VALIDATION_NAMES) & known)
+    return {**parts, "source": source, "cut_seed": config.train.seed if cut else None}
+
+
+LM_FIELDS = ("text_column", "train_split", "validation_split", "validation_fraction", "separator", "unlabeled")
+CLASSIFICATION_FIELDS = ("text_column", "field_separator", "label_column", "label_columns", "train_split",
+                         "validation_split", "validation_fraction", "max_length")
+
+
+def unlabeled_parts(config: ExperimentConfig) -> list:
+    """The identity of each local ``data.unlabeled`` source (Hub ones are named in the config)."""
+    entries = config.data.unlabeled or []
+    names = [entry if isinstance(entry, str) else entry.get("dataset") for entry in entries if entry]
+    return [local_identity(name) for name in names if isinstance(name, str)]
+
+
+# ---------------------------------------------------------------------------- the cache, found or built
+def open_cache(config: ExperimentConfig, kind: str, parts: dict, build: Callable[[Path], dict],
+               reusable: Optional[Callable[[Path], bool]] = None, log: Log = None) -> tuple[Path, dict, str]:
+    """The folder of ``parts`` (built if missing), its meta and a one-line note of which.
+
+    ``reusable``: with a tokenizer given, the folder its settings built is used when it holds
+    that very tokenizer (a resumed run finds its first run's data). ``log`` hears that this
+    process waits for another one preparing the same data.
+    """
+    cache = PreparedCache(cache_root(config.data.cache_dir), config.data.prepare_timeout, log or (lambda _: None))
+    if reusable is not None:
+        settings = {key: value for key, value in parts.items() if key not in ("tokenizer_sha256", "labels")}
+        trained = cache.find(cache_key(kind, {**settings, **tokenizer_part(config, None)}))
+        if trained is not None and reusable(trained[0]):
+            return (*trained, f"data: found {trained[0]} ({summary(trained[1])})")
+    start = time.monotonic()
+    folder, meta, built = cache.get(cache_key(kind, parts), build)
+    what = f"prepared in {time.monotonic() - start:.1f} s into" if built else "found"
+    return folder, meta, f"data: {what} {folder} ({summary(meta)})"
+
+
+def summary(meta: dict) -> str:
+    """Rows, tokens, vocabulary and size of a cache folder, in one line."""
+    rows = meta.get("rows")
+    tokens = meta["tokens"]
+    size = sum(meta.get("files", {}).values()) / 1e6
+    text = f"{tokens['train']:,} training and {tokens['validation']:,} validation tokens"
+    if rows:
+        text = f"{rows['train']:,} training and {rows['validation']:,} validation rows, " + text
+    return f"{text}, vocabulary {meta['vocab_size']:,}, {size:,.1f} MB, {meta['seconds'] / 60:.1f} min to prepare"
+
+
+def same_tokenizer(folder: Path, tokenizer: TextTokenizer) -> bool:
+    """Whether the cache folder holds exactly ``tokenizer``."""
+    return TextTokenizer.from_file(folder / TOKENIZER_JSON).tokenizer.to_str() == tokenizer.tokenizer.to_str()
+
+
+# ---------------------------------------------------------------------------- language models
+def prepare_language_model(config: ExperimentConfig, tokenizer: Optional[TextTokenizer] = None, raw: Any = None,
+                           log: Log = None) -> PreparedLM:
+    """Tokenizer plus train/validation token files of a language-model config, from the cache or built there.
+
+    ``tokenizer``: one to keep (a resumed run's); else one is trained as ``config.tokenizer`` says.
+    ``raw``: a DatasetDict in memory, read instead of ``config.data.dataset``.
+    """
+    source, loaded = source_parts(config, raw)
+    parts = {**_data_parts(config, source, LM_FIELDS), "unlabeled_sources": unlabeled_parts(config),
+             "reverse": config.model.reverse, **tokenizer_part(config, tokenizer)}
+
+    def build(tmp: Path) -> dict:
+        start = time.monotonic()
+        data = loaded if loaded is not None else load_raw(config.data.dataset, str(tmp / "work"),
+                                                         config.data.config_name)
+        train_texts, valid_texts = lm_splits(data, config.data)
+        extra = unlabeled_texts(config.data, data, tmp / "work")
+        texts = (lambda: itertools.chain(train_texts(), *(more() for more in extra))) if extra else train_texts
+        tok = tokenizer or train_tokenizer(texts, config.tokenizer)
+        tok.save(tmp / TOKENIZER_JSON)
+        train = encode_stream(texts(), tok, tmp / "train.bin", config.model.reverse)
+        valid = encode_stream(valid_texts(), tok, tmp / "validation.bin", config.model.reverse)
+        _remove_work(tmp)
+        return {"kind": "language_model", "dtype": str(train.dtype), "vocab_size": tok.vocab_size,
+                "tokenizer_kind": tok.kind, "tokens": {"train": len(train), "validation": len(valid)},
+                "seconds": time.monotonic() - start, "key": parts}
+
+    reusable = (lambda folder: same_tokenizer(folder, tokenizer)) if tokenizer is not None else None
+    folder, meta, note = open_cache(config, "lm", parts, build, reusable, log)
+    tokens = [np.memmap(folder / f"{split}.bin", dtype=meta["dtype"], mode="r") for split in ("train", "validation")]
+    return PreparedLM(TextTokenizer.from_file(folder / TOKENIZER_JSON), tokens[0], tokens[1], folder, meta, note)
+
+
+def _remove_work(tmp: Path) -> None:
+    """Drop what only the build needed (Arrow conversions of local files, built-in corpora)."""
+    import shutil
+
+    shutil.rmtree(tmp / "work", ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- classification
+def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTokenizer] = None,
+                           spec: Optional[LabelSpec] = None, raw: Any = None,
+                           log: Log = None) -> PreparedClassification:
+    """Tokenizer, labels and encoded train/validation splits of a classifier config, from the cache or built there.
+
+    ``tokenizer`` and ``spec``: ones to keep (a resumed run's, a language model's tokenizer);
+    else they are trained and detected from the training split.
+    """
+    source, loaded = source_parts(config, raw)
+    given = {"labels": [spec.problem_type, spec.names]} if spec is not None else {}
+    parts = {**_data_parts(config, source, CLASSIFICATION_FIELDS), **tokenizer_part(config, tokenizer), **given}
+
+    def build(tmp: Path) -> dict:
+        start = time.monotonic()
+        data = loaded if loaded is not None else load_raw(config.data.dataset, str(tmp / "work"),
+                                                         config.data.config_name)
+        d = config.data
+        train, valid = split_dataset(data, d.train_split, d.validation_split, d.validation_fraction, config.train.seed)
+        columns = text_columns(train, d)
+        labels = spec or detect_labels(train, d.label_column, d.label_columns)
+        check_label_count(labels)
+        tok = tokenizer or train_tokenizer(lambda: iter_texts(train, columns, d.field_separator), config.tokenizer)
+        tok.save(tmp / TOKENIZER_JSON)
+        train_set = labelled(encode_split(train, tok, d, labels), f"the {d.train_split!r} split")
+        valid_set = labelled(encode_split(valid, tok, d, labels), "the validation split")
+        train_set.save_to_disk(str(tmp / "train"))
+        valid_set.save_to_disk(str(tmp / "validation"))
+        _remove_work(tmp)
+        return {"kind": "classification", "vocab_size": tok.vocab_size, "tokenizer_kind": tok.kind,
+                "labels": {"problem_type": labels.problem_type, "names": labels.names, "columns": labels.columns},
+                "text_columns": columns, "rows": {"train": len(train_set), "validation": len(valid_set)},
+                "tokens": {"train": _token_total(train_set), "validation": _token_total(valid_set)},
+                "seconds": time.monotonic() - start, "key": parts}
+
+    reusable = None
+    if tokenizer is not None:
+        reusable = lambda folder: same_tokenizer(folder, tokenizer) and (  # noqa: E731
+            spec is None or _saved_spec(folder).names == spec.names)
+    folder, meta, note = open_cache(config, "classification", parts, build, reusable, log)
+    import datasets
+
+    sets = [datasets.load_from_disk(str(folder / split)) for split in ("train", "validation")]
+    return PreparedClassification(TextTokenizer.from_file(folder / TOKENIZER_JSON), _saved_spec(folder),
+                                  list(meta["text_columns"]), sets[0], sets[1], folder, meta, note)
+
+
+def _saved_spec(folder: Path) -> LabelSpec:
+    from .cache import read_meta
+
+    labels = (read_meta(folder) or {})["labels"]
+    return LabelSpec(labels["problem_type"], list(labels["names"]), list(labels["columns"]))
+
+
+def _token_total(encoded: Any) -> int:
+    return int(column_array(encoded, "length").sum())
+
+
+def check_label_count(spec: LabelSpec) -> None:
+    """A one-line error unless there are labels enough to classify (2 for single-label, 1 for multi-label)."""
+    least = 2 if spec.problem_type == SINGLE else 1
+    if len(spec.names) < least:
+        raise DataError(
+            f"column {spec.columns[0]!r} has {len(spec.names)} distinct label; a classifier needs at least 2"
+        )
+
