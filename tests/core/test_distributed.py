@@ -93,3 +93,22 @@ def test_resume_with_the_same_world_size_is_exact(tmp_path):
     resumed = torchrun("train-generator", *common, f"train.output_dir={tmp_path / 'resumed'}", "--resume", str(middle))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_weights(tmp_path / "full" / "last", tmp_path / "resumed" / "last")
+
+
+def test_ddp_streaming_two_processes_each_read_their_part(tmp_path):
+    data = write_sentiment(tmp_path / "data", train=101, validation=31)
+    out = tmp_path / "run"
+    config = tmp_path / "c.yaml"
+    config.write_text("task: classification\n")
+    proc = torchrun("train-classifier", "--config", str(config), f"data.dataset={data}", "data.text_column=sentence",
+                    "data.batch_size=8", "data.streaming=true", "data.shuffle_buffer=30", f"train.output_dir={out}",
+                    "train.max_steps=10", "train.eval_every=5", *SMALL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads((out / "last" / "trainer_state.json").read_text())
+    assert state["rank_parameter_sha256"][0] == state["rank_parameter_sha256"][1]
+    import torch
+
+    loaders = torch.load(out / "last" / "trainer_state.pt", weights_only=True)["loader_states"]
+    # one state per rank; each read ~50 of the 101 rows (its own half: tests/data/test_streaming.py), so 10 steps
+    # of 8 went past the end of a pass into the next one
+    assert len(loaders) == 2 and all(state["epoch"] >= 1 for state in loaders)

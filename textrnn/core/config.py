@@ -145,6 +145,9 @@ class DataConfig:
     # $HF_HOME/textrnn, else ~/.cache/textrnn (see textrnn.data.cache)
     cache_dir: Optional[str] = None
     prepare_timeout: float = 7200.0  # seconds a process waits for another one preparing the same data
+    streaming: bool = False  # read the data as it streams (nothing prepared; needs train.max_steps)
+    shuffle_buffer: int = 10000  # streaming classification: rows shuffled together, then bucketed by length
+    validation_rows: int = 2000  # streaming: validation is the first rows of the validation split (or of train)
 
 
 @dataclass
@@ -156,6 +159,8 @@ class TokenizerConfig:
     min_freq: Any = field(default=1, metadata={"or_auto": True})  # or auto: scaled to the training corpus (see tasks)
     max_size: Optional[int] = None  # at most this many vocabulary entries, the most frequent (null: no limit)
     vocab_size: int = 8000  # bpe target
+    sample_texts: int = 100000  # streaming: the tokenizer is trained on the first this many training texts
+    from_file: Optional[str] = None  # a tokenizer.json (or a model folder) to use instead of training one
 
 
 @dataclass
@@ -225,6 +230,11 @@ class ExperimentConfig:
         fraction = d.validation_fraction
         require(0.0 < fraction < 1.0, f"data.validation_fraction must be in (0, 1), got {fraction}")
         require(d.prepare_timeout > 0, f"data.prepare_timeout must be positive seconds, got {d.prepare_timeout}")
+        require(not d.streaming or t.max_steps is not None,
+                "data.streaming needs train.max_steps (a stream has no length to count epochs in); set train.max_steps")
+        for name in ("shuffle_buffer", "validation_rows"):
+            require(getattr(d, name) >= 1, f"data.{name} must be a positive integer, got {getattr(d, name)}")
+        require(self.tokenizer.sample_texts >= 1, "tokenizer.sample_texts must be a positive integer")
         require(d.max_length is None or d.max_length >= 1, f"data.max_length must be positive, got {d.max_length}")
         require(t.lr > 0, f"train.lr must be positive, got {t.lr}")
         require(t.max_minutes is None or t.max_minutes > 0, f"train.max_minutes must be positive, got {t.max_minutes}")

@@ -25,12 +25,13 @@ BUILTIN_PREFIX = "textrnn:"
 
 
 # ---------------------------------------------------------------------------- loading
-def load_raw(dataset: str, workdir: Optional[str] = None, config_name: Optional[str] = None) -> Any:
+def load_raw(dataset: str, workdir: Optional[str] = None, config_name: Optional[str] = None,
+             streaming: bool = False) -> Any:
     """Load a ``DatasetDict`` from a Hub name, a local folder or file, or the built-in corpus.
 
     ``config_name`` picks a Hub dataset's configuration (``go_emotions``' ``simplified``). Local
-    data is cached (Arrow files, encodings) under ``workdir/data/hf_cache``, so a run writes
-    nothing outside its folder; Hub datasets use the Hugging Face cache, shared between runs.
+    data is cached (Arrow files, encodings) under ``workdir/data/hf_cache``; Hub datasets use the
+    Hugging Face cache. ``streaming``: an ``IterableDatasetDict`` read as it arrives, nothing cached.
     """
     import datasets
 
@@ -44,11 +45,12 @@ def load_raw(dataset: str, workdir: Optional[str] = None, config_name: Optional[
         return _load_url(dataset)
     path = Path(os.path.expanduser(dataset))
     cache = str(Path(workdir) / "data" / "hf_cache") if workdir else None
+    stream = {"streaming": True} if streaming else {}
     try:
         if path.is_file():
-            return _load_file(path, cache)
+            return _load_file(path, cache, stream)
         if path.is_dir():
-            return _load_folder(path, config_name, cache)
+            return _load_folder(path, config_name, cache, stream)
     except DataError:
         raise
     except Exception as exc:
@@ -56,23 +58,23 @@ def load_raw(dataset: str, workdir: Optional[str] = None, config_name: Optional[
     if path.suffix in LOCAL_BUILDERS or dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
         raise DataError(f"dataset path not found: {dataset}; check the path, or give a Hub name like stanfordnlp/sst2")
     try:
-        return datasets.load_dataset(dataset, config_name)
+        return datasets.load_dataset(dataset, config_name, **stream)
     except Exception as exc:  # unknown names and network failures both end here
         raise DataError(f"could not load dataset {dataset!r} from the Hugging Face Hub ({one_line(exc)}); "
                         "check the name, or use local files") from None
 
 
-def _load_folder(path: Path, config_name: Optional[str], cache: Optional[str]):
+def _load_folder(path: Path, config_name: Optional[str], cache: Optional[str], stream: dict):
     """A local dataset folder. A plain folder of data files has one configuration, so the Hub
     config name of the dataset it copies (``simplified``) does not apply to it and is not passed."""
     import datasets
 
     try:
-        return datasets.load_dataset(str(path), config_name, cache_dir=cache)
+        return datasets.load_dataset(str(path), config_name, cache_dir=cache, **stream)
     except ValueError as exc:
         if config_name is None or "Available: ['default']" not in str(exc):
             raise
-    return datasets.load_dataset(str(path), cache_dir=cache)
+    return datasets.load_dataset(str(path), cache_dir=cache, **stream)
 
 
 def _load_url(url: str):
@@ -90,7 +92,7 @@ def _load_url(url: str):
         raise DataError(f"could not download {url} ({one_line(exc)}); download it and pass the local path") from None
 
 
-def _load_file(path: Path, cache_dir: Optional[str] = None):
+def _load_file(path: Path, cache_dir: Optional[str] = None, stream: Optional[dict] = None):
     import datasets
 
     if path.stat().st_size == 0:
@@ -108,7 +110,7 @@ def _load_file(path: Path, cache_dir: Optional[str] = None):
         kwargs["keep_linebreaks"] = True  # rows concatenate back to the file (CRLF reads as LF)
     elif builder == "parquet":
         del kwargs["encoding"]
-    return datasets.load_dataset(builder, **kwargs)
+    return datasets.load_dataset(builder, **kwargs, **(stream or {}))
 
 
 def _read_error(dataset: str, exc: BaseException, suffix: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -96,7 +97,17 @@ def tokenizer_part(config: ExperimentConfig, tokenizer: Optional[TextTokenizer])
     """A tokenizer given (a checkpoint's, a language model's) by its JSON, else the settings that train one."""
     if tokenizer is not None:
         return {"tokenizer_sha256": hashlib.sha256(tokenizer.tokenizer.to_str().encode()).hexdigest()}
-    return {"tokenizer": dataclasses.asdict(config.tokenizer)}
+    settings = dataclasses.asdict(config.tokenizer)
+    return {"tokenizer": {k: v for k, v in settings.items() if k not in ("sample_texts", "from_file")}}
+
+
+def configured_tokenizer(config: ExperimentConfig) -> Optional[TextTokenizer]:
+    """``tokenizer.from_file`` loaded (a ``tokenizer.json``, or a folder that holds one), else None."""
+    path = config.tokenizer.from_file
+    if not path:
+        return None
+    folder = Path(os.path.expanduser(path))
+    return TextTokenizer.from_file(folder / TOKENIZER_JSON if folder.is_dir() else folder)
 
 
 def _data_parts(config: ExperimentConfig, source: dict, fields: tuple) -> dict:

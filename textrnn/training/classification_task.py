@@ -21,7 +21,8 @@ from ..core.errors import ConfigError, require
 from ..data.batching import BucketBatchSampler, ClassificationLoader
 from ..data.encoding import column_array, id_counts, label_array, label_source
 from ..data.labels import MULTI, SINGLE, LabelSpec
-from ..data.preparation import PreparedClassification, prepare_classification
+from ..data.preparation import PreparedClassification, configured_tokenizer, prepare_classification
+from ..data.streaming import open_classification_stream
 from ..data.tokenization import PAD_ID, TextTokenizer
 from ..models.classifier import RNNClassifier
 from ..models.pretrained import TOKENIZER_FILE, read_config
@@ -49,19 +50,31 @@ class ClassificationTask:
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
                  checkpoint: Optional[Path] = None, raw: Any = None) -> None:
         self.data = d = config.data
-        log = (lambda line: print(line, file=sys.stderr)) if dist.is_main else None  # noqa: E731
-        prepared = self.prepare(config, checkpoint, raw, log)
-        self.tokenizer, self.spec, self.text_columns = prepared.tokenizer, prepared.spec, prepared.text_columns
-        self.train_set, self.valid_set = prepared.train_set, prepared.valid_set
-        self.data_note = prepared.note
+        self.dist, self.device, self.config = dist, device, config
+        if d.streaming:
+            self._open_stream(config, checkpoint, raw)
+        else:
+            log = (lambda line: print(line, file=sys.stderr)) if dist.is_main else None  # noqa: E731
+            prepared = self.prepare(config, checkpoint, raw, log)
+            self.tokenizer, self.spec, self.text_columns = prepared.tokenizer, prepared.spec, prepared.text_columns
+            self.train_set, self.valid_set, self.data_note = prepared.train_set, prepared.valid_set, prepared.note
+            self.sampler: Optional[BucketBatchSampler] = BucketBatchSampler(
+                column_array(self.train_set, "length"), d.batch_size, bucket_size=d.bucket_size,
+                seed=config.train.seed, rank=dist.rank, world_size=dist.world_size)
+            self.train_loader: Any = ClassificationLoader(self.train_set, self.sampler, PAD_ID,
+                                                          pin_memory=device.type == "cuda")
         self.class_weights = class_weight_tensor(config.train.class_weights, self.train_set, self.spec)
         self.metric = "macro_f1" if self.spec.problem_type == MULTI else "accuracy"
         self.greater_is_better = True
-        self.dist, self.device, self.config = dist, device, config
-        lengths = column_array(self.train_set, "length")
-        self.sampler = sampler = BucketBatchSampler(lengths, d.batch_size, bucket_size=d.bucket_size,
-                                                    seed=config.train.seed, rank=dist.rank, world_size=dist.world_size)
-        self.train_loader = ClassificationLoader(self.train_set, sampler, PAD_ID, pin_memory=device.type == "cuda")
+
+    def _open_stream(self, config: ExperimentConfig, checkpoint: Optional[Path], raw: Any) -> None:
+        """``data.streaming``: batches as the data arrives; class weights and token counts from its first rows."""
+        spec = saved_spec(checkpoint, config.data) if checkpoint else None
+        s = open_classification_stream(config, given_tokenizer(config, checkpoint), spec, raw, self.dist.rank,
+                                       self.dist.world_size)
+        self.tokenizer, self.spec, self.text_columns, self.data_note = s.tokenizer, s.spec, s.text_columns, s.note
+        self.train_set, self.valid_set, self.train_loader = s.sample_set, s.valid_set, s.train_loader
+        self.sampler = None
 
     @staticmethod
     def prepare(config: ExperimentConfig, checkpoint: Optional[Path] = None, raw: Any = None, log: Any = None,
@@ -71,10 +84,7 @@ class ClassificationTask:
         A resumed run keeps its checkpoint's tokenizer and labels; a classifier started from a
         language model (``model.init_from``, or ``tokenizer`` given) speaks that model's tokens.
         """
-        if checkpoint:
-            tokenizer = TextTokenizer.from_file(checkpoint / TOKENIZER_FILE)
-        elif config.model.init_from and tokenizer is None:
-            tokenizer = lm_tokenizer(str(config.model.init_from))
+        tokenizer = tokenizer if tokenizer is not None and not checkpoint else given_tokenizer(config, checkpoint)
         spec = saved_spec(checkpoint, config.data) if checkpoint else None
         return prepare_classification(config, tokenizer, spec, raw, log)
 
@@ -92,8 +102,9 @@ class ClassificationTask:
                                    text_fields=list(self.text_columns), field_separator=d.field_separator)
 
     def new_epoch(self, epoch: int) -> None:
-        """The sampler reshuffles its length buckets for ``epoch``."""
-        self.sampler.set_epoch(epoch)
+        """The sampler reshuffles its length buckets for ``epoch`` (a stream reshuffles as it goes)."""
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
 
     def token_counts(self) -> np.ndarray:
         """How often each id occurs in the training split (pretrained vectors report their coverage against it)."""
@@ -126,6 +137,16 @@ class ClassificationTask:
 
 
 # ---------------------------------------------------------------------------- data
+def given_tokenizer(config: ExperimentConfig, checkpoint: Optional[Path]) -> Optional[TextTokenizer]:
+    """The tokenizer a run must keep: its checkpoint's, its language model's (``model.init_from``), or
+    ``tokenizer.from_file``; None when it trains its own."""
+    if checkpoint:
+        return TextTokenizer.from_file(checkpoint / TOKENIZER_FILE)
+    if config.model.init_from:
+        return lm_tokenizer(str(config.model.init_from))
+    return configured_tokenizer(config)
+
+
 def aux_lm_config(config: ExperimentConfig) -> RNNConfig:
     """The model section, with the auxiliary LM head that ``train.lm_loss_weight > 0`` needs."""
     return dataclasses.replace(config.model_config(), aux_lm_head=config.train.lm_loss_weight > 0)

@@ -20,7 +20,8 @@ from ..core.config import ExperimentConfig, RNNConfig
 from ..core.distributed import Dist
 from ..core.errors import require
 from ..data.batching import LMStreamLoader
-from ..data.preparation import PreparedLM, prepare_language_model
+from ..data.preparation import PreparedLM, configured_tokenizer, prepare_language_model
+from ..data.streaming import open_lm_stream
 from ..data.streams import stream_counts
 from ..data.tokenization import PAD_ID, TextTokenizer
 from ..models.pretrained import TOKENIZER_FILE
@@ -42,24 +43,33 @@ class LanguageModelTask:
                     f"drop it here (train-generator)")
         require(config.pretrain is None,
                 "pretrain: belongs to a classifier config (it trains the language model first)")
+        require(not (config.data.streaming and config.model.reverse),
+                "model.reverse reads the text last token first, which a stream cannot: set data.streaming=false")
 
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
                  checkpoint: Optional[Path] = None, raw: Any = None) -> None:
+        self.dist, self.device, self.config = dist, device, config
+        self.metric, self.greater_is_better = "loss", False
+        self.train_loader: Any
+        if config.data.streaming:  # batches as the data arrives; token counts from the tokenizer's sample
+            given = TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint else configured_tokenizer(config)
+            s = open_lm_stream(config, given, raw, dist.rank, dist.world_size, workdir)
+            self.tokenizer, self.train_loader, self.data_note = s.tokenizer, s.train_loader, s.note
+            self.valid_tokens, self.counted = s.valid_tokens, s.sample_ids
+            return
         log = (lambda line: print(line, file=sys.stderr)) if dist.is_main else None  # noqa: E731
         prepared = self.prepare(config, checkpoint, raw, log)
         self.tokenizer, self.data_note = prepared.tokenizer, prepared.note
-        self.train_tokens, self.valid_tokens = prepared.train_tokens, prepared.valid_tokens
-        self.train_loader = LMStreamLoader(self.train_tokens, config.data.batch_size, config.data.seq_len, dist.rank,
-                                           dist.world_size)
-        self.dist, self.device, self.config = dist, device, config
-        self.metric, self.greater_is_better = "loss", False
+        self.valid_tokens, self.counted = prepared.valid_tokens, prepared.train_tokens
+        self.train_loader = LMStreamLoader(prepared.train_tokens, config.data.batch_size, config.data.seq_len,
+                                           dist.rank, dist.world_size)
 
     @staticmethod
     def prepare(config: ExperimentConfig, checkpoint: Optional[Path] = None, raw: Any = None,
                 log: Any = None) -> PreparedLM:
         """The run's tokenizer and token streams, from the prepared-data cache (built there if missing);
         a resumed run keeps its checkpoint's tokenizer."""
-        given = TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint else None
+        given = TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint else configured_tokenizer(config)
         return prepare_language_model(config, given, raw, log)
 
     def model_config(self) -> RNNConfig:
@@ -72,7 +82,7 @@ class LanguageModelTask:
 
     def token_counts(self) -> np.ndarray:
         """How often each id occurs in the training stream (pretrained vectors report their coverage against it)."""
-        return stream_counts(self.train_tokens, len(self.tokenizer))
+        return stream_counts(self.counted, len(self.tokenizer))
 
     def step_loss(self, model: Any, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
         """Next-token loss of one (B, T) window, the state carried from the previous one."""

@@ -143,6 +143,8 @@ class Trainer:
             parts = self.carry if isinstance(self.carry, tuple) else (self.carry,)
             for name, part in zip(("carry_h", "carry_c"), parts):
                 state[name] = self._gather(part.detach())
+        if hasattr(self.task.train_loader, "state_dict"):  # a stream: where each rank's part of it is
+            state["loader_states"] = distributed.gather_objects(self.task.train_loader.state_dict(), self.dist)
         return state
 
     def load_training_state(self, state: dict) -> None:
@@ -158,6 +160,8 @@ class Trainer:
             if "carry_h" in state:
                 h = state["carry_h"][rank].to(self.device)
                 self.carry = (h, state["carry_c"][rank].to(self.device)) if "carry_c" in state else h
+            if "loader_states" in state:
+                self.task.train_loader.load_state_dict(state["loader_states"][rank])
         else:  # a different world size: continue at the same fraction of the epoch, fresh streams
             old_len = math.ceil(len(self.task.train_loader) * self.dist.world_size / p.world_size)
             p.batch_index = int(p.batch_index / max(1, old_len) * len(self.task.train_loader))
