@@ -147,6 +147,25 @@ def case(work: Path, name: str, config: str, overrides: list, steps: int, ranks:
             "tokens_per_s": round(warm["tokens_per_s"])}
 
 
+def stream_case(work: Path, mb: float, steps: int) -> dict:
+    """A streamed char model: time to its first step, tokens/s and peak RSS (nothing is prepared)."""
+    corpus = work / f"zipf_{mb:g}mb.txt"
+    if not corpus.is_file() and mb > 1000:
+        source = write_corpus(work / "zipf_1000mb.txt", 1000)
+        with open(corpus.with_suffix(".partial"), "wb") as out:
+            for _ in range(round(mb / 1000)):
+                with open(source, "rb") as part:
+                    shutil.copyfileobj(part, out, 1 << 24)
+        os.replace(corpus.with_suffix(".partial"), corpus)
+    corpus = write_corpus(corpus, mb)
+    overrides = [f"data.dataset={corpus}", "tokenizer.kind=char", "data.streaming=true", "train.max_steps=100000",
+                 f"train.output_dir={work / 'runs' / f'stream_{mb:g}'}", *LM_MODEL]
+    row = run_child({"config": "char_shakespeare.yaml", "steps": steps, "overrides": overrides}, work / "cache_stream")
+    return {"case": f"stream_char_{mb:g}mb", "first_step_s": round(row["first_step_s"], 1),
+            "prepare_rss_mb": round(row["prepare_rss_mb"]), "step_rss_mb": round(row["peak_rss_mb"]),
+            "tokens_per_s": round(row["tokens_per_s"])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -155,6 +174,8 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="*", default=["char", "word"])
     parser.add_argument("--cls-rows", type=int, nargs="*", default=[100_000])
     parser.add_argument("--ranks", action="store_true", help="also two ranks (torchrun) on the largest LM corpus")
+    parser.add_argument("--stream-mb", type=float, nargs="*", default=[],
+                        help="stream these sizes (data.streaming=true; 10000 is the 1000 MB file ten times)")
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args()
     if args.child:
@@ -176,6 +197,8 @@ def main() -> None:
         row = case(work, f"lm_char_{max(args.lm_mb):g}mb_2ranks", "char_shakespeare.yaml",
                    [f"data.dataset={corpus}", "tokenizer.kind=char", *LM_MODEL], args.steps, ranks=2)
         print(json.dumps(row), flush=True)
+    for mb in args.stream_mb:
+        print(json.dumps(stream_case(work, mb, args.steps)), flush=True)
     for rows in args.cls_rows:
         corpus = rows_corpus(work, rows)
         row = case(work, f"cls_{rows}", "sst2_bilstm.yaml",

@@ -38,3 +38,20 @@ def test_label_schemas_are_detected():
     lists = cases["string lists"][0]
     assert LabelEncoder(lists, ["label"], ["a", "b"], MULTI).encode({"label": [["b"], [], None]}) == [
         [0.0, 1.0], [0.0, 0.0], [-1.0, -1.0]]
+
+
+def test_label_names_come_from_the_rows_a_cut_split_holds_without_copying_it(tmp_path):
+    import datasets
+
+    from textrnn.data.labels import detect_labels
+
+    path = tmp_path / "rows.jsonl"
+    rows = [{"text": f"t{i}", "one": "a" if i % 2 else "b", "many": ["a"] if i % 2 else ["b", "a"]} for i in range(10)]
+    rows += [{"text": "late", "one": "c", "many": ["c"]}] * 5
+    path.write_text("\n".join(__import__("json").dumps(r) for r in rows), encoding="utf-8")
+    full = datasets.load_dataset("json", data_files=str(path), cache_dir=str(tmp_path / "hf"))["train"]
+    head = full.select([9, 0, 2, 4, 6, 8, 1, 3, 5, 7])  # an indices mapping over the file, as train_test_split makes
+    files = sorted(p.name for p in (tmp_path / "hf").rglob("*.arrow"))
+    assert detect_labels(head, "one", None).names == ["a", "b"]
+    assert detect_labels(head, "many", None).names == ["a", "b"]  # not "c", which only the other rows hold
+    assert sorted(p.name for p in (tmp_path / "hf").rglob("*.arrow")) == files  # nothing flattened to disk

@@ -85,3 +85,20 @@ def test_a_missing_label_column_names_the_flag_that_sets_it(tmp_path):
     other.write_text("review,stars\ngood,5\n")
     with pytest.raises(DataError, match="pass --label-column"):
         evaluate_checkpoint(load_model(tmp_path / "run"), str(tmp_path / "run"), str(other), "train", None, None)
+
+
+def test_a_second_evaluate_reads_the_split_it_encoded_the_first_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTRNN_CACHE", str(tmp_path / "cache"))
+    data = one_csv(tmp_path)
+    config = load_config(None, [f"data.dataset={data}", "data.text_column=review", "data.label_column=sentiment",
+                                f"train.output_dir={tmp_path / 'run'}", "train.max_steps=2", "train.progress=false",
+                                "model.embedding_dim=8", "model.hidden_size=8"], task="classification")
+    train(config)
+    model = load_model(tmp_path / "run")
+    first = evaluate_checkpoint(model, str(tmp_path / "run"), str(data), "validation", None, None)
+    [folder] = (tmp_path / "cache").glob("eval-*[!k]")  # the folder, not its .lock
+    stamp = (folder / "meta.json").stat().st_mtime_ns
+    again = evaluate_checkpoint(model, str(tmp_path / "run"), str(data), "validation", None, None)
+    assert again == first and (folder / "meta.json").stat().st_mtime_ns == stamp
+    other = evaluate_checkpoint(model, str(tmp_path / "run"), str(data), "train", None, None)
+    assert other["examples"] == 135 and len([p for p in (tmp_path / "cache").glob("eval-*") if p.is_dir()]) == 2

@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 
 from ..core.config import ExperimentConfig
 from ..core.config_files import config_from_dict, load_config
-from ..core.errors import DataError
+from ..core.errors import ConfigError, DataError
 from ..data.memory import IN_MEMORY, as_dataset_dict
 from .classification_task import ClassificationTask
 from .pretraining import lm_experiment, pretrain_stage
@@ -73,6 +73,9 @@ def prepare(config: ConfigLike = None, *, train_data: Any = None, validation_dat
     """
     config, raw = resolve(config, train_data, validation_data)
     check_experiment(config)
+    if config.data.streaming:
+        raise ConfigError("data.streaming reads the data while it trains, so there is nothing to prepare; "
+                          "set data.streaming=false to prepare it")
     log = (lambda line: print(line, file=sys.stderr))  # noqa: E731
     if config.pretrain is None:
         return [TASKS[config.task].task_class.prepare(config, raw=raw, log=log)]

@@ -12,8 +12,9 @@ Every figure is reduced across ranks, so a distributed evaluation equals a singl
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
-import tempfile
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
@@ -21,13 +22,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..core.config import DataConfig, build_dataclass
+from ..core.config import DataConfig, ExperimentConfig, build_dataclass
 from ..core.distributed import Dist, all_sum, gather_objects
 from ..core.runtime import eval_mode
 from ..data.batching import ClassificationLoader, LMStreamLoader, SortedBatches
+from ..data.cache import PreparedCache, cache_key, cache_root
 from ..data.encoding import column_array, encode_split, label_source, labelled
 from ..data.labels import SINGLE, LabelSpec
 from ..data.loading import VALIDATION_NAMES, load_raw, require_column, require_split, split_dataset
+from ..data.preparation import source_parts
 from ..data.streams import encode_stream, lm_splits
 from ..models.pretrained import locate
 from .metrics import multi_label_metrics, single_label_metrics
@@ -129,12 +132,45 @@ def evaluate_checkpoint(model: Any, checkpoint: str, dataset: str, split: str, t
     data.config_name = config_name or (data.config_name if same else None)
     data.dataset, data.text_column = dataset, text_column or data.text_column
     data.label_column = label_column or data.label_column
-    with tempfile.TemporaryDirectory(prefix="textrnn-eval-") as tmp:
-        raw = load_raw(dataset, tmp, data.config_name)
+    folder, meta = encoded_for_evaluation(model, data, split, seed if same else None)
+    batch_size = batch_size or data.eval_batch_size
+    if not model.is_classifier:
+        tokens = np.memmap(folder / "tokens.bin", dtype=meta["dtype"], mode="r")
+        metrics = evaluate_lm(model, tokens, batch_size, data.seq_len, Dist(), model.device,
+                              model.tokenizer.kind == "char")
+        return {"split": split, **metrics}
+    import datasets
+
+    return {"split": split, **classifier_metrics(model, datasets.load_from_disk(str(folder / "split")), batch_size),
+            "labels": model.label_names}
+
+
+def encoded_for_evaluation(model: Any, data: DataConfig, split: str, cut_seed: Optional[int]) -> tuple[Path, dict]:
+    """A split encoded with the model's tokenizer, in the prepared-data cache: a second ``evaluate`` on the
+    same data, split and model reads it instead of converting and encoding the split again."""
+    source, loaded = source_parts(ExperimentConfig(data=data), None)
+    fields = ("text_column", "field_separator", "label_column", "label_columns", "train_split",
+              "validation_fraction", "max_length", "separator", "seq_len")
+    parts = {"source": source, "split": split, "cut_seed": cut_seed, "reverse": model.config.reverse,
+             "labels": model.label_names if model.is_classifier else None,
+             **{name: getattr(data, name) for name in fields},
+             "tokenizer_sha256": hashlib.sha256(model.tokenizer.tokenizer.to_str().encode()).hexdigest()}
+
+    def build(tmp: Path) -> dict:
+        raw = loaded if loaded is not None else load_raw(data.dataset, str(tmp / "work"), data.config_name)
         if not model.is_classifier:
-            return evaluate_lm_split(model, raw, data, split, batch_size or data.eval_batch_size, Path(tmp))
-        return evaluate_classifier_split(model, raw, data, split, batch_size or data.eval_batch_size, Path(tmp),
-                                         cut_seed=seed if same else None)
+            tokens = lm_split_tokens(model, raw, data, split, tmp / "tokens.bin")
+            meta = {"dtype": str(tokens.dtype), "tokens": len(tokens)}
+        else:
+            encoded = classifier_split_rows(model, raw, data, split, cut_seed)
+            encoded.save_to_disk(str(tmp / "split"))
+            meta = {"rows": len(encoded)}
+        shutil.rmtree(tmp / "work", ignore_errors=True)
+        return meta
+
+    cache = PreparedCache(cache_root(data.cache_dir), data.prepare_timeout)
+    folder, meta, _ = cache.get(cache_key("eval", parts), build)
+    return folder, meta
 
 
 def split_to_score(raw: DatasetDict, data: DataConfig, split: str, cut_seed: Optional[int]) -> Dataset:
@@ -149,17 +185,22 @@ def split_to_score(raw: DatasetDict, data: DataConfig, split: str, cut_seed: Opt
 
 def evaluate_lm_split(model: Any, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
                       workdir: Path) -> dict:
-    """On a named split, all of its text; on 'validation' of a corpus without one, the
-    last ``validation_fraction`` of the training text, as training used."""
+    """A language model's loss on ``split`` of ``raw`` (see :func:`lm_split_tokens`)."""
+    tokens = lm_split_tokens(model, raw, data, split, workdir / "eval.bin")
+    metrics = evaluate_lm(model, tokens, batch_size, data.seq_len, Dist(), model.device, model.tokenizer.kind == "char")
+    return {"split": split, **metrics}
+
+
+def lm_split_tokens(model: Any, raw: DatasetDict, data: DataConfig, split: str, path: Path) -> np.memmap:
+    """On a named split, all of its text; on 'validation' of a corpus without one, the last
+    ``validation_fraction`` of the training text, as training used; encoded at ``path``."""
     if split in raw:
         texts, _ = lm_splits(raw, dataclasses.replace(data, train_split=split, validation_split=split))
     elif split == "validation":
         _, texts = lm_splits(raw, data)
     else:
         require_split(raw, split, "--split")
-    tokens = encode_stream(texts(), model.tokenizer, workdir / "eval.bin", model.config.reverse)
-    metrics = evaluate_lm(model, tokens, batch_size, data.seq_len, Dist(), model.device, model.tokenizer.kind == "char")
-    return {"split": split, **metrics}
+    return encode_stream(texts(), model.tokenizer, path, model.config.reverse)
 
 
 def evaluate_classifier_split(model: Any, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
@@ -168,6 +209,13 @@ def evaluate_classifier_split(model: Any, raw: DatasetDict, data: DataConfig, sp
 
     ``cut_seed``: the seed training cut ``raw``'s training split with (see :func:`split_to_score`).
     """
+    encoded = classifier_split_rows(model, raw, data, split, cut_seed)
+    return {"split": split, **classifier_metrics(model, encoded, batch_size), "labels": model.label_names}
+
+
+def classifier_split_rows(model: Any, raw: DatasetDict, data: DataConfig, split: str,
+                          cut_seed: Optional[int]) -> Dataset:
+    """``split``'s labelled rows, encoded against the model's tokenizer and labels."""
     spec = LabelSpec(model.config.problem_type, model.label_names, label_source(data))
     rows = split_to_score(raw, data, split, cut_seed)
     names = data.text_column if isinstance(data.text_column, list) else [data.text_column]
@@ -175,11 +223,13 @@ def evaluate_classifier_split(model: Any, raw: DatasetDict, data: DataConfig, sp
         require_column(rows, name, "text_column", "--text-column")
     for name in spec.columns:
         require_column(rows, name, "label_column", "--label-column")
-    encoded = labelled(encode_split(rows, model.tokenizer, data, spec), f"split {split!r}",
-                       hint="evaluate needs labels; label it with textrnn predict instead")
-    if spec.problem_type == SINGLE:
-        metrics = evaluate_single(model, encoded, batch_size, Dist(), model.device)
-    else:
-        probs, targets, loss = predict_rows(model, encoded, batch_size, Dist(), model.device)
-        metrics = multi_label_metrics(probs, targets, model.thresholds(), model.label_names, loss)
-    return {"split": split, **metrics, "labels": model.label_names}
+    return labelled(encode_split(rows, model.tokenizer, data, spec), f"split {split!r}",
+                    hint="evaluate needs labels; label it with textrnn predict instead")
+
+
+def classifier_metrics(model: Any, encoded: Any, batch_size: int) -> dict:
+    """A saved classifier's metrics on encoded rows, with its saved thresholds."""
+    if model.config.problem_type == SINGLE:
+        return evaluate_single(model, encoded, batch_size, Dist(), model.device)
+    probs, targets, loss = predict_rows(model, encoded, batch_size, Dist(), model.device)
+    return multi_label_metrics(probs, targets, model.thresholds(), model.label_names, loss)

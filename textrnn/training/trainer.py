@@ -161,7 +161,8 @@ class Trainer:
                 h = state["carry_h"][rank].to(self.device)
                 self.carry = (h, state["carry_c"][rank].to(self.device)) if "carry_c" in state else h
             if "loader_states" in state:
-                self.task.train_loader.load_state_dict(state["loader_states"][rank])
+                loader: Any = self.task.train_loader  # a streaming loader (it saved a state)
+                loader.load_state_dict(state["loader_states"][rank])
         else:  # a different world size: continue at the same fraction of the epoch, fresh streams
             old_len = math.ceil(len(self.task.train_loader) * self.dist.world_size / p.world_size)
             p.batch_index = int(p.batch_index / max(1, old_len) * len(self.task.train_loader))
