@@ -14,7 +14,8 @@ fresh process (``--child``), with its own empty prepared-data cache, so nothing 
    the 10 MB corpus (word, classification): whether the loader keeps up at size.
 
 Peak RSS is the child's own (Linux VmHWM): ``prepare_rss_mb`` after preparation and model
-building, before any step; ``step_rss_mb`` after the timed steps of the second run (a word
+building, before any step; ``prepare_anon_mb`` is the peak of its anonymous memory over the same
+time (see :class:`AnonPeak`); ``step_rss_mb`` after the timed steps of the second run (a word
 model's full softmax over 50,000 words dominates that). Disk is the size of the cache folder.
 """
 
@@ -79,6 +80,24 @@ def rows_corpus(folder: Path, rows: int) -> Path:
 
 
 # ---------------------------------------------------------------------------- the child process
+class AnonPeak:
+    """The peak of this process's anonymous memory (RssAnon: heap and arrays, not mapped files), sampled
+    every 20 ms by a thread. VmHWM also counts the pages of memory-mapped files a process has read, which
+    the kernel drops under pressure; this is the memory a corpus's size could exhaust."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak, self.stop = 0.0, threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.02):
+            with open("/proc/self/status", encoding="ascii") as handle:
+                kb = next(int(line.split()[1]) for line in handle if line.startswith("RssAnon:"))
+            self.peak = max(self.peak, kb / 1024)
+
+
 def child(spec: dict) -> dict:
     """Build a Trainer (preparation included), then time the first step and ``steps`` more."""
     import torch
@@ -88,11 +107,12 @@ def child(spec: dict) -> dict:
     from textrnn.training.reporting import progress_bar
     from textrnn.training.trainer import Trainer
 
+    anon = AnonPeak()
     start = time.perf_counter()
     config = load_config(str(ROOT / "configs" / spec["config"]), spec["overrides"])
     torch.set_num_threads(2)
     trainer = Trainer(config)
-    prepared_rss = peak_rss_mb()  # preparation and the model, before any step (VmHWM: this process only)
+    prepared_rss, prepared_anon = peak_rss_mb(), anon.peak  # preparation and the model, before any step
     loader = trainer.task.train_loader.iterate(0)
     with progress_bar(trainer.total_steps, 0, False) as trainer.bar:
         trainer._train_step(next(loader))
@@ -103,7 +123,8 @@ def child(spec: dict) -> dict:
             tokens += int(batch["lengths"].sum()) if "lengths" in batch else batch["input_ids"].numel()
             trainer._train_step(batch)
         rate = tokens / (time.perf_counter() - begin) if spec["steps"] else 0.0
-    return {"first_step_s": first, "tokens_per_s": rate, "prepare_rss_mb": prepared_rss, "peak_rss_mb": peak_rss_mb()}
+    return {"first_step_s": first, "tokens_per_s": rate, "prepare_rss_mb": prepared_rss,
+            "prepare_anon_mb": prepared_anon, "peak_rss_mb": peak_rss_mb()}
 
 
 def run_child(spec: dict, cache: Path, ranks: int = 1) -> dict:
@@ -143,6 +164,7 @@ def case(work: Path, name: str, config: str, overrides: list, steps: int, ranks:
                       "overrides": overrides + [f"train.output_dir={work / 'runs' / (name + '_b')}"]}, cache, ranks)
     return {"case": name, "ranks": ranks, "first_run_s": round(cold["first_step_s"], 1),
             "second_run_first_step_s": round(warm["first_step_s"], 2), "prepare_rss_mb": round(cold["prepare_rss_mb"]),
+            "prepare_anon_mb": round(cold["prepare_anon_mb"]),
             "step_rss_mb": round(warm["peak_rss_mb"]), "cache_mb": round(disk_mb(cache), 1),
             "tokens_per_s": round(warm["tokens_per_s"])}
 
@@ -162,7 +184,8 @@ def stream_case(work: Path, mb: float, steps: int) -> dict:
                  f"train.output_dir={work / 'runs' / f'stream_{mb:g}'}", *LM_MODEL]
     row = run_child({"config": "char_shakespeare.yaml", "steps": steps, "overrides": overrides}, work / "cache_stream")
     return {"case": f"stream_char_{mb:g}mb", "first_step_s": round(row["first_step_s"], 1),
-            "prepare_rss_mb": round(row["prepare_rss_mb"]), "step_rss_mb": round(row["peak_rss_mb"]),
+            "prepare_rss_mb": round(row["prepare_rss_mb"]), "prepare_anon_mb": round(row["prepare_anon_mb"]),
+            "step_rss_mb": round(row["peak_rss_mb"]),
             "tokens_per_s": round(row["tokens_per_s"])}
 
 

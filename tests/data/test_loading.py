@@ -70,3 +70,15 @@ def test_validation_is_cut_from_train_with_a_seed(tmp_path):
     b = split_dataset(ds, "train", None, 0.1, seed=3)
     assert len(a[1]) == 10 and a[1]["text"] == b[1]["text"]
     assert not set(a[0]["text"]) & set(a[1]["text"])
+
+
+@pytest.mark.parametrize("text", ["\ufeffa line\r\nnext\rthird\u2028still third\x0cform\n\nlast without end",
+                                  "one line", "x\n" * 50_000 + "tail"])
+def test_a_text_file_read_straight_has_the_rows_the_text_builder_gives(tmp_path, text):
+    from textrnn.data.loading import TextFile, load_raw
+
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(text.encode("utf-8"))
+    expected = load_raw(str(path), str(tmp_path / "run"))["train"]["text"]
+    rows = [row for batch in TextFile(path).iter() for row in batch["text"]]
+    assert rows == list(expected)

@@ -30,7 +30,7 @@ from ..core.errors import DataError
 from .cache import PreparedCache, cache_key, cache_root, dataset_identity, local_identity
 from .encoding import column_array, encode_split, iter_texts, labelled, text_columns
 from .labels import SINGLE, LabelSpec, detect_labels
-from .loading import BUILTIN_PREFIX, IN_MEMORY, VALIDATION_NAMES, load_raw, split_dataset
+from .loading import BUILTIN_PREFIX, IN_MEMORY, VALIDATION_NAMES, TextFile, load_raw, plain_text_file, split_dataset
 from .streams import encode_stream, lm_splits, unlabeled_texts
 from .tokenization import TextTokenizer, train_tokenizer
 
@@ -181,8 +181,9 @@ def prepare_language_model(config: ExperimentConfig, tokenizer: Optional[TextTok
 
     def build(tmp: Path) -> dict:
         start = time.monotonic()
-        data = loaded if loaded is not None else load_raw(config.data.dataset, str(tmp / "work"),
-                                                         config.data.config_name)
+        text_file = plain_text_file(config.data.dataset) if loaded is None and not config.data.unlabeled else None
+        data = ({"train": TextFile(text_file)} if text_file is not None else loaded if loaded is not None
+                else load_raw(config.data.dataset, str(tmp / "work"), config.data.config_name))
         train_texts, valid_texts = lm_splits(data, config.data)
         extra = unlabeled_texts(config.data, data, tmp / "work")
         texts = (lambda: itertools.chain(train_texts(), *(more() for more in extra))) if extra else train_texts
