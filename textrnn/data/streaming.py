@@ -35,14 +35,13 @@ from .preparation import check_label_count
 from .streams import encode_stream, iter_text, lm_separator
 from .tokenization import EOS_ID, PAD_ID, TextTokenizer, train_tokenizer
 
-Stream = Callable[[], Any]  # a fresh per-rank IterableDataset each call
 GROUP_ROWS = 1000  # rows a language-model stream reads and encodes at once
 
 
 class StreamCursor:
     """Rows of a per-rank stream in groups, with the state to come back to the start of the current group."""
 
-    def __init__(self, stream: Stream, group: int) -> None:
+    def __init__(self, stream: Callable[[], Any], group: int) -> None:
         self.stream, self.group = stream, group
         self.dataset: Any = None
         self.rows: Iterator[dict] = iter(())
@@ -82,8 +81,8 @@ class StreamingLMLoader:
     do; a stream is a run of whole rows (documents), one after another.
     """
 
-    def __init__(self, stream: Stream, tokenizer: TextTokenizer, column: str, separator: str, batch_size: int,
-                 seq_len: int, steps: int) -> None:
+    def __init__(self, stream: Callable[[], Any], tokenizer: TextTokenizer, column: str, separator: str,
+                 batch_size: int, seq_len: int, steps: int) -> None:
         self.cursor = StreamCursor(stream, GROUP_ROWS)
         self.tokenizer, self.column, self.separator = tokenizer, column, separator
         self.batch_size, self.seq_len, self.steps = batch_size, seq_len, steps
@@ -150,7 +149,7 @@ class StreamingClassificationLoader:
     (seed, epoch, group), so a resumed loader rebuilds the group it was in and skips what it used.
     """
 
-    def __init__(self, stream: Stream, tokenizer: TextTokenizer, labels: LabelEncoder, text_columns: list,
+    def __init__(self, stream: Callable[[], Any], tokenizer: TextTokenizer, labels: LabelEncoder, text_columns: list,
                  separator: str, batch_size: int, bucket_size: int, shuffle_buffer: int, seed: int, steps: int,
                  max_length: Optional[int] = None) -> None:
         self.cursor = StreamCursor(stream, shuffle_buffer)
@@ -244,7 +243,7 @@ def stream_splits(config: ExperimentConfig, raw: Any = None) -> tuple[Any, Any, 
     return source, train, datasets.Dataset.from_list(rows, features=train.features)
 
 
-def rank_stream(train: Any, rank: int, world_size: int) -> Stream:
+def rank_stream(train: Any, rank: int, world_size: int) -> Callable[[], Any]:
     """A fresh copy of this rank's part of the stream for each call (whole shards where they divide evenly)."""
     from datasets.distributed import split_dataset_by_node
 

@@ -60,7 +60,8 @@ class LanguageModelTask:
         log = (lambda line: print(line, file=sys.stderr)) if dist.is_main else None  # noqa: E731
         prepared = self.prepare(config, checkpoint, raw, log)
         self.tokenizer, self.data_note = prepared.tokenizer, prepared.note
-        self.valid_tokens, self.counted = prepared.valid_tokens, prepared.train_tokens
+        self.train_tokens, self.valid_tokens = prepared.train_tokens, prepared.valid_tokens
+        self.counted = self.train_tokens
         self.train_loader = LMStreamLoader(prepared.train_tokens, config.data.batch_size, config.data.seq_len,
                                            dist.rank, dist.world_size)
 
