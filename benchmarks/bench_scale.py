@@ -10,7 +10,7 @@ fresh process (``--child``), with its own empty prepared-data cache, so nothing 
 1. first run: preparation (tokenizer, encoding, the cache) plus one training step;
 2. second run, a new ``output_dir``, the same data and settings: the time to its first step
    (the cache is found, nothing is encoded again);
-3. tokens/s over ``--steps`` steps, against the same model on tiny shakespeare (char) or on
+3. tokens/s over ``--steps`` steps and at least 10 s, against the same model on tiny shakespeare (char) or on
    the 10 MB corpus (word, classification): whether the loader keeps up at size.
 
 Peak RSS is the child's own (Linux VmHWM): ``prepare_rss_mb`` after preparation and model
@@ -117,14 +117,34 @@ def child(spec: dict) -> dict:
     with progress_bar(trainer.total_steps, 0, False) as trainer.bar:
         trainer._train_step(next(loader))
         first = time.perf_counter() - start
-        tokens, begin = 0, time.perf_counter()
-        for _ in range(spec["steps"]):
-            batch = next(loader)
+        tokens, steps, begin = 0, 0, time.perf_counter()
+        while steps < spec["steps"] or (spec["steps"] and time.perf_counter() - begin < spec["seconds"]):
+            batch = next(loader, None)
+            if batch is None:  # a small corpus ends its epoch within the timing: the next one begins
+                loader = trainer.task.train_loader.iterate(0)
+                batch = next(loader)
             tokens += int(batch["lengths"].sum()) if "lengths" in batch else batch["input_ids"].numel()
             trainer._train_step(batch)
-        rate = tokens / (time.perf_counter() - begin) if spec["steps"] else 0.0
+            steps += 1
+        rate = tokens / (time.perf_counter() - begin) if steps else 0.0
     return {"first_step_s": first, "tokens_per_s": rate, "prepare_rss_mb": prepared_rss,
             "prepare_anon_mb": prepared_anon, "peak_rss_mb": peak_rss_mb()}
+
+
+def loader_rate(spec: dict) -> dict:
+    """Batches/s the run's loader produces alone (no model), over ``seconds``: what a step could wait for."""
+    from textrnn.core.config_files import load_config
+    from textrnn.training.trainer import Trainer
+
+    trainer = Trainer(load_config(str(ROOT / "configs" / spec["config"]), spec["overrides"]))
+    loader = trainer.task.train_loader
+    batches, begin = 0, time.perf_counter()
+    while time.perf_counter() - begin < spec["seconds"]:
+        for _ in loader.iterate(0):
+            batches += 1
+            if time.perf_counter() - begin > spec["seconds"]:
+                break
+    return {"loader_batches_per_s": batches / (time.perf_counter() - begin)}
 
 
 def run_child(spec: dict, cache: Path, ranks: int = 1) -> dict:
@@ -147,6 +167,7 @@ def disk_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
 
 
+SECONDS = 10.0  # tokens/s is timed over at least this long (and at least --steps steps)
 LM_MODEL = ["model.embedding_dim=128", "model.hidden_size=128", "model.num_layers=1", "model.dropout=0",
             "model.output_dropout=0", "model.weight_dropout=0", "data.batch_size=32", "data.seq_len=64",
             "train.num_threads=2"]
@@ -154,19 +175,27 @@ CLS_MODEL = ["model.embedding_dim=64", "model.hidden_size=64", "data.batch_size=
              "tokenizer.min_freq=auto", "data.max_length=64", "model.ensemble_size=1"]
 
 
-def case(work: Path, name: str, config: str, overrides: list, steps: int, ranks: int = 1) -> dict:
-    """First run (cold cache), second run (warm) and the cache's size, for one corpus."""
+def case(work: Path, name: str, config: str, overrides: list, steps: int, ranks: int = 1,
+         loader_only: bool = False) -> dict:
+    """First run (cold cache), second run (warm) and the cache's size, for one corpus (with ``loader_only``,
+    just the loader's own rate, on the cache an earlier run left)."""
     cache = work / f"cache_{name}"
+    if loader_only:
+        alone = run_child({"config": config, "loader_only": True, "seconds": 3.0,
+                           "overrides": overrides + [f"train.output_dir={work / 'runs' / (name + '_c')}"]}, cache)
+        return {"case": name, "loader_batches_per_s": round(alone["loader_batches_per_s"])}
     shutil.rmtree(cache, ignore_errors=True)
-    cold = run_child({"config": config, "steps": 0,
+    cold = run_child({"config": config, "steps": 0, "seconds": 0,
                       "overrides": overrides + [f"train.output_dir={work / 'runs' / (name + '_a')}"]}, cache, ranks)
-    warm = run_child({"config": config, "steps": steps,
+    warm = run_child({"config": config, "steps": steps, "seconds": SECONDS,
                       "overrides": overrides + [f"train.output_dir={work / 'runs' / (name + '_b')}"]}, cache, ranks)
+    alone = run_child({"config": config, "loader_only": True, "seconds": 3.0,
+                       "overrides": overrides + [f"train.output_dir={work / 'runs' / (name + '_c')}"]}, cache)
     return {"case": name, "ranks": ranks, "first_run_s": round(cold["first_step_s"], 1),
             "second_run_first_step_s": round(warm["first_step_s"], 2), "prepare_rss_mb": round(cold["prepare_rss_mb"]),
             "prepare_anon_mb": round(cold["prepare_anon_mb"]),
             "step_rss_mb": round(warm["peak_rss_mb"]), "cache_mb": round(disk_mb(cache), 1),
-            "tokens_per_s": round(warm["tokens_per_s"])}
+            "tokens_per_s": round(warm["tokens_per_s"]), "loader_batches_per_s": round(alone["loader_batches_per_s"])}
 
 
 def stream_case(work: Path, mb: float, steps: int) -> dict:
@@ -182,7 +211,8 @@ def stream_case(work: Path, mb: float, steps: int) -> dict:
     corpus = write_corpus(corpus, mb)
     overrides = [f"data.dataset={corpus}", "tokenizer.kind=char", "data.streaming=true", "train.max_steps=100000",
                  f"train.output_dir={work / 'runs' / f'stream_{mb:g}'}", *LM_MODEL]
-    row = run_child({"config": "char_shakespeare.yaml", "steps": steps, "overrides": overrides}, work / "cache_stream")
+    row = run_child({"config": "char_shakespeare.yaml", "steps": steps, "seconds": SECONDS, "overrides": overrides},
+                    work / "cache_stream")
     return {"case": f"stream_char_{mb:g}mb", "first_step_s": round(row["first_step_s"], 1),
             "prepare_rss_mb": round(row["prepare_rss_mb"]), "prepare_anon_mb": round(row["prepare_anon_mb"]),
             "step_rss_mb": round(row["peak_rss_mb"]),
@@ -200,21 +230,25 @@ def main() -> None:
     parser.add_argument("--stream-mb", type=float, nargs="*", default=[],
                         help="stream these sizes (data.streaming=true; 10000 is the 1000 MB file ten times)")
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--loader-only", action="store_true", help="only the loaders' own rates, on the caches "
+                        "an earlier run left")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(json.loads(args.child))), flush=True)
+        spec = json.loads(args.child)
+        print(json.dumps(loader_rate(spec) if spec.get("loader_only") else child(spec)), flush=True)
         return
     work = Path(args.workdir)
     (work / "runs").mkdir(parents=True, exist_ok=True)
+    only = args.loader_only
     reference = case(work, "shakespeare_char", "char_shakespeare.yaml",
-                     [f"data.dataset={SHAKESPEARE}", *LM_MODEL], args.steps)
+                     [f"data.dataset={SHAKESPEARE}", *LM_MODEL], args.steps, loader_only=only)
     print(json.dumps(reference), flush=True)
     for mb in args.lm_mb:
         corpus = write_corpus(work / f"zipf_{mb:g}mb.txt", mb)
         for kind in args.kinds:
             row = case(work, f"lm_{kind}_{mb:g}mb", "char_shakespeare.yaml",
-                       [f"data.dataset={corpus}", f"tokenizer.kind={kind}", *LM_MODEL], args.steps)
-            print(json.dumps({**row, "mb_per_s": round(mb / row["first_run_s"], 2)}), flush=True)
+                       [f"data.dataset={corpus}", f"tokenizer.kind={kind}", *LM_MODEL], args.steps, loader_only=only)
+            print(json.dumps({**row, "mb_per_s": round(mb / row["first_run_s"], 2)} if not only else row), flush=True)
     if args.ranks and args.lm_mb:
         corpus = work / f"zipf_{max(args.lm_mb):g}mb.txt"
         row = case(work, f"lm_char_{max(args.lm_mb):g}mb_2ranks", "char_shakespeare.yaml",
@@ -226,7 +260,7 @@ def main() -> None:
         corpus = rows_corpus(work, rows)
         row = case(work, f"cls_{rows}", "sst2_bilstm.yaml",
                    [f"data.dataset={corpus}", "data.text_column=text", "data.label_column=label", *CLS_MODEL],
-                   args.steps)
+                   args.steps, loader_only=only)
         print(json.dumps(row), flush=True)
 
 

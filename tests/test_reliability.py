@@ -3,7 +3,6 @@
 The kill and interrupt tests run real training subprocesses; the longest are marked slow.
 """
 
-import errno
 import json
 import os
 import pickle
@@ -147,25 +146,40 @@ def test_stop_signal_stops_cleanly_saves_and_says_how_to_resume(tmp_path, corpus
     load_model(out / "last")
 
 
-def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path, sentiment_dir, monkeypatch):
-    from textrnn.models import pretrained as checkpoint
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 8 MB tmpfs (skipped where this process may not mount one)."""
+    import subprocess
 
-    config = classifier_config(sentiment_dir, tmp_path / "run", "train.max_epochs=2", "train.eval_every=4")
-    real = checkpoint.save_weights
-    calls = {"n": 0}
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or 'mount failed'})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
-    def full(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(checkpoint, "save_weights", full)
+def test_a_real_full_disk_while_saving_keeps_the_previous_checkpoint(small_disk, sentiment_dir):
+    """No mock: the run folder is on a small tmpfs, filled up after the first checkpoint so the next save runs out
+    of space part way (safetensors and torch.save report that in their own words, not as ENOSPC)."""
+    out = small_disk / "run"
+    train(classifier_config(sentiment_dir, out, "train.max_steps=4", "train.eval_every=4"))
+    first = (out / "last").resolve()
+    size = sum(f.stat().st_size for f in first.rglob("*") if f.is_file())
+    filler = small_disk / "filler"
+    with open(filler, "wb") as handle:  # leave a third of a checkpoint free
+        handle.write(b"\0" * max(0, shutil.disk_usage(small_disk).free - size // 3))
     with pytest.raises(TextRNNError, match="disk full while saving .*previous checkpoint is intact"):
-        train(config)
-    assert (tmp_path / "run" / "last").resolve().name == "step-00000004"
-    load_model(tmp_path / "run" / "last")
-    assert not [p for p in (tmp_path / "run" / "checkpoints").iterdir() if ".tmp" in p.name]
+        train(classifier_config(sentiment_dir, out, "train.max_steps=8", "train.eval_every=4"), resume=str(out))
+    assert (out / "last").resolve() == first
+    load_model(out / "last")
+    assert not [p for p in (out / "checkpoints").iterdir() if ".tmp" in p.name]
+    filler.unlink()  # space again: the run resumes from the intact checkpoint and finishes
+    assert train(classifier_config(sentiment_dir, out, "train.max_steps=8", "train.eval_every=4"),
+                 resume=str(out)).step == 8
 
 
 # ---------------------------------------------------------------- hostile and broken checkpoints

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 from typing import NoReturn, Optional, Sequence
 
@@ -89,11 +90,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) unless you mean otherwise")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", default="auto")
-    p.add_argument("--max-body-bytes", type=int, default=1_000_000)
-    p.add_argument("--max-new-tokens", type=int, default=1000, help="the most tokens one /generate call may ask for")
-    p.add_argument("--batch-window-ms", type=float, default=2.0, help="how long a lone /predict waits for company")
+    _serve_limits(p)
     p.set_defaults(handler=cmd_serve)
     return parser
+
+
+SERVE_LIMITS = {  # option: (type, help); defaults are textrnn.serving.server.Limits'
+    "max_body_bytes": (int, "the largest request body"),
+    "max_texts": (int, "texts per /predict request"),
+    "max_new_tokens": (int, "the most tokens one /generate call may ask for"),
+    "max_prompt_tokens": (int, "the longest /generate prompt, in tokens"),
+    "max_beam_tokens": (int, "num_beams x max_new_tokens of one /generate call"),
+    "max_queue": (int, "requests waiting for the model, each of /predict and /generate (429 past it)"),
+    "batch_window_ms": (float, "how long a lone /predict waits for company"),
+}
+
+
+def _serve_limits(p: argparse.ArgumentParser) -> None:
+    from dataclasses import fields
+
+    from .serving.server import Limits
+
+    defaults = {f.name: f.default for f in fields(Limits)}
+    for name, (kind, text) in SERVE_LIMITS.items():
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=defaults[name],
+                       help=f"{text} (default {defaults[name]})")
+    p.add_argument("--api-key", default=os.environ.get("TEXTRNN_API_KEY"),
+                   help="require Authorization: Bearer KEY on every route but /health and / (default: "
+                        "$TEXTRNN_API_KEY); use it whenever --host is not 127.0.0.1")
+    p.add_argument("--allowed-hosts", nargs="*", help="Host header names to answer (default: this machine's names "
+                   "on 127.0.0.1, any name on another --host)")
+    p.add_argument("--limit-concurrency", type=int, default=256, help="open connections before uvicorn answers 503")
 
 
 def _checkpoint_args(p: argparse.ArgumentParser) -> None:
@@ -218,8 +245,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     print(f"serving {args.checkpoint} on http://{args.host}:{args.port} (page at /, API docs at /docs)",
           file=sys.stderr)
-    serve(args.checkpoint, args.host, args.port, args.device, max_body_bytes=args.max_body_bytes,
-          max_new_tokens=args.max_new_tokens, batch_window_ms=args.batch_window_ms)
+    limits = {name: getattr(args, name) for name in SERVE_LIMITS}
+    if args.allowed_hosts:
+        limits["allowed_hosts"] = args.allowed_hosts
+    serve(args.checkpoint, args.host, args.port, args.device, limit_concurrency=args.limit_concurrency,
+          api_key=args.api_key, **limits)
     return 0
 
 

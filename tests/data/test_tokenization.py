@@ -135,3 +135,40 @@ def test_auto_min_freq_grows_with_the_corpus_and_is_five_on_sst2_sized_data():
         tokenizer = train_tokenizer(["onceonly twice twice"],
                                     load_config(None, [f"tokenizer.kind={kind}", "tokenizer.min_freq=auto"]).tokenizer)
         assert tokenizer.encode("y")[0] != 1 if kind == "char" else tokenizer.encode("onceonly") != [1]
+
+
+def tokenizer_variants(text: str) -> list:
+    """Broken forms of a real tokenizer.json: cut short, keys dropped, values of the wrong type, bad vocabularies."""
+    import json
+
+    spec = json.loads(text)
+    out = [text[:cut] for cut in range(0, len(text), max(1, len(text) // 20))] + ["", "\x00\xff garbage", "[]", "1"]
+    for key in list(spec):
+        out.append(json.dumps({k: v for k, v in spec.items() if k != key}))
+        out += [json.dumps({**spec, key: bad}) for bad in (1, "x", [], None, {"type": "Nope"})]
+    vocab = spec["model"]["vocab"]
+    for bad_vocab in ({k: v for k, v in vocab.items() if k != "<pad>"}, {**vocab, "<pad>": 1, "<unk>": 0},
+                      {**vocab, "a": -1}, {**vocab, "a": 10**12}, {**vocab, "b": vocab.get("a", 5)}, [], "v"):
+        out.append(json.dumps({**spec, "model": {**spec["model"], "vocab": bad_vocab}}))
+    return out
+
+
+def test_every_broken_tokenizer_json_is_a_one_line_error_or_a_working_tokenizer(tmp_path):
+    from textrnn import DataError
+
+    good = TextTokenizer.train(["abc def ghi"], "word")
+    good.save(tmp_path / "good.json")
+    variants = tokenizer_variants((tmp_path / "good.json").read_text(encoding="utf-8"))
+    assert len(variants) >= 50
+    outcomes = {"loaded": 0, "refused": 0}
+    for i, variant in enumerate(variants):
+        path = tmp_path / f"v{i}.json"
+        path.write_text(variant, encoding="utf-8", errors="surrogateescape")
+        try:
+            loaded = TextTokenizer.from_file(path)
+            loaded.encode_batch(["abc xyz", ""])  # what loads must also work
+            outcomes["loaded"] += 1
+        except DataError as exc:
+            assert "\n" not in str(exc) and str(path) in str(exc), (i, variant[:200], exc)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 40 and outcomes["loaded"] >= 1  # the unbroken variants (a dropped optional key) load

@@ -96,10 +96,10 @@ def test_stop_text_holds_back_a_possible_stop_string():
 def test_history_bans_exactly_the_tokens_that_repeat_an_ngram():
     history = History([1, 2, 3, 1, 2], rows=1, ngram=3)
     assert sorted(history.banned(0)) == [3]  # "1 2" was followed by 3
-    logits = apply_controls(torch.zeros(1, 6), history, Controls(no_repeat_ngram_size=3), 0, ())
-    assert torch.isinf(logits[0, 3]) and torch.isfinite(logits[0, [0, 1, 2, 4, 5]]).all()
-    penalized = apply_controls(torch.tensor([[2.0, -2.0, 2.0, 0.0, 2.0, 2.0]]), history,
-                               Controls(repetition_penalty=2.0), 0, ())
+    logits, stuck = apply_controls(torch.zeros(1, 6), history, Controls(no_repeat_ngram_size=3), 0, ())
+    assert not stuck.any() and torch.isinf(logits[0, 3]) and torch.isfinite(logits[0, [0, 1, 2, 4, 5]]).all()
+    penalized, _ = apply_controls(torch.tensor([[2.0, -2.0, 2.0, 0.0, 2.0, 2.0]]), history,
+                                  Controls(repetition_penalty=2.0), 0, ())
     assert penalized.tolist() == [[2.0, -4.0, 1.0, 0.0, 2.0, 2.0]]  # seen 1, 2, 3: -2 * 2, 2 / 2, 0; unseen kept
 
 
@@ -116,3 +116,19 @@ def test_history_bans_exactly_the_tokens_that_repeat_an_ngram():
 def test_bad_controls_are_one_line_errors(model, options, match):
     with pytest.raises(TextRNNError, match=match):
         model.generate_text("All", 20, **options)
+
+
+@pytest.mark.parametrize("way", [dict(temperature=0), dict(temperature=1.0, seed=3), dict(num_beams=3)])
+def test_a_sample_whose_every_next_token_is_banned_ends_there_in_every_way_of_decoding(model, way):
+    """Each character at most once (no_repeat_ngram_size=1) runs out of characters: greedy used to emit <pad>,
+    sampling to raise from multinomial and beam search a ValueError. Each now ends the sample, as <eos> would."""
+    from textrnn import EOS_ID, PAD_ID
+    from textrnn.models.generation import stream
+
+    vocab = model.tokenizer.vocab_size
+    tokens = [int(t[0]) for t in stream(model, prompt_ids(model.tokenizer, "All:"), max_new_tokens=3 * vocab,
+                                        no_repeat_ngram_size=1, **way)]
+    text = [t for t in tokens if t != EOS_ID]
+    assert PAD_ID not in tokens and len(text) == len(set(text)) and len(tokens) < 3 * vocab  # it ended early
+    assert tokens[len(text):] and set(tokens[len(text):]) == {EOS_ID}  # once ended, only the end token
+    assert model.generate_text("All:", max_new_tokens=3 * vocab, no_repeat_ngram_size=1, **way)[0]  # text, no error

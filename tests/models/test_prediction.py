@@ -129,3 +129,15 @@ def test_a_batch_size_or_max_length_below_one_is_a_one_line_error(model):
     for kwargs in ({"batch_size": 0}, {"max_length": 0}, {"batch_size": -3}):
         with pytest.raises(DataError, match="must be at least 1"):
             list(predict_stream(model, ["a good film"], **{"batch_size": 8, **kwargs}))
+
+
+def test_a_run_that_fails_part_way_leaves_no_half_file(checkpoint, tmp_path):
+    """Row 3,001 of a JSON-lines input is broken: prediction stops with one line, and neither the output nor
+    its .partial file is left behind (it used to stay beside the output)."""
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"text": f"a good film {i}"}) + "\n" for i in range(3000)) + "not json\n",
+                    encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    proc = run_cli("predict", "--checkpoint", str(checkpoint), "--input", str(path), "--output", str(out), "--quiet")
+    assert proc.returncode == 2 and "line 3001" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]

@@ -14,7 +14,7 @@ import numpy as np
 from ..core.config import DataConfig
 from ..core.errors import DataError
 from .labels import LabelEncoder, LabelSpec
-from .loading import require_column
+from .loading import column_chunks, require_column
 from .tokenization import TextTokenizer
 
 MAX_CHARS_PER_TOKEN = 64  # inference pre-truncates text to max_length * this many characters
@@ -107,16 +107,15 @@ def encode_split(ds: Any, tokenizer: TextTokenizer, data: DataConfig, spec: Labe
 
 def column_array(encoded: Any, name: str, batch_size: int = 1 << 20) -> np.ndarray:
     """A numeric column as one array, read a million rows at a time through Arrow (no per-row Python)."""
-    parts = [batch[name].to_numpy() for batch in
-             encoded.select_columns([name]).with_format("arrow").iter(batch_size=batch_size)]
+    parts = [chunk.to_numpy() for chunk in column_chunks(encoded, name, batch_size)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def id_counts(encoded: Any, size: int, batch_size: int = 100_000) -> np.ndarray:
     """How often each id occurs in the ``input_ids`` of an encoded split, (size,) int64, a batch at a time."""
     counts = np.zeros(size, dtype=np.int64)
-    for batch in encoded.select_columns(["input_ids"]).with_format("arrow").iter(batch_size=batch_size):
-        ids = batch["input_ids"].combine_chunks().flatten().to_numpy()
+    for chunk in column_chunks(encoded, "input_ids", batch_size):
+        ids = chunk.combine_chunks().flatten().to_numpy()
         counts += np.bincount(ids, minlength=size)[:size]
     return counts
 

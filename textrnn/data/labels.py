@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 
 from ..core.config import PROBLEM_TYPES
 from ..core.errors import DataError
-from .loading import require_column
+from .loading import column_chunks, require_column
 
 SINGLE, MULTI = PROBLEM_TYPES
 
@@ -74,14 +74,13 @@ def label_names_of(ds: Any, column: str) -> list[str]:
 
 def distinct_values(ds: Any, column: str, lists: bool = False) -> list:
     """The distinct values of a column over the rows ``ds`` holds (the items, for a list column), read a
-    million rows at a time through Arrow: a split cut from a bigger one is never copied to be counted."""
+    million rows at a time (:func:`~textrnn.data.loading.column_chunks`): a cut split is never copied."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     seen = None
-    for batch in ds.select_columns([column]).with_format("arrow").iter(batch_size=1 << 20):
-        values = pc.list_flatten(batch[column]) if lists else batch[column]
-        found = pc.unique(values)
+    for chunk in column_chunks(ds, column):
+        found = pc.unique(pc.list_flatten(chunk) if lists else chunk)
         seen = found if seen is None else pc.unique(pa.concat_arrays([seen, found]))
     return [] if seen is None else seen.to_pylist()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from ..core.errors import DataError, one_line
 from .memory import IN_MEMORY
@@ -111,6 +111,24 @@ def _load_file(path: Path, cache_dir: Optional[str] = None, stream: Optional[dic
     elif builder == "parquet":
         del kwargs["encoding"]
     return datasets.load_dataset(builder, **kwargs, **(stream or {}))
+
+
+def column_chunks(ds: Any, name: str, batch_size: int = 1 << 20) -> Iterator[Any]:
+    """One column of the rows ``ds`` holds, as Arrow arrays of up to ``batch_size`` rows, in order.
+
+    A split cut by ``train_test_split`` or ``select`` is an indices mapping over a bigger table;
+    ``Dataset.iter`` turns that mapping into Python ints row by row (hundreds of MB for a million
+    rows), and ``unique``/``flatten_indices`` copy the split. Here only the one column is gathered,
+    by Arrow, through the mapping.
+    """
+    column = ds.data.column(name)
+    mapping = getattr(ds, "_indices", None)
+    rows = len(column) if mapping is None else len(mapping)
+    for start in range(0, rows, batch_size):
+        if mapping is None:
+            yield column.slice(start, batch_size)
+        else:
+            yield column.take(mapping.column(0).slice(start, batch_size))
 
 
 class TextFile:

@@ -191,11 +191,16 @@ class TextTokenizer:
             raise DataError(f"tokenizer file not found: {path}; pass the path of a tokenizer.json")
         try:
             tok = Tokenizer.from_file(str(path))
-        except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+        except BaseException as exc:  # tokenizers raises a bare Exception on bad JSON (a panic is a BaseException)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
             raise DataError(
                 f"{path} is not a tokenizer.json file ({one_line(exc)}); re-save it with TextTokenizer.save"
             ) from None
-        return cls(tok)
+        try:
+            return cls(tok)
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the standard ``tokenizer.json`` (textrnn's settings travel in it)."""

@@ -96,8 +96,15 @@ class History:
 
 
 def apply_controls(logits: Tensor, history: History, controls: Controls, generated: int,
-                   stop_ids: Sequence[int]) -> Tensor:
-    """(N, V) logits with the repetition penalty, n-gram bans and minimum length applied."""
+                   stop_ids: Sequence[int]) -> tuple[Tensor, Tensor]:
+    """(N, V) logits with the repetition penalty, n-gram bans and minimum length applied, and (N,) which
+    rows had every token banned.
+
+    Such a row can only end: its first stop id (``stop_ids[0]``, ``<eos>`` when none is given) gets
+    logit 0, so greedy decoding, sampling and beam search all pick it, and the sample ends there,
+    as at a stop token (rather than greedy emitting ``<pad>``, or sampling failing on a softmax of
+    nothing but ``-inf``).
+    """
     logits = logits.float().clone()
     if controls.repetition_penalty != 1.0:
         for i, row in enumerate(history.rows):
@@ -111,7 +118,10 @@ def apply_controls(logits: Tensor, history: History, controls: Controls, generat
             logits[i, banned] = float("-inf")
     if generated < controls.min_new_tokens and len(stop_ids):
         logits[:, list(stop_ids)] = float("-inf")
-    return logits
+    stuck = ~torch.isfinite(logits).any(dim=-1)  # (N,)
+    if len(stop_ids) and bool(stuck.any()):
+        logits[stuck, stop_ids[0]] = 0.0
+    return logits, stuck
 
 
 class StopText:
@@ -172,7 +182,7 @@ def beam_search(stepper: Any, logits: Tensor, prompt: list[int], max_new_tokens:
     scores[0] = 0.0  # the k beams start equal: only one may continue at first
     finished = []
     for step in range(max_new_tokens):
-        logp = torch.log_softmax(apply_controls(logits, history, controls, step, stops), dim=-1)  # (k, V)
+        logp = torch.log_softmax(apply_controls(logits, history, controls, step, stops)[0], dim=-1)  # (k, V)
         best = torch.topk((scores[:, None] + logp).flatten(), k)
         parents, chosen = (best.indices // logp.size(1)).tolist(), (best.indices % logp.size(1))
         history.append(chosen.tolist(), parents)

@@ -91,7 +91,9 @@ def stream(model: LanguageModel, input_ids: Tensor, max_new_tokens: int = 200, t
     """Check the settings now, then return an iterator of new tokens, (num_samples,) ids each.
 
     The prompt ``input_ids`` (T,) is run once; a sample that produces a token in
-    ``stop_ids`` keeps yielding ``stop_ids[0]``, and the iterator ends once all have stopped.
+    ``stop_ids`` keeps yielding ``stop_ids[0]``, and the iterator ends once all have stopped. A
+    sample whose every next token the controls ban ends the same way (with ``<eos>`` when no stop
+    id is given), in greedy decoding, sampling and beam search alike.
     The controls (:mod:`textrnn.models.decoding`) apply to sampling and beam search alike; beam
     search (``num_beams > 1``) yields its best ``num_samples`` beams once the search ends.
     """
@@ -119,18 +121,19 @@ def _sample(model: LanguageModel, input_ids: Tensor, max_new_tokens: int,
     with eval_mode(model):
         stepper, logits = model.start_generation(input_ids, num_samples)  # logits (N, V)
         stop = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
+        end = torch.tensor([*stop_ids, EOS_ID][0], device=device)  # what an ended sample goes on emitting
         done = torch.zeros(num_samples, dtype=torch.bool, device=device)
         active = controls != Controls()  # plain sampling keeps no history: the fast path stays fast
         history = History(input_ids.tolist(), num_samples, controls.no_repeat_ngram_size) if active else None
         for step in range(max_new_tokens):
-            if history is not None:
-                logits = apply_controls(logits, history, controls, step, [*stop_ids, EOS_ID])
-            token = sample_next(logits, *settings, generator)  # (N,)
+            if history is not None:  # a sample whose every next token is banned ends here
+                logits, stuck = apply_controls(logits, history, controls, step, [*stop_ids, EOS_ID])
+                done |= stuck
+            token = torch.where(done, end, sample_next(logits, *settings, generator))  # (N,)
             if len(stop_ids):  # finished samples keep emitting the stop token
-                token = torch.where(done, stop[0], token)
                 done |= torch.isin(token, stop)
             yield token
-            if len(stop_ids) and bool(done.all()):
+            if (len(stop_ids) or history is not None) and bool(done.all()):  # (a sync: not on the fast path)
                 return
             if history is not None:
                 history.append(token.tolist())

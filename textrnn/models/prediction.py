@@ -17,7 +17,7 @@ import csv
 import json
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from itertools import islice
 from typing import IO, Any, Iterable, Iterator, Optional, Sequence
 
@@ -203,9 +203,14 @@ def output_stream(path: Optional[str]) -> Iterator[IO[str]]:
         yield sys.stdout
         return
     temporary = f"{path}.partial"
-    with open(temporary, "w", encoding="utf-8", newline="") as handle:
-        yield handle
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(temporary, path)
+    except BaseException:  # a bad row part way, Ctrl-C: no half file is left behind, under either name
+        with suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
 
 
 def progress(total: Optional[int], enabled: bool) -> Any:

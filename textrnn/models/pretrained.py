@@ -76,17 +76,27 @@ def atomic_write_dir(target: PathLike, write: Callable[[Path], None]) -> Path:
         else:
             os.rename(tmp, target)
         _fsync_dir(target.parent)
-    except OSError as exc:
+    except BaseException as exc:
+        full = isinstance(exc, Exception) and disk_full(exc, target.parent)  # measured before the space is freed
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno == errno.ENOSPC:
+        if full:
             raise TextRNNError(
                 f"disk full while saving {target}; free space and resume (the previous checkpoint is intact)"
             ) from None
         raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
+
+
+def disk_full(exc: BaseException, folder: Path) -> bool:
+    """Whether a failed write failed for want of space. The writers do not all say so: safetensors raises
+    its own error and torch.save a RuntimeError ("unexpected pos") for ENOSPC, so after any failure the
+    free space left is what decides (less than 1 MiB, with the partial folder still there)."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
 
 
 def restore_set_aside(folder: Path) -> list[Path]:
@@ -165,23 +175,32 @@ def read_config_and_format(folder: Path) -> tuple[RNNConfig, int]:
         raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
 
 
-def _download(repo_id: str) -> Path:
-    """Fetch a checkpoint folder from the Hugging Face Hub (config, weights and tokenizer only)."""
+def _download(repo_id: str, revision: Optional[str] = None) -> Path:
+    """Fetch a checkpoint folder from the Hugging Face Hub (config, weights and tokenizer only), at ``revision``
+    (a branch, tag or commit; None: the default branch)."""
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE]))
+        return Path(snapshot_download(repo_id, revision=revision,
+                                      allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE]))
     except Exception as exc:  # network errors, missing repos: all mean "could not fetch"
+        at = f" at revision {revision!r}" if revision else ""
         raise CheckpointError(
-            f"checkpoint not found locally and not fetched from the Hub: {repo_id} ({one_line(exc)})"
+            f"no folder {repo_id} here, and the Hub repository {repo_id}{at} could not be fetched "
+            f"({one_line(exc)}); check the path (a run's output_dir or a checkpoint folder) or the Hub id"
         ) from None
 
 
-def locate(path: PathLike) -> Path:
-    """Local folder for a checkpoint path, run folder or Hub id ('owner/name')."""
+def locate(path: PathLike, revision: Optional[str] = None) -> Path:
+    """Local folder for a checkpoint path, run folder or Hub id ('owner/name', at ``revision`` if given).
+
+    A name of the form ``a/b`` that is no local folder is taken for a Hub id; ``revision`` applies only there.
+    """
     text = str(path)
     if not os.path.exists(text) and text.count("/") == 1 and not text.startswith((".", "/")):
-        return _download(text)
+        return _download(text, revision)
+    if revision is not None:
+        raise CheckpointError(f"revision={revision!r} applies to a Hub id, but {text} is a local path; drop it")
     return resolve_checkpoint(path)
 
 
@@ -304,13 +323,14 @@ class PretrainedMixin:
             return push_folder(self.save_pretrained(Path(tmp) / "checkpoint"), repo_id, private, token)
 
     @classmethod
-    def from_pretrained(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Any:
-        """Load a checkpoint folder (or a run folder's best checkpoint, or a Hub id) on any device.
+    def from_pretrained(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu",
+                        revision: Optional[str] = None) -> Any:
+        """Load a checkpoint folder (or a run folder's best checkpoint, or a Hub id at ``revision``) on any device.
 
         ``cls.build(config, tokenizer)`` makes the model, so a classifier folder that holds an
         ensemble loads as one.
         """
-        folder = locate(path)
+        folder = locate(path, revision)
         config, version = read_config_and_format(folder)
         if config.task != cls.task:
             raise CheckpointError(

@@ -58,7 +58,9 @@ def build_model(config: RNNConfig, tokenizer: Optional[TextTokenizer] = None,
     return model
 
 
-def load_model(path: Union[str, os.PathLike], map_location: Union[str, torch.device] = "cpu") -> torch.nn.Module:
-    """Load whichever model a checkpoint holds (AutoModel): folder, run folder or Hub id."""
-    folder = locate(path)
+def load_model(path: Union[str, os.PathLike], map_location: Union[str, torch.device] = "cpu",
+               revision: Optional[str] = None) -> torch.nn.Module:
+    """Load whichever model a checkpoint holds (AutoModel): folder, run folder or Hub id (at ``revision``:
+    a branch, tag or commit of the Hub repository)."""
+    folder = locate(path, revision)
     return model_class(read_config(folder).task).from_pretrained(folder, map_location)

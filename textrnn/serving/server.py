@@ -5,26 +5,26 @@ Endpoints: ``GET /`` (the page), ``GET /health``, ``GET /info``, ``POST /predict
 and FastAPI's own ``/docs`` (OpenAPI). Every bad request is a 4xx with ``{"error": "one line"}``
 and the server goes on serving.
 
-Concurrent ``/predict`` requests are micro-batched::
-
-    request A (3 texts) ─┐
-    request B (1 text)  ─┼─► queue ─► take all waiting, wait up to 2 ms for more ─► one forward pass ─► split back
-    request C (2 texts) ─┘
-
-One worker thread runs the model, so requests never run it at the same time, and texts of
-many clients share a batch: under load throughput grows with concurrency, and a batch of
-several requests gives each the probabilities it would get alone.
+Concurrent ``/predict`` requests share forward passes (:mod:`textrnn.serving.microbatch`); the Host
+header, an API key and the body size are checked first (:mod:`textrnn.serving.guard`). Each request's
+cost is capped: texts per request, prompt tokens, new tokens, beams x new tokens, and requests
+waiting (429 past it). A generation whose client disconnects is stopped at its next token.
 """
 
 import asyncio  # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run time
 import gc
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Optional
 
 from ..core.errors import TextRNNError, one_line
+from ..data.encoding import MAX_CHARS_PER_TOKEN
 from ..models.card import without_local_paths
+from .guard import Guard, default_hosts
+from .microbatch import MicroBatcher, ServerBusy
 
 
 def require_serving() -> None:
@@ -35,64 +35,6 @@ def require_serving() -> None:
     except ImportError as exc:
         raise TextRNNError(f"textrnn serve needs fastapi and uvicorn ({exc.name} is missing): "
                            "pip install 'textrnn[serve]'") from None
-
-
-class MicroBatcher:
-    """Collects the texts of concurrent requests for up to ``window_s`` (or ``max_batch`` texts), predicts once."""
-
-    def __init__(self, predict, window_s: float = 0.002, max_batch: int = 64) -> None:
-        self.predict, self.window_s, self.max_batch = predict, window_s, max_batch
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="textrnn-model")
-        self.queue: Optional[asyncio.Queue] = None
-        self.stats = {"requests": 0, "batches": 0, "largest_batch_requests": 0}
-
-    async def submit(self, texts: list[str]) -> list[dict]:
-        """Label ``texts`` together with requests that arrive within the window; returns their results."""
-        if self.queue is None:
-            self.queue = asyncio.Queue()
-            asyncio.get_running_loop().create_task(self._run())
-        future = asyncio.get_running_loop().create_future()
-        await self.queue.put((texts, future))
-        return await future
-
-    async def _gather(self) -> list:
-        """The first waiting request, every request already queued, and those arriving within the window."""
-        assert self.queue is not None  # made by the first submit
-        items = [await self.queue.get()]
-        loop, count = asyncio.get_running_loop(), len(items[0][0])
-        deadline = loop.time() + self.window_s
-        while count < self.max_batch:
-            if not self.queue.empty():
-                items.append(self.queue.get_nowait())
-            else:
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
-                try:
-                    items.append(await asyncio.wait_for(self.queue.get(), left))
-                except asyncio.TimeoutError:
-                    break
-            count += len(items[-1][0])
-        return items
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            items = await self._gather()
-            texts = [t for batch, _ in items for t in batch]
-            self.stats["requests"] += len(items)
-            self.stats["batches"] += 1
-            self.stats["largest_batch_requests"] = max(self.stats["largest_batch_requests"], len(items))
-            try:
-                results = await loop.run_in_executor(self.executor, self.predict, texts)
-            except Exception as exc:  # the model's error goes to every request of the batch
-                for _, future in items:
-                    future.set_exception(exc)
-                continue
-            start = 0
-            for batch, future in items:
-                future.set_result(results[start:start + len(batch)])
-                start += len(batch)
 
 
 def page() -> str:
@@ -110,20 +52,39 @@ def info(model: Any) -> dict:
     return out
 
 
-def stream_generation(model: Any, request: dict, loop: asyncio.AbstractEventLoop, executor: Any) -> asyncio.Queue:
-    """Run ``generate_text`` in the worker; each piece, then the end (or the error), lands in the returned queue."""
+class GenerationCancelled(Exception):
+    """Raised in the worker at the next token once a generation's client has gone."""
+
+
+def stream_generation(model: Any, request: dict, loop: asyncio.AbstractEventLoop, executor: Any,
+                      cancel: threading.Event, on_end: Any = None) -> asyncio.Queue:
+    """Run ``generate_text`` in the worker; each piece, then the end (or the error), lands in the returned queue.
+
+    Setting ``cancel`` stops the generation at its next token (its client left); ``on_end(cancelled)`` runs
+    in the event loop when the worker is done with it, however it ended.
+    """
     queue: asyncio.Queue = asyncio.Queue()
 
     def put(item: Any) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, item)
 
+    def piece(pieces: list) -> None:
+        if cancel.is_set():
+            raise GenerationCancelled
+        if pieces[0]:
+            put(("piece", pieces[0]))
+
     def work() -> None:
+        cancelled = False
         try:
-            text = model.generate_text(on_token=lambda pieces: put(("piece", pieces[0])) if pieces[0] else None,
-                                       **request)[0]
-            put(("done", text))
+            put(("done", model.generate_text(on_token=piece, **request)[0]))
+        except GenerationCancelled:
+            cancelled = True
         except Exception as exc:  # reported to the client as an error event
             put(("error", exc))
+        finally:
+            if on_end is not None:
+                loop.call_soon_threadsafe(on_end, cancelled)
 
     executor.submit(work)
     return queue
@@ -134,36 +95,63 @@ def sse(event: dict) -> str:
     return f"data: {json.dumps(event)}\n\n"
 
 
-def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, device: str = "auto", **limits) -> None:
-    """Load ``checkpoint`` and serve it until interrupted."""
+def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, device: str = "auto",
+          limit_concurrency: Optional[int] = 256, timeout_keep_alive: int = 5, **limits) -> None:
+    """Load ``checkpoint`` and serve it until interrupted.
+
+    ``limits`` are :class:`Limits` fields; ``allowed_hosts`` defaults to this machine's names when
+    ``host`` is a loopback address. uvicorn answers 503 past ``limit_concurrency`` open connections
+    and closes an idle keep-alive connection after ``timeout_keep_alive`` seconds.
+    """
     require_serving()
     import uvicorn
 
     from ..core.runtime import select_device
     from ..models.registry import load_model
 
+    limits.setdefault("allowed_hosts", default_hosts(host))
     app = create_app(load_model(checkpoint, map_location=select_device(device)), **limits)
     # Everything alive now (torch, the model, the app) lives as long as the server: keep it out of
     # the collector's full passes, which otherwise stall every request in flight for tens of ms.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                limit_concurrency=limit_concurrency, timeout_keep_alive=timeout_keep_alive)
 
 
-def create_app(model: Any, max_body_bytes: int = 1_000_000, max_new_tokens: int = 1000, max_texts: int = 256,
-               batch_window_ms: float = 2.0, max_batch: int = 64) -> Any:
-    """The FastAPI app serving ``model`` (see the module docstring for the endpoints)."""
+@dataclass
+class Limits:
+    """What one request may cost; each is an option of ``textrnn serve``, and a request past one gets a 4xx
+    that names it."""
+
+    max_body_bytes: int = 1_000_000
+    max_texts: int = 256  # texts per /predict request
+    max_new_tokens: int = 1000  # per /generate request
+    max_prompt_tokens: int = 4096  # a /generate prompt's tokens
+    max_beam_tokens: int = 4000  # num_beams x max_new_tokens of one /generate request
+    max_queue: int = 64  # requests waiting for the model (each of /predict and /generate); 429 past it
+    batch_window_ms: float = 2.0  # how long a lone /predict waits for company
+    max_batch: int = 64  # texts in one forward pass
+    api_key: Optional[str] = None  # if set, every route but /health and / needs Authorization: Bearer KEY
+    allowed_hosts: Optional[list] = None  # Host header names answered (None: any)
+
+
+def create_app(model: Any, **limits) -> Any:
+    """The FastAPI app serving ``model`` (see the module docstring); ``limits`` are :class:`Limits` fields."""
     require_serving()
     from fastapi import FastAPI
 
+    lim = Limits(**limits)
     app = FastAPI(title="textrnn", description=f"A textrnn {model.task} model", version="1")
-    app.state.model = model
-    app.state.batcher = MicroBatcher(lambda texts: model.predict(texts, batch_size=max_batch), batch_window_ms / 1000,
-                                     max_batch)
+    app.state.model, app.state.limits = model, lim
+    app.state.generations = {"generations_waiting": 0, "generations_cancelled": 0}
+    app.state.batcher = MicroBatcher(lambda texts: model.predict(texts, batch_size=lim.max_batch),
+                                     lim.batch_window_ms / 1000, lim.max_batch, lim.max_queue)
     app.state.generation = ThreadPoolExecutor(max_workers=1, thread_name_prefix="textrnn-generate")
-    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
+    app.add_middleware(Guard, max_body_bytes=lim.max_body_bytes, api_key=lim.api_key,
+                       allowed_hosts=lim.allowed_hosts)
     _error_handlers(app)
-    _routes(app, model, _request_models(max_texts, max_new_tokens))
+    _routes(app, model, _request_models(lim.max_texts, lim.max_new_tokens))
     return app
 
 
@@ -211,69 +199,27 @@ def _error_handlers(app) -> None:
 
     @app.exception_handler(TextRNNError)
     async def user_error(request, exc):
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"error": str(exc)}, status_code=429 if isinstance(exc, ServerBusy) else 400)
 
 
-class BodyLimit:
-    """ASGI middleware: a body over ``max_body_bytes`` gets a one-line 413 before the app reads it.
+def check_cost(model: Any, body: Any, limits: Limits) -> None:
+    """A 422 naming the limit when a /generate request would cost more than the server allows."""
+    from fastapi import HTTPException
 
-    A declared Content-Length is checked up front; a chunked body (no length) is read up to the
-    limit and handed on whole, so it is capped too. Plain ASGI rather than ``@app.middleware``:
-    Starlette's BaseHTTPMiddleware runs every request through extra tasks and streams, which
-    cost more than the model's forward pass on a short text.
-    """
-
-    def __init__(self, app, max_body_bytes: int) -> None:
-        self.app, self.max_body_bytes = app, max_body_bytes
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None:
-            if not length.isdigit():
-                return await _reply(scope, receive, send, 400, "Content-Length must be a non-negative integer of bytes")
-            if int(length) > self.max_body_bytes:
-                return await self._too_large(scope, receive, send)
-            return await self.app(scope, receive, send)
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body, more = body + message.get("body", b""), message.get("more_body", False)
-            if len(body) > self.max_body_bytes:
-                return await self._too_large(scope, receive, send)
-        return await self.app(scope, _replay(body, receive), send)
-
-    async def _too_large(self, scope, receive, send) -> None:
-        error = f"request body over {self.max_body_bytes:,} bytes; send fewer or shorter texts per request"
-        await _reply(scope, receive, send, 413, error)
-
-
-async def _reply(scope, receive, send, status: int, error: str) -> None:
-    """A one-line JSON error, sent from the middleware before the app reads anything."""
-    from fastapi.responses import JSONResponse
-
-    await JSONResponse({"error": error}, status_code=status)(scope, receive, send)
-
-
-def _replay(body: bytes, receive):
-    """An ASGI ``receive`` that gives ``body`` once, then defers to the real one (for the disconnect)."""
-    sent = False
-
-    async def replayed() -> dict:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replayed
+    beams = body.num_beams * body.max_new_tokens
+    if beams > limits.max_beam_tokens:
+        raise HTTPException(422, f"num_beams x max_new_tokens is {beams:,}, over this server's limit of "
+                                 f"{limits.max_beam_tokens:,} (--max-beam-tokens); lower either")
+    cap = limits.max_prompt_tokens
+    prompt = body.prompt[: cap * MAX_CHARS_PER_TOKEN + 1]  # a huge prompt costs no more than a long one to count
+    tokens = len(model.tokenizer.encode(prompt))
+    if tokens > cap or len(prompt) < len(body.prompt):
+        raise HTTPException(422, f"the prompt is over this server's limit of {cap:,} tokens "
+                                 "(--max-prompt-tokens); send a shorter one")
 
 
 def _routes(app, model, request_models) -> None:
-    from fastapi import HTTPException
+    from fastapi import HTTPException, Request
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
     PredictRequest, GenerateRequest = request_models
@@ -289,7 +235,10 @@ def _routes(app, model, request_models) -> None:
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", **app.state.batcher.stats}
+        failure = app.state.batcher.failure()
+        if failure is not None:
+            return JSONResponse({"status": "error", "error": failure}, status_code=503)
+        return {"status": "ok", **app.state.generations, **app.state.batcher.stats}
 
     @app.get("/info")
     async def model_info():
@@ -301,39 +250,67 @@ def _routes(app, model, request_models) -> None:
         return JSONResponse({"predictions": await app.state.batcher.submit(body.texts)})  # type: ignore[attr-defined]
 
     @app.post("/generate")
-    async def generate(body: GenerateRequest):  # type: ignore[valid-type]
+    async def generate(body: GenerateRequest, request: Request):  # type: ignore[valid-type]
         need(classifier=False)
-        request = body.model_dump(exclude={"stream"})  # type: ignore[attr-defined]
-        queue = stream_generation(model, request, asyncio.get_running_loop(), app.state.generation)
-        first = await queue.get()
+        check_cost(model, body, app.state.limits)
+        counts = app.state.generations
+        if counts["generations_waiting"] >= app.state.limits.max_queue:
+            raise ServerBusy(f"server busy: {counts['generations_waiting']} generations are running or waiting "
+                             "(the limit, --max-queue); retry shortly")
+        counts["generations_waiting"] += 1
+        cancel = threading.Event()
+
+        def finished(cancelled: bool) -> None:
+            counts["generations_waiting"] -= 1
+            counts["generations_cancelled"] += cancelled
+
+        queue = stream_generation(model, body.model_dump(exclude={"stream"}),  # type: ignore[attr-defined]
+                                  asyncio.get_running_loop(), app.state.generation, cancel, finished)
+        first = await _next(queue, request, cancel)
         if first[0] == "error":  # bad settings fail before the first token: a plain 4xx
             raise _http_error(first[1])
         if not body.stream:  # type: ignore[attr-defined]
             while first[0] == "piece":  # until it is done, or fails part way
-                first = await queue.get()
+                first = await _next(queue, request, cancel)
             if first[0] == "error":
                 raise _http_error(first[1])
             return JSONResponse({"text": first[1]})
-        return StreamingResponse(_events(first, queue), media_type="text/event-stream")
+        return StreamingResponse(_events(first, queue, cancel), media_type="text/event-stream")
+
+
+async def _next(queue: asyncio.Queue, request: Any, cancel: threading.Event) -> tuple:
+    """The next item of a generation, checking twice a second that its client is still there (else cancel it)."""
+    while True:
+        try:
+            return await asyncio.wait_for(queue.get(), 0.5)
+        except asyncio.TimeoutError:
+            if await request.is_disconnected():
+                cancel.set()
+                return ("error", GenerationCancelled())
 
 
 def _http_error(exc: BaseException) -> Exception:
     """A generation's failure as what the handler raises: a one-line 4xx for bad settings, else a 500."""
     from starlette.exceptions import HTTPException
 
+    if isinstance(exc, GenerationCancelled):
+        return HTTPException(499, "the client closed the request")
     return exc if isinstance(exc, TextRNNError) else HTTPException(500, f"generation failed: {one_line(exc)}")
 
 
-async def _events(first: tuple, queue: asyncio.Queue):
+async def _events(first: tuple, queue: asyncio.Queue, cancel: threading.Event):
     item = first
-    while True:
-        kind, value = item
-        if kind == "piece":
-            yield sse({"text": value})
-        elif kind == "done":
-            yield sse({"done": True, "text": value})
-            return
-        else:
-            yield sse({"error": str(value)})
-            return
-        item = await queue.get()
+    try:
+        while True:
+            kind, value = item
+            if kind == "piece":
+                yield sse({"text": value})
+            elif kind == "done":
+                yield sse({"done": True, "text": value})
+                return
+            else:
+                yield sse({"error": str(value)})
+                return
+            item = await queue.get()
+    finally:  # the client left (Starlette closes the stream) or it ended: either way the worker may stop
+        cancel.set()
