@@ -23,6 +23,7 @@ from typing import Any, Optional
 from ..core.errors import TextRNNError, one_line
 from ..data.encoding import MAX_CHARS_PER_TOKEN
 from ..models.card import without_local_paths
+from ..models.generation import prompt_ids
 from .guard import Guard, default_hosts
 from .microbatch import MicroBatcher, ServerBusy
 
@@ -212,7 +213,7 @@ def check_cost(model: Any, body: Any, limits: Limits) -> None:
                                  f"{limits.max_beam_tokens:,} (--max-beam-tokens); lower either")
     cap = limits.max_prompt_tokens
     prompt = body.prompt[: cap * MAX_CHARS_PER_TOKEN + 1]  # a huge prompt costs no more than a long one to count
-    tokens = len(model.tokenizer.encode(prompt))
+    tokens = len(prompt_ids(model.tokenizer, prompt))  # the checks generation makes: valid Unicode, known tokens
     if tokens > cap or len(prompt) < len(body.prompt):
         raise HTTPException(422, f"the prompt is over this server's limit of {cap:,} tokens "
                                  "(--max-prompt-tokens); send a shorter one")
