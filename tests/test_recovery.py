@@ -10,11 +10,12 @@ import sys
 import time
 
 import pytest
+import torch
 
 from textrnn import TrainingError
 from textrnn.training.api import train
 
-from .conftest import ROOT, assert_same_weights, run_cli
+from .conftest import ROOT, assert_same_weights, run_cli, weights
 from .helpers import lm_config
 from .test_reliability import LM_ARGS, reference_run, resume, start_training
 
@@ -112,6 +113,22 @@ def test_a_loss_spike_rolls_back_to_the_last_checkpoint_at_half_the_learning_rat
     os.symlink("checkpoints/step-00000008", manual / "last")
     train(lm_config(corpus_file, manual, *extra), resume=str(manual))
     assert_same_weights(tmp_path / "rolled" / "last", manual / "last")
+
+
+def test_a_rollback_skips_checkpoints_whose_weights_are_not_finite(tmp_path, corpus_file, monkeypatch):
+    """A timed save can land between a bad update and the loss that shows it: `last` then holds NaN weights,
+    and rolling back to it only diverges again until train.max_rollbacks. The rollback goes to step 4 instead."""
+    from safetensors.torch import load_file, save_file
+
+    extra = ("train.eval_every=4", "train.patience=null", "train.keep_checkpoints=10")
+    train(lm_config(corpus_file, tmp_path / "run", "train.max_steps=8", *extra))
+    weights_file = (tmp_path / "run" / "last").resolve() / "model.safetensors"
+    poisoned = {name: tensor.fill_(float("nan")) for name, tensor in load_file(str(weights_file)).items()}
+    save_file(poisoned, str(weights_file), metadata={"format": "pt"})
+    result = train(lm_config(corpus_file, tmp_path / "run", "train.max_steps=12", *extra), resume=str(tmp_path / "run"))
+    events = [r for r in log_rows(tmp_path / "run") if r.get("event") == "rollback"]
+    assert result.step == 12 and len(events) == 1 and events[0]["step"] == 4
+    assert all(torch.isfinite(t).all() for t in weights(tmp_path / "run" / "last").values())
 
 
 def test_rollbacks_are_bounded_and_stop_is_still_available(tmp_path, corpus_file, monkeypatch):

@@ -108,6 +108,25 @@ def find_resume_point(path: str | os.PathLike) -> ResumePoint:
     return ResumePoint(folder, progress, migrate_experiment(saved["experiment"]))
 
 
+def finite_resume_point(out: Path) -> Optional[ResumePoint]:
+    """The newest checkpoint of a run whose weights are all finite (``last`` first, then older steps), or None.
+
+    A rollback after a divergence must not go back to weights that already hold NaN or inf (a timed
+    save can land between a bad update and the loss that shows it).
+    """
+    from safetensors.torch import load_file
+
+    from ..models.pretrained import WEIGHTS_FILE
+
+    candidates = [out / LAST] + sorted((out / "checkpoints").glob("step-*"), reverse=True)
+    for folder in candidates:
+        if not (folder / WEIGHTS_FILE).is_file():
+            continue
+        if all(bool(torch.isfinite(t).all()) for t in load_file(str(folder / WEIGHTS_FILE)).values()):
+            return find_resume_point(folder)
+    return None
+
+
 def is_empty_run(path: str | os.PathLike) -> bool:
     """A run folder that textrnn created (its config.yaml is there) and that holds no checkpoint yet."""
     folder = Path(path)

@@ -35,6 +35,7 @@ from ..core.errors import TrainingError
 from ..core.runtime import catch_stop_signals, peak_rss_mb, select_device
 from ..models.pretrained import WEIGHTS_FILE, load_weights
 from ..models.registry import build_model, load_model
+from . import run_folder as runs
 from .optim import (
     TrainingPlan,
     WeightAverage,
@@ -46,7 +47,7 @@ from .optim import (
 )
 from .registry import check_experiment
 from .reporting import MetricsLog, ProgressBar, plot_curves, progress_bar, require_reporters
-from .run_folder import LAST, RunCheckpointer, TrainingProgress, find_resume_point, is_empty_run, recover
+from .run_folder import LAST, RunCheckpointer, TrainingProgress
 from .task import Carry
 
 
@@ -123,14 +124,14 @@ class Trainer:
 
     def _resume_point(self, resume: Optional[str]):
         """Where to continue from: ``resume``, or with ``train.resume: auto`` the run's own ``last``."""
-        recover(self.out)  # a step a killed re-save left aside counts: `last` points at it again
+        runs.recover(self.out)  # a step a killed re-save left aside counts: `last` points at it again
         if resume is None and self.train_config.resume == "auto" and (self.out / LAST).exists():
             resume = str(self.out)
-        if resume is not None and is_empty_run(resume):
+        if resume is not None and runs.is_empty_run(resume):
             if self.dist.is_main:
                 print(f"note: {resume} holds no checkpoint yet; starting the run from the beginning", file=sys.stderr)
             return None
-        return find_resume_point(resume) if resume else None
+        return runs.find_resume_point(resume) if resume else None
 
     # ------------------------------------------------------------------ state dicts
     def training_state(self) -> dict:
@@ -220,7 +221,9 @@ class Trainer:
             raise TrainingError(f"{where}, before any checkpoint to roll back to; lower train.lr")
         if p.rollbacks >= t.max_rollbacks:
             raise TrainingError(f"{where} after {p.rollbacks} rollbacks (train.max_rollbacks); lower train.lr")
-        point = find_resume_point(self.out)  # every rank reads it: a shared filesystem, as --resume needs
+        point = runs.finite_resume_point(self.out)  # every rank reads it: a shared filesystem, as --resume needs
+        if point is None:
+            raise TrainingError(f"{where}, and every checkpoint holds non-finite weights; lower train.lr")
         load_weights(self.model, point.folder / WEIGHTS_FILE, self.device)
         elapsed, rollbacks, scale = p.elapsed, p.rollbacks + 1, p.lr_scale * t.rollback_lr_factor
         self.progress = dataclasses.replace(point.progress, elapsed=elapsed, rollbacks=rollbacks, lr_scale=scale)
