@@ -33,7 +33,7 @@ napoleon_numpy_docstring = False
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(torch|np|numpy|datasets|pandas|tokenizers|pathlib|typing|collections|os|io|asyncio|argparse|"
-               r"concurrent|contextlib|dataclasses|enum|abc|pyarrow|safetensors|starlette|fastapi|"
+               r"concurrent|contextlib|dataclasses|enum|abc|pyarrow|safetensors|starlette|fastapi|threading|"
                r"huggingface_hub|nn)(\..*)?"),
     (r"py:class", r"textrnn(\.\w+)*\._\w+"),  # private base classes named by show-inheritance
     (r"py:.*", r"(Tensor|Module|Path|PathLike|Iterator|Iterable|Sequence|Callable|Optional|Union|Any|"

@@ -60,6 +60,19 @@ def test_file_reader_is_a_stream(tmp_path):
     assert list(read_texts(str(jsonl), ["title", "body"], " | ")) == ["A | b", "C | "]
 
 
+def forward_probabilities(model, rows: list):
+    """(N, 2) probabilities from the model's forward pass on each text alone."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for text in rows:
+            ids = torch.tensor([model.tokenizer.encode(text) or [0]])
+            logits, _ = model.eval()(ids, torch.tensor([ids.shape[1] if model.tokenizer.encode(text) else 0]))
+            out.append(torch.softmax(logits.float(), -1)[0])
+    return torch.stack(out)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(model, tmp_path_factory):
     return model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "model")
@@ -73,7 +86,9 @@ def test_cli_writes_jsonl_and_csv_in_order_with_a_progress_bar(checkpoint, tmp_p
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["index"] for r in lines] == list(range(300))
-    assert [r["label"] for r in lines] == [r["label"] for r in model.predict(rows)]
+    by_hand = forward_probabilities(model, rows)  # not model.predict: the model's forward and a softmax
+    assert [r["probabilities"]["pos"] for r in lines] == pytest.approx(by_hand[:, 1].tolist(), abs=1e-5)
+    assert [r["label"] for r in lines] == [model.label_names[i] for i in by_hand.argmax(1).tolist()]
     assert "predict" in proc.stderr and "300/300" in proc.stderr  # tqdm's bar on stderr
     out = tmp_path / "out.csv"
     proc = run_cli("predict", "--checkpoint", str(checkpoint), "--input", str(source), "--output", str(out), "--quiet")

@@ -12,7 +12,6 @@ import torch
 
 from textrnn import ConfigError, DataError, load_config, load_model
 from textrnn.core.distributed import Dist
-from textrnn.data.encoding import labelled
 from textrnn.data.labels import MULTI, LabelEncoder, detect_labels
 from textrnn.training.classification_task import ClassificationTask, class_weight_tensor
 
@@ -189,8 +188,13 @@ def test_missing_training_labels_are_dropped_and_balanced_weights_follow_the_cou
     task = ClassificationTask(config, Dist(), torch.device("cpu"), tmp_path / "run")
     assert len(task.train_set) == 40 and task.label_names == ["0", "1"]
     torch.testing.assert_close(task.class_weights, torch.tensor([40 / (2 * 10), 40 / (2 * 30)]))
-    multi = class_weight_tensor("balanced", labelled(task.train_set, "x"), task.spec)  # single-label counts again
-    torch.testing.assert_close(multi, task.class_weights)
+    import datasets
+
+    from textrnn.data.labels import LabelSpec
+
+    rows = datasets.Dataset.from_dict({"labels": [[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]})
+    multi = class_weight_tensor("balanced", rows, LabelSpec(MULTI, ["a", "b"], ["labels"]))
+    torch.testing.assert_close(multi, torch.tensor([(4 - 3) / 3, (4 - 1) / 1]))  # negatives / positives per label
     with pytest.raises(ConfigError, match="has 3 weights but the data has 2 labels"):
         class_weight_tensor([1.0, 2.0, 3.0], task.train_set, task.spec)
 
