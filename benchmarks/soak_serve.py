@@ -107,7 +107,6 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
-    import httpx
     from server_harness import running_server
 
     results: dict = collections.defaultdict(list)
@@ -131,8 +130,18 @@ def main() -> None:
                 thread.join()
             time.sleep(2)  # dropped generations finish stopping
             after = {name: rss_mb(pid) for name, pid in pids.items()}
-            health = {name: httpx.get(f"{url}/health", timeout=10).json() for name, url in urls.items()}
+            health = {name: final_health(url) for name, url in urls.items()}
     report(results, before, after, health, args)
+
+
+def final_health(url: str) -> dict:
+    """/health once the load has stopped; an unanswered one is reported, not raised."""
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/health", timeout=30).json()
+    except httpx.HTTPError as exc:
+        return {"status": f"no answer in 30 s ({type(exc).__name__})"}
 
 
 def server_pid(url: str) -> int:

@@ -176,3 +176,17 @@ def test_export_errors_are_one_line(trained, tmp_path):
         assert proc.returncode == 2, proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
         assert "Traceback" not in proc.stderr and __import__("re").search(pattern, last, flags=2), proc.stderr
+
+
+def test_exported_and_saved_files_get_the_umask_mode_not_a_temporary_files_0600(tmp_path, tokenizer):
+    """mkstemp (ONNX export) and safetensors (the weights) create files 0600: a container user could not read
+    them. Each now gets what the umask gives any new file."""
+    old = os.umask(0o022)
+    try:
+        model = classifier(tokenizer)
+        onnx_file = export_onnx(model, tmp_path / "model.onnx")
+        folder = model.save_pretrained(tmp_path / "checkpoint")
+        modes = {path.name: path.stat().st_mode & 0o777 for path in [onnx_file, *folder.iterdir()] if path.is_file()}
+    finally:
+        os.umask(old)
+    assert modes and set(modes.values()) == {0o644}, modes

@@ -242,11 +242,13 @@ def test_each_cost_limit_is_a_4xx_that_names_it(generator_url):
 
 
 def test_events_stream_before_the_end_and_a_client_that_leaves_stops_its_generation(generator_dir):
-    """100,000 tokens would keep the one generation thread busy for a minute; the server stops at once."""
-    with running_server(generator_dir, "--max-new-tokens", "100000", "--max-beam-tokens", "100000") as url:
-        body = {"prompt": "All:", "max_new_tokens": 100_000, "temperature": 1.0, "seed": 0}
+    """5M tokens (100 MB of events, more than any socket buffers) would keep the one generation thread busy for
+    minutes; the generation runs no faster than its client reads, and stops once the client leaves."""
+    with running_server(generator_dir, "--max-new-tokens", "5000000", "--max-beam-tokens", "5000000") as url:
+        body = {"prompt": "All:", "max_new_tokens": 5_000_000, "temperature": 1.0, "seed": 0}
         with httpx.stream("POST", f"{url}/generate", json=body, timeout=30) as events:
-            assert json.loads(next(events.iter_lines())[6:])["text"]  # the first piece arrived...
+            lines = events.iter_lines()  # kept: a dropped line iterator closes the connection
+            assert json.loads(next(lines)[6:])["text"]  # the first piece arrived...
             # ...while the generation runs on: a server that sent the events in one body at the end fails here
             assert httpx.get(f"{url}/health", timeout=10).json()["generations_waiting"] == 1
         deadline = time.monotonic() + 30

@@ -155,3 +155,16 @@ def test_gradual_unfreezing_trains_one_more_group_each_epoch(tmp_path, sentiment
         train(classifier_config(sentiment_dir, tmp_path / "bad", "train.unfreeze=[0,1,2,3,4]"))
     with pytest.raises(ConfigError, match="train.unfreeze must be null, gradual or a list of epochs"):
         classifier_config(sentiment_dir, tmp_path / "bad", "train.unfreeze=sometimes")
+
+
+def test_weights_that_are_not_finite_are_never_saved(tmp_path, corpus_file):
+    from textrnn.training.trainer import Trainer
+
+    trainer = Trainer(lm_config(corpus_file, tmp_path / "run", "train.max_steps=4"))
+    with torch.no_grad():
+        next(trainer.model.parameters())[0] = float("nan")
+    trainer.save({}, False)
+    trainer.metrics_log.close()
+    assert not (tmp_path / "run" / "last").exists() and not (tmp_path / "run" / "checkpoints").exists()
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert events[-1] == {"step": 0, "split": "event", "event": "not_saved_nonfinite"}

@@ -156,7 +156,7 @@ def label_tensor(column: Any) -> Tensor:
     if pa_is_list(column.type):
         lists = column.combine_chunks()
         width = len(lists[0]) if len(lists) else 0
-        rows = lists.values.to_numpy(zero_copy_only=False).reshape(len(lists), width)
+        rows = lists.flatten().to_numpy(zero_copy_only=False).reshape(len(lists), width)  # flatten: offsets honoured
         return torch.from_numpy(rows.astype(np.float32))
     return torch.from_numpy(column.to_numpy().astype(np.int64))
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..core.errors import DataError
+from ..core.runtime import durable_replace
 
 CACHE_ENV = "TEXTRNN_CACHE"
 META = "meta.json"
@@ -152,7 +153,7 @@ def write_json(path: Path, data: dict) -> None:
     """``data`` as JSON at ``path``, written beside it and renamed into place."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    durable_replace(tmp, path)
 
 
 class KeyLock:

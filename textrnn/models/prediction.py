@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..core.errors import DataError, one_line
-from ..core.runtime import eval_mode
+from ..core.runtime import durable_replace, eval_mode
 from ..data.batching import pad_batch
 from ..data.encoding import encode_for_inference
 
@@ -206,7 +206,7 @@ def output_stream(path: Optional[str]) -> Iterator[IO[str]]:
     try:
         with open(temporary, "w", encoding="utf-8", newline="") as handle:
             yield handle
-        os.replace(temporary, path)
+        durable_replace(temporary, path)
     except BaseException:  # a bad row part way, Ctrl-C: no half file is left behind, under either name
         with suppress(FileNotFoundError):
             os.remove(temporary)

@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from ..core import faults
 from ..core.config import FORMAT_VERSION, RNNConfig
 from ..core.errors import CheckpointError, ConfigError, TextRNNError, one_line
+from ..core.runtime import default_file_mode, fsync_dir
 from ..data.tokenization import TextTokenizer
 from .migrations import migrate_config, migrate_weight_name
 
@@ -41,12 +42,14 @@ SET_ASIDE = ".old-"  # the old folder of a re-save, until the new one is in: .NA
 
 
 def fsync_tree(directory: Path) -> None:
-    """fsync every file in ``directory`` and the folder itself."""
+    """Give every file in ``directory`` the umask's mode (safetensors writes 0600), fsync it, and the folder."""
+    mode = default_file_mode()
     for path in directory.iterdir():
         if path.is_file():
+            os.chmod(path, mode)
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def atomic_write_dir(target: PathLike, write: Callable[[Path], None]) -> Path:
@@ -75,7 +78,7 @@ def atomic_write_dir(target: PathLike, write: Callable[[Path], None]) -> Path:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException as exc:
         full = isinstance(exc, Exception) and disk_full(exc, target.parent)  # measured before the space is freed
         shutil.rmtree(tmp, ignore_errors=True)
@@ -116,14 +119,6 @@ def restore_set_aside(folder: Path) -> list[Path]:
         elif old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
     return restored
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_json(path: Path, data: dict) -> None:

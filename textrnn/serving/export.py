@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.errors import TextRNNError
-from ..core.runtime import eval_mode
+from ..core.runtime import durable_replace, eval_mode
 from ..models.encoder import RNNEncoder
 from ..models.registry import load_model
 
@@ -162,7 +162,7 @@ def export_onnx(source: Union[str, os.PathLike, nn.Module], output: Union[str, o
         onnx.save(proto, temporary)
         if check:
             check_parity(model, temporary)
-        os.replace(temporary, output)
+        durable_replace(temporary, output)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

@@ -12,6 +12,7 @@ waiting (429 past it). A generation whose client disconnects is stopped at its n
 """
 
 import asyncio  # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run time
+import concurrent.futures
 import gc
 import json
 import threading
@@ -53,6 +54,9 @@ def info(model: Any) -> dict:
     return out
 
 
+QUEUE_PIECES = 64  # pieces of text a generation may run ahead of its client
+
+
 class GenerationCancelled(Exception):
     """Raised in the worker at the next token once a generation's client has gone."""
 
@@ -64,25 +68,39 @@ def stream_generation(model: Any, request: dict, loop: asyncio.AbstractEventLoop
     Setting ``cancel`` stops the generation at its next token (its client left); ``on_end(cancelled)`` runs
     in the event loop when the worker is done with it, however it ended.
     """
-    queue: asyncio.Queue = asyncio.Queue()
+    queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_PIECES)
 
     def put(item: Any) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, item)
+        """Hand ``item`` to the event loop, waiting while the queue is full: the generation goes no faster than
+        its client reads, so a slow client costs no memory, and a client that left stops it here."""
+        while not cancel.is_set():
+            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+            try:
+                future.result(timeout=0.5)
+                return
+            except concurrent.futures.TimeoutError:
+                if not future.cancel():  # it went in just now
+                    return
+        raise GenerationCancelled
 
     def piece(pieces: list) -> None:
-        if cancel.is_set():
-            raise GenerationCancelled
         if pieces[0]:
             put(("piece", pieces[0]))
+        elif cancel.is_set():
+            raise GenerationCancelled
 
     def work() -> None:
         cancelled = False
         try:
-            put(("done", model.generate_text(on_token=piece, **request)[0]))
+            try:
+                result: tuple = ("done", model.generate_text(on_token=piece, **request)[0])
+            except GenerationCancelled:
+                raise
+            except Exception as exc:  # reported to the client as an error event
+                result = ("error", exc)
+            put(result)
         except GenerationCancelled:
             cancelled = True
-        except Exception as exc:  # reported to the client as an error event
-            put(("error", exc))
         finally:
             if on_end is not None:
                 loop.call_soon_threadsafe(on_end, cancelled)

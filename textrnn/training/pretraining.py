@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..core.config import ExperimentConfig, build_dataclass
 from ..core.config_files import config_to_dict
 from ..core.errors import ConfigError
+from ..core.runtime import durable_replace
 from .run_folder import LAST, RunCheckpointer
 
 PRETRAIN_DIR = "pretrain"
@@ -71,6 +71,6 @@ def pretrain_stage(config: ExperimentConfig, resume: Optional[str], device: Opti
         tmp = stage / f".{DONE_FILE}.tmp"
         tmp.write_text(json.dumps({"stop_reason": result.stop_reason, "step": result.step, "metrics": result.metrics}),
                        encoding="utf-8")
-        os.replace(tmp, stage / DONE_FILE)
+        durable_replace(tmp, stage / DONE_FILE)
     model = dataclasses.replace(config.model, init_from=str(stage))
     return dataclasses.replace(config, model=model), None

@@ -36,6 +36,7 @@ import yaml
 from ..core.config import ExperimentConfig, build_dataclass
 from ..core.config_files import merge, parse_overrides
 from ..core.errors import CheckpointError, one_line
+from ..core.runtime import durable_replace
 from ..models.migrations import migrate_experiment
 from ..models.pretrained import CONFIG_FILE, locate, restore_set_aside
 
@@ -202,7 +203,7 @@ class RunCheckpointer:
         state["rank_parameter_sha256"] = checksums
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
 
 
 def point_link(link: Path, target: Path) -> None:

@@ -200,7 +200,11 @@ class Trainer:
         return metrics
 
     def save(self, metrics: dict, is_best: bool) -> None:
-        """Save a checkpoint of the current step (every rank joins; rank 0 writes)."""
+        """Save a checkpoint of the current step (every rank joins; rank 0 writes); never weights that hold NaN/inf,
+        which a later rollback would only diverge from again (ranks hold equal weights, so all skip alike)."""
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            self.metrics_log.write({"step": self.progress.step, "split": "event", "event": "not_saved_nonfinite"})
+            return
         state = self.training_state()  # every rank joins the gathers
         if self.dist.is_main:
             self.checkpointer.save(self.model, state, self.progress, config_to_dict(self.config), metrics, is_best)
