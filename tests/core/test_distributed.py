@@ -95,6 +95,7 @@ def test_resume_with_the_same_world_size_is_exact(tmp_path):
     assert_same_weights(tmp_path / "full" / "last", tmp_path / "resumed" / "last")
 
 
+@pytest.mark.slow  # the rank split itself is tests/data/test_streaming.py, in the default run
 def test_ddp_streaming_two_processes_each_read_their_part(tmp_path):
     data = write_sentiment(tmp_path / "data", train=101, validation=31)
     out = tmp_path / "run"

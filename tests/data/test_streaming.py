@@ -53,20 +53,22 @@ def test_one_streamed_lm_stream_is_the_text_in_order_window_after_window():
         assert before["targets"][0, -1] == after["input_ids"][0, 0]
 
 
-def test_a_streamed_loader_resumes_from_its_state_without_reading_from_the_start():
+@pytest.mark.parametrize("used", [35, 2100])  # in the first pass of the 3,000 lines, and in the second
+def test_a_streamed_loader_resumes_from_its_state_without_reading_from_the_start(used):
     lines = [f"line {i} of the text\n" for i in range(3000)]
     _, straight = lm_loader(lines, batch_size=4)
-    expected = [w["input_ids"] for _, w in zip(range(60), straight.iterate())]
+    expected = [w["input_ids"] for _, w in zip(range(used + 25), straight.iterate())]
     _, first = lm_loader(lines, batch_size=4)
     run = first.iterate()
-    for _ in range(35):
+    for _ in range(used):
         next(run)
     state = first.state_dict()
     assert state["dataset"] is not None and state["taken"] > 0  # mid-group: its start and what was used of it
+    assert state["epoch"] == (used > 2100 - 50)  # 64,890 characters are about 2,028 windows of 4 streams x 8
     _, resumed = lm_loader(lines, batch_size=4)
     resumed.load_state_dict(state)
-    again = [w["input_ids"] for _, w in zip(range(25), resumed.iterate(35))]
-    assert all(torch.equal(a, b) for a, b in zip(again, expected[35:]))
+    again = [w["input_ids"] for _, w in zip(range(25), resumed.iterate(used))]
+    assert len(again) == 25 and all(torch.equal(a, b) for a, b in zip(again, expected[used:]))
 
 
 def classification_loader(rows, buffer, seed=0, steps=1000):
@@ -95,17 +97,18 @@ def test_streamed_classification_batches_hold_each_row_once_a_pass_with_its_own_
     assert all(int(x.max() - x.min()) <= 6 for x in lengths)  # bucketed: neighbours have similar lengths
 
 
-def test_a_streamed_classification_loader_resumes_mid_group():
+@pytest.mark.parametrize("used", [7, 17, 30])  # mid-group in the first pass, in the second, in the third
+def test_a_streamed_classification_loader_resumes_mid_group_in_any_pass(used):
     rows = {"sentence": [f"{POSITIVE[i % 5]} n{i}" for i in range(90)], "label": [i % 2 for i in range(90)]}
-    expected = [b["input_ids"] for _, b in zip(range(20), classification_loader(rows, buffer=40)[2].iterate())]
+    expected = [b["input_ids"] for _, b in zip(range(used + 12), classification_loader(rows, buffer=40)[2].iterate())]
     _, _, first = classification_loader(rows, buffer=40)
     run = first.iterate()
-    for _ in range(7):
+    for _ in range(used):
         next(run)
     _, _, resumed = classification_loader(rows, buffer=40)
     resumed.load_state_dict(first.state_dict())
-    again = [b["input_ids"] for _, b in zip(range(13), resumed.iterate(7))]
-    assert all(torch.equal(a, b) for a, b in zip(again, expected[7:]))
+    again = [b["input_ids"] for _, b in zip(range(12), resumed.iterate(used))]
+    assert len(again) == 12 and all(torch.equal(a, b) for a, b in zip(again, expected[used:]))
 
 
 @pytest.mark.parametrize("kind", ["classification", "language_model"])

@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import itertools
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..core.config import ExperimentConfig
 from ..core.errors import DataError
-from .cache import PreparedCache, cache_key, cache_root, dataset_identity, local_identity
+from .cache import PreparedCache, cache_key, cache_root, dataset_identity, local_identity, read_meta
 from .encoding import column_array, encode_split, iter_texts, labelled, text_columns
 from .labels import SINGLE, LabelSpec, detect_labels
 from .loading import BUILTIN_PREFIX, IN_MEMORY, VALIDATION_NAMES, TextFile, load_raw, plain_text_file, split_dataset
@@ -204,8 +205,6 @@ def prepare_language_model(config: ExperimentConfig, tokenizer: Optional[TextTok
 
 def _remove_work(tmp: Path) -> None:
     """Drop what only the build needed (Arrow conversions of local files, built-in corpora)."""
-    import shutil
-
     shutil.rmtree(tmp / "work", ignore_errors=True)
 
 
@@ -257,8 +256,6 @@ def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTok
 
 
 def _saved_spec(folder: Path) -> LabelSpec:
-    from .cache import read_meta
-
     labels = (read_meta(folder) or {})["labels"]
     return LabelSpec(labels["problem_type"], list(labels["names"]), list(labels["columns"]))
 

@@ -48,9 +48,13 @@ class StreamCursor:
         self.epoch = 0
         self.group_start: Optional[dict] = None  # the dataset's state where the current group began
 
-    def start(self, state: Optional[dict] = None) -> None:
-        """Open the stream at the beginning of ``epoch`` 0, or where ``state`` says."""
-        self.dataset = self.stream()
+    def start(self, state: Optional[dict] = None, epoch: int = 0) -> None:
+        """Open the stream at the beginning of pass 0, or where ``state`` (taken in pass ``epoch``) says.
+
+        The pass is set first: ``datasets`` applies a loaded state only to the pass it was taken in.
+        """
+        self.dataset, self.epoch = self.stream(), epoch
+        self.dataset.set_epoch(epoch)
         if state is not None:
             self.dataset.load_state_dict(state)
         self.rows = iter(self.dataset)
@@ -101,8 +105,7 @@ class StreamingLMLoader:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue exactly where :meth:`state_dict` was taken."""
-        self.cursor.start(state["dataset"])
-        self.cursor.epoch = state["epoch"]
+        self.cursor.start(state["dataset"], state["epoch"])
         self.pending = self.encode_rows(self.cursor.next_group())[state["taken"]:]
         self.taken = state["taken"]
         self.buffers = [np.asarray(b, dtype=np.int64) for b in state["buffers"]]
@@ -171,8 +174,8 @@ class StreamingClassificationLoader:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue exactly where :meth:`state_dict` was taken."""
-        self.cursor.start(state["dataset"])
-        self.cursor.epoch, self.groups = state["epoch"], state["groups"] - 1
+        self.cursor.start(state["dataset"], state["epoch"])
+        self.groups = state["groups"] - 1
         self._next_group()
         self.batches, self.done = self.batches[state["done"]:], state["done"]
         self.resumed = True

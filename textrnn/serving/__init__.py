@@ -1,3 +1,3 @@
-"""Taking a trained model elsewhere: the HTTP server and its page, ONNX export.
+"""Taking a trained model elsewhere: the HTTP server, its page, its micro-batcher and request guards; ONNX export.
 
 Imports core, data and models."""
