@@ -1,4 +1,3 @@
-"""Text to batches: tokenizers, datasets and splits, labels, classification encoding, LM token streams, batching;
-the prepared-data cache that runs and ranks share, and streamed data.
+"""Text to batches: tokenizers, datasets, labels, encoding, LM streams, batching, the shared cache, streaming.
 
 Imports textrnn.core only."""
