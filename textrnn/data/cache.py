@@ -32,6 +32,7 @@ from ..core.runtime import durable_replace
 
 CACHE_ENV = "TEXTRNN_CACHE"
 META = "meta.json"
+SCRATCH = "work"  # a build's own scratch folder (Arrow conversions, built-in corpora): removed before the rename
 CACHE_FORMAT = 1  # bump when what a cache folder holds changes: old folders are then simply not found
 
 
@@ -102,7 +103,8 @@ class PreparedCache:
         return (folder, meta) if meta is not None else None
 
     def get(self, key: str, build: Callable[[Path], dict]) -> tuple[Path, dict, bool]:
-        """(folder, meta, built): the folder of ``key``, built with ``build(tmp_folder) -> meta`` if needed.
+        """(folder, meta, built): the folder of ``key``, built with ``build(tmp_folder) -> meta`` if needed;
+        what ``build`` puts under ``tmp_folder / SCRATCH`` is removed, the rest is the folder.
 
         Only one process builds a key at a time (an flock per key, held while building); the
         others wait for it, up to ``timeout`` seconds, then read what it built.
@@ -128,6 +130,7 @@ class PreparedCache:
         tmp.mkdir()
         try:
             meta = build(tmp)
+            shutil.rmtree(tmp / SCRATCH, ignore_errors=True)
             meta["files"] = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
             write_json(tmp / META, meta)
             os.replace(tmp, final)

@@ -126,11 +126,15 @@ def label_array(encoded: Any) -> np.ndarray:
     return np.stack(labels) if labels.dtype == object else np.asarray(labels)
 
 
+def labelled_rows(labels: np.ndarray) -> np.ndarray:
+    """The indices of rows that have a label: (N,) ids, or (N, C) rows; a missing one is encoded as -1."""
+    return np.flatnonzero(labels >= 0 if labels.ndim == 1 else (labels >= 0).all(1))
+
+
 def labelled(encoded: Any, what: str,
              hint: str = "give labels, or set data.validation_split to a labelled split") -> Any:
     """The examples that have a label (a missing one is encoded as -1); none at all is an error."""
-    labels = label_array(encoded)
-    keep = np.flatnonzero(labels >= 0 if labels.ndim == 1 else (labels >= 0).all(1))
+    keep = labelled_rows(label_array(encoded))
     if len(keep) == 0:
         raise DataError(f"{what} has no labels (every label is -1 or missing); {hint}")
     return encoded if len(keep) == len(encoded) else encoded.select(keep)

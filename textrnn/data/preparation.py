@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import itertools
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -28,11 +27,11 @@ import numpy as np
 
 from ..core.config import ExperimentConfig
 from ..core.errors import DataError
-from .cache import PreparedCache, cache_key, cache_root, dataset_identity, local_identity, read_meta
+from .cache import SCRATCH, PreparedCache, cache_key, cache_root, dataset_identity, local_identity
 from .encoding import column_array, encode_split, iter_texts, labelled, text_columns
 from .labels import SINGLE, LabelSpec, detect_labels
 from .loading import BUILTIN_PREFIX, IN_MEMORY, VALIDATION_NAMES, TextFile, load_raw, plain_text_file, split_dataset
-from .streams import encode_stream, lm_splits, unlabeled_texts
+from .streams import encode_stream, lm_splits, unlabeled_texts, validation_is_cut
 from .tokenization import TextTokenizer, train_tokenizer
 
 TOKENIZER_JSON = "tokenizer.json"
@@ -114,8 +113,8 @@ def configured_tokenizer(config: ExperimentConfig) -> Optional[TextTokenizer]:
 def _data_parts(config: ExperimentConfig, source: dict, fields: tuple) -> dict:
     d = config.data
     parts = {name: getattr(d, name) for name in fields}
-    known = split_names(source)
-    cut = d.validation_split is None and (known is None or not set(VALIDATION_NAMES) & known)
+    known = split_names(source)  # None: unknown, so validation may be cut from train
+    cut = validation_is_cut(known if known is not None else set(), d)
     return {**parts, "source": source, "cut_seed": config.train.seed if cut else None}
 
 
@@ -133,7 +132,7 @@ def unlabeled_parts(config: ExperimentConfig) -> list:
 
 # ---------------------------------------------------------------------------- the cache, found or built
 def open_cache(config: ExperimentConfig, kind: str, parts: dict, build: Callable[[Path], dict],
-               reusable: Optional[Callable[[Path], bool]] = None, log: Log = None) -> tuple[Path, dict, str]:
+               reusable: Optional[Callable[[Path, dict], bool]] = None, log: Log = None) -> tuple[Path, dict, str]:
     """The folder of ``parts`` (built if missing), its meta and a one-line note of which.
 
     ``reusable``: with a tokenizer given, the folder its settings built is used when it holds
@@ -144,7 +143,7 @@ def open_cache(config: ExperimentConfig, kind: str, parts: dict, build: Callable
     if reusable is not None:
         settings = {key: value for key, value in parts.items() if key not in ("tokenizer_sha256", "labels")}
         trained = cache.find(cache_key(kind, {**settings, **tokenizer_part(config, None)}))
-        if trained is not None and reusable(trained[0]):
+        if trained is not None and reusable(*trained):
             return (*trained, f"data: found {trained[0]} ({summary(trained[1])})")
     start = time.monotonic()
     folder, meta, built = cache.get(cache_key(kind, parts), build)
@@ -184,28 +183,22 @@ def prepare_language_model(config: ExperimentConfig, tokenizer: Optional[TextTok
         start = time.monotonic()
         text_file = plain_text_file(config.data.dataset) if loaded is None and not config.data.unlabeled else None
         data = ({"train": TextFile(text_file)} if text_file is not None else loaded if loaded is not None
-                else load_raw(config.data.dataset, str(tmp / "work"), config.data.config_name))
+                else load_raw(config.data.dataset, str(tmp / SCRATCH), config.data.config_name))
         train_texts, valid_texts = lm_splits(data, config.data)
-        extra = unlabeled_texts(config.data, data, tmp / "work")
+        extra = unlabeled_texts(config.data, data, tmp / SCRATCH)
         texts = (lambda: itertools.chain(train_texts(), *(more() for more in extra))) if extra else train_texts
         tok = tokenizer or train_tokenizer(texts, config.tokenizer)
         tok.save(tmp / TOKENIZER_JSON)
         train = encode_stream(texts(), tok, tmp / "train.bin", config.model.reverse)
         valid = encode_stream(valid_texts(), tok, tmp / "validation.bin", config.model.reverse)
-        _remove_work(tmp)
         return {"kind": "language_model", "dtype": str(train.dtype), "vocab_size": tok.vocab_size,
                 "tokenizer_kind": tok.kind, "tokens": {"train": len(train), "validation": len(valid)},
                 "seconds": time.monotonic() - start, "key": parts}
 
-    reusable = (lambda folder: same_tokenizer(folder, tokenizer)) if tokenizer is not None else None
+    reusable = (lambda folder, _: same_tokenizer(folder, tokenizer)) if tokenizer is not None else None
     folder, meta, note = open_cache(config, "lm", parts, build, reusable, log)
     tokens = [np.memmap(folder / f"{split}.bin", dtype=meta["dtype"], mode="r") for split in ("train", "validation")]
     return PreparedLM(TextTokenizer.from_file(folder / TOKENIZER_JSON), tokens[0], tokens[1], folder, meta, note)
-
-
-def _remove_work(tmp: Path) -> None:
-    """Drop what only the build needed (Arrow conversions of local files, built-in corpora)."""
-    shutil.rmtree(tmp / "work", ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- classification
@@ -223,7 +216,7 @@ def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTok
 
     def build(tmp: Path) -> dict:
         start = time.monotonic()
-        data = loaded if loaded is not None else load_raw(config.data.dataset, str(tmp / "work"),
+        data = loaded if loaded is not None else load_raw(config.data.dataset, str(tmp / SCRATCH),
                                                          config.data.config_name)
         d = config.data
         train, valid = split_dataset(data, d.train_split, d.validation_split, d.validation_fraction, config.train.seed)
@@ -236,7 +229,6 @@ def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTok
         valid_set = labelled(encode_split(valid, tok, d, labels), "the validation split")
         train_set.save_to_disk(str(tmp / "train"))
         valid_set.save_to_disk(str(tmp / "validation"))
-        _remove_work(tmp)
         return {"kind": "classification", "vocab_size": tok.vocab_size, "tokenizer_kind": tok.kind,
                 "labels": {"problem_type": labels.problem_type, "names": labels.names, "columns": labels.columns},
                 "text_columns": columns, "rows": {"train": len(train_set), "validation": len(valid_set)},
@@ -245,18 +237,19 @@ def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTok
 
     reusable = None
     if tokenizer is not None:
-        reusable = lambda folder: same_tokenizer(folder, tokenizer) and (  # noqa: E731
-            spec is None or _saved_spec(folder).names == spec.names)
+        reusable = lambda folder, meta: same_tokenizer(folder, tokenizer) and (  # noqa: E731
+            spec is None or saved_spec(meta).names == spec.names)
     folder, meta, note = open_cache(config, "classification", parts, build, reusable, log)
     import datasets
 
     sets = [datasets.load_from_disk(str(folder / split)) for split in ("train", "validation")]
-    return PreparedClassification(TextTokenizer.from_file(folder / TOKENIZER_JSON), _saved_spec(folder),
+    return PreparedClassification(TextTokenizer.from_file(folder / TOKENIZER_JSON), saved_spec(meta),
                                   list(meta["text_columns"]), sets[0], sets[1], folder, meta, note)
 
 
-def _saved_spec(folder: Path) -> LabelSpec:
-    labels = (read_meta(folder) or {})["labels"]
+def saved_spec(meta: dict) -> LabelSpec:
+    """The label schema a classification cache folder's meta records."""
+    labels = meta["labels"]
     return LabelSpec(labels["problem_type"], list(labels["names"]), list(labels["columns"]))
 
 

@@ -27,8 +27,8 @@ import torch
 
 from ..core.config import ExperimentConfig
 from ..core.errors import DataError
-from .batching import BucketBatchSampler
-from .encoding import encode_split, iter_texts, join_fields, labelled, text_columns
+from .batching import BucketBatchSampler, pad_batch
+from .encoding import encode_split, iter_texts, join_fields, labelled, labelled_rows, text_columns
 from .labels import LabelEncoder, LabelSpec, detect_labels
 from .loading import VALIDATION_NAMES, load_raw, require_column, require_split
 from .preparation import check_label_count
@@ -200,7 +200,7 @@ class StreamingClassificationLoader:
         ids = np.split(values.astype(np.int64), offsets[1:-1])
         ids = [row[: self.max_length] for row in ids] if self.max_length else ids
         labels = np.asarray(self.labels.encode(columns))
-        keep = np.flatnonzero(labels >= 0 if labels.ndim == 1 else (labels >= 0).all(1))
+        keep = labelled_rows(labels)
         sampler = BucketBatchSampler([len(ids[i]) for i in keep], min(self.batch_size, max(len(keep), 1)),
                                      bucket_size=self.bucket_size, seed=self.seed)
         sampler.set_epoch(self.groups)
@@ -215,12 +215,9 @@ class StreamingClassificationLoader:
 
 def padded(rows: list, labels: np.ndarray) -> dict:
     """A classification batch (see :mod:`textrnn.data.batching`) from id arrays and their labels."""
-    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    out = np.full((len(rows), max(int(lengths.max(initial=0)), 1)), PAD_ID, dtype=np.int64)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row
+    input_ids, lengths = pad_batch(rows, PAD_ID)
     target = torch.from_numpy(labels.astype(np.float32) if labels.ndim == 2 else labels.astype(np.int64))
-    return {"input_ids": torch.from_numpy(out), "lengths": torch.from_numpy(lengths), "labels": target}
+    return {"input_ids": input_ids, "lengths": lengths, "labels": target}
 
 
 # ---------------------------------------------------------------------------- opening a stream

@@ -21,15 +21,14 @@ from ..core.errors import ConfigError, require
 from ..data.batching import BucketBatchSampler, ClassificationLoader
 from ..data.encoding import column_array, id_counts, label_array, label_source
 from ..data.labels import MULTI, SINGLE, LabelSpec
-from ..data.preparation import PreparedClassification, configured_tokenizer, prepare_classification
+from ..data.preparation import PreparedClassification, prepare_classification
 from ..data.streaming import open_classification_stream
 from ..data.tokenization import PAD_ID, TextTokenizer
 from ..models.classifier import RNNClassifier
-from ..models.pretrained import TOKENIZER_FILE, read_config
-from ..models.transfer import lm_tokenizer
+from ..models.pretrained import read_config
 from .evaluation import evaluate_single, predict_rows
 from .metrics import multi_label_metrics, tune_thresholds
-from .task import Autocast, Carry, StepOutput, to_device
+from .task import Autocast, Carry, StepOutput, given_tokenizer, to_device
 
 if TYPE_CHECKING:  # annotations only
     from datasets import Dataset
@@ -137,16 +136,6 @@ class ClassificationTask:
 
 
 # ---------------------------------------------------------------------------- data
-def given_tokenizer(config: ExperimentConfig, checkpoint: Optional[Path]) -> Optional[TextTokenizer]:
-    """The tokenizer a run must keep: its checkpoint's, its language model's (``model.init_from``), or
-    ``tokenizer.from_file``; None when it trains its own."""
-    if checkpoint:
-        return TextTokenizer.from_file(checkpoint / TOKENIZER_FILE)
-    if config.model.init_from:
-        return lm_tokenizer(str(config.model.init_from))
-    return configured_tokenizer(config)
-
-
 def aux_lm_config(config: ExperimentConfig) -> RNNConfig:
     """The model section, with the auxiliary LM head that ``train.lm_loss_weight > 0`` needs."""
     return dataclasses.replace(config.model_config(), aux_lm_head=config.train.lm_loss_weight > 0)

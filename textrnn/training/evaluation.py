@@ -12,9 +12,7 @@ Every figure is reduced across ranks, so a distributed evaluation equals a singl
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
@@ -26,11 +24,11 @@ from ..core.config import DataConfig, ExperimentConfig, build_dataclass
 from ..core.distributed import Dist, all_sum, gather_objects
 from ..core.runtime import eval_mode
 from ..data.batching import ClassificationLoader, LMStreamLoader, SortedBatches
-from ..data.cache import PreparedCache, cache_key, cache_root
+from ..data.cache import SCRATCH, PreparedCache, cache_key, cache_root
 from ..data.encoding import column_array, encode_split, label_source, labelled
 from ..data.labels import SINGLE, LabelSpec
 from ..data.loading import VALIDATION_NAMES, load_raw, require_column, require_split, split_dataset
-from ..data.preparation import source_parts
+from ..data.preparation import source_parts, tokenizer_part
 from ..data.streams import encode_stream, lm_splits
 from ..models.pretrained import locate
 from .metrics import multi_label_metrics, single_label_metrics
@@ -136,9 +134,7 @@ def evaluate_checkpoint(model: Any, checkpoint: str, dataset: str, split: str, t
     batch_size = batch_size or data.eval_batch_size
     if not model.is_classifier:
         tokens = np.memmap(folder / "tokens.bin", dtype=meta["dtype"], mode="r")
-        metrics = evaluate_lm(model, tokens, batch_size, data.seq_len, Dist(), model.device,
-                              model.tokenizer.kind == "char")
-        return {"split": split, **metrics}
+        return {"split": split, **lm_metrics(model, tokens, batch_size, data.seq_len)}
     import datasets
 
     return {"split": split, **classifier_metrics(model, datasets.load_from_disk(str(folder / "split")), batch_size),
@@ -148,16 +144,16 @@ def evaluate_checkpoint(model: Any, checkpoint: str, dataset: str, split: str, t
 def encoded_for_evaluation(model: Any, data: DataConfig, split: str, cut_seed: Optional[int]) -> tuple[Path, dict]:
     """A split encoded with the model's tokenizer, in the prepared-data cache: a second ``evaluate`` on the
     same data, split and model reads it instead of converting and encoding the split again."""
-    source, loaded = source_parts(ExperimentConfig(data=data), None)
+    experiment = ExperimentConfig(data=data)
+    source, loaded = source_parts(experiment, None)
     fields = ("text_column", "field_separator", "label_column", "label_columns", "train_split",
               "validation_fraction", "max_length", "separator", "seq_len")
     parts = {"source": source, "split": split, "cut_seed": cut_seed, "reverse": model.config.reverse,
              "labels": model.label_names if model.is_classifier else None,
-             **{name: getattr(data, name) for name in fields},
-             "tokenizer_sha256": hashlib.sha256(model.tokenizer.tokenizer.to_str().encode()).hexdigest()}
+             **{name: getattr(data, name) for name in fields}, **tokenizer_part(experiment, model.tokenizer)}
 
     def build(tmp: Path) -> dict:
-        raw = loaded if loaded is not None else load_raw(data.dataset, str(tmp / "work"), data.config_name)
+        raw = loaded if loaded is not None else load_raw(data.dataset, str(tmp / SCRATCH), data.config_name)
         if not model.is_classifier:
             tokens = lm_split_tokens(model, raw, data, split, tmp / "tokens.bin")
             meta = {"dtype": str(tokens.dtype), "tokens": len(tokens)}
@@ -165,7 +161,6 @@ def encoded_for_evaluation(model: Any, data: DataConfig, split: str, cut_seed: O
             encoded = classifier_split_rows(model, raw, data, split, cut_seed)
             encoded.save_to_disk(str(tmp / "split"))
             meta = {"rows": len(encoded)}
-        shutil.rmtree(tmp / "work", ignore_errors=True)
         return meta
 
     cache = PreparedCache(cache_root(data.cache_dir), data.prepare_timeout)
@@ -187,8 +182,12 @@ def evaluate_lm_split(model: Any, raw: DatasetDict, data: DataConfig, split: str
                       workdir: Path) -> dict:
     """A language model's loss on ``split`` of ``raw`` (see :func:`lm_split_tokens`)."""
     tokens = lm_split_tokens(model, raw, data, split, workdir / "eval.bin")
-    metrics = evaluate_lm(model, tokens, batch_size, data.seq_len, Dist(), model.device, model.tokenizer.kind == "char")
-    return {"split": split, **metrics}
+    return {"split": split, **lm_metrics(model, tokens, batch_size, data.seq_len)}
+
+
+def lm_metrics(model: Any, tokens: np.ndarray, batch_size: int, seq_len: int) -> dict:
+    """A saved language model's loss on a token stream, in one process (bits per character for a char model)."""
+    return evaluate_lm(model, tokens, batch_size, seq_len, Dist(), model.device, model.tokenizer.kind == "char")
 
 
 def lm_split_tokens(model: Any, raw: DatasetDict, data: DataConfig, split: str, path: Path) -> np.memmap:

@@ -20,13 +20,12 @@ from ..core.config import ExperimentConfig, RNNConfig
 from ..core.distributed import Dist
 from ..core.errors import require
 from ..data.batching import LMStreamLoader
-from ..data.preparation import PreparedLM, configured_tokenizer, prepare_language_model
+from ..data.preparation import PreparedLM, prepare_language_model
 from ..data.streaming import open_lm_stream
 from ..data.streams import stream_counts
-from ..data.tokenization import PAD_ID, TextTokenizer
-from ..models.pretrained import TOKENIZER_FILE
+from ..data.tokenization import PAD_ID
 from .evaluation import evaluate_lm
-from .task import Autocast, Carry, StepOutput, to_device
+from .task import Autocast, Carry, StepOutput, given_tokenizer, to_device
 
 
 # ---------------------------------------------------------------------------- language model
@@ -52,8 +51,7 @@ class LanguageModelTask:
         self.metric, self.greater_is_better = "loss", False
         self.train_loader: Any
         if config.data.streaming:  # batches as the data arrives; token counts from the tokenizer's sample
-            given = TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint else configured_tokenizer(config)
-            s = open_lm_stream(config, given, raw, dist.rank, dist.world_size, workdir)
+            s = open_lm_stream(config, given_tokenizer(config, checkpoint), raw, dist.rank, dist.world_size, workdir)
             self.tokenizer, self.train_loader, self.data_note = s.tokenizer, s.train_loader, s.note
             self.valid_tokens, self.counted = s.valid_tokens, s.sample_ids
             return
@@ -70,8 +68,7 @@ class LanguageModelTask:
                 log: Any = None) -> PreparedLM:
         """The run's tokenizer and token streams, from the prepared-data cache (built there if missing);
         a resumed run keeps its checkpoint's tokenizer."""
-        given = TextTokenizer.from_file(checkpoint / TOKENIZER_FILE) if checkpoint else configured_tokenizer(config)
-        return prepare_language_model(config, given, raw, log)
+        return prepare_language_model(config, given_tokenizer(config, checkpoint), raw, log)
 
     def model_config(self) -> RNNConfig:
         """The experiment's model section with the data's values filled in (a new config)."""

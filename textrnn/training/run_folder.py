@@ -120,7 +120,7 @@ def finite_resume_point(out: Path) -> Optional[ResumePoint]:
     from ..models.pretrained import WEIGHTS_FILE
 
     candidates = [out / LAST] + sorted((out / "checkpoints").glob("step-*"), reverse=True)
-    for folder in candidates:
+    for folder in dict.fromkeys(path.resolve() for path in candidates):  # `last` is one of the steps: read once
         if not (folder / WEIGHTS_FILE).is_file():
             continue
         if all(bool(torch.isfinite(t).all()) for t in load_file(str(folder / WEIGHTS_FILE)).values()):

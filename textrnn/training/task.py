@@ -18,8 +18,11 @@ from torch import Tensor
 
 from ..core.config import ExperimentConfig, RNNConfig
 from ..core.distributed import Dist
+from ..data.preparation import configured_tokenizer
 from ..data.tokenization import TextTokenizer
 from ..models.encoder import State
+from ..models.pretrained import TOKENIZER_FILE
+from ..models.transfer import lm_tokenizer
 
 Carry = Optional[State]  # what one step hands the next: a language model's state, None for a classifier
 
@@ -105,3 +108,13 @@ def to_device(batch: dict, device: torch.device) -> dict:
     """Move a batch to ``device``; lengths stay on the CPU (pack_padded_sequence wants them there)."""
     non_blocking = device.type == "cuda"
     return {k: v if k == "lengths" else v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
+
+
+def given_tokenizer(config: ExperimentConfig, checkpoint: Optional[Path]) -> Optional[TextTokenizer]:
+    """The tokenizer a run must keep: its checkpoint's, its language model's (``model.init_from``), or
+    ``tokenizer.from_file``; None when it trains its own."""
+    if checkpoint:
+        return TextTokenizer.from_file(checkpoint / TOKENIZER_FILE)
+    if config.model.init_from:
+        return lm_tokenizer(str(config.model.init_from))
+    return configured_tokenizer(config)
