@@ -14,7 +14,10 @@ demo: install
 	HF_HUB_OFFLINE=1 $(PYTHON) -m textrnn train-generator --config configs/demo_char.yaml
 	$(PYTHON) -m textrnn generate --checkpoint runs/demo_char --prompt "Return the " --max-new-tokens 300 --seed 0
 
+# fetch-web: the pinned onnxruntime-web and tokenizers.js the web export's tests run in Node
+# (downloaded once from the npm registry into textrnn's cache, sha512-checked).
 test: install
+	$(PYTHON) -m textrnn fetch-web
 	$(PYTHON) -m ruff check textrnn tests benchmarks scripts examples docs
 	$(PYTHON) -m mypy textrnn
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q

@@ -15,6 +15,11 @@ import pytest
 # Tests never reach the Hub: say so before huggingface_hub reads its settings at import, or a
 # Hub name costs ~25 s of retries against an unreachable network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The web export's JavaScript (`textrnn fetch-web`, which `make test` runs) stays where the user's
+# cache has it: resolved before the cache below is replaced.
+from textrnn.serving.web_runtime import RUNTIME_ENV, runtime_dir  # noqa: E402
+
+os.environ[RUNTIME_ENV] = str(runtime_dir())
 # Prepared data goes to a cache of this test session (subprocesses inherit it), never ~/.cache.
 os.environ["TEXTRNN_CACHE"] = tempfile.mkdtemp(prefix="textrnn-test-cache-")
 atexit.register(shutil.rmtree, os.environ["TEXTRNN_CACHE"], True)

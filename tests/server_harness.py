@@ -1,4 +1,5 @@
-"""Start `textrnn serve` on a free local port for tests and benchmarks, and stop it after."""
+"""Start `textrnn serve` (or a static file server) on a free local port for tests and benchmarks, and stop it
+after; drive headless Chromium over the DevTools protocol."""
 
 from __future__ import annotations
 
@@ -52,6 +53,31 @@ def running_server(checkpoint: Path, *args: str, timeout: float = 60.0) -> Itera
             proc.kill()
 
 
+@contextlib.contextmanager
+def static_server(folder: Path) -> Iterator[str]:
+    """The base URL of ``python -m http.server`` serving ``folder``, as a user would host a web export."""
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+                             str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/index.html", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("python -m http.server did not answer in time") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 class Browser:
     """Headless Chromium (the Debian ``chromium`` package) driven over the DevTools protocol."""
 
@@ -93,6 +119,13 @@ class Browser:
 
     def evaluate(self, expression: str):
         return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def evaluate_async(self, expression: str):
+        """The value of an expression that gives a promise, once it settles (an error raises)."""
+        answer = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in answer:
+            raise AssertionError(f"the page threw: {answer['exceptionDetails']}")
+        return answer["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 30.0):
         deadline = time.monotonic() + timeout

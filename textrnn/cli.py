@@ -10,7 +10,7 @@ import itertools
 import json
 import os
 import sys
-from typing import NoReturn, Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 from .core.errors import TextRNNError
 
@@ -75,11 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column")
     p.add_argument("--batch-size", type=int, help="default: the training run's data.eval_batch_size")
     p.set_defaults(handler=cmd_evaluate)
-    p = sub.add_parser("export", help="export a checkpoint to ONNX (checked against onnxruntime)")
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (checked against onnxruntime), or as a web page")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder, or a run's output_dir (its best checkpoint)")
-    p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--output", required=True, help="the .onnx file to write")
+    p.add_argument("--format", choices=["onnx", "web"], default="onnx", help="web: a folder any static server can host")
+    p.add_argument("--output", required=True, help="the .onnx file to write, or the site folder for --format web")
+    p.add_argument("--quantize", choices=["none", "int8"], default="none",
+                   help="int8: onnxruntime's dynamic quantization; prints its agreement with fp32")
+    p.add_argument("--web-runtime", help="where `textrnn fetch-web` put onnxruntime-web (default: textrnn's cache)")
     p.set_defaults(handler=cmd_export)
+    p = sub.add_parser("fetch-web", help="download the pinned onnxruntime-web and tokenizers.js for --format web")
+    p.add_argument("--dir", help="where to put them (default: $TEXTRNN_WEB_RUNTIME, else web/ in textrnn's cache)")
+    p.add_argument("--force", action="store_true", help="download again even when the files are there")
+    p.set_defaults(handler=cmd_fetch_web)
     p = sub.add_parser("push", help="upload a checkpoint folder (weights, config, tokenizer, model card) to the Hub")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder, or a run's output_dir (its best checkpoint)")
     p.add_argument("--repo-id", required=True, help="OWNER/NAME on the Hugging Face Hub")
@@ -262,11 +269,33 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``export``: write an ONNX graph, checked against torch."""
+    """``export``: write an ONNX graph checked against torch (int8: with its agreement), or a static site."""
     from .serving.export import export_onnx
+    from .serving.quantize import read_agreement
 
-    path = export_onnx(args.checkpoint, args.output)
-    print(json.dumps({"output": str(path), "format": args.format, "bytes": path.stat().st_size}))
+    quantize = None if args.quantize == "none" else args.quantize
+    if args.format == "web":
+        from .serving.web import export_web, site_weight
+
+        site = export_web(args.checkpoint, args.output, quantize, args.web_runtime)
+        report: dict[str, Any] = {"output": str(site), "format": "web", "bytes": site_weight(site)}
+        print(json.dumps(report | {"int8_agreement": read_agreement(site / "model.onnx")} if quantize else report))
+        return 0
+    path = export_onnx(args.checkpoint, args.output, quantize=quantize)
+    report = {"output": str(path), "format": args.format, "bytes": path.stat().st_size}
+    print(json.dumps(report | {"int8_agreement": read_agreement(path)} if quantize else report))
+    return 0
+
+
+def cmd_fetch_web(args: argparse.Namespace) -> int:
+    """``fetch-web``: the JavaScript a web export copies in, from the npm registry, checked by sha512."""
+    from .serving.web_runtime import PACKAGES, expected_files, fetch_runtime, runtime_dir
+
+    fetched = args.force or not all(path.is_file() for path in expected_files(args.dir).values())
+    if fetched:
+        fetch_runtime(args.dir)
+    print(json.dumps({"web_runtime": str(runtime_dir(args.dir)), "fetched": fetched,
+                      "packages": {p.name: p.version for p in PACKAGES}}))
     return 0
 
 

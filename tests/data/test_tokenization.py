@@ -172,3 +172,15 @@ def test_every_broken_tokenizer_json_is_a_one_line_error_or_a_working_tokenizer(
             assert "\n" not in str(exc) and str(path) in str(exc), (i, variant[:200], exc)
             outcomes["refused"] += 1
     assert outcomes["refused"] > 40 and outcomes["loaded"] >= 1  # the unbroken variants (a dropped optional key) load
+
+
+def test_a_lowercase_char_tokenizer_lowercases_what_it_encodes():
+    """Its vocabulary holds lowercase characters only, so uppercase input must be lowered first
+    (the fast char path once looked code points up as given: "Hello" began with <unk>)."""
+    tok = TextTokenizer.train(["hello world, ΟΔΟΣ"], "char", lowercase=True)
+    assert UNK_ID not in tok.encode("ΟΔΟΣ")
+    assert tok.encode("Hello ΟΔΟΣ") == tok.encode("hello οδοσ")  # lowered code point by code point
+    assert UNK_ID not in tok.encode("HELLO WORLD")
+    values, offsets = tok.encode_flat(["HeLLo", "İ", "World"])  # "İ" lowers to two code points
+    assert values.tolist() == tok.encode("HeLLo") + tok.encode("İ") + tok.encode("World")
+    assert offsets.tolist() == [0, 5, 5 + len(tok.encode("İ")), 5 + len(tok.encode("İ")) + 5]

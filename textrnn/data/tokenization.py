@@ -112,8 +112,9 @@ def _char_tokenizer(texts: Iterable[str], lowercase: bool, min_freq: int, max_si
     import collections
 
     counts: collections.Counter = collections.Counter()
+    lower = normalizers.Lowercase().normalize_str  # what encoding applies (code point by code point: no final ς)
     for text in texts:
-        counts.update(text.lower() if lowercase else text)
+        counts.update(lower(text) if lowercase else text)
     chars = sorted((c for c, n in counts.items() if n >= min_freq and c not in SPECIAL_TOKENS),
                    key=lambda c: (-counts[c], c))
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + chars[:max_size])}
@@ -246,7 +247,8 @@ class TextTokenizer:
         """
         texts = list(texts)
         if self.kind == "char":
-            values = self.encode_chars("".join(texts))
+            texts = [self.normalize(t) for t in texts]  # lowering may change a text's length ("İ" -> "i̇")
+            values = self.encode_chars("".join(texts), normalized=True)
             return values, np.concatenate([[0], np.cumsum([len(t) for t in texts], dtype=np.int64)])
         joined = [EOS.join(texts[i : i + group]) for i in range(0, len(texts), group)]
         encodings = self.tokenizer.encode_batch_fast(joined, add_special_tokens=False)
@@ -287,9 +289,16 @@ class TextTokenizer:
             self._char_table = table
         return self._char_table
 
-    def encode_chars(self, text: str) -> np.ndarray:
-        """Encode ``text`` with a char tokenizer as a NumPy array of ``id_dtype`` (same ids as encode)."""
+    def normalize(self, text: str) -> str:
+        """``text`` through the tokenizer's normalizer (lowercasing, when trained with ``lowercase=True``)."""
+        normalizer = self.tokenizer.normalizer
+        return normalizer.normalize_str(text) if normalizer is not None else text
+
+    def encode_chars(self, text: str, normalized: bool = False) -> np.ndarray:
+        """Encode ``text`` with a char tokenizer as a NumPy array of ``id_dtype`` (same ids as encode);
+        ``normalized`` says the text has been through :meth:`normalize` already."""
         table = self.char_table()
+        text = text if normalized else self.normalize(text)
         codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         return table[np.minimum(codepoints, len(table) - 1)]
 
