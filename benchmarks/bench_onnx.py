@@ -1,14 +1,17 @@
-"""onnxruntime against torch eager on CPU: latency at batch 1 (p50, p99) and throughput at batch 64.
+"""torch, onnxruntime fp32 and onnxruntime int8 on CPU, on trained checkpoints: size, speed and quality.
 
-    python benchmarks/bench_onnx.py [--calls 300] [--rounds 5]
+    textrnn train-classifier --config configs/sst2_bilstm.yaml data.dataset=../shared/data/sst2
+    textrnn train-generator --config configs/char_shakespeare.yaml \\
+        data.dataset=../shared/data/tiny_shakespeare/input.txt
+    python benchmarks/bench_onnx.py [--classifier runs/sst2_bilstm] [--generator runs/char_shakespeare]
 
-The model is the shipped SST-2 classifier's shape: a BiLSTM of 256 units each way over 256-d
-embeddings of 16k words, attention pooling, one member and the ensemble of three. Weights are
-random (the cost is the same). Inputs are 20-token sentences for latency and 64 sentences of
-mixed lengths (5-40 tokens) for throughput. torch runs its default CPU path (the padded
-strategy) under inference_mode; onnxruntime runs the exported graph with its default threads.
-The two are timed in interleaved rounds (see common.py), and the parity of their outputs is
-printed too.
+Classifier (the shipped SST-2 ensemble): file size; batch-1 latency (p50, p99) over validation
+sentences one at a time; batch-64 throughput over the validation set in batches of 64; and
+validation accuracy. Generator (the shipped char model): file size; one generation step at
+batch 1 (p50, p99) and at batch 64 (tokens/s); and the validation loss (the last 10% of the
+text) computed the same way by all three runtimes: 64 contiguous streams, one step graph call a
+character, the state carried from a zero start. The three runtimes are timed in interleaved
+rounds (see common.py); int8 is onnxruntime's dynamic quantization (textrnn.serving.quantize).
 """
 
 from __future__ import annotations
@@ -25,27 +28,39 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from textrnn import RNNConfig, TextTokenizer  # noqa: E402
-from textrnn.models.classifier import _Classifier  # noqa: E402
-from textrnn.serving.export import export_onnx, torch_outputs  # noqa: E402
+from textrnn import load_model  # noqa: E402
+from textrnn.serving.export import export_onnx, graph_of  # noqa: E402
+from textrnn.serving.quantize import QUANTIZE_CHOICES, read_agreement  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def build(members: int) -> _Classifier:
-    tokenizer = TextTokenizer.train([" ".join(f"w{i}" for i in range(16_000))], "word")
-    config = RNNConfig(vocab_size=len(tokenizer), embedding_dim=256, hidden_size=256, bidirectional=True,
-                       pooling="attention", num_labels=2, ensemble_size=members)
-    torch.manual_seed(0)
-    return _Classifier.build(config, tokenizer).eval()
+def sessions(path: Path) -> object:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def inputs(batch: int, rng: np.random.Generator, fixed: int | None = None) -> dict:
-    lengths = np.full(batch, fixed) if fixed else rng.integers(5, 41, size=batch)
-    ids = rng.integers(4, 16_000,
-                       size=(batch, int(lengths.max()))) * (np.arange(lengths.max())[None] < lengths[:, None])
-    return {"input_ids": ids.astype(np.int64), "lengths": lengths.astype(np.int64)}
+def runners(model, folder: Path) -> tuple[dict, dict]:
+    """name -> a function of feeds (dict of numpy arrays) giving the first output; and the file sizes."""
+    graph, _ = graph_of(model)
+    paths = {"onnxruntime_fp32": export_onnx(model, folder / "fp32.onnx")}
+    for choice in QUANTIZE_CHOICES:
+        paths[f"onnxruntime_{choice}"] = export_onnx(model, folder / f"{choice}.onnx", quantize=choice)
+    weights = sum(p.numel() * p.element_size() for p in model.state_dict().values())
+
+    @torch.inference_mode()
+    def eager(feeds: dict) -> list[np.ndarray]:
+        out = graph(*[torch.from_numpy(v) for v in feeds.values()])
+        return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+    run = {"torch": eager} | {name: sessions(path).run for name, path in paths.items()}
+    sizes = {"torch_weights_bytes": weights} | {f"{name}_bytes": path.stat().st_size for name, path in paths.items()}
+    agreement = {f"{name}_agreement_at_export": read_agreement(path) for name, path in paths.items() if "int8" in name}
+    return {name: (lambda f, r=r: r(None, f)) if name != "torch" else r for name, r in run.items()}, sizes | agreement
 
 
-def timings(run, feeds: list[dict]) -> list[float]:
+def timed(run, feeds: list[dict]) -> list[float]:
     out = []
     for f in feeds:
         started = time.perf_counter()
@@ -54,53 +69,98 @@ def timings(run, feeds: list[dict]) -> list[float]:
     return out
 
 
-def contenders(model, path: str) -> dict:
-    import onnxruntime as ort
+def speed(run: dict, single: list[dict], batches: list[dict], units: int, rounds: int) -> dict:
+    """Interleaved rounds: batch-1 p50/p99 over ``single``; units/s over ``batches``."""
+    for r in run.values():
+        timed(r, single[:20] + batches[:2])  # warm-up
+    latency: dict = {name: [] for name in run}
+    throughput: dict = {name: [] for name in run}
+    for _ in range(rounds):
+        for name, r in run.items():
+            latency[name] += timed(r, single)
+            throughput[name].append(units / sum(timed(r, batches)))
+    return {name: {"batch1_p50_ms": round(1e3 * float(np.percentile(latency[name], 50)), 3),
+                   "batch1_p99_ms": round(1e3 * float(np.percentile(latency[name], 99)), 3),
+                   "batch64_per_s": round(statistics.median(throughput[name]), 1)} for name in run}
 
-    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
-    @torch.inference_mode()
-    def eager(f: dict) -> None:
-        logits, _ = model(torch.from_numpy(f["input_ids"]), torch.from_numpy(f["lengths"]))
-        model.probabilities(logits)
+def padded(rows: list[list[int]]) -> dict:
+    lengths = np.array([max(1, len(r)) for r in rows])
+    ids = np.zeros((len(rows), lengths.max()), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = r
+    return {"input_ids": ids, "lengths": lengths.astype(np.int64)}
 
-    return {"torch": eager, "onnxruntime": lambda f: session.run(["probabilities"], f)}
 
+def classifier_report(checkpoint: Path, rounds: int) -> dict:
+    import pandas as pd
 
-def measure(members: int, calls: int, rounds: int) -> dict:
-    model = build(members)
+    model = load_model(checkpoint).eval()
+    frame = pd.read_parquet(SHARED / "sst2" / "validation.parquet")
+    rows = model.require_tokenizer().encode_batch(frame["sentence"].tolist())
+    labels = frame["label"].to_numpy()
+    order = np.argsort([len(r) for r in rows], kind="stable")  # batches of similar lengths, as predict makes them
+    batches = [padded([rows[i] for i in order[s:s + 64]]) for s in range(0, len(rows), 64)]
     with tempfile.TemporaryDirectory() as tmp:
-        path = str(export_onnx(model, Path(tmp) / "model.onnx"))
-        runs, rng = contenders(model, path), np.random.default_rng(0)
-        single = [inputs(1, rng, fixed=20) for _ in range(calls)]
-        batches = [inputs(64, rng) for _ in range(max(10, calls // 10))]
-        for run in runs.values():  # warm-up
-            timings(run, single[:20] + batches[:3])
-        lat = {name: [] for name in runs}
-        thr = {name: [] for name in runs}
-        for _ in range(rounds):  # interleaved: a slow patch of the machine hits both
-            for name, run in runs.items():
-                lat[name] += timings(run, single)
-                thr[name].append(64 * len(batches) / sum(timings(run, batches)))
-        import onnxruntime as ort
+        run, report = runners(model, Path(tmp))
+        report["speed"] = speed(run, [padded([r]) for r in rows[:200]], batches, len(rows), rounds)
+        for name, r in run.items():
+            predicted = np.concatenate([r(b)[0].argmax(-1) for b in batches])
+            report.setdefault("validation_accuracy", {})[name] = round(float((predicted == labels[order]).mean()), 4)
+    return report
 
-        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        diff = float(np.abs(session.run(None, batches[0])[0] - torch_outputs(model, batches[0])[0]).max())
-    return {name: {"batch1_p50_ms": round(1e3 * float(np.percentile(lat[name], 50)), 3),
-                   "batch1_p99_ms": round(1e3 * float(np.percentile(lat[name], 99)), 3),
-                   "batch64_texts_per_s": round(statistics.median(thr[name]),
-                                                1)} for name in runs} | {"max_abs_diff": diff}
+
+def stream_loss(step, ids: np.ndarray, model, streams: int = 64) -> float:
+    """Mean next-character NLL over ``streams`` contiguous streams, one step call a character."""
+    c = model.config
+    length = (len(ids) - 1) // streams
+    inputs = ids[: streams * length].reshape(streams, length)
+    targets = ids[1: streams * length + 1].reshape(streams, length)
+    state = [np.zeros((c.num_layers, streams, c.hidden_size), np.float32) for _ in range(2 if c.cell == "lstm" else 1)]
+    names = ["h", "c"][: len(state)]
+    total = 0.0
+    for t in range(length):
+        logits, *state = step({"input_ids": inputs[:, t:t + 1].astype(np.int64), **dict(zip(names, state))})
+        logits = logits.astype(np.float64)
+        top = logits.max(-1, keepdims=True)
+        log_z = top[:, 0] + np.log(np.exp(logits - top).sum(-1))
+        total += float((log_z - logits[np.arange(streams), targets[:, t]]).sum())
+    return total / (streams * length)
+
+
+def generator_report(checkpoint: Path, rounds: int) -> dict:
+    model = load_model(checkpoint).eval()
+    text = (SHARED / "tiny_shakespeare" / "input.txt").read_text(encoding="utf-8")
+    ids = np.asarray(model.require_tokenizer().encode(text[int(0.9 * len(text)):]), dtype=np.int64)
+    c = model.config
+    rng = np.random.default_rng(0)
+
+    def feeds(batch: int) -> dict:
+        state = {n: np.zeros((c.num_layers, batch, c.hidden_size), np.float32)
+                 for n in (["h", "c"] if c.cell == "lstm" else ["h"])}
+        return {"input_ids": rng.integers(4, c.vocab_size, size=(batch, 1)).astype(np.int64), **state}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run, report = runners(model, Path(tmp))
+        report["speed"] = speed(run, [feeds(1) for _ in range(300)], [feeds(64) for _ in range(30)], 64 * 30, rounds)
+        report["validation_loss_nats"] = {name: round(stream_loss(r, ids, model), 4) for name, r in run.items()}
+        report["validation_characters"] = int(len(ids) - 1)
+    return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--calls", type=int, default=300, help="batch-1 calls per round")
+    parser.add_argument("--classifier", type=Path, default=Path("runs/sst2_bilstm"))
+    parser.add_argument("--generator", type=Path, default=Path("runs/char_shakespeare"))
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     report = {"threads": torch.get_num_threads()}
-    for members in (1, 3):
-        report[f"members_{members}"] = measure(members, args.calls, args.rounds)
-        print(f"members {members}: {json.dumps(report[f'members_{members}'])}", flush=True)
+    for name, fn, checkpoint in (("classifier", classifier_report, args.classifier),
+                                 ("generator", generator_report, args.generator)):
+        if not checkpoint.exists():
+            sys.exit(f"{checkpoint} does not exist: train it first (see this script's docstring) or pass --{name}")
+        report[name] = fn(checkpoint, args.rounds)
+        print(f"{name}: {json.dumps(report[name])}", flush=True)
     print(json.dumps(report, indent=1))
 
 

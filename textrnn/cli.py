@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder, or a run's output_dir (its best checkpoint)")
     p.add_argument("--format", choices=["onnx", "web"], default="onnx", help="web: a folder any static server can host")
     p.add_argument("--output", required=True, help="the .onnx file to write, or the site folder for --format web")
-    p.add_argument("--quantize", choices=["none", "int8"], default="none",
-                   help="int8: onnxruntime's dynamic quantization; prints its agreement with fp32")
+    p.add_argument("--quantize", choices=["none", "int8", "int8-fp32-rnn"], default="none",
+                   help="int8: onnxruntime's dynamic quantization, LSTMs included; int8-fp32-rnn: all but the "
+                        "recurrent cells (docs/deployment.md measures both); prints the agreement with fp32")
     p.add_argument("--web-runtime", help="where `textrnn fetch-web` put onnxruntime-web (default: textrnn's cache)")
     p.set_defaults(handler=cmd_export)
     p = sub.add_parser("fetch-web", help="download the pinned onnxruntime-web and tokenizers.js for --format web")

@@ -1,6 +1,6 @@
 import numpy as np
 
-from textrnn import TextTokenizer
+from textrnn import EOS_ID, UNK_ID, TextTokenizer
 from textrnn.data.streams import encode_stream, iter_text
 
 
@@ -37,3 +37,34 @@ def test_iter_text_cuts_by_character_position():
     cut = int(len(whole) * 0.9)
     assert "".join(iter_text(ds, "text", "", 0, cut)) + "".join(iter_text(ds, "text", "", cut)) == whole
     assert "".join(iter_text(ds, "text", "", 2, 6)) == whole[2:6]
+
+
+PTB_LINES = [" aer banknote berlitz calloway centrust cluett fromstein gitano guterman",
+             " pierre <unk> N years old will join the board as a nonexecutive director nov. N",
+             " mr. <unk> is chairman of <unk> n.v. the dutch publishing group",
+             " it did n't say what 's next $ N million",
+             ""]
+
+
+def test_ptb_format_counts_as_published_figures_assume(tmp_path):
+    """PTB text (one sentence a line, rare words already <unk>) with tokenizer.split=whitespace: the
+    token count is whitespace splitting plus one <eos> a line, as pytorch/examples and the papers count,
+    and a literal <unk> is the unknown id."""
+    from textrnn import load_config
+    from textrnn.data.preparation import prepare_language_model
+
+    folder = tmp_path / "ptb"
+    folder.mkdir()
+    for split, copies in (("train", 30), ("valid", 3), ("test", 2)):
+        (folder / f"ptb.{split}.txt").write_text("\n".join(PTB_LINES * copies) + "\n", encoding="utf-8")
+    config = load_config(None, [f"data.dataset={folder}", "tokenizer.kind=word", "tokenizer.split=whitespace",
+                                f"train.output_dir={tmp_path / 'run'}"], task="language_model")
+    prepared = prepare_language_model(config)
+    lines = (folder / "ptb.train.txt").read_text(encoding="utf-8").splitlines()
+    tokens = np.asarray(prepared.train_tokens)
+    assert len(tokens) == sum(len(line.split()) + 1 for line in lines)
+    assert (tokens == EOS_ID).sum() == len(lines)
+    words = [w for line in lines for w in line.split() + ["<eos>"]]
+    assert tokens.tolist() == [prepared.tokenizer.vocab[w] for w in words]  # n't, mr. and $ stay whole
+    assert (tokens == UNK_ID).sum() == sum(w == "<unk>" for w in words) > 0
+    assert len(prepared.valid_tokens) == 3 * sum(len(line.split()) + 1 for line in PTB_LINES)

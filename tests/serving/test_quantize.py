@@ -100,3 +100,15 @@ def test_cli_int8_export_prints_the_agreement(tmp_path, tokenizer):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["int8_agreement"] == read_agreement(tmp_path / "m.onnx")
     assert report["bytes"] == (tmp_path / "m.onnx").stat().st_size
+
+
+def test_int8_fp32_rnn_keeps_the_recurrent_cell_in_fp32(tmp_path, tokenizer):
+    """The lighter choice: embeddings and linear layers in int8, the LSTM as fp32 ONNX LSTM."""
+    config = RNNConfig(vocab_size=len(tokenizer), embedding_dim=32, hidden_size=32, num_labels=3,
+                       bidirectional=True, pooling="attention")
+    model = _Classifier.build(config, tokenizer)
+    full, light = (export_onnx(model, tmp_path / f"{q}.onnx", quantize=q) for q in ("int8", "int8-fp32-rnn"))
+    ops = op_types(light)
+    assert "LSTM" in ops and "DynamicQuantizeLSTM" not in ops and "MatMulInteger" in ops
+    assert "DynamicQuantizeLSTM" in op_types(full)
+    assert read_agreement(light)["max_abs_diff"] < read_agreement(full)["max_abs_diff"]

@@ -72,6 +72,7 @@ def tokenizers(tmp_path_factory) -> dict[str, Path]:
              "char_lowercase": TextTokenizer.train(corpus, "char", lowercase=True, min_freq=3),
              "word": TextTokenizer.train(corpus, "word", min_freq=2),
              "word_lowercase": TextTokenizer.train(corpus, "word", lowercase=True, min_freq=2),
+             "word_whitespace": TextTokenizer.train(corpus, "word", split="whitespace", min_freq=2),
              "bpe": TextTokenizer.train(corpus, "bpe", vocab_size=2000)}
     for name, tokenizer in built.items():
         tokenizer.save(folder / f"{name}.json")

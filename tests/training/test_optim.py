@@ -83,3 +83,33 @@ def test_layer_lr_decay_gives_each_layer_group_its_rate():
         assert decay[id(param)] == (0.1 if param.dim() >= 2 and "embedding" not in name else 0.0), name
     plain = make_optimizer(model, 0.01, 0.1, torch.device("cpu"))
     assert [g["weight_decay"] for g in plain.param_groups] == [0.1, 0.0]  # off: the two groups as before
+
+
+def test_after_validation_anneals_on_no_gain_and_triggers_ntasgd_non_monotonically():
+    from types import SimpleNamespace
+
+    from textrnn.training.optim import after_validation
+    from textrnn.training.run_folder import TrainingProgress
+
+    t = SimpleNamespace(optimizer="ntasgd", plateau_factor=0.25, nonmono=2)
+    p = TrainingProgress()
+    said = [after_validation(t, p, p.observe(loss, False), False) for loss in (5.0, 4.0, 4.5, 4.2, 3.9, 4.1)]
+    # 4.5 is no gain (anneal) but not worse than the best before the last 2 (5.0); 4.1 is worse than 4.0
+    assert said == [[], [], ["anneal"], ["anneal"], [], ["anneal", "average"]]
+    assert p.lr_scale == 0.25 ** 3 and p.averaging
+    assert after_validation(t, p, p.observe(9.0, False), False) == ["anneal"]  # averaging starts once
+
+
+def test_a_uniform_average_is_the_mean_of_the_weights_since_it_began():
+    from textrnn.training.optim import WeightAverage
+
+    model = torch.nn.Linear(2, 1)
+    seen = [model.weight.detach().clone()]
+    average = WeightAverage(model, None)
+    for step in range(4):
+        with torch.no_grad():
+            model.weight.add_(float(step + 1))
+        average.update()
+        seen.append(model.weight.detach().clone())
+    with average.applied():
+        assert torch.allclose(model.weight, torch.stack(seen).mean(0))

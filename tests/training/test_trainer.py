@@ -32,6 +32,28 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, sentiment_dir, corpus_
     assert resumed.metrics["loss"] == pytest.approx(full.metrics["loss"], rel=1e-6)
 
 
+@pytest.mark.parametrize("optimizer,resume_at", [("sgd", 0), ("ntasgd", -3), ("ntasgd", 0), ("ntasgd", 3)])
+def test_sgd_and_ntasgd_resume_exactly(tmp_path, sentiment_dir, optimizer, resume_at):
+    """SGD with plateau annealing, and NT-ASGD resumed before, at and after the evaluation that starts its
+    averaging (the lr is high enough that validation accuracy drops): the same weights as one run."""
+    extra = ("train.max_steps=18", "train.eval_every=3", "train.max_epochs=100", f"train.optimizer={optimizer}",
+             "train.keep_checkpoints=10",
+             "train.lr=2.0", "train.nonmono=1", "train.plateau_factor=0.5", "train.patience=null",
+             "train.weight_decay=1e-4")
+    train(classifier_config(sentiment_dir, tmp_path / "full", *extra))
+    events = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    started = [e["step"] for e in events if e.get("event") == "average"]
+    annealed = [e["step"] for e in events if e.get("event") == "anneal"]
+    assert len(started) == (optimizer == "ntasgd") and annealed
+    at = (started or annealed)[0] + resume_at  # around where the average starts, or the first annealing
+    assert 3 <= at <= 15, events
+    point = tmp_path / "full" / "checkpoints" / f"step-{at:08d}"
+    train(classifier_config(sentiment_dir, tmp_path / "resumed", *extra), resume=str(point))
+    assert_same_weights(tmp_path / "full" / "last", tmp_path / "resumed" / "last")
+    state = json.loads((tmp_path / "resumed" / "last" / "trainer_state.json").read_text())
+    assert state["progress"]["averaging"] == (optimizer == "ntasgd")
+
+
 def test_resume_across_an_epoch_boundary(tmp_path, sentiment_dir):
     # 120 examples / 16 = 8 batches an epoch: step 10 is mid-epoch 2
     extra = ("train.max_epochs=3", "train.eval_every=5")

@@ -150,12 +150,17 @@ class DataConfig:
     validation_rows: int = 2000  # streaming: validation is the first rows of the validation split (or of train)
 
 
+WORD_SPLITS = ("punctuation", "whitespace")
+OPTIMIZERS = ("adamw", "sgd", "ntasgd")
+
+
 @dataclass
 class TokenizerConfig:
     """The ``tokenizer:`` section: the kind of tokens and how the vocabulary is chosen."""
 
     kind: str = "word"  # char | word | bpe
     lowercase: bool = False  # lowercase text before tokenizing
+    split: str = "punctuation"  # word: punctuation (words and punctuation apart) | whitespace (pre-tokenized text, PTB)
     min_freq: Any = field(default=1, metadata={"or_auto": True})  # or auto: scaled to the training corpus (see tasks)
     max_size: Optional[int] = None  # at most this many vocabulary entries, the most frequent (null: no limit)
     vocab_size: int = 8000  # bpe target
@@ -174,8 +179,11 @@ class TrainConfig:
     min_steps: Optional[int] = None  # at least this many updates: a small dataset gets more epochs than max_epochs
     max_minutes: Optional[float] = None  # wall-clock budget: stop cleanly, evaluate, save
     schedule_by_time: bool = False  # decay the learning rate over max_minutes too (not bit-reproducible)
-    lr: float = 2e-3  # the peak learning rate of AdamW
-    weight_decay: float = 0.01  # AdamW's decoupled weight decay (not on biases, norms and embeddings)
+    optimizer: str = "adamw"  # adamw | sgd | ntasgd: SGD, then the average of the weights from when validation stalls
+    lr: float = 2e-3  # the peak learning rate
+    weight_decay: float = 0.01  # AdamW's decoupled decay, SGD's L2 (not on biases, norms and embeddings)
+    plateau_factor: Optional[float] = None  # multiply the learning rate by this after a validation with no gain
+    nonmono: int = 5  # ntasgd: average once validation is worse than the best before the last this many evaluations
     warmup_steps: int = 100  # updates of linear warmup before the cosine decay
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     grad_clip: float = 1.0  # clip the gradient norm to this (0: no clipping)
@@ -257,6 +265,13 @@ class ExperimentConfig:
                 f"train.save_every_minutes must be positive (or null for never), got {t.save_every_minutes}")
         require(t.patience is None or t.patience >= 1,
                 f"train.patience must be a positive integer or null, got {t.patience}")
+        require(t.optimizer in OPTIMIZERS,
+                f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t.optimizer!r}")
+        require(t.plateau_factor is None or 0 < t.plateau_factor < 1,
+                f"train.plateau_factor must be in (0, 1) or null, got {t.plateau_factor}")
+        require(t.nonmono >= 1, f"train.nonmono must be at least 1, got {t.nonmono}")
+        require(not (t.optimizer == "ntasgd" and t.ema_decay),
+                "train.optimizer=ntasgd averages the weights itself; set train.ema_decay=0 or use sgd/adamw")
         _check_class_weights(t.class_weights)
         require(t.layer_lr_decay > 0, f"train.layer_lr_decay must be positive (1 means off), got {t.layer_lr_decay}")
         ok = t.unfreeze in (None, "gradual") or (
@@ -274,6 +289,8 @@ class ExperimentConfig:
         require(not bad, f"train.report_to takes {', '.join(REPORT_TO)}; got {bad}")
         require(self.tokenizer.kind in ("char", "word", "bpe"),
                 f"tokenizer.kind must be char, word or bpe, got {self.tokenizer.kind!r}")
+        require(self.tokenizer.split in WORD_SPLITS,
+                f"tokenizer.split must be {' or '.join(WORD_SPLITS)}, got {self.tokenizer.split!r}")
         return self
 
     def model_config(self) -> RNNConfig:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
-from typing import Callable, Iterable, Sequence, Union
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -31,6 +32,7 @@ from ..core.errors import DataError, one_line
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
+_SPECIALS = re.compile("|".join(re.escape(token) for token in SPECIAL_TOKENS))
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 TOKENIZER_KINDS = ("char", "word", "bpe")
 _CHAR_PATTERN = r"[\s\S]"  # exactly one Unicode scalar value, newlines included
@@ -78,8 +80,9 @@ class Vocab:
         return dict(self._stoi)
 
 
-def _new_tokenizer(kind: str, lowercase: bool) -> Tokenizer:
-    """An untrained tokenizer of the given kind."""
+def _new_tokenizer(kind: str, lowercase: bool, split: str = "punctuation") -> Tokenizer:
+    """An untrained tokenizer of the given kind; ``split="whitespace"`` makes a word tokenizer split on
+    whitespace only, for pre-tokenized text (PTB's "n't" and "mr." stay one token each)."""
     if kind == "bpe":
         tok = Tokenizer(models.BPE(unk_token=UNK))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -89,6 +92,8 @@ def _new_tokenizer(kind: str, lowercase: bool) -> Tokenizer:
         if kind == "char":
             tok.pre_tokenizer = pre_tokenizers.Split(Regex(_CHAR_PATTERN), behavior="isolated")
             tok.decoder = decoders.Fuse()  # join characters with nothing in between
+        elif split == "whitespace":
+            tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         else:
             tok.pre_tokenizer = pre_tokenizers.Whitespace()
     if lowercase:
@@ -122,6 +127,13 @@ def _char_tokenizer(texts: Iterable[str], lowercase: bool, min_freq: int, max_si
     tok.model = models.WordLevel(vocab, unk_token=UNK)
     tok.add_special_tokens(SPECIAL_TOKENS)
     return tok
+
+
+def _without_specials(texts: Iterable[str]) -> Iterator[str]:
+    """Texts with literal special tokens blanked out: encoding maps "<unk>" in a text (PTB has
+    thousands) to the special id, so the trainer must not count it as a word and give it a second id."""
+    for text in texts:
+        yield _SPECIALS.sub(" ", text) if "<" in text else text
 
 
 def _joined(texts: Iterable[str], separator: str, group: int = 1000) -> Iterable[str]:
@@ -169,19 +181,20 @@ class TextTokenizer:
     # ------------------------------------------------------------------ building
     @classmethod
     def train(cls, texts: Iterable[str], kind: str = "char", *, lowercase: bool = False, min_freq: int = 1,
-              max_size: int | None = None, vocab_size: int = 8000) -> "TextTokenizer":
+              max_size: int | None = None, vocab_size: int = 8000, split: str = "punctuation") -> "TextTokenizer":
         """Train a tokenizer of ``kind`` ('char', 'word' or 'bpe') on ``texts`` (training split only).
 
         ``min_freq`` and ``max_size`` (tokens beyond the four specials) apply to char and word
-        vocabularies, ``vocab_size`` (specials included) to BPE.
+        vocabularies, ``vocab_size`` (specials included) to BPE; ``split`` ('punctuation' or
+        'whitespace') to word tokenizers.
         """
         if kind not in TOKENIZER_KINDS:
             raise DataError(f"unknown tokenizer kind {kind!r}; use one of {', '.join(TOKENIZER_KINDS)}")
         if kind == "char":
             return cls(_char_tokenizer(texts, lowercase, min_freq, max_size), kind)
-        tok = _new_tokenizer(kind, lowercase)
+        tok = _new_tokenizer(kind, lowercase, split)
         if kind == "word":  # counts add up over joined texts: one Rust call per 1,000 texts
-            texts = _joined(texts, "\n")
+            texts = _joined(_without_specials(texts), "\n")
         tok.train_from_iterator(texts, trainer=_trainer(kind, min_freq, max_size, vocab_size))
         return cls(tok, kind)
 
@@ -324,7 +337,7 @@ def train_tokenizer(texts: Texts, settings: TokenizerConfig) -> TextTokenizer:
         print(f"note: tokenizer.min_freq auto -> {min_freq} ({settings.kind} tokenizer, {words:,} training words)",
               file=sys.stderr)
     return TextTokenizer.train(source(), settings.kind, lowercase=settings.lowercase, min_freq=min_freq,
-                               max_size=settings.max_size, vocab_size=settings.vocab_size)
+                               max_size=settings.max_size, vocab_size=settings.vocab_size, split=settings.split)
 
 
 def _reusable(texts: Iterable[str]) -> Callable[[], Iterable[str]]:

@@ -160,7 +160,7 @@ def export_onnx(source: Union[str, os.PathLike, nn.Module], output: Union[str, o
         if check:
             check_parity(model, temporary)
         if quantize:
-            quantize_file(temporary, int8)
+            quantize_file(temporary, int8, quantize)
             feeds = example_feeds(model, 256, 40, seed=1) if model.is_classifier else example_feeds(model, 16)
             add_agreement(int8, measure_agreement(model, temporary, int8, feeds))
         durable_replace(int8 if quantize else temporary, output)

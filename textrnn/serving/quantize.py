@@ -32,7 +32,9 @@ import numpy as np
 from ..core.errors import TextRNNError
 
 AGREEMENT_KEY = "textrnn_int8_agreement"
-QUANTIZE_CHOICES = ("int8",)
+QUANTIZE_CHOICES = ("int8", "int8-fp32-rnn")
+# What each choice hands to int8 kernels: everything, or everything but the recurrent cells.
+OP_TYPES = {"int8": ["Gather", "MatMul", "LSTM"], "int8-fp32-rnn": ["Gather", "MatMul"]}
 
 
 @dataclasses.dataclass
@@ -66,15 +68,16 @@ def require_quantization() -> Any:
     return quantization
 
 
-def quantize_file(fp32_path: Union[str, os.PathLike], int8_path: Union[str, os.PathLike]) -> None:
-    """Write the dynamic-int8 version of ``fp32_path`` to ``int8_path`` (metadata kept)."""
+def quantize_file(fp32_path: Union[str, os.PathLike], int8_path: Union[str, os.PathLike], mode: str = "int8") -> None:
+    """Write the dynamic-int8 version of ``fp32_path`` to ``int8_path`` (metadata kept); ``mode`` is
+    ``int8`` (LSTMs too) or ``int8-fp32-rnn`` (embeddings and linear layers only)."""
     quantization = require_quantization()
     folded = Path(str(int8_path) + ".folded")
     try:  # the quantizer prints advice about pre-processing (done here) through logging and stdout
         with contextlib.redirect_stdout(io.StringIO()), _quiet_root_logger():
             quantization.shape_inference.quant_pre_process(str(fp32_path), str(folded), skip_symbolic_shape=True)
             quantization.quantize_dynamic(str(folded), str(int8_path), weight_type=quantization.QuantType.QInt8,
-                                          per_channel=True)
+                                          per_channel=True, op_types_to_quantize=OP_TYPES[mode])
     finally:
         folded.unlink(missing_ok=True)
 

@@ -64,6 +64,7 @@ def write_site(model: Any, folder: Path, files: dict[str, Path], quantize: Optio
     export_onnx(model, folder / "model.onnx", quantize=quantize)
     (folder / "model.json").write_text(json.dumps(page_meta(model), indent=1) + "\n", encoding="utf-8")
     model.require_tokenizer().save(folder / "tokenizer.json")
+    (folder / ".nojekyll").write_bytes(b"")  # GitHub Pages: serve the files as they are, no Jekyll build
     copy_scripts(folder, files)
 
 

@@ -24,7 +24,8 @@ from ..data.memory import IN_MEMORY, as_dataset_dict
 from .classification_task import ClassificationTask
 from .pretraining import lm_experiment, pretrain_stage
 from .registry import TASKS, check_experiment
-from .trainer import RunResult, Trainer
+from .run_folder import RunResult
+from .trainer import Trainer
 
 ConfigLike = Union[ExperimentConfig, str, os.PathLike, dict, None]
 
@@ -45,7 +46,7 @@ def train(config: ConfigLike = None, resume: Optional[str] = None, device: Optio
         validation_data: the validation split, in the same forms; default: cut from ``train_data``.
 
     Returns:
-        A :class:`~textrnn.training.trainer.RunResult`: ``metrics`` of the best checkpoint, and
+        A :class:`~textrnn.training.run_folder.RunResult`: ``metrics`` of the best checkpoint, and
         ``model``, that checkpoint loaded.
 
     A classifier config with a ``pretrain`` section first trains its language model

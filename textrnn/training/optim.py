@@ -27,8 +27,9 @@ def layer_group(name: str, num_layers: int) -> int:
 
 
 def make_optimizer(model: Any, lr: float, weight_decay: float, device: torch.device,
-                   layer_lr_decay: float = 1.0) -> torch.optim.AdamW:
-    """AdamW; biases, norms and embeddings get no weight decay.
+                   layer_lr_decay: float = 1.0, name: str = "adamw") -> torch.optim.Optimizer:
+    """AdamW, or plain SGD for ``name`` sgd and ntasgd (whose averaging is :func:`after_validation`'s);
+    biases, norms and embeddings get no weight decay.
 
     ``layer_lr_decay`` d > 1 gives each layer group its own learning rate, the top one ``lr``
     and each group below it d times less (ULMFiT's discriminative fine-tuning, d = 2.6 there):
@@ -43,7 +44,27 @@ def make_optimizer(model: Any, lr: float, weight_decay: float, device: torch.dev
     param_groups = [{"params": params, "weight_decay": weight_decay if not no_decay else 0.0,
                      "lr": lr / layer_lr_decay ** (top - group)} for (group, no_decay),
                     params in sorted(groups.items())]
+    if name in ("sgd", "ntasgd"):
+        return torch.optim.SGD(param_groups, lr=lr)
     return torch.optim.AdamW(param_groups, lr=lr, fused=device.type == "cuda")
+
+
+def after_validation(t: Any, progress: Any, better: bool, greater_is_better: bool) -> list[str]:
+    """What a validation result changes, as events: ``anneal`` (no gain and ``train.plateau_factor``
+    set: the learning rate is multiplied by it, pytorch/examples' divide-by-4) and ``average``
+    (``ntasgd``: validation is worse than the best before the last ``train.nonmono`` evaluations,
+    AWD-LSTM's non-monotone trigger; from now on the weights are averaged)."""
+    events = []
+    if not better and t.plateau_factor:
+        progress.lr_scale *= t.plateau_factor
+        events.append("anneal")
+    *past, now = progress.history
+    if t.optimizer == "ntasgd" and not progress.averaging and len(past) > t.nonmono:
+        best_before = max(past[:-t.nonmono]) if greater_is_better else min(past[:-t.nonmono])
+        if (now < best_before) if greater_is_better else (now > best_before):
+            progress.averaging = True
+            events.append("average")
+    return events
 
 
 def group_parameters(model: Any, unfreeze: Union[None, str, list] = None) -> list:
@@ -131,7 +152,8 @@ def clip_gradients(model: Any, max_norm: float) -> None:
 
 
 class WeightAverage:
-    """An exponential moving average of the parameters (Polyak averaging).
+    """An exponential moving average of the parameters, or with ``decay=None`` the plain mean of
+    every step's weights since it began (Polyak averaging, NT-ASGD's average).
 
     Evaluation and checkpoints use the average, which is smoother than the last step's
     weights; training continues from the raw weights, which the trainer state keeps for an
@@ -139,7 +161,7 @@ class WeightAverage:
     are not dominated by the random initialization.
     """
 
-    def __init__(self, model: Any, decay: float, updates: int = 0) -> None:
+    def __init__(self, model: Any, decay: Optional[float], updates: int = 0) -> None:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.shadow = [p.detach().clone() for p in self.params]
         self.decay, self.updates = decay, updates
@@ -148,7 +170,8 @@ class WeightAverage:
     def update(self) -> None:
         """Move the average toward the current weights (after an optimizer step)."""
         self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        n = self.updates
+        decay = n / (n + 1) if self.decay is None else min(self.decay, (1 + n) / (10 + n))  # mean of n + 1 weights
         with torch.no_grad():
             torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1 - decay)
 

@@ -26,7 +26,7 @@ import json
 import os
 import pickle
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -39,6 +39,7 @@ from ..core.errors import CheckpointError, one_line
 from ..core.runtime import durable_replace
 from ..models.migrations import migrate_experiment
 from ..models.pretrained import CONFIG_FILE, locate, restore_set_aside
+from ..models.registry import load_model
 
 STATE_JSON, STATE_TENSORS = "trainer_state.json", "trainer_state.pt"
 BEST, LAST, RUN_CONFIG = "best", "last", "config.yaml"
@@ -58,11 +59,14 @@ class TrainingProgress:
     world_size: int = 1
     skipped_batches: int = 0
     ema_updates: int = 0
-    lr_scale: float = 1.0  # lowered at each rollback after a divergence
+    lr_scale: float = 1.0  # lowered at each rollback after a divergence, and on a plateau (train.plateau_factor)
     rollbacks: int = 0
+    history: list = field(default_factory=list)  # every validation's metric, in order
+    averaging: bool = False  # ntasgd: the weights are being averaged (since validation stalled)
 
     def observe(self, value: float, greater_is_better: bool) -> bool:
         """Record an evaluation's metric; True when it is the best so far."""
+        self.history.append(value)
         better = self.best_metric is None or (
             value > self.best_metric if greater_is_better else value < self.best_metric
         )
@@ -228,3 +232,21 @@ def resume_config(resume: str, overrides: list) -> ExperimentConfig:
     """The saved experiment config of a run (its config.yaml if no checkpoint yet), with overrides applied."""
     saved = run_experiment(resume) if is_empty_run(resume) else find_resume_point(resume).experiment
     return build_dataclass(ExperimentConfig, merge(saved, parse_overrides(overrides)), "config").validate()
+
+
+@dataclass
+class RunResult:
+    """What a training run ended with: its folder, best checkpoint and metrics, and why it stopped."""
+    output_dir: Path
+    best_checkpoint: Optional[Path]
+    metrics: dict = field(default_factory=dict)  # the best checkpoint's (the last evaluation's when there is none)
+    interrupted: bool = False
+    stop_reason: str = ""
+    step: int = 0
+    last_metrics: dict = field(default_factory=dict)  # the last checkpoint's
+    best_step: Optional[int] = None
+
+    @property
+    def model(self) -> Any:
+        """The best checkpoint as a model (on the CPU), as ``load_model(output_dir)`` gives it; None if none saved."""
+        return load_model(self.best_checkpoint) if self.best_checkpoint is not None else None

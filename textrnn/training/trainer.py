@@ -22,7 +22,6 @@ import dataclasses
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ContextManager, Optional
 
@@ -34,11 +33,12 @@ from ..core.config_files import config_to_dict
 from ..core.errors import TrainingError
 from ..core.runtime import catch_stop_signals, peak_rss_mb, select_device
 from ..models.pretrained import WEIGHTS_FILE, load_weights
-from ..models.registry import build_model, load_model
+from ..models.registry import build_model
 from . import run_folder as runs
 from .optim import (
     TrainingPlan,
     WeightAverage,
+    after_validation,
     clip_gradients,
     drop_frozen_gradients,
     group_parameters,
@@ -47,26 +47,8 @@ from .optim import (
 )
 from .registry import check_experiment
 from .reporting import MetricsLog, ProgressBar, plot_curves, progress_bar, require_reporters
-from .run_folder import LAST, RunCheckpointer, TrainingProgress
+from .run_folder import LAST, RunCheckpointer, RunResult, TrainingProgress  # noqa: F401 (RunResult: re-exported)
 from .task import Carry
-
-
-@dataclass
-class RunResult:
-    """What a training run ended with: its folder, best checkpoint and metrics, and why it stopped."""
-    output_dir: Path
-    best_checkpoint: Optional[Path]
-    metrics: dict = field(default_factory=dict)  # the best checkpoint's (the last evaluation's when there is none)
-    interrupted: bool = False
-    stop_reason: str = ""
-    step: int = 0
-    last_metrics: dict = field(default_factory=dict)  # the last checkpoint's
-    best_step: Optional[int] = None
-
-    @property
-    def model(self) -> Any:
-        """The best checkpoint as a model (on the CPU), as ``load_model(output_dir)`` gives it; None if none saved."""
-        return load_model(self.best_checkpoint) if self.best_checkpoint is not None else None
 
 
 class _RolledBack(Exception):
@@ -100,7 +82,7 @@ class Trainer:
                       build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts, log))
         self.model.to(self.device).train()
         self.wrapped = distributed.wrap(self.model, self.dist, self.device)
-        self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device, t.layer_lr_decay)
+        self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device, t.layer_lr_decay, t.optimizer)
         self.layers = group_parameters(self.model, t.unfreeze)
         steps = len(self.task.train_loader)
         self.plan = TrainingPlan.resolve(t.max_epochs, t.eval_every, steps, t.max_steps, t.min_steps)
@@ -111,7 +93,7 @@ class Trainer:
                                         scale=lambda: self.progress.lr_scale)
         self.carry: Carry = None
         torch.manual_seed(t.seed + 1000 * self.dist.rank)  # dropout masks differ across ranks
-        self.ema = WeightAverage(self.model, t.ema_decay, self.progress.ema_updates) if t.ema_decay else None
+        self.ema = self._new_average()
         if point is not None:
             self.load_training_state(point.training_state())
         require_reporters(t.report_to)
@@ -187,6 +169,8 @@ class Trainer:
             metrics = self.task.evaluate(self.model)
             p = self.progress
             better = p.observe(metrics[self.task.metric], self.task.greater_is_better)
+            events = after_validation(self.train_config, p, better, self.task.greater_is_better)  # saved with it
+            self.ema = self._new_average() if "average" in events else self.ema  # ntasgd: no average before
             record = {"step": p.step, "epoch": p.epoch, "split": "validation", **metrics,
                       "elapsed_s": round(p.elapsed, 2)}
             if self.bar is not None:  # all ranks train on equal batches: global rate = rank rate * world
@@ -197,7 +181,14 @@ class Trainer:
             self.metrics_log.write(record)
             self.save(metrics, better)
         self.last_eval = (p.step, metrics)
+        for event in events:
+            self.metrics_log.write({"step": p.step, "split": "event", "event": event, "lr_scale": p.lr_scale})
         return metrics
+
+    def _new_average(self) -> Optional[WeightAverage]:
+        """The weight average the settings ask for now: train.ema_decay's, ntasgd's once it averages, or none."""
+        t, p = self.train_config, self.progress
+        return WeightAverage(self.model, t.ema_decay or None, p.ema_updates) if t.ema_decay or p.averaging else None
 
     def save(self, metrics: dict, is_best: bool) -> None:
         """Save a checkpoint of the current step (every rank joins; rank 0 writes); never weights that hold NaN/inf,
@@ -231,8 +222,7 @@ class Trainer:
         load_weights(self.model, point.folder / WEIGHTS_FILE, self.device)
         elapsed, rollbacks, scale = p.elapsed, p.rollbacks + 1, p.lr_scale * t.rollback_lr_factor
         self.progress = dataclasses.replace(point.progress, elapsed=elapsed, rollbacks=rollbacks, lr_scale=scale)
-        if self.ema is not None:  # the checkpoint's weights are the average, its training state the raw ones
-            self.ema = WeightAverage(self.model, t.ema_decay, self.progress.ema_updates)
+        self.ema = self._new_average()  # the checkpoint's weights are the average, its training state the raw ones
         self.carry = None
         self.load_training_state(point.training_state())
         self.metrics_log.forget_after(self.progress.step)

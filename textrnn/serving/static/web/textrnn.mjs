@@ -16,6 +16,7 @@ const MAX_CHARS_PER_TOKEN = 64; // and drops text beyond 64 characters a token b
 // and \s are not those, so the classes are spelled out (the tests compare every code point).
 const WORD = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}";
 export const WORD_PIECES = new RegExp(`[${WORD}]+|[^${WORD}\\p{White_Space}]+`, "gu");
+const WHITESPACE_PIECES = /\P{White_Space}+/gu;
 
 // The Rust Lowercase normalizer lowers code point by code point, with no context: a final capital
 // sigma becomes σ, not ς, as String.toLowerCase would make it.
@@ -27,11 +28,14 @@ function escapeRegExp(text) {
 
 // Encodes exactly as textrnn's Python TextTokenizer.encode does.
 //  char: one id per code point, read literally ("<pad>" is five characters);
-//  word: special tokens split out first, then lowercase (if trained so), then the Whitespace split;
+//  word: special tokens split out first, then lowercase (if trained so), then the Whitespace split
+//        (words and punctuation apart) or the WhitespaceSplit (tokenizer.split: whitespace);
 //  bpe:  Hugging Face's tokenizers.js, which matches the Rust byte-level BPE.
 export class TextTokenizer {
   constructor(json) {
-    this.kind = json.model.type === "BPE" ? "bpe" : json.pre_tokenizer?.type === "Whitespace" ? "word" : "char";
+    const split = json.pre_tokenizer?.type;
+    this.kind = json.model.type === "BPE" ? "bpe" : split === "Whitespace" || split === "WhitespaceSplit" ? "word" : "char";
+    this.words = split === "WhitespaceSplit" ? WHITESPACE_PIECES : WORD_PIECES; // PTB-style text: whitespace only
     this.lowercase = json.normalizer?.type === "Lowercase";
     this.vocab = new Map(Object.entries(json.model.vocab));
     for (const t of json.added_tokens) this.vocab.set(t.content, t.id);
@@ -57,7 +61,7 @@ export class TextTokenizer {
     const ids = [];
     text.split(this.addedPattern).forEach((piece, i) => {
       if (i % 2 === 1) return ids.push(this.vocab.get(piece)); // a special token, matched before normalizing
-      for (const word of (this.lowercase ? lower(piece) : piece).match(WORD_PIECES) ?? []) {
+      for (const word of (this.lowercase ? lower(piece) : piece).match(this.words) ?? []) {
         ids.push(this.vocab.get(word) ?? UNK);
       }
     });
