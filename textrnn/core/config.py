@@ -67,6 +67,9 @@ class RNNConfig:
     init_from: Optional[str] = None
     init_from_backward: Optional[str] = None  # classifier: a right-to-left language model for the backward direction
     tie_weights: bool = False  # language model: share embedding and output weights (projected when sizes differ)
+    # language model: an adaptive softmax's cluster boundaries, e.g. [2000, 10000] (10k+ word vocabularies)
+    adaptive_softmax_cutoffs: Optional[list] = None
+    adaptive_softmax_div_value: float = 4.0  # each tail cluster's projection is this many times narrower
     reverse: bool = False  # language model: reads text right to left (a backward LM for model.init_from_backward)
     pad_id: int = 0  # the padding id (the tokenizer's <pad>)
     tokenizer_kind: str = "char"  # char | word | bpe, the tokenizer's kind (filled in from the tokenizer)

@@ -46,6 +46,7 @@ class RNNLanguageModel(_TextModel):
         require(config.ensemble_size == 1, "model.ensemble_size applies to classifiers only: set model.ensemble_size=1")
         require(not config.aux_lm_head, "model.aux_lm_head applies to classifiers only: set model.aux_lm_head=false")
         require(not config.bidirectional, "a language model must be unidirectional: set model.bidirectional=false")
+        _check_adaptive_softmax(config)
 
     @classmethod
     def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> "RNNLanguageModel":
@@ -63,17 +64,30 @@ class RNNLanguageModel(_TextModel):
         if config.tie_weights and width != config.embedding_dim:
             self.projection = nn.Linear(width, config.embedding_dim)
             width = config.embedding_dim
-        self.head = nn.Linear(width, config.vocab_size)
+        self.adaptive: Optional[nn.AdaptiveLogSoftmaxWithLoss] = None
+        if config.adaptive_softmax_cutoffs:  # Grave et al. 2017: frequent words in the head, the rest in clusters
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(width, config.vocab_size, config.adaptive_softmax_cutoffs,
+                                                          div_value=config.adaptive_softmax_div_value)
+        self.head = nn.Linear(width, config.vocab_size) if self.adaptive is None else None
         self.tied_weights: dict[str, str] = {}  # saved once, under the second name
-        if config.tie_weights:
+        if config.tie_weights and self.head is not None:
             self.head.weight = self.backbone.embedding.weight
             self.tied_weights = {"head.weight": "backbone.embedding.weight"}
 
     def forward(self, input_ids: Tensor, lengths: Optional[Tensor] = None, state: Optional[State] = None,
-                targets: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor], State]:
-        """(B, T) ids -> (logits (B, T, V), loss or None, state); see the class docstring."""
+                targets: Optional[Tensor] = None) -> tuple[Any, Optional[Tensor], State]:
+        """(B, T) ids -> (logits (B, T, V), loss or None, state); see the class docstring.
+
+        With an adaptive softmax the logits are log-probabilities, and with ``targets`` they are
+        None: the loss is the exact NLL of each target, computed without the full distribution.
+        """
         outputs, state = self.backbone(input_ids, lengths, state)  # (B, T, H)
-        logits = self.logits(self.output_dropout(outputs))  # (B, T, V)
+        hidden = self.output_dropout(outputs)
+        if self.adaptive is not None and targets is not None:
+            flat, wanted = hidden.flatten(0, 1), targets.to(hidden.device).flatten()
+            kept = wanted != -100
+            return None, self.adaptive(flat[kept].float(), wanted[kept]).loss, state
+        logits = self.logits(hidden)  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.to(logits.device).flatten(), ignore_index=-100)
@@ -83,6 +97,9 @@ class RNNLanguageModel(_TextModel):
         """(..., H) top-layer outputs -> (..., V) next-token logits."""
         if self.projection is not None:
             hidden = self.projection(hidden)
+        if self.adaptive is not None:  # log-probabilities: the same softmax, argmax and samples as logits
+            return self.adaptive.log_prob(hidden.reshape(-1, hidden.size(-1))).view(*hidden.shape[:-1], -1)
+        assert self.head is not None
         return self.head(hidden)
 
     def never_sampled(self) -> list[int]:
@@ -130,12 +147,17 @@ class TokenStepper:
     def __init__(self, model: RNNLanguageModel, state: State, rows: int) -> None:
         self.embedding = model.backbone.embedding.weight
         self.cells: FusedStep = model.backbone.encoder.fused_step(state, rows)
-        head_bias = model.head.bias.detach().clone()
-        head_bias[model.never_sampled()] = float("-inf")
-        self.head_weight, self.head_bias, self.projection = model.head.weight.t(), head_bias, model.projection
+        self.model = model
+        banned = torch.zeros(model.config.vocab_size, device=self.embedding.device)
+        banned[model.never_sampled()] = float("-inf")
+        if model.head is not None:  # the mask folded into the head's bias: one addmm a step
+            self.head_weight, self.head_bias = model.head.weight.t(), model.head.bias.detach() + banned
+        self.banned, self.projection = banned, model.projection
 
     def head(self, hidden: Tensor) -> Tensor:
-        """(N, H) top-layer state -> (N, V) logits."""
+        """(N, H) top-layer state -> (N, V) logits (log-probabilities with an adaptive softmax)."""
+        if self.model.adaptive is not None:
+            return self.model.logits(hidden) + self.banned
         if self.projection is not None:
             hidden = self.projection(hidden)
         return torch.addmm(self.head_bias, hidden, self.head_weight)
@@ -147,6 +169,21 @@ class TokenStepper:
     def reorder(self, index: Tensor) -> None:
         """Row i of the state becomes row ``index[i]`` (beam search keeps the beams it extends)."""
         self.cells.reorder(index)
+
+
+def _check_adaptive_softmax(config: RNNConfig) -> None:
+    cutoffs = config.adaptive_softmax_cutoffs
+    if cutoffs is None:
+        return
+    require(bool(isinstance(cutoffs, list) and cutoffs and all(isinstance(c, int) for c in cutoffs)
+                 and cutoffs == sorted(set(cutoffs)) and cutoffs[0] > 0),
+            f"model.adaptive_softmax_cutoffs must be increasing positive integers, got {cutoffs!r}")
+    require(not config.tie_weights, "model.adaptive_softmax_cutoffs cannot tie weights: set model.tie_weights=false")
+    require(config.vocab_size == 0 or cutoffs[-1] < config.vocab_size - 1,
+            f"model.adaptive_softmax_cutoffs must all be below the vocabulary size ({config.vocab_size}) minus one, "
+            f"got {cutoffs}; drop the last cutoff or use a full softmax")
+    require(config.adaptive_softmax_div_value >= 1,
+            f"model.adaptive_softmax_div_value must be at least 1, got {config.adaptive_softmax_div_value}")
 
 
 @contextlib.contextmanager
