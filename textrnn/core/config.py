@@ -70,6 +70,7 @@ class RNNConfig:
     # language model: an adaptive softmax's cluster boundaries, e.g. [2000, 10000] (10k+ word vocabularies)
     adaptive_softmax_cutoffs: Optional[list] = None
     adaptive_softmax_div_value: float = 4.0  # each tail cluster's projection is this many times narrower
+    init_range: Optional[float] = None  # language model: embedding (and output layer) start uniform in [-r, r]
     reverse: bool = False  # language model: reads text right to left (a backward LM for model.init_from_backward)
     pad_id: int = 0  # the padding id (the tokenizer's <pad>)
     tokenizer_kind: str = "char"  # char | word | bpe, the tokenizer's kind (filled in from the tokenizer)
@@ -83,6 +84,8 @@ class RNNConfig:
         """
         for name in ("embedding_dim", "hidden_size", "num_layers", "ensemble_size"):
             require(getattr(self, name) >= 1, f"model.{name} must be a positive integer, got {getattr(self, name)}")
+        require(self.init_range is None or self.init_range > 0,
+                f"model.init_range must be positive (or null for PyTorch's defaults), got {self.init_range}")
         for name in ("dropout", "embedding_dropout", "word_dropout", "weight_dropout", "output_dropout"):
             value = getattr(self, name)
             require(0.0 <= value < 1.0, f"model.{name} must be in [0, 1), got {value}")

@@ -73,6 +73,17 @@ class RNNLanguageModel(_TextModel):
         if config.tie_weights and self.head is not None:
             self.head.weight = self.backbone.embedding.weight
             self.tied_weights = {"head.weight": "backbone.embedding.weight"}
+        if config.init_range:  # SGD at a high rate needs small starting logits (pytorch/examples, AWD-LSTM: 0.1)
+            self._init_uniform(config.init_range)
+
+    def _init_uniform(self, bound: float) -> None:
+        embedding = self.backbone.embedding
+        nn.init.uniform_(embedding.weight, -bound, bound)
+        with torch.no_grad():
+            embedding.weight[embedding.padding_idx].zero_()  # <pad> stays the zero vector
+        if self.head is not None:
+            nn.init.uniform_(self.head.weight, -bound, bound)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids: Tensor, lengths: Optional[Tensor] = None, state: Optional[State] = None,
                 targets: Optional[Tensor] = None) -> tuple[Any, Optional[Tensor], State]:

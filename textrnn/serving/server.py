@@ -40,8 +40,11 @@ def require_serving() -> None:
 
 
 def page() -> str:
-    """The HTML page served at ``/``."""
-    return resources.files("textrnn").joinpath("serving/static/index.html").read_text(encoding="utf-8")
+    """The HTML page served at ``/``, its stylesheet (shared with the web export) inlined: one response."""
+    static = resources.files("textrnn").joinpath("serving/static")
+    css = static.joinpath("page.css").read_text(encoding="utf-8")
+    return static.joinpath("index.html").read_text(encoding="utf-8").replace(
+        '<link rel="stylesheet" href="page.css">', f"<style>\n{css}</style>")
 
 
 def info(model: Any) -> dict:

@@ -3,7 +3,7 @@
 ``textrnn export --format web --checkpoint DIR --output SITE/`` writes::
 
     SITE/index.html        the page (one text box; a prompt and sampling settings for a generator)
-    SITE/app.mjs           the page's wiring
+    SITE/app.mjs, page.css the page's wiring and style
     SITE/textrnn.mjs       tokenizer, classifier and generator, no DOM (the tests run it in Node)
     SITE/model.onnx        the ONNX graph (fp32, or int8 with --quantize int8)
     SITE/model.json        what the script needs beside the graph: task, labels, thresholds, state shape
@@ -70,9 +70,10 @@ def write_site(model: Any, folder: Path, files: dict[str, Path], quantize: Optio
 
 def copy_scripts(folder: Path, files: dict[str, Path]) -> None:
     """The page, its scripts and ``vendor/`` (the runtime ``files``) into ``folder``."""
-    static = resources.files("textrnn.serving") / "static" / "web"
+    static = resources.files("textrnn.serving") / "static"
+    (folder / "page.css").write_bytes((static / "page.css").read_bytes())  # shared with textrnn serve's page
     for name in PAGE_FILES:
-        (folder / name).write_bytes((static / name).read_bytes())
+        (folder / name).write_bytes((static / "web" / name).read_bytes())
     vendor = folder / "vendor"
     vendor.mkdir(exist_ok=True)
     for key, path in files.items():

@@ -37,9 +37,9 @@ def make_optimizer(model: Any, lr: float, weight_decay: float, device: torch.dev
     """
     top = model.config.num_layers + 1
     groups: dict = {}
-    for name, param in model.named_parameters():
-        group = layer_group(name, model.config.num_layers) if layer_lr_decay != 1.0 else top
-        decays = param.dim() >= 2 and "embedding" not in name
+    for param_name, param in model.named_parameters():
+        group = layer_group(param_name, model.config.num_layers) if layer_lr_decay != 1.0 else top
+        decays = param.dim() >= 2 and "embedding" not in param_name
         groups.setdefault((group, not decays), []).append(param)
     param_groups = [{"params": params, "weight_decay": weight_decay if not no_decay else 0.0,
                      "lr": lr / layer_lr_decay ** (top - group)} for (group, no_decay),
