@@ -32,6 +32,7 @@ napoleon_numpy_docstring = False
 # offline build cannot fetch.
 nitpicky = True
 nitpick_ignore_regex = [
+    ("py:class", "RunResult"),  # Trainer.fit's return type, documented in textrnn.training.run_folder
     (r"py:.*", r"(torch|np|numpy|datasets|pandas|tokenizers|pathlib|typing|collections|os|io|asyncio|argparse|"
                r"concurrent|contextlib|dataclasses|enum|abc|pyarrow|safetensors|starlette|fastapi|threading|"
                r"huggingface_hub|nn)(\..*)?"),

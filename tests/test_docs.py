@@ -35,7 +35,7 @@ def test_every_public_name_has_a_page_and_every_config_key_a_row(site):
     page = (site / "api" / "RNNClassifier.html").read_text()
     assert "replace_head" in page and "from_tokenizer" in page and "encode" in page
     configs = (site / "api" / "configs.html").read_text()
-    assert "the peak learning rate of AdamW" in configs and "max_minutes" in configs
+    assert "the peak learning rate" in configs and "adamw | sgd | ntasgd" in configs and "max_minutes" in configs
     for key in TrainConfig.__dataclass_fields__:
         assert f"<code class=\"docutils literal notranslate\"><span class=\"pre\">{key}</span>" in configs, key
 
