@@ -145,10 +145,12 @@ class StopText:
         if self.tokens <= self.min_new_tokens:
             self.search_from = len(self.text)
             return self._show(len(self.text))
-        hits = [i for i in (self.text.find(s, self.search_from) for s in self.stops) if i >= 0]
+        # the stop that completes first in the stream wins (then the earliest start): "X" in "YX" ends
+        # the sample before "YXX" could, whichever way the text was cut into pieces
+        hits = [(i + len(s), i) for s, i in ((s, self.text.find(s, self.search_from)) for s in self.stops) if i >= 0]
         if hits:
             self.done = True
-            self.text = self.text[: min(hits)]
+            self.text = self.text[: min(hits)[1]]
             return self._show(len(self.text))
         return self._show(len(self.text) - self._held())
 
