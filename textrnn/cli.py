@@ -13,6 +13,7 @@ import sys
 from typing import Any, NoReturn, Optional, Sequence
 
 from .core.errors import TextRNNError
+from .serving.quantize import QUANTIZE_CHOICES
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder, or a run's output_dir (its best checkpoint)")
     p.add_argument("--format", choices=["onnx", "web"], default="onnx", help="web: a folder any static server can host")
     p.add_argument("--output", required=True, help="the .onnx file to write, or the site folder for --format web")
-    p.add_argument("--quantize", choices=["none", "int8", "int8-fp32-rnn"], default="none",
+    p.add_argument("--quantize", choices=["none", *QUANTIZE_CHOICES], default="none",
                    help="int8: onnxruntime's dynamic quantization, LSTMs included; int8-fp32-rnn: all but the "
                         "recurrent cells (docs/deployment.md measures both); prints the agreement with fp32")
     p.add_argument("--web-runtime", help="where `textrnn fetch-web` put onnxruntime-web (default: textrnn's cache)")
@@ -275,16 +276,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .serving.quantize import read_agreement
 
     quantize = None if args.quantize == "none" else args.quantize
+    report: dict[str, Any]
     if args.format == "web":
         from .serving.web import export_web, site_weight
 
         site = export_web(args.checkpoint, args.output, quantize, args.web_runtime)
-        report: dict[str, Any] = {"output": str(site), "format": "web", "bytes": site_weight(site)}
-        print(json.dumps(report | {"int8_agreement": read_agreement(site / "model.onnx")} if quantize else report))
-        return 0
-    path = export_onnx(args.checkpoint, args.output, quantize=quantize)
-    report = {"output": str(path), "format": args.format, "bytes": path.stat().st_size}
-    print(json.dumps(report | {"int8_agreement": read_agreement(path)} if quantize else report))
+        graph, report = site / "model.onnx", {"output": str(site), "format": "web", "bytes": site_weight(site)}
+    else:
+        graph = export_onnx(args.checkpoint, args.output, quantize=quantize)
+        report = {"output": str(graph), "format": args.format, "bytes": graph.stat().st_size}
+    print(json.dumps(report | {"int8_agreement": read_agreement(graph)} if quantize else report))
     return 0
 
 

@@ -32,9 +32,9 @@ import numpy as np
 from ..core.errors import TextRNNError
 
 AGREEMENT_KEY = "textrnn_int8_agreement"
-QUANTIZE_CHOICES = ("int8", "int8-fp32-rnn")
 # What each choice hands to int8 kernels: everything, or everything but the recurrent cells.
 OP_TYPES = {"int8": ["Gather", "MatMul", "LSTM"], "int8-fp32-rnn": ["Gather", "MatMul"]}
+QUANTIZE_CHOICES = tuple(OP_TYPES)
 
 
 @dataclasses.dataclass

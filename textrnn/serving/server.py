@@ -251,9 +251,11 @@ def _routes(app, model, request_models) -> None:
             verb, kind = ("/predict", "classifier") if classifier else ("/generate", "language model")
             raise HTTPException(400, f"{verb} needs a {kind}; this server holds a {model.task} model")
 
+    html = page()  # read and assembled once, not on every request
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
-        return page()
+        return html
 
     @app.get("/health")
     async def health():
