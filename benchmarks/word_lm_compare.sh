@@ -28,13 +28,17 @@ run() {  # NAME ARGS...: train, then score the best checkpoint on the test split
 AWD_DROPOUTS="model.embedding_dropout=0.1 model.weight_dropout=0.2 model.output_dropout=0.3"
 PEER_SGD="train.lr=20 train.weight_decay=1.2e-6 train.grad_clip=0.25 train.warmup_steps=0 train.min_lr_ratio=1.0
   train.plateau_factor=0.25 train.nonmono=3"
+FULL="model.tie_weights=true model.adaptive_softmax_cutoffs=null"  # A-E: a full softmax
 # A: textrnn's defaults (AdamW 0.002, cosine; untied, PyTorch's init) at the recipe's (and the peer's) shape and batch
-run adamw_defaults train.lr=0.002 model.tie_weights=false model.init_range=null model.output_dropout=0
+run adamw_defaults $FULL train.lr=0.002 model.tie_weights=false model.init_range=null model.output_dropout=0
 # B-D: tied weights and AWD-LSTM's dropouts, with each optimizer
-run recipe_adamw $AWD_DROPOUTS
-run recipe_sgd $AWD_DROPOUTS train.optimizer=sgd $PEER_SGD
-run recipe_ntasgd $AWD_DROPOUTS train.optimizer=ntasgd $PEER_SGD
-# E: the shipped recipe, configs/word_lm.yaml as it is (tied, dropout 0.2, AdamW 0.003), three seeds
+run recipe_adamw $FULL $AWD_DROPOUTS
+run recipe_sgd $FULL $AWD_DROPOUTS train.optimizer=sgd $PEER_SGD
+run recipe_ntasgd $FULL $AWD_DROPOUTS train.optimizer=ntasgd $PEER_SGD
+# E: tied, dropout 0.2, AdamW 0.003 (the previous recipe); I: the same at a constant 0.006
+run tied_lr3 $FULL
+run tied_lr6 $FULL train.lr=0.006
+# K: the shipped recipe, configs/word_lm.yaml as it is (untied, adaptive softmax [2000, 6000]), three seeds
 for seed in 0 1 2; do
   run "recipe_seed$seed" train.seed=$seed
 done
