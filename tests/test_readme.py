@@ -60,6 +60,7 @@ def workdir(tmp_path_factory):
     (work / "examples").symlink_to(ROOT / "examples")
     if SHARED.exists():
         (root / "shared").symlink_to(SHARED.parent)
+        (work / "data").symlink_to(SHARED)  # the README's data/ copies: ln -s ../shared/data data
     return work
 
 
@@ -92,7 +93,7 @@ def test_demo_recipe_runs(tmp_path):
 )
 def test_readme_command_runs(workdir, command):
     prepared = prepare(list(command))
-    if any("../shared" in c for c in prepared) and not SHARED.exists():
+    if any("../shared" in c or "data/" in c for c in prepared) and not SHARED.exists():
         pytest.skip("needs ../shared")
     if ("--checkpoint" in prepared or "examples/" in prepared[1]) and not SHARED.exists():  # a run trained on ../shared
         pytest.skip("uses a run trained on ../shared")

@@ -159,6 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if result.best_checkpoint is not None:  # the best checkpoint's figures, the last one's beside them
         print(json.dumps({"output_dir": str(result.output_dir), "stop_reason": result.stop_reason,
+                          "steps": result.step, "planned_steps": result.planned_steps,
                           "best_step": result.best_step, **_summary(result.metrics),
                           "last": _summary(result.last_metrics)}))
     return 0
@@ -252,8 +253,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """``serve``: the HTTP server and its page."""
     from .serving.server import serve
 
-    print(f"serving {args.checkpoint} on http://{args.host}:{args.port} (page at /, API docs at /docs)",
-          file=sys.stderr)
     limits = {name: getattr(args, name) for name in SERVE_LIMITS}
     if args.allowed_hosts:
         limits["allowed_hosts"] = args.allowed_hosts

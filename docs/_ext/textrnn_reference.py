@@ -93,7 +93,8 @@ def config_page(path: Path) -> None:
                 default = "(section)"
             text = helps[field.name].replace("|", "\\|")
             kind = str(field.type).replace("|", "\\|")
-            lines.append(f"| `{field.name}` | `{kind}` | `{default!r}` | {text} |")
+            shown = repr(default).replace("|", "\\|")  # a pipe in a cell, even in code, ends the cell unescaped
+            lines.append(f"| `{field.name}` | `{kind}` | `{shown}` | {text} |")
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
 

@@ -24,7 +24,7 @@ def test_a_list_of_strings_is_text_and_a_datasetdict_is_kept():
     raw = as_dataset_dict(["one line", "another"])
     assert raw["train"].column_names == ["text"] and len(raw["train"]) == 2
     splits = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": ["a"]})})
-    assert as_dataset_dict(splits) is splits
+    assert as_dataset_dict(splits)["train"]["text"] == ["a"]  # its splits, checked
 
 
 def test_bad_forms_are_one_line_errors():

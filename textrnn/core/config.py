@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .errors import ConfigError, require
 
@@ -134,12 +135,15 @@ class DataConfig:
     config_name: Optional[str] = None  # the Hub dataset's configuration, e.g. simplified for go_emotions
     text_column: str = field(default="text", metadata={"or_list": True})  # or a list: [title, body]
     field_separator: str = " | "  # between the fields of a list text_column
+    encoding: str = "utf-8"  # of local text files (csv, tsv, json, txt), e.g. latin-1; utf-8 drops a leading BOM
     label_column: Optional[str] = "label"  # ClassLabel/int/str/bool, or a list column (multi-label)
     label_columns: Optional[list] = None  # multi-label from several 0/1 columns (instead of label_column)
     train_split: str = "train"  # the split to train on
     validation_split: Optional[str] = None  # None: 'validation' if present, else cut from train
     validation_fraction: float = 0.1  # the share cut from the training split when there is no validation split
-    max_length: Optional[int] = None  # classification: keep the first max_length tokens
+    # classification: keep the first max_length tokens of each text, with a warning that counts the texts cut
+    # (null: no cap; one 100,000-word text in a batch then costs gigabytes)
+    max_length: Optional[int] = 1024
     batch_size: int = 64  # sequences per training batch (per process under torchrun)
     eval_batch_size: int = 256  # sequences per evaluation batch; a language model's evaluation streams
     bucket_size: int = 100  # batches per length-sorted chunk
@@ -203,6 +207,10 @@ class TrainConfig:
     unfreeze: Any = None  # null | gradual | [epoch each layer group starts training, from the top]
     ema_decay: float = 0.0  # > 0: evaluate and save an exponential moving average of the weights
     eval_every: int = 500  # steps; 0 means only at the end of each epoch
+    # an evaluation in training reads at most this many validation tokens (a language model: the first ones; a
+    # classifier: rows drawn once, seed 0), an estimate whose size metrics.jsonl records; null: the whole split
+    # (textrnn evaluate always scores the whole split)
+    eval_tokens: Optional[int] = 200_000
     patience: Optional[int] = 5  # evaluations without improvement before stopping (null: never stop early)
     keep_checkpoints: int = 2  # step checkpoints kept besides the best
     save_every_minutes: Optional[float] = 10.0  # also save (without evaluating) this often: a crash loses at most this
@@ -251,6 +259,8 @@ class ExperimentConfig:
         require(self.tokenizer.sample_texts >= 1, "tokenizer.sample_texts must be a positive integer")
         require(d.max_length is None or d.max_length >= 1, f"data.max_length must be positive, got {d.max_length}")
         require(t.lr > 0, f"train.lr must be positive, got {t.lr}")
+        require(t.num_threads is None or t.num_threads >= 1,
+                f"train.num_threads must be a positive integer (or null for torch's default), got {t.num_threads}")
         require(t.max_minutes is None or t.max_minutes > 0, f"train.max_minutes must be positive, got {t.max_minutes}")
         require(t.max_steps is None or t.max_steps >= 1, f"train.max_steps must be positive, got {t.max_steps}")
         require(t.min_steps is None or t.min_steps >= 1,
@@ -258,6 +268,8 @@ class ExperimentConfig:
         require(self.tokenizer.min_freq == "auto" or self.tokenizer.min_freq >= 1,
                 f"tokenizer.min_freq must be a positive integer or auto, got {self.tokenizer.min_freq!r}")
         require(t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}")
+        require(t.eval_tokens is None or t.eval_tokens >= 1,
+                f"train.eval_tokens must be a positive integer (or null for the whole split), got {t.eval_tokens}")
         require(0.0 <= t.label_smoothing < 1.0, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
         require(t.lm_loss_weight >= 0, f"train.lm_loss_weight must be >= 0, got {t.lm_loss_weight}")
         require(t.threshold is None or 0 < t.threshold < 1, f"train.threshold must be in (0, 1), got {t.threshold}")
@@ -316,11 +328,24 @@ def _field_types(cls) -> dict[str, Any]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
+def _allowed_types(hint: Any) -> tuple[bool, Optional[tuple]]:
+    """(null allowed, the non-null types a field takes; None: any) from its annotation."""
+    if hint is Any:
+        return True, None
+    if typing.get_origin(hint) is Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable = len(args) < len(typing.get_args(hint))
+        if any(a is Any for a in args):
+            return True, None
+        return nullable, tuple(typing.get_origin(a) or a for a in args)
+    return False, (typing.get_origin(hint) or hint,)
+
+
 def build_dataclass(cls, data: Any, where: str) -> Any:
     """Build dataclass ``cls`` from a mapping; unknown keys suggest the nearest valid one."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
-    fields = _field_types(cls)
+    fields, hints = _field_types(cls), typing.get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
@@ -340,26 +365,29 @@ def build_dataclass(cls, data: Any, where: str) -> Any:
             )
             require(not meta.get("or_auto") or as_is or isinstance(value, int),
                     f"{where}.{key} must be an integer or auto, got {value!r}".removeprefix("config."))
-            nullable = any(word in str(fields[key].type) for word in ("Optional", "Any", "None"))
+            nullable, kinds = _allowed_types(hints[key])
             require(value is not None or nullable, f"{where}.{key} cannot be null; give a value or leave the key out"
                     .removeprefix("config."))
-            kwargs[key] = value if as_is else _coerce(value, fields[key].default, f"{where}.{key}")
+            kwargs[key] = value if as_is or value is None else _coerce(value, kinds, f"{where}.{key}")
     return cls(**kwargs)
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Check a YAML value against the type of its default (ints become floats where floats go)."""
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list",
+               dict: "a mapping"}
+
+
+def _coerce(value: Any, kinds: Optional[tuple], where: str) -> Any:
+    """``value`` checked against the field's annotated types (an int becomes a float where floats go); a
+    one-line error naming the key, the value and the type it takes (``train.max_steps=ten`` included)."""
     where = where.removeprefix("config.")
-    if default is None or value is None or isinstance(default, list):
+    if kinds is None:
         return value
-    if isinstance(default, bool):
-        require(isinstance(value, bool), f"{where} must be true or false, got {value!r}")
-    elif isinstance(default, int):
-        require(isinstance(value, int) and not isinstance(value, bool), f"{where} must be an integer, got {value!r}")
-    elif isinstance(default, float):
-        require(isinstance(value, (int, float)) and not isinstance(value, bool),
-                f"{where} must be a number, got {value!r}")
-        return float(value)
-    elif isinstance(default, str):
-        require(isinstance(value, str), f"{where} must be a string, got {value!r}")
-    return value
+    for kind in kinds:
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind is int and isinstance(value, bool):
+            continue
+        if isinstance(value, kind):
+            return value
+    wanted = " or ".join(_TYPE_WORDS.get(kind, kind.__name__) for kind in kinds)
+    raise ConfigError(f"{where} must be {wanted}, got {value!r}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -52,10 +52,13 @@ def encode_classification(ds: Any, tokenizer: TextTokenizer, text_columns: Seque
     def encode(batch: "pa.Table") -> "pa.Table":
         columns = {name: batch.column(name).to_pylist() for name in wanted}
         values, offsets = tokenizer.encode_flat(join_fields(columns, text_columns, separator))
+        full = np.diff(offsets)
         if max_length is not None:
             values, offsets = truncate_flat(values, offsets, max_length)
         out = {"input_ids": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, pa.int32())),
                "length": pa.array(np.diff(offsets), pa.int64())}
+        if max_length is not None:  # what the cap cut, for its warning (encode_split reads and drops it)
+            out["full_length"] = pa.array(full, pa.int64())
         if labels is not None:
             out["labels"] = pa.array(labels.encode(columns), labels.arrow_type())
         return pa.table(out)
@@ -63,7 +66,7 @@ def encode_classification(ds: Any, tokenizer: TextTokenizer, text_columns: Seque
     # datasets would fingerprint the closure by pickling it, tokenizer and all: that costs
     # more than the encoding. Our own key names exactly what the output depends on.
     key = [ds._fingerprint, tokenizer.tokenizer.to_str(), list(text_columns), separator, max_length,
-           labels.key() if labels is not None else None]
+           labels.key() if labels is not None else None, "full_length"]
     fingerprint = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:32]
     return ds.with_format("arrow").map(encode, batched=True, batch_size=20000, remove_columns=ds.column_names,
                                        desc="encoding", new_fingerprint=fingerprint).with_format(None)
@@ -77,12 +80,20 @@ def truncate_flat(values: np.ndarray, offsets: np.ndarray, max_length: int) -> t
     return values[position < max_length], np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
 
 
+def as_texts(texts: Union[str, Iterable[str]]) -> Iterable[str]:
+    """``texts`` to iterate over: a lone string is one text, never its characters one by one."""
+    return [texts] if isinstance(texts, str) else texts
+
+
 def encode_for_inference(tokenizer: TextTokenizer, texts: Sequence[str], limit: int) -> tuple[list, list]:
     """Encode texts for prediction in bounded memory, keeping the first ``limit`` tokens.
 
     Text beyond ``limit * 64`` characters is dropped before tokenizing, so a huge input costs
     no more than a long one. Returns the id lists and, per text, whether it was cut.
     """
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise DataError(f"text {i} is {type(text).__name__}, not a string; pass strings (a list of them, or one)")
     cut = [t[: limit * MAX_CHARS_PER_TOKEN + 1] for t in texts]
     rows = tokenizer.encode_batch(cut)
     return [row[:limit] for row in rows], [len(row) > limit for row in rows]
@@ -99,10 +110,27 @@ def label_source(data: DataConfig) -> list:
     return list(data.label_columns) if data.label_columns else [data.label_column]
 
 
-def encode_split(ds: Any, tokenizer: TextTokenizer, data: DataConfig, spec: LabelSpec) -> Any:
-    """Check a split's text and label columns, then encode it against the spec's label names."""
+def encode_split(ds: Any, tokenizer: TextTokenizer, data: DataConfig, spec: LabelSpec) -> tuple[Any, list]:
+    """Check a split's text and label columns, then encode it against the spec's label names.
+
+    Returns the encoded split and ``[texts cut to data.max_length, the longest one's tokens]``."""
     labels = LabelEncoder(ds, spec.columns, spec.names, spec.problem_type)
-    return encode_classification(ds, tokenizer, text_columns(ds, data), labels, data.max_length, data.field_separator)
+    encoded = encode_classification(ds, tokenizer, text_columns(ds, data), labels, data.max_length,
+                                    data.field_separator)
+    if "full_length" not in encoded.column_names:
+        return encoded, [0, 0]
+    full = column_array(encoded, "full_length")
+    cut = [int((full > (data.max_length or 0)).sum()), int(full.max(initial=0))]
+    return encoded.remove_columns("full_length"), cut
+
+
+def cut_warning(cut: list, rows: int, what: str, max_length: Optional[int]) -> Optional[str]:
+    """The warning for texts cut to ``data.max_length`` (None when none was)."""
+    if not cut or not cut[0]:
+        return None
+    return (f"warning: {cut[0]:,} of {rows:,} texts of {what} are longer than data.max_length={max_length} tokens "
+            f"(the longest: {cut[1]:,}) and keep their first {max_length}; raise data.max_length (null: no cap) to "
+            "read more of them")
 
 
 def column_array(encoded: Any, name: str, batch_size: int = 1 << 20) -> np.ndarray:

@@ -26,12 +26,13 @@ BUILTIN_PREFIX = "textrnn:"
 
 # ---------------------------------------------------------------------------- loading
 def load_raw(dataset: str, workdir: Optional[str] = None, config_name: Optional[str] = None,
-             streaming: bool = False) -> Any:
+             streaming: bool = False, encoding: str = "utf-8") -> Any:
     """Load a ``DatasetDict`` from a Hub name, a local folder or file, or the built-in corpus.
 
     ``config_name`` picks a Hub dataset's configuration (``go_emotions``' ``simplified``). Local
     data is cached (Arrow files, encodings) under ``workdir/data/hf_cache``; Hub datasets use the
     Hugging Face cache. ``streaming``: an ``IterableDatasetDict`` read as it arrives, nothing cached.
+    ``encoding`` is local text files' (``data.encoding``).
     """
     import datasets
 
@@ -48,13 +49,13 @@ def load_raw(dataset: str, workdir: Optional[str] = None, config_name: Optional[
     stream = {"streaming": True} if streaming else {}
     try:
         if path.is_file():
-            return _load_file(path, cache, stream)
+            return _load_file(path, cache, stream, encoding)
         if path.is_dir():
             return _load_folder(path, config_name, cache, stream)
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(_read_error(dataset, exc, path.suffix)) from None
+        raise DataError(_read_error(dataset, exc, path.suffix, encoding)) from None
     if path.suffix in LOCAL_BUILDERS or dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
         raise DataError(f"dataset path not found: {dataset}; check the path, or give a Hub name like stanfordnlp/sst2")
     try:
@@ -92,7 +93,8 @@ def _load_url(url: str):
         raise DataError(f"could not download {url} ({one_line(exc)}); download it and pass the local path") from None
 
 
-def _load_file(path: Path, cache_dir: Optional[str] = None, stream: Optional[dict] = None):
+def _load_file(path: Path, cache_dir: Optional[str] = None, stream: Optional[dict] = None,
+               encoding: str = "utf-8"):
     import datasets
 
     if path.stat().st_size == 0:
@@ -103,7 +105,7 @@ def _load_file(path: Path, cache_dir: Optional[str] = None, stream: Optional[dic
             f"unknown file type {path.suffix!r} for {path}; use .csv, .tsv, .json, .jsonl, .parquet or .txt"
         )
     # utf-8-sig: a leading byte-order mark is dropped instead of sticking to the first column name.
-    kwargs: dict = {"data_files": {"train": str(path)}, "encoding": "utf-8-sig", "cache_dir": cache_dir}
+    kwargs: dict = {"data_files": {"train": str(path)}, "encoding": python_encoding(encoding), "cache_dir": cache_dir}
     if path.suffix.lower() == ".tsv":
         kwargs["delimiter"] = "\t"
     if builder == "text":
@@ -131,6 +133,25 @@ def column_chunks(ds: Any, name: str, batch_size: int = 1 << 20) -> Iterator[Any
             yield column.take(mapping.column(0).slice(start, batch_size))
 
 
+def python_encoding(encoding: str) -> str:
+    """The codec that reads ``data.encoding``: utf-8 as utf-8-sig, so a leading byte-order mark is dropped."""
+    import codecs
+
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise DataError(f"data.encoding {encoding!r} is not a text encoding Python knows; use e.g. utf-8 or "
+                        "latin-1") from None
+    return "utf-8-sig" if name == "utf-8" else name
+
+
+def not_utf8(path: Any, offset: int, encoding: str) -> str:
+    """The one-line error for a text file that is not in ``data.encoding``."""
+    shown = "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    return (f"{path} is not {shown} (bad byte at offset {offset}); set data.encoding to the file's encoding "
+            "(e.g. data.encoding=latin-1), or convert it: iconv -f latin1 -t utf-8")
+
+
 class TextFile:
     """A local text file read as the ``text`` builder's ``train`` split (lines, line breaks kept), without
     converting it to Arrow first: a language model's preparation reads it straight, in bounded memory.
@@ -142,14 +163,17 @@ class TextFile:
     builder_name = "text"
     column_names = ["text"]
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, encoding: str = "utf-8") -> None:
+        self.path, self.encoding = path, encoding
 
     def iter(self, batch_size: int = 1000) -> Any:
         """``{"text": [line, ...]}`` batches of about 4 MB of text (``batch_size`` is not used)."""
-        with open(self.path, encoding="utf-8-sig") as handle:
+        with open(self.path, encoding=python_encoding(self.encoding)) as handle:
             while True:
-                lines = handle.readlines(1 << 22)
+                try:
+                    lines = handle.readlines(1 << 22)
+                except UnicodeDecodeError as exc:
+                    raise DataError(not_utf8(self.path, exc.start, self.encoding)) from None
                 if not lines:
                     return
                 yield {"text": lines}
@@ -162,10 +186,10 @@ def plain_text_file(dataset: str) -> Optional[Path]:
     return path if ok else None
 
 
-def _read_error(dataset: str, exc: BaseException, suffix: str) -> str:
+def _read_error(dataset: str, exc: BaseException, suffix: str, encoding: str = "utf-8") -> str:
     cause = _root_cause(exc)
     if isinstance(cause, UnicodeDecodeError):
-        return f"{dataset} is not UTF-8 (bad byte at offset {cause.start}); convert it, e.g. iconv -f latin1 -t utf-8"
+        return not_utf8(dataset, cause.start, encoding)
     if "first 0 values" in str(cause):  # datasets cannot type a column of a file with no rows
         return f"{dataset}: a data file has no rows; give every split at least one example"
     return f"could not read dataset {dataset} ({one_line(cause)}); check the files are valid {suffix or 'data'} files"

@@ -28,7 +28,7 @@ import numpy as np
 from ..core.config import ExperimentConfig
 from ..core.errors import DataError
 from .cache import SCRATCH, PreparedCache, cache_key, cache_root, dataset_identity, local_identity
-from .encoding import column_array, encode_split, iter_texts, labelled, text_columns
+from .encoding import column_array, cut_warning, encode_split, iter_texts, labelled, text_columns
 from .labels import SINGLE, LabelSpec, detect_labels
 from .loading import BUILTIN_PREFIX, IN_MEMORY, VALIDATION_NAMES, TextFile, load_raw, plain_text_file, split_dataset
 from .streams import encode_stream, lm_splits, unlabeled_texts, validation_is_cut
@@ -69,7 +69,7 @@ def source_parts(config: ExperimentConfig, raw: Any) -> tuple[dict, Any]:
     """(what identifies the data, the DatasetDict if it had to be loaded to know): local files by
     their stat and sampled hash, built-ins by the Python that makes them, the rest by fingerprints."""
     d = config.data
-    parts: dict = {"dataset": d.dataset, "config_name": d.config_name}
+    parts: dict = {"dataset": d.dataset, "config_name": d.config_name, "encoding": d.encoding}
     if raw is not None:
         return {**parts, "dataset": IN_MEMORY, "fingerprints": dataset_identity(raw)}, raw
     if d.dataset.startswith(BUILTIN_PREFIX):
@@ -77,7 +77,7 @@ def source_parts(config: ExperimentConfig, raw: Any) -> tuple[dict, Any]:
     local = local_identity(d.dataset)
     if local is not None:
         return {**parts, "files": local}, None
-    raw = load_raw(d.dataset, None, d.config_name)  # a Hub dataset: the Hugging Face cache has it, mapped
+    raw = load_raw(d.dataset, None, d.config_name, encoding=d.encoding)  # a Hub dataset: the HF cache maps it
     return {**parts, "fingerprints": dataset_identity(raw)}, raw
 
 
@@ -182,8 +182,9 @@ def prepare_language_model(config: ExperimentConfig, tokenizer: Optional[TextTok
     def build(tmp: Path) -> dict:
         start = time.monotonic()
         text_file = plain_text_file(config.data.dataset) if loaded is None and not config.data.unlabeled else None
-        data = ({"train": TextFile(text_file)} if text_file is not None else loaded if loaded is not None
-                else load_raw(config.data.dataset, str(tmp / SCRATCH), config.data.config_name))
+        d = config.data
+        data = ({"train": TextFile(text_file, d.encoding)} if text_file is not None else loaded if loaded is not None
+                else load_raw(d.dataset, str(tmp / SCRATCH), d.config_name, encoding=d.encoding))
         train_texts, valid_texts = lm_splits(data, config.data)
         extra = unlabeled_texts(config.data, data, tmp / SCRATCH)
         texts = (lambda: itertools.chain(train_texts(), *(more() for more in extra))) if extra else train_texts
@@ -217,7 +218,7 @@ def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTok
     def build(tmp: Path) -> dict:
         start = time.monotonic()
         data = loaded if loaded is not None else load_raw(config.data.dataset, str(tmp / SCRATCH),
-                                                         config.data.config_name)
+                                                         config.data.config_name, encoding=config.data.encoding)
         d = config.data
         train, valid = split_dataset(data, d.train_split, d.validation_split, d.validation_fraction, config.train.seed)
         columns = text_columns(train, d)
@@ -225,13 +226,15 @@ def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTok
         check_label_count(labels)
         tok = tokenizer or train_tokenizer(lambda: iter_texts(train, columns, d.field_separator), config.tokenizer)
         tok.save(tmp / TOKENIZER_JSON)
-        train_set = labelled(encode_split(train, tok, d, labels), f"the {d.train_split!r} split")
-        valid_set = labelled(encode_split(valid, tok, d, labels), "the validation split")
+        (train_set, train_cut), (valid_set, valid_cut) = (encode_split(part, tok, d, labels) for part in (train, valid))
+        train_set = labelled(train_set, f"the {d.train_split!r} split")
+        valid_set = labelled(valid_set, "the validation split")
         train_set.save_to_disk(str(tmp / "train"))
         valid_set.save_to_disk(str(tmp / "validation"))
         return {"kind": "classification", "vocab_size": tok.vocab_size, "tokenizer_kind": tok.kind,
                 "labels": {"problem_type": labels.problem_type, "names": labels.names, "columns": labels.columns},
                 "text_columns": columns, "rows": {"train": len(train_set), "validation": len(valid_set)},
+                "cut": {"train": train_cut, "validation": valid_cut},
                 "tokens": {"train": _token_total(train_set), "validation": _token_total(valid_set)},
                 "seconds": time.monotonic() - start, "key": parts}
 
@@ -240,6 +243,10 @@ def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTok
         reusable = lambda folder, meta: same_tokenizer(folder, tokenizer) and (  # noqa: E731
             spec is None or saved_spec(meta).names == spec.names)
     folder, meta, note = open_cache(config, "classification", parts, build, reusable, log)
+    for split, cut in meta.get("cut", {}).items():
+        warning = cut_warning(cut, meta["rows"][split], f"the {split} split", config.data.max_length)
+        if warning and log is not None:
+            log(warning)
     import datasets
 
     sets = [datasets.load_from_disk(str(folder / split)) for split in ("train", "validation")]

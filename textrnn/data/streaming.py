@@ -231,7 +231,7 @@ def stream_splits(config: ExperimentConfig, raw: Any = None) -> tuple[Any, Any, 
 
     d = config.data
     source = ({name: split.to_iterable_dataset() for name, split in raw.items()} if raw is not None
-              else load_raw(d.dataset, None, d.config_name, streaming=True))
+              else load_raw(d.dataset, None, d.config_name, streaming=True, encoding=d.encoding))
     train = require_split(source, d.train_split, "data.train_split")
     name = d.validation_split or next((n for n in VALIDATION_NAMES if n in source), None)
     if name is None:
@@ -319,8 +319,8 @@ def open_classification_stream(config: ExperimentConfig, tokenizer: Optional[Tex
     loader = StreamingClassificationLoader(rank_stream(train, rank, world_size), tokenizer, encoder, columns,
                                            d.field_separator, d.batch_size, d.bucket_size, d.shuffle_buffer,
                                            config.train.seed, int(config.train.max_steps or 0), d.max_length)
-    valid_set = labelled(encode_split(valid, tokenizer, d, spec), "the validation rows")
-    sample_set = labelled(encode_split(sample, tokenizer, d, spec), "the first rows of the training stream")
+    valid_set = labelled(encode_split(valid, tokenizer, d, spec)[0], "the validation rows")
+    sample_set = labelled(encode_split(sample, tokenizer, d, spec)[0], "the first rows of the training stream")
     note = (f"data: streaming {d.dataset} (tokenizer and labels from its first {len(sample):,} rows, validation "
             f"{len(valid_set):,} rows)")
     return StreamedClassification(tokenizer, spec, columns, loader, sample_set, valid_set, note)

@@ -190,6 +190,8 @@ class TextTokenizer:
         """
         if kind not in TOKENIZER_KINDS:
             raise DataError(f"unknown tokenizer kind {kind!r}; use one of {', '.join(TOKENIZER_KINDS)}")
+        if isinstance(texts, str):
+            raise DataError("TextTokenizer.train takes texts (a list of strings), got one string; pass [text]")
         if kind == "char":
             return cls(_char_tokenizer(texts, lowercase, min_freq, max_size), kind)
         tok = _new_tokenizer(kind, lowercase, split)
@@ -245,6 +247,8 @@ class TextTokenizer:
 
     def encode_batch(self, texts: Sequence[str], group: int = 500) -> list[list[int]]:
         """Encode many texts at once on the Rust side (parallel); the same ids as ``encode``."""
+        if isinstance(texts, str):
+            raise DataError("encode_batch takes a list of texts, got one string; use encode(text) for one text")
         values, offsets = self.encode_flat(texts, group)
         flat = values.tolist()
         return [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union, overload
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ from ..core.config import RNNConfig
 from ..core.errors import ConfigError, require
 from ..core.runtime import eval_mode
 from ..data.batching import pad_batch
-from ..data.encoding import encode_for_inference
+from ..data.encoding import as_texts, encode_for_inference
 from ..data.tokenization import TextTokenizer
 from .base import _TextModel, build_backbone
 from .modules import POOLINGS, AuxiliaryLMHead, as_lengths
@@ -100,17 +100,17 @@ class _Classifier(_TextModel):
                                   "model.replace_head(label_names)")
 
     @torch.no_grad()
-    def encode(self, texts_or_ids: Union[Sequence[str], Tensor], lengths: Optional[Tensor] = None,
+    def encode(self, texts_or_ids: Union[str, Sequence[str], Tensor], lengths: Optional[Tensor] = None,
                batch_size: int = 64) -> Tensor:
         """Pooled features (N, D) for a head of your own: the pooling's output, before dropout and the head.
 
-        Takes texts (through the saved tokenizer, in eval mode) or ids (B, T) with ``lengths``
-        (as the model is). An ensemble concatenates its members' features (N, K*D). For gradients
-        through the backbone, call :meth:`features` instead.
+        Takes texts (through the saved tokenizer, in eval mode; a lone string is one text: (1, D)) or
+        ids (B, T) with ``lengths`` (as the model is). An ensemble concatenates its members' features
+        (N, K*D). For gradients through the backbone, call :meth:`features` instead.
         """
         if lengths is not None or isinstance(texts_or_ids, Tensor):
             return self.features(torch.as_tensor(texts_or_ids), lengths)
-        tokenizer, rows = self.require_tokenizer(), []
+        tokenizer, rows, texts_or_ids = self.require_tokenizer(), [], list(as_texts(texts_or_ids))
         with eval_mode(self):
             for start in range(0, len(texts_or_ids), batch_size):
                 ids, _ = encode_for_inference(tokenizer, texts_or_ids[start:start + batch_size], 10_000)
@@ -126,10 +126,19 @@ class _Classifier(_TextModel):
         """D of :meth:`features`."""
         return sum(member.pooling.get_output_dim() for member in self.parts())
 
-    def predict(self, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None) -> list[dict]:
+    @overload
+    def predict(self, texts: str, batch_size: int = 64,  # type: ignore[overload-overlap]  # a str is one text
+                max_length: Optional[int] = None) -> dict: ...
+
+    @overload
+    def predict(self, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None) -> list[dict]: ...
+
+    def predict(self, texts: Union[str, Iterable[str]], batch_size: int = 64,
+                max_length: Optional[int] = None) -> Union[dict, list[dict]]:
         """Label names and probabilities for ``texts``, through the saved tokenizer.
 
-        Returns one ``{"label": name, "probabilities": {name: p}}`` per text; a multi-label
+        Returns one ``{"label": name, "probabilities": {name: p}}`` per text (for a lone string,
+        that one result rather than a list of one, as a pipeline does); a multi-label
         model gives ``{"labels": [names at or over their thresholds], "probabilities": ...}``.
         A text of several fields is one string joined by ``config.field_separator``. Texts
         longer than ``max_length`` tokens (default 10,000) keep their first ``max_length``
@@ -139,7 +148,8 @@ class _Classifier(_TextModel):
         from .prediction import predict_stream
 
         self.check_head()
-        return list(predict_stream(self, texts, batch_size, max_length))
+        results = list(predict_stream(self, texts, batch_size, max_length))
+        return results[0] if isinstance(texts, str) else results
 
     def result_of(self, row: list) -> dict:
         """One text's probabilities (C,) -> its label (or labels at their thresholds) and named probabilities."""

@@ -27,7 +27,7 @@ import torch
 from ..core.errors import DataError, one_line
 from ..core.runtime import durable_replace, eval_mode
 from ..data.batching import pad_batch
-from ..data.encoding import encode_for_inference
+from ..data.encoding import as_texts, encode_for_inference
 
 CHUNK = 2048
 DEFAULT_MAX_TOKENS = 10_000
@@ -41,7 +41,7 @@ def predict_stream(model: Any, texts: Iterable[str], batch_size: int = 64, max_l
         if value is not None and value < 1:
             raise DataError(f"{name} must be at least 1, got {value} (--{name.replace('_', '-')} on the command line)")
     tokenizer, limit = model.require_tokenizer(), max_length or DEFAULT_MAX_TOKENS
-    texts = iter(texts)
+    texts = iter(as_texts(texts))
     with eval_mode(model):
         while chunk := list(islice(texts, chunk_size)):
             ids, cut = encode_for_inference(tokenizer, chunk, limit)

@@ -130,7 +130,8 @@ def _require_onnx():
         import onnxruntime
     except ImportError as exc:
         raise TextRNNError(
-            f"ONNX export needs onnx and onnxruntime ({exc.name} is missing): pip install 'textrnn[export]'"
+            f"ONNX export needs onnx and onnxruntime ({exc.name} is missing): "
+            "pip install -e '.[export]' in textrnn's clone"
         ) from None
     return onnx, onnxruntime
 

@@ -63,8 +63,8 @@ def require_quantization() -> Any:
     try:
         from onnxruntime import quantization
     except ImportError as exc:
-        raise TextRNNError(f"int8 export needs onnxruntime ({exc.name} is missing): pip install 'textrnn[export]'") \
-            from None
+        raise TextRNNError(f"int8 export needs onnxruntime ({exc.name} is missing): "
+                           "pip install -e '.[export]' in textrnn's clone") from None
     return quantization
 
 

@@ -15,6 +15,7 @@ import asyncio  # no `from __future__ import annotations`: FastAPI reads the end
 import concurrent.futures
 import gc
 import json
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ def require_serving() -> None:
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise TextRNNError(f"textrnn serve needs fastapi and uvicorn ({exc.name} is missing): "
-                           "pip install 'textrnn[serve]'") from None
+                           "pip install -e '.[serve]' in textrnn's clone") from None
 
 
 def page() -> str:
@@ -133,11 +134,14 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, device: st
 
     limits.setdefault("allowed_hosts", default_hosts(host))
     app = create_app(load_model(checkpoint, map_location=select_device(device)), **limits)
+    # said once the model has loaded: a checkpoint that fails to load never claims to be served
+    print(f"serving {checkpoint} on http://{host}:{port} (page at /, API docs at /docs); one access-log line "
+          "per request follows", file=sys.stderr, flush=True)
     # Everything alive now (torch, the model, the app) lives as long as the server: keep it out of
     # the collector's full passes, which otherwise stall every request in flight for tens of ms.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True,
                 limit_concurrency=limit_concurrency, timeout_keep_alive=timeout_keep_alive)
 
 

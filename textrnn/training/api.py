@@ -15,12 +15,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 from ..core.config import ExperimentConfig
 from ..core.config_files import config_from_dict, load_config
 from ..core.errors import ConfigError, DataError
-from ..data.memory import IN_MEMORY, as_dataset_dict
+from ..data.memory import IN_MEMORY, as_dataset_dict, datasets_progress
 from .classification_task import ClassificationTask
 from .pretraining import lm_experiment, pretrain_stage
 from .registry import TASKS, check_experiment
@@ -31,7 +31,8 @@ ConfigLike = Union[ExperimentConfig, str, os.PathLike, dict, None]
 
 
 def train(config: ConfigLike = None, resume: Optional[str] = None, device: Optional[str] = None, *,
-          train_data: Any = None, validation_data: Any = None) -> RunResult:
+          train_data: Any = None, validation_data: Any = None, label_names: Optional[Sequence[str]] = None
+          ) -> RunResult:
     """Train a model as ``config`` says, resuming from a run or checkpoint folder if given.
 
     Args:
@@ -42,8 +43,11 @@ def train(config: ConfigLike = None, resume: Optional[str] = None, device: Optio
         train_data: data in memory instead of ``data.dataset``: a ``datasets.Dataset`` or
             ``DatasetDict``, a pandas DataFrame, ``(texts, labels)``, a list of strings (a language
             model's text) or a dict of columns (see :mod:`textrnn.data.memory`). Without a ``task``
-            in the config, data with a label column trains a classifier, other data a language model.
+            in the config, data with a label column trains a classifier, text alone a language model (it
+            says so), and a named label column that is absent is an error.
         validation_data: the validation split, in the same forms; default: cut from ``train_data``.
+        label_names: names of integer labels 0..C-1 in ``train_data`` (a pandas frame of ints, say), in id
+            order, so that predictions say ``"joy"`` rather than ``"17"``.
 
     Returns:
         A :class:`~textrnn.training.run_folder.RunResult`: ``metrics`` of the best checkpoint, and
@@ -52,18 +56,20 @@ def train(config: ConfigLike = None, resume: Optional[str] = None, device: Optio
     A classifier config with a ``pretrain`` section first trains its language model
     (:mod:`textrnn.training.pretraining`), then the classifier from it, in one run folder.
     """
-    config, raw = resolve(config, train_data, validation_data)
-    if config.pretrain is not None:
-        def run(stage: ExperimentConfig, again: Optional[str], where: Optional[str]) -> RunResult:
-            return Trainer(stage, again, where, raw=raw).fit()
+    config, raw = resolve(config, train_data, validation_data, label_names)
+    with datasets_progress(config.train.progress):
+        if config.pretrain is not None:
+            def run(stage: ExperimentConfig, again: Optional[str], where: Optional[str]) -> RunResult:
+                return Trainer(stage, again, where, raw=raw).fit()
 
-        config, interrupted = pretrain_stage(config, resume, device, run)
-        if interrupted is not None:
-            return interrupted
-    return Trainer(config, resume, device, raw=raw).fit()
+            config, interrupted = pretrain_stage(config, resume, device, run)
+            if interrupted is not None:
+                return interrupted
+        return Trainer(config, resume, device, raw=raw).fit()
 
 
-def prepare(config: ConfigLike = None, *, train_data: Any = None, validation_data: Any = None) -> list:
+def prepare(config: ConfigLike = None, *, train_data: Any = None, validation_data: Any = None,
+            label_names: Optional[Sequence[str]] = None) -> list:
     """Prepare a config's data ahead of training, in the shared cache where training finds it.
 
     Tokenizer training, label detection and encoding happen here, once per node; a run on the
@@ -72,7 +78,7 @@ def prepare(config: ConfigLike = None, *, train_data: Any = None, validation_dat
     each stage (:class:`~textrnn.data.preparation.PreparedLM` or ``PreparedClassification``),
     each with a one-line ``note`` of where it is and what it holds.
     """
-    config, raw = resolve(config, train_data, validation_data)
+    config, raw = resolve(config, train_data, validation_data, label_names)
     check_experiment(config)
     if config.data.streaming:
         raise ConfigError("data.streaming reads the data while it trains, so there is nothing to prepare; "
@@ -85,34 +91,45 @@ def prepare(config: ConfigLike = None, *, train_data: Any = None, validation_dat
     return [first, ClassificationTask.prepare(config, raw=raw, log=log, tokenizer=first.tokenizer)]
 
 
-def resolve(config: ConfigLike, train_data: Any, validation_data: Any) -> tuple[ExperimentConfig, Any]:
+def resolve(config: ConfigLike, train_data: Any, validation_data: Any,
+            label_names: Optional[Sequence[str]] = None) -> tuple[ExperimentConfig, Any]:
     """The experiment config, and the in-memory data as a ``DatasetDict`` (None when the data are files)."""
     named_task = isinstance(config, ExperimentConfig) or (isinstance(config, dict) and "task" in config)
+    section = (config or {}).get("data") if isinstance(config, dict) else None
+    named_labels = isinstance(section, dict) and bool({"label_column", "label_columns"} & set(section))
     if isinstance(config, (str, os.PathLike)):
         config, named_task = load_config(str(config)), True
     elif not isinstance(config, ExperimentConfig):
         config = config_from_dict(dict(config or {}))
     if train_data is None:
-        if validation_data is not None:
-            raise DataError("validation_data needs train_data (the training split in memory too)")
+        if validation_data is not None or label_names is not None:
+            raise DataError("validation_data and label_names go with train_data (the training split in memory)")
         if config.data.dataset == IN_MEMORY:
             raise DataError("this run trained on data given in Python; pass train_data= (and validation_data=) again")
         return config, None
     d = config.data
-    raw = as_dataset_dict(train_data, validation_data, d.text_column if isinstance(d.text_column, str) else "text",
-                          d.label_column)
+    raw = as_dataset_dict(train_data, validation_data, d.text_column, d.label_column, label_names,
+                          log=lambda line: print(line, file=sys.stderr))
     if not named_task:
-        config = dataclasses.replace(config, task=infer_task(raw, config))
+        config = dataclasses.replace(config, task=infer_task(raw, config, named_labels))
     return dataclasses.replace(config, data=dataclasses.replace(d, dataset=IN_MEMORY)).validate(), raw
 
 
-def infer_task(raw: Any, config: ExperimentConfig) -> str:
-    """Classification when the training split has the configured label column(s), else a language model."""
+def infer_task(raw: Any, config: ExperimentConfig, named_labels: bool = False) -> str:
+    """Classification when the training split has the label column(s). A language model only when the data has no
+    column but its text and no label column was named; anything else is a one-line error, never a guess."""
     d = config.data
     wanted = list(d.label_columns) if d.label_columns else [d.label_column]
     columns = raw[d.train_split].column_names if d.train_split in raw else []
-    labelled = all(name in columns for name in wanted)
-    entry = next(entry for entry in TASKS.values() if entry.model_class.is_classifier == labelled)
-    print(f"note: training {entry.description} (the data has {'the' if labelled else 'no'} label column "
-          f"{', '.join(map(str, wanted))}); set task to choose", file=sys.stderr)
-    return entry.name
+    if all(name in columns for name in wanted):
+        return "classification"
+    texts = d.text_column if isinstance(d.text_column, list) else [d.text_column]
+    others = [name for name in columns if name not in texts]
+    if named_labels or others:
+        missing = ", ".join(repr(name) for name in wanted if name not in columns)
+        raise DataError(f"label column {missing} not found in train_data (columns: {', '.join(columns)}); set "
+                        "data.label_column to the labels' column, or task: language_model to train a generator")
+    print(f"WARNING: train_data has only text ({', '.join(texts)}) and no label column, so this trains a LANGUAGE "
+          "MODEL (a generator). For a classifier, give labels (data.label_column); set task: language_model to "
+          "say that is what you want.", file=sys.stderr)
+    return "language_model"

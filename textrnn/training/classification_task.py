@@ -26,7 +26,7 @@ from ..data.streaming import open_classification_stream
 from ..data.tokenization import PAD_ID, TextTokenizer
 from ..models.classifier import RNNClassifier
 from ..models.pretrained import read_config
-from .evaluation import evaluate_single, predict_rows
+from .evaluation import eval_budget_note, eval_rows, evaluate_single, predict_rows
 from .metrics import multi_label_metrics, tune_thresholds
 from .task import Autocast, Carry, StepOutput, given_tokenizer, to_device
 
@@ -63,6 +63,9 @@ class ClassificationTask:
             self.train_loader: Any = ClassificationLoader(self.train_set, self.sampler, PAD_ID,
                                                           pin_memory=device.type == "cuda")
         self.class_weights = class_weight_tensor(config.train.class_weights, self.train_set, self.spec)
+        self.eval_set = eval_rows(self.valid_set, config.train.eval_tokens)
+        self.eval_note = (eval_budget_note(len(self.eval_set), len(self.valid_set), "rows")
+                          if len(self.eval_set) < len(self.valid_set) else None)
         self.metric = "macro_f1" if self.spec.problem_type == MULTI else "accuracy"
         self.greater_is_better = True
 
@@ -118,11 +121,12 @@ class ClassificationTask:
         return StepOutput(loss, carry, int(batch["lengths"].sum()))
 
     def evaluate(self, model: Any) -> dict:
-        """Validation metrics; a multi-label model's thresholds are tuned here and kept in its config."""
+        """Validation metrics (on ``train.eval_tokens`` worth of rows); a multi-label model's thresholds are tuned
+        here and kept in its config."""
         batch_size = self.config.data.eval_batch_size
         if self.spec.problem_type == SINGLE:
-            return evaluate_single(model, self.valid_set, batch_size, self.dist, self.device)
-        probs, targets, loss = predict_rows(model, self.valid_set, batch_size, self.dist, self.device)
+            return evaluate_single(model, self.eval_set, batch_size, self.dist, self.device)
+        probs, targets, loss = predict_rows(model, self.eval_set, batch_size, self.dist, self.device)
         t = self.config.train
         if t.threshold:
             thresholds = [t.threshold] * probs.shape[1]

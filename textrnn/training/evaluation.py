@@ -63,6 +63,28 @@ def evaluate_lm(model: Any, tokens: np.ndarray, num_streams: int, seq_len: int, 
     return metrics
 
 
+def eval_budget_note(used: int, total: int, unit: str) -> str:
+    """The note a run prints when its evaluations read part of the validation split."""
+    return (f"note: evaluations read {used:,} of the {total:,} validation {unit} (train.eval_tokens; null reads "
+            "all, and textrnn evaluate scores the whole split)")
+
+
+def lm_eval_tokens(tokens: np.ndarray, budget: Optional[int]) -> np.ndarray:
+    """The first ``budget`` tokens of a validation stream to predict (all when it is shorter, or no budget)."""
+    return tokens if budget is None or len(tokens) <= budget + 1 else tokens[: budget + 1]
+
+
+def eval_rows(encoded: Dataset, budget: Optional[int]) -> Dataset:
+    """Rows of an encoded validation split holding at most ``budget`` tokens, drawn once (seed 0) and kept in
+    their order; the whole split when it holds fewer."""
+    lengths = column_array(encoded, "length")
+    if budget is None or int(lengths.sum()) <= budget:
+        return encoded
+    order = np.random.default_rng(0).permutation(len(lengths))
+    taken = order[: max(1, int(np.searchsorted(np.cumsum(lengths[order]), budget, side="right")))]
+    return encoded.select(np.sort(taken))
+
+
 # ---------------------------------------------------------------------------- evaluation
 def scored_batches(model: Any, encoded: Dataset, batch_size: int, dist: Dist,
                    device: torch.device) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
@@ -128,7 +150,9 @@ def evaluate_checkpoint(model: Any, checkpoint: str, dataset: str, split: str, t
     data, seed = training_record(checkpoint)
     same = dataset == data.dataset
     data.config_name = config_name or (data.config_name if same else None)
-    data.dataset, data.text_column = dataset, text_column or data.text_column
+    fields = model.config.text_fields if model.is_classifier else None  # config.json's record, saved by any route
+    recorded: Any = (fields[0] if len(fields) == 1 else list(fields)) if fields else data.text_column
+    data.dataset, data.text_column = dataset, text_column or recorded
     data.label_column = label_column or data.label_column
     folder, meta = encoded_for_evaluation(model, data, split, seed if same else None)
     batch_size = batch_size or data.eval_batch_size
@@ -153,7 +177,8 @@ def encoded_for_evaluation(model: Any, data: DataConfig, split: str, cut_seed: O
              **{name: getattr(data, name) for name in fields}, **tokenizer_part(experiment, model.tokenizer)}
 
     def build(tmp: Path) -> dict:
-        raw = loaded if loaded is not None else load_raw(data.dataset, str(tmp / SCRATCH), data.config_name)
+        raw = loaded if loaded is not None else load_raw(data.dataset, str(tmp / SCRATCH), data.config_name,
+                                                                   encoding=data.encoding)
         if not model.is_classifier:
             tokens = lm_split_tokens(model, raw, data, split, tmp / "tokens.bin")
             meta = {"dtype": str(tokens.dtype), "tokens": len(tokens)}
@@ -222,7 +247,7 @@ def classifier_split_rows(model: Any, raw: DatasetDict, data: DataConfig, split:
         require_column(rows, name, "text_column", "--text-column")
     for name in spec.columns:
         require_column(rows, name, "label_column", "--label-column")
-    return labelled(encode_split(rows, model.tokenizer, data, spec), f"split {split!r}",
+    return labelled(encode_split(rows, model.tokenizer, data, spec)[0], f"split {split!r}",
                     hint="evaluate needs labels; label it with textrnn predict instead")
 
 

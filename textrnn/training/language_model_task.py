@@ -24,7 +24,7 @@ from ..data.preparation import PreparedLM, prepare_language_model
 from ..data.streaming import open_lm_stream
 from ..data.streams import stream_counts
 from ..data.tokenization import PAD_ID
-from .evaluation import evaluate_lm
+from .evaluation import eval_budget_note, evaluate_lm, lm_eval_tokens
 from .task import Autocast, Carry, StepOutput, given_tokenizer, to_device
 
 
@@ -92,9 +92,21 @@ class LanguageModelTask:
             _, loss, state = model(batch["input_ids"], state=state, targets=batch["targets"])
         return StepOutput(loss, state, batch["input_ids"].numel())
 
+    @property
+    def eval_note(self) -> Optional[str]:
+        """What part of the validation stream evaluations read, when not all of it."""
+        used, total = len(self.eval_tokens) - 1, len(self.valid_tokens) - 1
+        return eval_budget_note(used, total, "tokens") if used < total else None
+
+    @property
+    def eval_tokens(self) -> np.ndarray:
+        """The validation tokens an evaluation reads (``train.eval_tokens``)."""
+        return lm_eval_tokens(self.valid_tokens, self.config.train.eval_tokens)
+
     def evaluate(self, model: Any) -> dict:
-        """Loss per token over the validation stream (and bits per character for a char model)."""
-        return evaluate_lm(model, self.valid_tokens, self.config.data.eval_batch_size, self.config.data.seq_len,
+        """Loss per token over the validation stream, or its first ``train.eval_tokens`` (and bits per character
+        for a char model)."""
+        return evaluate_lm(model, self.eval_tokens, self.config.data.eval_batch_size, self.config.data.seq_len,
                            self.dist, self.device, self.tokenizer.kind == "char")
 
 

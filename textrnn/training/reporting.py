@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from ..core.errors import ConfigError
 
@@ -67,8 +67,8 @@ def require_reporters(report_to: Sequence[str]) -> None:
         try:
             import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
         except ImportError:
-            raise ConfigError("train.report_to: tensorboard needs the tensorboard package: "
-                              "pip install 'textrnn[tensorboard]' (or drop it from train.report_to)") from None
+            raise ConfigError("train.report_to: tensorboard needs the tensorboard package: pip install -e "
+                              "'.[tensorboard]' in textrnn's clone (or drop it from train.report_to)") from None
 
 
 class TensorBoardSink:
@@ -101,28 +101,43 @@ SINKS = {"tensorboard": TensorBoardSink}  # train.report_to name (config.REPORT_
 
 
 class ProgressBar:
-    """tqdm progress with live loss and throughput."""
+    """tqdm progress with live loss and throughput.
 
-    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+    With a time budget (``budget_s``: the seconds train.max_minutes leaves), the bar's total is the
+    steps the budget allows at the rate so far, when fewer than planned: its ETA is then the budget's.
+    """
+
+    def __init__(self, total: int, initial: int, enabled: bool, budget_s: Optional[float] = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         from tqdm.auto import tqdm
 
         self.tqdm = tqdm(total=total, initial=initial, disable=not enabled, dynamic_ncols=True, mininterval=1.0,
                          file=sys.stderr, unit="step")
         self.losses: list[float] = []
-        self.tokens, self.started = 0, time.monotonic()
+        self.clock = clock
+        self.tokens, self.started = 0, clock()
+        self.planned, self.initial, self.budget_s, self.steps = total, initial, budget_s, 0
 
     def update(self, loss: float, tokens: int) -> None:
         """Count one step of ``tokens`` tokens at ``loss``."""
         if math.isfinite(loss):  # the running loss is what a divergence is measured against
             self.losses = (self.losses + [loss])[-100:]
-        self.tokens += tokens
+        self.tokens, self.steps = self.tokens + tokens, self.steps + 1
+        if self.budget_s is not None:
+            self.tqdm.total = self.budgeted_total()
         self.tqdm.update(1)
-        if self.tqdm.n % 10 == 0:
+        if self.steps % 10 == 0:
             self.tqdm.set_postfix(loss=f"{self.mean_loss():.4f}", tok_s=f"{self.rate():,.0f}", refresh=False)
+
+    def budgeted_total(self) -> int:
+        """The planned steps, or the steps the time budget allows at the rate so far when fewer."""
+        spent = self.clock() - self.started
+        left = max(0.0, (self.budget_s or 0.0) - spent)
+        return min(self.planned, self.initial + self.steps + int(left * self.steps / max(spent, 1e-9)))
 
     def rate(self) -> float:
         """Training tokens per second on this rank since the bar started."""
-        return self.tokens / max(time.monotonic() - self.started, 1e-9)
+        return self.tokens / max(self.clock() - self.started, 1e-9)
 
     def mean_loss(self) -> float:
         """The mean loss of the recent steps."""
@@ -130,13 +145,19 @@ class ProgressBar:
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, initial: int, enabled: bool) -> Iterator[ProgressBar]:
+def progress_bar(total: int, initial: int, enabled: bool, budget_s: Optional[float] = None) -> Iterator[ProgressBar]:
     """A :class:`ProgressBar` for the run, closed when the block ends."""
-    bar = ProgressBar(total, initial, enabled)
+    bar = ProgressBar(total, initial, enabled, budget_s)
     try:
         yield bar
     finally:
         bar.tqdm.close()
+
+
+def loss_label(valid: list) -> str:
+    """The loss axis's label: a classifier's loss is per text, a language model's per token."""
+    classifier = any(key in record for record in valid for key in ("accuracy", "macro_f1"))
+    return "loss (cross-entropy per text, nats)" if classifier else "loss (nats/token)"
 
 
 def plot_curves(out: Path) -> Optional[Path]:
@@ -153,8 +174,8 @@ def plot_curves(out: Path) -> Optional[Path]:
     if train:
         ax_loss.plot(*zip(*train), label="train loss")
     ax_loss.plot([r["step"] for r in valid], [r["loss"] for r in valid], "o-", label="validation loss")
-    ax_loss.set_xlabel("step"), ax_loss.set_ylabel("loss (nats/token)"), ax_loss.legend()
-    name = "accuracy" if valid and "accuracy" in valid[0] else "perplexity"
+    ax_loss.set_xlabel("step"), ax_loss.set_ylabel(loss_label(valid)), ax_loss.legend()
+    name = next((key for key in ("accuracy", "macro_f1") if valid and key in valid[0]), "perplexity")
     ax_metric.plot([r["step"] for r in valid], [r.get(name) for r in valid], "o-", color="C2")
     ax_metric.set_xlabel("step"), ax_metric.set_ylabel(f"validation {name}")
     fig.tight_layout()

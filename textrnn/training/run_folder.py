@@ -245,6 +245,17 @@ class RunResult:
     step: int = 0
     last_metrics: dict = field(default_factory=dict)  # the last checkpoint's
     best_step: Optional[int] = None
+    planned_steps: Optional[int] = None  # the steps the run's plan allowed (max_epochs, max_steps)
+
+    @property
+    def budget_note(self) -> Optional[str]:
+        """A warning when ``train.max_minutes`` ended the run before its planned steps, else None."""
+        if self.stop_reason != "max_minutes" or not self.planned_steps or self.step >= self.planned_steps:
+            return None
+        share = self.step / self.planned_steps
+        return (f"warning: train.max_minutes ended the run after {self.step:,} of its {self.planned_steps:,} planned "
+                f"steps ({share:.0%}); the model is undertrained: raise train.max_minutes, or plan fewer steps "
+                "(train.max_steps)")
 
     @property
     def model(self) -> Any:

@@ -63,6 +63,11 @@ class Task(Protocol):
     data_note: str  # one line for the log: where the prepared data is, found or built, and what it holds
 
     @property
+    def eval_note(self) -> Optional[str]:
+        """One line for the log when evaluations read part of the validation split (``train.eval_tokens``)."""
+        ...
+
+    @property
     def train_loader(self) -> TrainLoader:
         """The training batches of one epoch; read-only here, since each task has its own loader class."""
         ...

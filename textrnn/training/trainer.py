@@ -70,13 +70,13 @@ class Trainer:
         self.out = Path(t.output_dir)
         self.checkpointer = RunCheckpointer(self.out, t.keep_checkpoints)
         point = self._resume_point(resume)
-        if self.dist.is_main:
-            self.checkpointer.write_run_config(config_to_dict(config))
         self.progress = point.progress if point else TrainingProgress(world_size=self.dist.world_size)
         self.resumed_at = point.progress.step if point else None
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         self.task = entry.task_class(config, self.dist, self.device, self.out, checkpoint=point and point.folder,
                                      raw=raw)
+        if self.dist.is_main:  # once the data is read: a run refused for its data leaves no folder behind
+            self.checkpointer.write_run_config(config_to_dict(config))
         log = (lambda line: print(line, file=sys.stderr)) if self.dist.is_main else None
         self.model: Any = (entry.model_class.from_pretrained(point.folder) if point else
                       build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts, log))
@@ -239,7 +239,9 @@ class Trainer:
         self.metrics_log.forget_after(self.progress.step)
         self._announce_plan()
         enabled = self.dist.is_main and self.train_config.progress
-        bar = progress_bar(self.total_steps, self.progress.step, enabled)
+        minutes = self.train_config.max_minutes
+        bar = progress_bar(self.total_steps, self.progress.step, enabled,
+                           budget_s=60 * minutes - self.progress.elapsed if minutes else None)
         with catch_stop_signals(self._on_signal), bar as self.bar:
             reason = self._loop()
         final = self._final_metrics(reason)
@@ -252,15 +254,20 @@ class Trainer:
         self.wrapped = self.model  # release DDP before its process group (see distributed.close)
         distributed.close(self.dist)
         best = self.checkpointer.metrics_of("best") if self.dist.is_main else None
-        return RunResult(self.out, self.checkpointer.best(), best or final, interrupted=reason == "interrupt",
-                         stop_reason=reason, step=self.progress.step, last_metrics=final,
-                         best_step=self.progress.best_step)
+        result = RunResult(self.out, self.checkpointer.best(), best or final, interrupted=reason == "interrupt",
+                           stop_reason=reason, step=self.progress.step, last_metrics=final,
+                           best_step=self.progress.best_step, planned_steps=self.total_steps)
+        if self.dist.is_main and result.budget_note:
+            print(result.budget_note, file=sys.stderr)
+        return result
 
     def _announce_plan(self) -> None:
         """Where the data is, and whether the data stretched the run (train.min_steps) and its evaluations."""
         t, plan = self.train_config, self.plan
         if self.dist.is_main and self.task.data_note:
             print(self.task.data_note, file=sys.stderr)
+        if self.dist.is_main and self.task.eval_note:
+            print(self.task.eval_note, file=sys.stderr)
         if self.dist.is_main and (plan.max_epochs, plan.eval_every) != (t.max_epochs, t.eval_every):
             print(f"note: {len(self.task.train_loader)} steps an epoch: training up to {plan.max_epochs} epochs "
                   f"(train.min_steps={t.min_steps}), evaluating every {plan.eval_every} steps", file=sys.stderr)
