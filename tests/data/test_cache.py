@@ -134,3 +134,32 @@ def test_the_cache_root_follows_the_setting_then_the_environment(tmp_path, monke
     monkeypatch.delenv("TEXTRNN_CACHE")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     assert cache_root(None) == tmp_path / "hf" / "textrnn"
+
+
+def test_a_killed_build_of_a_key_never_asked_for_again_is_swept_but_a_live_one_is_kept(tmp_path):
+    dead = start_builder(tmp_path, 60.0)
+    dead.send_signal(signal.SIGKILL)
+    dead.wait(timeout=60)
+    (tmp_path / "k.partial-999999999").mkdir()  # a key whose builder died long ago (no lock held)
+    (tmp_path / "live").mkdir()
+    live = start_builder(tmp_path / "live", 5.0)
+    PreparedCache(tmp_path).get("other", writer([]))  # another key: the dead builds of "k" go
+    assert not list(tmp_path.glob("k.partial-*"))
+    PreparedCache(tmp_path / "live").get("another", writer([]))  # while "k" is being built there: kept
+    assert list((tmp_path / "live").glob("k.partial-*"))
+    assert live.wait(timeout=60) == 0
+
+
+def test_a_kill_inside_a_save_leaves_nothing_once_the_run_starts_again(tmp_path):
+    from textrnn.models.pretrained import atomic_write_dir
+    from textrnn.training.run_folder import recover
+
+    checkpoints = tmp_path / "run" / "checkpoints"
+    (checkpoints / ".step-00000012.tmp-999999999-abcd1234").mkdir(parents=True)  # its writer is gone
+    (checkpoints / ".step-00000008.tmp-5f2e9a1c").mkdir()  # the name before the pid was in it
+    mine = checkpoints / f".step-00000016.tmp-{os.getpid()}-00000000"  # a writer alive now
+    mine.mkdir()
+    recover(tmp_path / "run")
+    assert [p.name for p in checkpoints.iterdir()] == [mine.name]
+    atomic_write_dir(checkpoints / "step-00000020", lambda folder: (folder / "x").write_text("1"))
+    assert sorted(p.name for p in checkpoints.iterdir()) == sorted([mine.name, "step-00000020"])

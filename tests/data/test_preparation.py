@@ -38,11 +38,36 @@ def test_a_second_preparation_finds_the_first_and_maps_the_same_file(corpus, tmp
 
 
 @pytest.mark.parametrize("change", ["tokenizer.kind=word", "tokenizer.lowercase=true", "model.reverse=true",
-                                    "data.validation_fraction=0.2", "data.separator=|", "train.seed=7"])
+                                    "data.validation_fraction=0.2", "data.separator=|", "train.seed=7",
+                                    "data.encoding=latin-1"])
 def test_each_setting_the_data_depends_on_makes_a_new_key(corpus, tmp_path, change):
     base = prepare_language_model(lm(corpus, tmp_path / "c"))
     other = prepare_language_model(lm(corpus, tmp_path / "c", change))
     assert other.folder != base.folder and other.note.startswith("data: prepared")
+
+
+def test_a_validation_split_guessed_from_a_name_but_not_used_keeps_the_seed_in_the_key(tmp_path):
+    """The audit's collision: files named like a validation split that datasets does not map to one, and an
+    empty validation split, each still cut validation from train by train.seed, but the seed was not in the key."""
+    import datasets
+
+    folder = tmp_path / "validated"
+    folder.mkdir()
+    for name in ("train_validated.csv", "test_validated.csv"):
+        (folder / name).write_text("text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(40)))
+    cases = [{"dataset": str(folder)},
+             {"train_data": datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+                 {"text": [f"row {i}" for i in range(40)], "label": [i % 2 for i in range(40)]}),
+                 "validation": datasets.Dataset.from_dict({"text": [], "label": []})})}]
+    for case in cases:
+        raw = case.get("train_data")
+        folders = []
+        for seed in (0, 1):
+            config = {"task": "classification", "data": {"dataset": case.get("dataset", "textrnn:in_memory"),
+                                                          "cache_dir": str(tmp_path / "c")}, "train": {"seed": seed}}
+            prepared = prepare(config, train_data=raw)[0] if raw is not None else prepare(config)[0]
+            folders.append(prepared.folder)
+        assert folders[0] != folders[1], case  # seed 1 cuts other rows: it must not read seed 0's folder
 
 
 def test_changed_data_is_prepared_again(corpus, tmp_path):

@@ -111,19 +111,61 @@ def test_a_streamed_classification_loader_resumes_mid_group_in_any_pass(used):
     assert len(again) == 12 and all(torch.equal(a, b) for a, b in zip(again, expected[used:]))
 
 
+def resumed_again_and_again(make, cuts: list, total: int) -> list:
+    """The batches a loader gives when the run stops at each of ``cuts`` and resumes from its state in a new one."""
+    seen, state, done = [], None, 0
+    for end in [*cuts, total]:
+        loader = make()
+        if state is not None:
+            loader.load_state_dict(state)
+        run = loader.iterate(done)
+        seen += [next(run)["input_ids"] for _ in range(end - done)]
+        state, done = loader.state_dict(), end
+    return seen
+
+
+def random_cuts(seed: int, total: int) -> list:
+    """2 to 4 stops; every other seed puts the second a few batches after the first (in the group resumed into)."""
+    rng = np.random.default_rng(seed)
+    cuts = sorted(int(c) for c in rng.choice(np.arange(1, total - 5), size=int(rng.integers(2, 5)), replace=False))
+    return sorted({cuts[0], cuts[0] + 3, *cuts[2:]}) if seed % 2 else cuts
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_streamed_lm_loader_resumed_again_and_again_sees_the_uninterrupted_windows(seed):
+    lines = [f"line {i} of the text\n" for i in range(3000)]
+    total = 2300  # into the second pass
+    expected = [w["input_ids"] for _, w in zip(range(total), lm_loader(lines, batch_size=4)[1].iterate())]
+    seen = resumed_again_and_again(lambda: lm_loader(lines, batch_size=4)[1], random_cuts(seed, total), total)
+    assert len(seen) == total and all(torch.equal(a, b) for a, b in zip(seen, expected))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_streamed_classification_loader_resumed_again_and_again_sees_the_uninterrupted_batches(seed):
+    rows = {"sentence": [f"{POSITIVE[i % 5]} n{i}" for i in range(90)], "label": [i % 2 for i in range(90)]}
+    total = 40  # three passes of 90 rows in groups of 40
+    expected = [b["input_ids"] for _, b in zip(range(total), classification_loader(rows, buffer=40)[2].iterate())]
+    seen = resumed_again_and_again(lambda: classification_loader(rows, buffer=40)[2], random_cuts(seed, total), total)
+    assert len(seen) == total and all(torch.equal(a, b) for a, b in zip(seen, expected))
+
+
 @pytest.mark.parametrize("kind", ["classification", "language_model"])
 def test_a_streamed_run_resumed_from_a_checkpoint_ends_as_the_uninterrupted_run(tmp_path, sentiment_dir,
                                                                                 corpus_file, kind):
     make, data = (classifier_config, sentiment_dir) if kind == "classification" else (lm_config, corpus_file)
-    extra = ("data.streaming=true", "data.shuffle_buffer=40", "data.validation_rows=20", "train.max_steps=18",
-             "train.eval_every=6")
+    extra = ("data.streaming=true", "data.shuffle_buffer=100", "data.validation_rows=20", "train.max_steps=12",
+             "train.eval_every=3")
     full = train(make(data, tmp_path / "full", *extra))
-    middle = tmp_path / "full" / "checkpoints" / "step-00000006"
+    middle = tmp_path / "full" / "checkpoints" / "step-00000003"
     state = torch.load(middle / "trainer_state.pt", weights_only=True)
     assert len(state["loader_states"]) == 1 and state["loader_states"][0]["dataset"] is not None
     resumed = train(make(data, tmp_path / "resumed", *extra), resume=str(middle))
     assert_same_weights(tmp_path / "full" / "last", tmp_path / "resumed" / "last")
-    assert resumed.metrics["loss"] == pytest.approx(full.metrics["loss"], rel=1e-6)
+    assert resumed.last_metrics["loss"] == pytest.approx(full.last_metrics["loss"], rel=1e-6)
+    # a second resume, from a checkpoint the resumed run wrote: its stream position is the one it reached
+    # (the audit's repro: it recorded the pass's start, and the run after it trained on rows again)
+    train(make(data, tmp_path / "again", *extra), resume=str(tmp_path / "resumed" / "checkpoints" / "step-00000006"))
+    assert_same_weights(tmp_path / "full" / "last", tmp_path / "again" / "last")
 
 
 def test_streaming_settings_that_cannot_work_are_one_line_errors(tmp_path, corpus_file):

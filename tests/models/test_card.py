@@ -119,3 +119,20 @@ def test_the_card_and_info_publish_file_names_not_the_machine_folders(run):
               "dataset": "stanfordnlp/sst2", "unlabeled": ["../shared/data/more.txt"], "lr": 0.001}
     assert without_local_paths(config) == {"init_from": "lm", "pretrained_vectors": "glove.txt",
                                            "dataset": "stanfordnlp/sst2", "unlabeled": ["more.txt"], "lr": 0.001}
+
+
+def test_a_label_with_backticks_cannot_leak_html_into_the_card(tmp_path):
+    """The audit: a backtick in a label ended its code span, and the rest rendered as raw HTML on the Hub."""
+    from markdown_it import MarkdownIt
+
+    from tests.helpers import char_tokenizer
+    from textrnn import RNNClassifier, RNNConfig
+    from textrnn.models.card import model_card
+
+    evil = ["plain", "a`<img src=x onerror=alert(1)>`b", "``<script>alert(2)</script>", "line\n<b>two</b>"]
+    tok = char_tokenizer()
+    model = RNNClassifier.build(RNNConfig(vocab_size=len(tok), num_labels=4, label_names=evil, embedding_dim=4,
+                                          hidden_size=4), tok)
+    html = MarkdownIt("commonmark").render(model_card(model))
+    assert "<img" not in html and "<script" not in html and "<b>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html  # shown as text, inside code

@@ -56,3 +56,29 @@ def test_an_api_key_is_needed_everywhere_but_health_and_the_page():
     assert call(guard, authorization="Bearer k3y") == (200, {"reached": True})
     assert call(guard, "/health")[0] == 200 and call(guard, "/")[0] == 200 and call(guard, "/info")[0] == 401
     assert call(Guard(app, 1000))[0] == 200  # no key set: nothing asked
+
+
+def test_the_body_is_counted_as_it_arrives_whatever_length_was_declared():
+    """The audit's smuggling: Content-Length 26 with Transfer-Encoding: chunked, while h11 framed a 50 MB body by its
+    chunks; the guard trusted the 26 and the app read it all. Now CL + TE is refused, and every body is counted."""
+    chunks = [b"x" * 600_000, b"x" * 600_000]
+
+    def send_body(guard: Guard, **headers: str) -> int:
+        sent: list = []
+        pieces = iter([*({"type": "http.request", "body": c, "more_body": True} for c in chunks),
+                       {"type": "http.request", "body": b"", "more_body": False}])
+
+        async def receive():
+            return next(pieces)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/predict",
+                 "headers": [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]}
+        asyncio.run(guard(scope, receive, send))
+        return sent[0]["status"]
+
+    assert send_body(Guard(app, 1_000_000), content_length="26", transfer_encoding="chunked") == 400
+    assert send_body(Guard(app, 1_000_000), content_length="26") == 413  # a lying length: the bytes decide
+    assert send_body(Guard(app, 2_000_000), content_length="26") == 200

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from textrnn.serving.microbatch import MicroBatcher, ServerBusy
+from textrnn.serving.microbatch import MicroBatcher, ModelFailure, ServerBusy
 
 from ..helpers import char_tokenizer, classifier
 
@@ -74,3 +74,25 @@ def test_a_dead_batch_loop_is_reported_and_the_next_request_starts_a_new_one(pre
     failure, answer = asyncio.run(scenario())
     assert failure and failure.startswith("the /predict batch loop stopped: TypeError")
     assert answer == predict(["the fox"])
+
+
+class Panic(BaseException):
+    """What tokenizers raises past Oniguruma's retry limit (pyo3's PanicException is a BaseException)."""
+
+
+@pytest.mark.parametrize("error", [ValueError, Panic])
+def test_a_model_that_raises_on_one_text_fails_only_that_request(predict, error):
+    def fragile(texts):
+        if "poison" in texts:
+            raise error("boom")
+        return predict(texts)
+
+    async def scenario():
+        batcher = MicroBatcher(fragile, window_s=0.2)
+        requests = [asyncio.ensure_future(batcher.submit([text])) for text in ("the fox", "poison", "a stitch")]
+        return await asyncio.wait_for(asyncio.gather(*requests, return_exceptions=True), 10), batcher
+
+    (fox, poison, stitch), batcher = asyncio.run(scenario())
+    assert fox == predict(["the fox"]) and stitch == predict(["a stitch"])
+    assert isinstance(poison, ModelFailure) and f"{error.__name__}: boom" in str(poison)
+    assert batcher.failure() is None  # the loop lives on

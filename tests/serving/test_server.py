@@ -76,6 +76,24 @@ def test_predict_gives_what_the_model_gives(classifier_url, classifier_dir):
         assert g["probabilities"] == pytest.approx(w["probabilities"], abs=1e-6)
 
 
+def test_a_poison_text_among_concurrent_requests_fails_only_its_own(classifier_url):
+    results: dict = {}
+    start = threading.Barrier(12)
+
+    def client(i: int) -> None:
+        body = b'{"texts": ["\\ud800"]}' if i == 5 else b'{"texts": ["a good film"]}'
+        start.wait()
+        results[i] = httpx.post(f"{classifier_url}/predict", content=body, timeout=30,
+                                headers={"content-type": "application/json"}).status_code
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.pop(5) == 400 and set(results.values()) == {200}
+
+
 def test_concurrent_requests_are_batched_and_get_their_own_answers(classifier_url, classifier_dir):
     texts = [f"{'good ' * (i % 5)}film {'bad ' * (i % 3)}" for i in range(24)]
     alone = load_model(classifier_dir).predict(texts)
@@ -129,6 +147,9 @@ def test_concurrent_requests_are_batched_and_get_their_own_answers(classifier_ur
             None,
         ),
         (lambda u: httpx.post(f"{u}/generate", json={"prompt": "a"}), 400, "/generate needs a language model"),
+        # a lone surrogate: a 400 for this request alone (it was a plain-text 500 for its whole micro-batch)
+        (lambda u: httpx.post(f"{u}/predict", content=b'{"texts": ["fine", "\\ud800"]}',
+                              headers={"content-type": "application/json"}), 400, "texts[1] is not valid Unicode"),
     ],
 )
 def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(classifier_url, call, status, message):

@@ -190,3 +190,19 @@ def test_weights_that_are_not_finite_are_never_saved(tmp_path, corpus_file):
     assert not (tmp_path / "run" / "last").exists() and not (tmp_path / "run" / "checkpoints").exists()
     events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert events[-1] == {"step": 0, "split": "event", "event": "not_saved_nonfinite"}
+
+
+def test_a_resumed_run_logs_the_train_loss_of_the_uninterrupted_one(tmp_path, corpus_file):
+    """The window of recent losses (the logged train_loss, the divergence guard's mean) is resumed state: before,
+    it started empty after a resume, and the records at steps 50 and 100 differed."""
+    extra = ("train.max_steps=100", "train.eval_every=30")
+    train(lm_config(corpus_file, tmp_path / "full", *extra))
+    train(lm_config(corpus_file, tmp_path / "resumed", *extra),
+          resume=str(tmp_path / "full" / "checkpoints" / "step-00000030"))
+
+    def train_losses(run):
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: r["train_loss"] for r in rows if r["split"] == "train"}
+
+    full, resumed = train_losses(tmp_path / "full"), train_losses(tmp_path / "resumed")
+    assert sorted(resumed) == [50, 100] and all(resumed[s] == pytest.approx(full[s], rel=1e-9) for s in resumed)

@@ -113,11 +113,28 @@ class PreparedCache:
         if found is not None:
             return (*found, False)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.sweep()
         with KeyLock(self.root / f"{key}.lock", self.timeout, self.log):
             found = self.find(key)  # built by another process while this one waited
             if found is not None:
                 return (*found, False)
             return (*self._build(key, build), True)
+
+    def sweep(self) -> list[Path]:
+        """Remove the ``.partial`` folders of builds that no process holds the lock of any more (builds killed
+        half way, of keys never asked for again); a build under way keeps its lock, and its folder."""
+        import fcntl
+
+        removed = []
+        for partial in self.root.glob("*.partial-*"):
+            with open(self.root / f"{partial.name.split('.partial-')[0]}.lock", "a+") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # being built now
+                shutil.rmtree(partial, ignore_errors=True)
+                removed.append(partial)
+        return removed
 
     def _build(self, key: str, build: Callable[[Path], dict]) -> tuple[Path, dict]:
         for stale in self.root.glob(f"{key}.partial-*"):  # a killed build's leftovers: the lock says it is gone

@@ -80,6 +80,15 @@ def truncate_flat(values: np.ndarray, offsets: np.ndarray, max_length: int) -> t
     return values[position < max_length], np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
 
 
+def require_unicode(text: str, what: str) -> None:
+    """A one-line error unless ``text`` is valid Unicode (a lone surrogate, from JSON's \\ud800, is not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(f"{what} is not valid Unicode (a lone surrogate at character {exc.start}); "
+                        "send UTF-8 text") from None
+
+
 def as_texts(texts: Union[str, Iterable[str]]) -> Iterable[str]:
     """``texts`` to iterate over: a lone string is one text, never its characters one by one."""
     return [texts] if isinstance(texts, str) else texts

@@ -63,14 +63,16 @@ def _checked_dict(train_data: Any, validation_data: Any, text_column: Union[str,
         if validation_data is not None:
             raise DataError("train_data is a DatasetDict with its own splits; pass validation_data only with a "
                             "single split (or name the split in data.validation_split)")
+        where = {str(split): f"train_data[{str(split)!r}]" for split in train_data}
         splits = dict(train_data)
     else:
         splits = {"train": train_data} if validation_data is None else {"train": train_data,
                                                                          "validation": validation_data}
-    where = {"train": "train_data", "validation": "validation_data"}
-    return datasets.DatasetDict({
-        str(split): checked(as_dataset(data, where.get(str(split), str(split)), _first(text_column), label_column),
-                            where.get(str(split), str(split)), text_column, label_column, label_names, log)
+        where = {"train": "train_data", "validation": "validation_data"}
+    return datasets.DatasetDict({  # a DatasetDict's other splits may be empty (validation is then cut from train)
+        str(split): checked(as_dataset(data, where[str(split)], _first(text_column), label_column),
+                            where[str(split)], text_column, label_column, label_names, log,
+                            may_be_empty=isinstance(train_data, datasets.DatasetDict) and str(split) != "train")
         for split, data in splits.items()})
 
 
@@ -137,7 +139,8 @@ def _require_one_type(values: Sequence, name: str, column: str) -> None:
 
 
 def checked(ds: Any, name: str, text_column: Union[str, list], label_column: Optional[str],
-            label_names: Optional[Sequence[str]] = None, log: Optional[Callable[[str], None]] = None) -> Any:
+            label_names: Optional[Sequence[str]] = None, log: Optional[Callable[[str], None]] = None,
+            may_be_empty: bool = False) -> Any:
     """A split checked before any work: not empty, texts are strings, labels are ints, strings, bools or lists of
     them; rows whose text or label is None are dropped (and counted); integer labels named by ``label_names``."""
     import datasets
@@ -156,7 +159,7 @@ def checked(ds: Any, name: str, text_column: Union[str, list], label_column: Opt
     before = len(ds)
     if any(_nulls(ds, column) for column in wanted):  # Arrow's count: no pass over rows without them
         ds = ds.filter(lambda row: all(row[c] is not None for c in wanted), desc=None)
-    if len(ds) == 0:
+    if len(ds) == 0 and not may_be_empty:
         raise DataError(f"{name} is empty" + (f" once the {before} rows with a missing text or label are dropped"
                                                  if before else "") + "; give at least one row")
     if len(ds) < before and log is not None:

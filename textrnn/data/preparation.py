@@ -30,7 +30,7 @@ from ..core.errors import DataError
 from .cache import SCRATCH, PreparedCache, cache_key, cache_root, dataset_identity, local_identity
 from .encoding import column_array, cut_warning, encode_split, iter_texts, labelled, text_columns
 from .labels import SINGLE, LabelSpec, detect_labels
-from .loading import BUILTIN_PREFIX, IN_MEMORY, VALIDATION_NAMES, TextFile, load_raw, plain_text_file, split_dataset
+from .loading import BUILTIN_PREFIX, IN_MEMORY, TextFile, load_raw, plain_text_file, split_dataset
 from .streams import encode_stream, lm_splits, unlabeled_texts, validation_is_cut
 from .tokenization import TextTokenizer, train_tokenizer
 
@@ -71,25 +71,31 @@ def source_parts(config: ExperimentConfig, raw: Any) -> tuple[dict, Any]:
     d = config.data
     parts: dict = {"dataset": d.dataset, "config_name": d.config_name, "encoding": d.encoding}
     if raw is not None:
-        return {**parts, "dataset": IN_MEMORY, "fingerprints": dataset_identity(raw)}, raw
+        return {**parts, "dataset": IN_MEMORY, "fingerprints": dataset_identity(raw), "rows": split_rows(raw)}, raw
     if d.dataset.startswith(BUILTIN_PREFIX):
         return {**parts, "python": sys.version}, None
     local = local_identity(d.dataset)
     if local is not None:
         return {**parts, "files": local}, None
     raw = load_raw(d.dataset, None, d.config_name, encoding=d.encoding)  # a Hub dataset: the HF cache maps it
-    return {**parts, "fingerprints": dataset_identity(raw)}, raw
+    return {**parts, "fingerprints": dataset_identity(raw), "rows": split_rows(raw)}, raw
+
+
+def split_rows(raw: Any) -> dict:
+    """Rows of each split (an empty validation split means validation is cut from train)."""
+    return {name: getattr(split, "num_rows", None) for name, split in raw.items()}
 
 
 def split_names(source: dict) -> Optional[set]:
-    """The splits the data is known to have without loading it (None: unknown)."""
+    """The splits with rows that the data is known to have without loading it (None: unknown, so the key
+    holds the seed that a cut would use). A folder of files is unknown: which names ``datasets`` maps to a
+    validation split (``train_validated.csv``?) and whether it has rows is decided only when it loads."""
     if "fingerprints" in source:
-        return set(source["fingerprints"])
+        rows = source.get("rows", {})
+        return {name for name in source["fingerprints"] if rows.get(name) != 0}
     files = source.get("files")
     if isinstance(files, dict):
         return {"train"}  # one file is one training split
-    if isinstance(files, list):
-        return {n for n in VALIDATION_NAMES if any(n in Path(f["path"]).name.lower() for f in files)} | {"train"}
     return None
 
 

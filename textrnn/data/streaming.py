@@ -47,13 +47,14 @@ class StreamCursor:
         self.rows: Iterator[dict] = iter(())
         self.epoch = 0
         self.group_start: Optional[dict] = None  # the dataset's state where the current group began
+        self.loaded: Optional[dict] = None  # a state loaded but not yet read from
 
     def start(self, state: Optional[dict] = None, epoch: int = 0) -> None:
         """Open the stream at the beginning of pass 0, or where ``state`` (taken in pass ``epoch``) says.
 
         The pass is set first: ``datasets`` applies a loaded state only to the pass it was taken in.
         """
-        self.dataset, self.epoch = self.stream(), epoch
+        self.dataset, self.epoch, self.loaded = self.stream(), epoch, state
         self.dataset.set_epoch(epoch)
         if state is not None:
             self.dataset.load_state_dict(state)
@@ -63,7 +64,9 @@ class StreamCursor:
         """The next ``group`` rows; at the end of a pass the next pass begins (an empty stream is an error)."""
         if self.dataset is None:
             self.start()
-        self.group_start = self.dataset.state_dict()
+        # datasets applies a loaded state lazily: until a row is read, state_dict() still says the pass's start,
+        # so the first group after a resume begins where the loaded state says
+        self.group_start, self.loaded = (self.loaded if self.loaded is not None else self.dataset.state_dict()), None
         rows = list(itertools.islice(self.rows, self.group))
         if rows:
             return rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Optional
 
 import yaml
@@ -113,8 +114,17 @@ def _labels(config) -> list[str]:
     names = config.label_names or [str(i) for i in range(config.num_labels)]
     kind = "multi-label (a sigmoid per label)" if config.problem_type == "multi_label" else "single-label (softmax)"
     thresholds = f" Decision thresholds: {json.dumps(config.thresholds)}." if config.thresholds else ""
-    return ["## Labels", "", f"{len(names)} labels, {kind}: " + ", ".join(f"`{n}`" for n in names) + "." + thresholds,
-            ""]
+    return ["## Labels", "", f"{len(names)} labels, {kind}: " + ", ".join(code_span(n) for n in names) + "."
+            + thresholds, ""]
+
+
+def code_span(text: str) -> str:
+    """``text`` as a Markdown code span that nothing in it can end: a fence longer than any run of backticks
+    inside (CommonMark), line breaks as spaces. Markdown renders no HTML inside a code span."""
+    text = " ".join(str(text).splitlines())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence, pad = "`" * (longest + 1), " " if longest else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def read_front_matter(text: str) -> dict:

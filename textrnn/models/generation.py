@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..core.errors import TextRNNError
 from ..core.runtime import eval_mode
+from ..data.encoding import require_unicode
 from ..data.tokenization import EOS_ID, UNK_ID, TextTokenizer
 from .decoding import Controls, History, StopText, apply_controls, beam_search
 
@@ -32,11 +33,7 @@ LanguageModel = Any  # any model with start_generation(ids, rows) -> (stepper, l
 
 def prompt_ids(tokenizer: TextTokenizer, prompt: str) -> Tensor:
     """The prompt as ids; an empty prompt starts from a newline (or <eos> where that is unknown)."""
-    try:
-        prompt.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate, from JSON's \ud800 or a badly decoded argument
-        raise TextRNNError(f"the prompt is not valid Unicode (a lone surrogate at character {exc.start}); "
-                           "send UTF-8 text") from None
+    require_unicode(prompt, "the prompt")  # a lone surrogate, from JSON's \ud800 or a badly decoded argument
     if prompt == "":
         ids = tokenizer.encode("\n")
         return torch.tensor(ids if ids and ids[0] != UNK_ID else [EOS_ID])

@@ -52,6 +52,32 @@ def fsync_tree(directory: Path) -> None:
     fsync_dir(directory)
 
 
+TMP_MARK = ".tmp-"  # .NAME.tmp-PID-RANDOM: a folder being written by process PID
+
+
+def sweep_unfinished(folder: PathLike) -> list[Path]:
+    """Remove the half-written ``.NAME.tmp-PID-*`` folders in ``folder`` whose writer is gone (a kill during a
+    save leaves a whole checkpoint's worth there). A live writer's, this machine's, is kept."""
+    removed = []
+    for path in Path(folder).glob(f".*{TMP_MARK}*"):
+        pid = path.name.rsplit(TMP_MARK, 1)[1].split("-")[0]
+        if path.is_dir() and not (pid.isdigit() and process_alive(int(pid))):  # older names carry no pid
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def atomic_write_dir(target: PathLike, write: Callable[[Path], None]) -> Path:
     """Run ``write(tmp_dir)``, fsync, then rename tmp_dir to ``target`` (replacing it).
 
@@ -60,7 +86,7 @@ def atomic_write_dir(target: PathLike, write: Callable[[Path], None]) -> Path:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = target.parent / f".{target.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir()
         write(tmp)

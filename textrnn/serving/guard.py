@@ -8,7 +8,8 @@ is a one-line JSON error:
   localhost through DNS rebinding, because its requests carry that site's name.
 * **API key**: with ``api_key`` set, every route but ``/health`` needs ``Authorization: Bearer KEY``
   (401 without it). The page at ``/`` passes on a ``?key=`` it was opened with.
-* **Body** over ``max_body_bytes``: 413, from a declared Content-Length or while a chunked body arrives.
+* **Body** over ``max_body_bytes``: 413, from a declared Content-Length and, whatever was declared, counted
+  while the body arrives; Content-Length together with Transfer-Encoding is refused (400), as RFC 9112 allows.
 """
 
 from __future__ import annotations
@@ -36,21 +37,24 @@ class Guard:
         if refusal is not None:
             return await reply(scope, receive, send, *refusal)
         length = headers.get(b"content-length")
+        if length is not None and b"transfer-encoding" in headers:  # RFC 9112 6.3: a smuggling attempt, refuse
+            return await reply(scope, receive, send, 400, "send Content-Length or Transfer-Encoding, not both")
         if length is not None:
             if not length.isdigit():
                 return await reply(scope, receive, send, 400, "Content-Length must be a non-negative integer of bytes")
             if int(length) > self.max_body_bytes:
                 return await reply(scope, receive, send, 413, self._too_large())
-            return await self.app(scope, receive, send)
-        body, more = b"", True
+        # whatever was declared, the body is counted as it arrives: the server's framing decides its real size
+        parts, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return None
-            body, more = body + message.get("body", b""), message.get("more_body", False)
-            if len(body) > self.max_body_bytes:
+            parts.append(message.get("body", b""))
+            size, more = size + len(parts[-1]), message.get("more_body", False)
+            if size > self.max_body_bytes:
                 return await reply(scope, receive, send, 413, self._too_large())
-        return await self.app(scope, replay(body, receive), send)
+        return await self.app(scope, replay(b"".join(parts), receive), send)
 
     def _refusal(self, scope: dict, headers: dict) -> Optional[tuple[int, str]]:
         host = headers.get(b"host", b"").decode("latin-1")

@@ -26,6 +26,10 @@ class ServerBusy(TextRNNError):
     """Too many requests are waiting; the client should retry later (HTTP 429)."""
 
 
+class ModelFailure(Exception):
+    """The model raised on a request's texts (HTTP 500, one line); other requests of its batch are answered."""
+
+
 class MicroBatcher:
     """Collects the texts of concurrent requests for up to ``window_s`` (or ``max_batch`` texts), predicts once."""
 
@@ -92,10 +96,27 @@ class MicroBatcher:
             self.stats["largest_batch_requests"] = max(self.stats["largest_batch_requests"], len(items))
             try:
                 results = await loop.run_in_executor(self.executor, self.predict, texts)
-            except Exception as exc:  # the model's error goes to every request of the batch
-                settle(items, error=exc)
+            except asyncio.CancelledError:
+                raise
+            except BaseException:  # noqa: B036  # a PanicException from a tokenizer is a BaseException
+                await self._one_by_one(items)  # the error fails only the requests whose texts raise it
                 continue
             settle(items, results=results)
+
+    async def _one_by_one(self, items: list) -> None:
+        """Each request of a batch that failed, predicted alone: its results, or its own error."""
+        loop = asyncio.get_running_loop()
+        for texts, future in items:
+            try:
+                result = await loop.run_in_executor(self.executor, self.predict, texts)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: B036  # answered whatever it was, never left waiting
+                error = exc if isinstance(exc, TextRNNError) else ModelFailure(
+                    f"the model failed on this request's texts ({type(exc).__name__}: {one_line(exc)})")
+                settle([(texts, future)], error=error)
+                continue
+            settle([(texts, future)], results=result)
 
 
 def settle(items: list, results: Any = None, error: Optional[BaseException] = None) -> None:

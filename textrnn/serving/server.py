@@ -23,11 +23,11 @@ from importlib import resources
 from typing import Any, Optional
 
 from ..core.errors import TextRNNError, one_line
-from ..data.encoding import MAX_CHARS_PER_TOKEN
+from ..data.encoding import MAX_CHARS_PER_TOKEN, require_unicode
 from ..models.card import without_local_paths
 from ..models.generation import prompt_ids
 from .guard import Guard, default_hosts
-from .microbatch import MicroBatcher, ServerBusy
+from .microbatch import MicroBatcher, ModelFailure, ServerBusy
 
 
 def require_serving() -> None:
@@ -227,6 +227,10 @@ def _error_handlers(app) -> None:
     async def user_error(request, exc):
         return JSONResponse({"error": str(exc)}, status_code=429 if isinstance(exc, ServerBusy) else 400)
 
+    @app.exception_handler(ModelFailure)
+    async def model_failure(request, exc):
+        return JSONResponse({"error": str(exc)}, status_code=500)
+
 
 def check_cost(model: Any, body: Any, limits: Limits) -> None:
     """A 422 naming the limit when a /generate request would cost more than the server allows."""
@@ -275,6 +279,8 @@ def _routes(app, model, request_models) -> None:
     @app.post("/predict")
     async def predict(body: PredictRequest):  # type: ignore[valid-type]  # a class made by _request_models
         need(classifier=True)  # a JSONResponse as is: FastAPI's encoder walks every float of a dict it is given
+        for i, text in enumerate(body.texts):  # type: ignore[attr-defined]  # a bad text fails its own request
+            require_unicode(text, f"texts[{i}]")
         return JSONResponse({"predictions": await app.state.batcher.submit(body.texts)})  # type: ignore[attr-defined]
 
     @app.post("/generate")

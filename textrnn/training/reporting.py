@@ -100,6 +100,9 @@ class TensorBoardSink:
 SINKS = {"tensorboard": TensorBoardSink}  # train.report_to name (config.REPORT_TO) -> its writer
 
 
+LOSS_WINDOW = 100  # recent steps whose mean loss is logged and guards against divergence
+
+
 class ProgressBar:
     """tqdm progress with live loss and throughput.
 
@@ -121,7 +124,7 @@ class ProgressBar:
     def update(self, loss: float, tokens: int) -> None:
         """Count one step of ``tokens`` tokens at ``loss``."""
         if math.isfinite(loss):  # the running loss is what a divergence is measured against
-            self.losses = (self.losses + [loss])[-100:]
+            self.losses = (self.losses + [loss])[-LOSS_WINDOW:]
         self.tokens, self.steps = self.tokens + tokens, self.steps + 1
         if self.budget_s is not None:
             self.tqdm.total = self.budgeted_total()

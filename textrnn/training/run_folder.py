@@ -38,7 +38,7 @@ from ..core.config_files import merge, parse_overrides
 from ..core.errors import CheckpointError, one_line
 from ..core.runtime import durable_replace
 from ..models.migrations import migrate_experiment
-from ..models.pretrained import CONFIG_FILE, locate, restore_set_aside
+from ..models.pretrained import CONFIG_FILE, locate, restore_set_aside, sweep_unfinished
 from ..models.registry import load_model
 
 STATE_JSON, STATE_TENSORS = "trainer_state.json", "trainer_state.pt"
@@ -91,9 +91,13 @@ class ResumePoint:
 
 
 def recover(out: Path) -> list[Path]:
-    """Checkpoints a killed re-save left aside, put back (``last`` and ``best`` point at them again)."""
+    """Checkpoints a killed re-save left aside, put back (``last`` and ``best`` point at them again); the
+    half-written checkpoints of killed saves removed."""
     checkpoints = Path(out) / "checkpoints"
-    return restore_set_aside(checkpoints) if checkpoints.is_dir() else []
+    if not checkpoints.is_dir():
+        return []
+    sweep_unfinished(checkpoints)
+    return restore_set_aside(checkpoints)
 
 
 def find_resume_point(path: str | os.PathLike) -> ResumePoint:

@@ -46,7 +46,7 @@ from .optim import (
     make_scheduler,
 )
 from .registry import check_experiment
-from .reporting import MetricsLog, ProgressBar, plot_curves, progress_bar, require_reporters
+from .reporting import LOSS_WINDOW, MetricsLog, ProgressBar, plot_curves, progress_bar, require_reporters
 from .run_folder import LAST, RunCheckpointer, RunResult, TrainingProgress  # noqa: F401 (RunResult: re-exported)
 from .task import Carry
 
@@ -92,6 +92,8 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, t.warmup_steps, self.total_steps, t.min_lr_ratio, clock,
                                         scale=lambda: self.progress.lr_scale)
         self.carry: Carry = None
+        self.bar: Optional[ProgressBar] = None
+        self.recent_losses: list[float] = []  # a resumed run's window of recent losses, until the bar holds it
         torch.manual_seed(t.seed + 1000 * self.dist.rank)  # dropout masks differ across ranks
         self.ema = self._new_average()
         if point is not None:
@@ -101,7 +103,6 @@ class Trainer:
         self.stop_signal: Optional[str] = None
         self.last_eval: Optional[tuple] = None
         self.last_save = time.monotonic()
-        self.bar: Optional[ProgressBar] = None
         self.fault = faults.step_hook()
 
     def _resume_point(self, resume: Optional[str]):
@@ -126,6 +127,11 @@ class Trainer:
             parts = self.carry if isinstance(self.carry, tuple) else (self.carry,)
             for name, part in zip(("carry_h", "carry_c"), parts):
                 state[name] = self._gather(part.detach())
+        # the recent losses: the divergence guard's window and the logged train_loss go on as if never stopped
+        recent = torch.full((LOSS_WINDOW,), math.nan, dtype=torch.float64)
+        losses = self.bar.losses if self.bar is not None else self.recent_losses
+        recent[:len(losses)] = torch.tensor(losses, dtype=torch.float64)
+        state["recent_losses"] = self._gather(recent)
         if hasattr(self.task.train_loader, "state_dict"):  # a stream: where each rank's part of it is
             state["loader_states"] = distributed.gather_objects(self.task.train_loader.state_dict(), self.dist)
         return state
@@ -140,6 +146,10 @@ class Trainer:
         if p.world_size == self.dist.world_size:
             # clone: torch 2.13's set_rng_state segfaults on a view with a storage offset (rank > 0)
             torch.set_rng_state(state["rng"][rank].clone())
+            if "recent_losses" in state:  # checkpoints before it start the window empty
+                self.recent_losses = [v for v in state["recent_losses"][rank].tolist() if math.isfinite(v)]
+                if self.bar is not None:
+                    self.bar.losses = list(self.recent_losses)
             if "carry_h" in state:
                 h = state["carry_h"][rank].to(self.device)
                 self.carry = (h, state["carry_c"][rank].to(self.device)) if "carry_c" in state else h
@@ -243,6 +253,7 @@ class Trainer:
         bar = progress_bar(self.total_steps, self.progress.step, enabled,
                            budget_s=60 * minutes - self.progress.elapsed if minutes else None)
         with catch_stop_signals(self._on_signal), bar as self.bar:
+            self.bar.losses = list(self.recent_losses)
             reason = self._loop()
         final = self._final_metrics(reason)
         checksums = distributed.parameter_checksums(self.model, self.dist) if self.dist.enabled else None  # all join
