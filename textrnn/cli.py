@@ -112,6 +112,8 @@ SERVE_LIMITS = {  # option: (type, help); defaults are textrnn.serving.server.Li
     "max_beam_tokens": (int, "num_beams x max_new_tokens of one /generate call"),
     "max_queue": (int, "requests waiting for the model, each of /predict and /generate (429 past it)"),
     "batch_window_ms": (float, "how long a lone /predict waits for company"),
+    "header_timeout_s": (float, "seconds a request's headers may take to arrive; a slower client is disconnected"),
+    "body_timeout_s": (float, "seconds a request's body may take to arrive (408 past it)"),
 }
 
 

@@ -80,7 +80,7 @@ class Vocab:
         return dict(self._stoi)
 
 
-def _new_tokenizer(kind: str, lowercase: bool, split: str = "punctuation") -> Tokenizer:
+def new_tokenizer(kind: str, lowercase: bool, split: str = "punctuation") -> Tokenizer:
     """An untrained tokenizer of the given kind; ``split="whitespace"`` makes a word tokenizer split on
     whitespace only, for pre-tokenized text (PTB's "n't" and "mr." stay one token each)."""
     if kind == "bpe":
@@ -123,7 +123,7 @@ def _char_tokenizer(texts: Iterable[str], lowercase: bool, min_freq: int, max_si
     chars = sorted((c for c, n in counts.items() if n >= min_freq and c not in SPECIAL_TOKENS),
                    key=lambda c: (-counts[c], c))
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + chars[:max_size])}
-    tok = _new_tokenizer("char", lowercase)
+    tok = new_tokenizer("char", lowercase)
     tok.model = models.WordLevel(vocab, unk_token=UNK)
     tok.add_special_tokens(SPECIAL_TOKENS)
     return tok
@@ -194,7 +194,7 @@ class TextTokenizer:
             raise DataError("TextTokenizer.train takes texts (a list of strings), got one string; pass [text]")
         if kind == "char":
             return cls(_char_tokenizer(texts, lowercase, min_freq, max_size), kind)
-        tok = _new_tokenizer(kind, lowercase, split)
+        tok = new_tokenizer(kind, lowercase, split)
         if kind == "word":  # counts add up over joined texts: one Rust call per 1,000 texts
             texts = _joined(_without_specials(texts), "\n")
         tok.train_from_iterator(texts, trainer=_trainer(kind, min_freq, max_size, vocab_size))

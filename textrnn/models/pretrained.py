@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..core import faults
@@ -35,6 +35,16 @@ from ..core.errors import CheckpointError, ConfigError, TextRNNError, one_line
 from ..core.runtime import default_file_mode, fsync_dir
 from ..data.tokenization import TextTokenizer
 from .migrations import migrate_config, migrate_weight_name
+from .vetting import (
+    CONFIG_LIMIT,
+    TOKENIZER_LIMIT,
+    check_file_shapes,
+    first_mismatch,
+    regular_file,
+    shapes,
+    unreadable,
+    vet_tokenizer,
+)
 
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
 PathLike = Union[str, os.PathLike]
@@ -157,10 +167,10 @@ def write_json(path: Path, data: dict) -> None:
 def resolve_checkpoint(path: PathLike) -> Path:
     """A checkpoint folder, or a run's output_dir (meaning its best, else last, checkpoint)."""
     path = Path(path)
-    if (path / CONFIG_FILE).is_file():
+    if (path / CONFIG_FILE).exists():  # whatever it is: read_config says if it is no regular file
         return path
     for name in ("best", "last"):
-        if (path / name / CONFIG_FILE).is_file():
+        if (path / name / CONFIG_FILE).exists():
             return path / name
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}; pass a checkpoint folder or a run's output_dir")
@@ -177,7 +187,7 @@ def read_config(folder: Path) -> RNNConfig:
 def read_config_and_format(folder: Path) -> tuple[RNNConfig, int]:
     """config.json upgraded to the current format, and the format it was written in (which names its weights)."""
     try:
-        data = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        data = json.loads(regular_file(folder / CONFIG_FILE, CONFIG_LIMIT).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE} is corrupt ({one_line(exc)}); re-save the checkpoint") from None
     if not isinstance(data, dict):
@@ -246,42 +256,6 @@ def load_weights(model: torch.nn.Module, path: Path, map_location: Union[str, to
     for name, source in getattr(model, "tied_weights", {}).items():
         state[name] = state[source]
     model.load_state_dict(state, strict=True)
-
-
-def shapes(state: dict) -> dict[str, tuple]:
-    """Name -> shape of a state dict's tensors."""
-    return {name: tuple(tensor.shape) for name, tensor in state.items()}
-
-
-def first_mismatch(expected: dict[str, tuple], found: dict[str, tuple]) -> Optional[tuple[str, tuple, tuple]]:
-    """The first name whose shape in ``found`` differs from ``expected``'s: (name, found, expected), or None."""
-    for name, reference in expected.items():  # in the model's order: a layer's weight before its bias
-        if name in found and found[name] != reference:
-            return name, found[name], reference
-    return None
-
-
-def unreadable(path: Path, exc: BaseException) -> CheckpointError:
-    """The one-line error for a weights file that cannot be read."""
-    return CheckpointError(f"{path} is missing, corrupt or truncated ({one_line(exc)}); use another checkpoint")
-
-
-def check_file_shapes(cls: Any, config: RNNConfig, folder: Path, version: int) -> None:
-    """The weights file's shapes against what ``config`` builds (on the meta device: nothing is allocated), so a
-    config.json that disagrees with its weights is a one-line error before a model of its size is built."""
-    with torch.device("meta"):
-        expected = shapes(cls.build(config, None).state_dict())
-    try:
-        with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as handle:
-            found = {migrate_weight_name(name, version): tuple(handle.get_slice(name).get_shape())
-                     for name in handle.keys()}
-    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
-        raise unreadable(folder / WEIGHTS_FILE, exc) from None
-    wrong = first_mismatch(expected, found)
-    if wrong:
-        name, in_file, built = wrong
-        raise CheckpointError(f"{folder}: {name} is {in_file} in {WEIGHTS_FILE} but {built} by {CONFIG_FILE}; "
-                              "the folder's files do not belong together (re-save the model)")
 
 
 def check_weights(model: Any) -> None:
@@ -358,12 +332,12 @@ class PretrainedMixin:
                 f"{folder} holds a {config.task} model, not a {cls.task} model; "
                 "load it with textrnn.load_model, which picks the class"
             )
-        if not (folder / TOKENIZER_FILE).is_file():
+        if not (folder / TOKENIZER_FILE).exists():
             raise CheckpointError(
                 f"{folder} has no {TOKENIZER_FILE}; copy the tokenizer the model was trained with into it"
             )
         try:
-            tokenizer = TextTokenizer.from_file(folder / TOKENIZER_FILE)
+            tokenizer = TextTokenizer.from_file(vet_tokenizer(regular_file(folder / TOKENIZER_FILE, TOKENIZER_LIMIT)))
         except TextRNNError as exc:
             raise CheckpointError(str(exc)) from None
         if tokenizer.vocab_size != config.vocab_size:
@@ -371,13 +345,13 @@ class PretrainedMixin:
                 f"{folder}: tokenizer has {tokenizer.vocab_size} tokens but the model's embedding has "
                 f"{config.vocab_size}; use the tokenizer.json saved with this model"
             )
-        check_file_shapes(cls, config, folder, version)  # before any memory is allocated for the weights
+        check_file_shapes(cls, config, folder / WEIGHTS_FILE, version)  # before any memory is allocated for weights
         try:
             model = cls.build(config, tokenizer)
         except ConfigError as exc:
             raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
         try:
-            load_weights(model, folder / WEIGHTS_FILE, map_location, version)
+            load_weights(model, regular_file(folder / WEIGHTS_FILE), map_location, version)
         except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
             raise unreadable(folder / WEIGHTS_FILE, exc) from None
         model.to(map_location)

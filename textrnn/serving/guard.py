@@ -8,12 +8,14 @@ is a one-line JSON error:
   localhost through DNS rebinding, because its requests carry that site's name.
 * **API key**: with ``api_key`` set, every route but ``/health`` needs ``Authorization: Bearer KEY``
   (401 without it). The page at ``/`` passes on a ``?key=`` it was opened with.
+* **Body** not in within ``body_timeout_s``: 408 (slow headers are :mod:`textrnn.serving.connections`'s).
 * **Body** over ``max_body_bytes``: 413, from a declared Content-Length and, whatever was declared, counted
   while the body arrives; Content-Length together with Transfer-Encoding is refused (400), as RFC 9112 allows.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Any, Optional, Sequence
 
@@ -24,8 +26,8 @@ class Guard:
     """ASGI middleware: host allowlist, bearer key and body limit, before the app sees the request."""
 
     def __init__(self, app: Any, max_body_bytes: int, api_key: Optional[str] = None,
-                 allowed_hosts: Optional[Sequence[str]] = None) -> None:
-        self.app, self.max_body_bytes, self.api_key = app, max_body_bytes, api_key
+                 allowed_hosts: Optional[Sequence[str]] = None, body_timeout_s: float = 30.0) -> None:
+        self.app, self.max_body_bytes, self.api_key, self.body_timeout_s = app, max_body_bytes, api_key, body_timeout_s
         self.allowed_hosts = None if allowed_hosts is None or "*" in allowed_hosts else {h.lower() for h in
                                                                                         allowed_hosts}
 
@@ -46,8 +48,13 @@ class Guard:
                 return await reply(scope, receive, send, 413, self._too_large())
         # whatever was declared, the body is counted as it arrives: the server's framing decides its real size
         parts, size, more = [], 0, True
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+            except asyncio.TimeoutError:
+                return await reply(scope, receive, send, 408, f"the request body did not arrive within "
+                                   f"{self.body_timeout_s:g} s; send it at once")
             if message["type"] == "http.disconnect":
                 return None
             parts.append(message.get("body", b""))

@@ -26,6 +26,7 @@ from ..core.errors import TextRNNError, one_line
 from ..data.encoding import MAX_CHARS_PER_TOKEN, require_unicode
 from ..models.card import without_local_paths
 from ..models.generation import prompt_ids
+from .connections import timed_h11
 from .guard import Guard, default_hosts
 from .microbatch import MicroBatcher, ModelFailure, ServerBusy
 
@@ -141,8 +142,29 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, device: st
     # the collector's full passes, which otherwise stall every request in flight for tens of ms.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True,
+    header_timeout = Limits(**limits).header_timeout_s
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True, http=timed_h11(header_timeout),
                 limit_concurrency=limit_concurrency, timeout_keep_alive=timeout_keep_alive)
+    exit_even_if_stuck(app)
+
+
+def exit_even_if_stuck(app: Any, grace_s: float = 5.0) -> None:
+    """After SIGTERM has stopped uvicorn: the model's worker threads get ``grace_s`` to finish; one stuck in a
+    forward pass or a tokenizer call (Rust code Python cannot interrupt) would keep the process alive forever,
+    since Python waits for its threads at exit, so the process then ends without waiting for it."""
+    import os
+    import time
+
+    for executor in (app.state.batcher.executor, app.state.generation):
+        executor.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace_s
+    workers = [t for t in threading.enumerate() if t.name.startswith(("textrnn-model", "textrnn-generate"))]
+    while any(t.is_alive() for t in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if any(t.is_alive() for t in workers):
+        print(f"a model call was still running {grace_s:g} s after shutdown; exiting without it", file=sys.stderr,
+              flush=True)
+        os._exit(0)
 
 
 @dataclass
@@ -157,6 +179,8 @@ class Limits:
     max_beam_tokens: int = 4000  # num_beams x max_new_tokens of one /generate request
     max_queue: int = 64  # requests waiting for the model (each of /predict and /generate); 429 past it
     batch_window_ms: float = 2.0  # how long a lone /predict waits for company
+    header_timeout_s: float = 10.0  # a request's headers must arrive within this (slow clients are closed)
+    body_timeout_s: float = 30.0  # a request's body must arrive within this (408 past it)
     max_batch: int = 64  # texts in one forward pass
     api_key: Optional[str] = None  # if set, every route but /health and / needs Authorization: Bearer KEY
     allowed_hosts: Optional[list] = None  # Host header names answered (None: any)
@@ -175,7 +199,7 @@ def create_app(model: Any, **limits) -> Any:
                                      lim.batch_window_ms / 1000, lim.max_batch, lim.max_queue)
     app.state.generation = ThreadPoolExecutor(max_workers=1, thread_name_prefix="textrnn-generate")
     app.add_middleware(Guard, max_body_bytes=lim.max_body_bytes, api_key=lim.api_key,
-                       allowed_hosts=lim.allowed_hosts)
+                       allowed_hosts=lim.allowed_hosts, body_timeout_s=lim.body_timeout_s)
     _error_handlers(app)
     _routes(app, model, _request_models(lim.max_texts, lim.max_new_tokens))
     return app

@@ -40,6 +40,7 @@ from ..core.runtime import durable_replace
 from ..models.migrations import migrate_experiment
 from ..models.pretrained import CONFIG_FILE, locate, restore_set_aside, sweep_unfinished
 from ..models.registry import load_model
+from ..models.vetting import STATE_LIMIT, regular_file
 
 STATE_JSON, STATE_TENSORS = "trainer_state.json", "trainer_state.pt"
 BEST, LAST, RUN_CONFIG = "best", "last", "config.yaml"
@@ -108,7 +109,7 @@ def find_resume_point(path: str | os.PathLike) -> ResumePoint:
         folder = folder / LAST
     folder = locate(folder)
     try:
-        saved = json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))
+        saved = json.loads(regular_file(folder / STATE_JSON, STATE_LIMIT).read_text(encoding="utf-8"))
         progress = TrainingProgress(**saved["progress"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(
@@ -150,13 +151,20 @@ def run_experiment(path: str | os.PathLike) -> dict:
 def saved_experiment(folder: Path) -> Optional[dict]:
     """The experiment config recorded beside a checkpoint, if it was saved by training."""
     path = folder / STATE_JSON
-    if not path.is_file():
+    if not path.exists():
         return None
-    return migrate_experiment(json.loads(path.read_text(encoding="utf-8")).get("experiment", {}))
+    try:
+        saved = json.loads(regular_file(path, STATE_LIMIT).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise CheckpointError(f"{path} is corrupt ({one_line(exc)}); delete it to use the folder as a plain "
+                              "checkpoint") from None
+    experiment = saved.get("experiment", {}) if isinstance(saved, dict) else {}
+    return migrate_experiment(experiment if isinstance(experiment, dict) else {})
 
 
 def load_tensors(path: Path) -> dict:
     """Trainer tensors, read without unpickling code (weights_only=True refuses anything else)."""
+    regular_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
