@@ -1,4 +1,4 @@
-"""``textrnn``: train-classifier, train-generator, prepare, generate, predict, evaluate, export, push, serve.
+"""``textrnn``: train-classifier, train-generator, prepare, cache, generate, predict, evaluate, export, push, serve.
 
 Every user error ends as one line on stderr and exit status 2 (see :mod:`textrnn.core.errors`).
 """
@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="YAML config (configs/*.yaml), as you would train it")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. data.dataset=corpus.txt")
     p.set_defaults(handler=cmd_prepare)
+    p = sub.add_parser("cache", help="list the prepared-data cache, or prune it to a size or age")
+    p.add_argument("action", choices=["list", "prune"])
+    p.add_argument("--cache-dir", help="default: $TEXTRNN_CACHE, else $HF_HOME/textrnn, else ~/.cache/textrnn")
+    p.add_argument("--max-gb", type=float, help="prune: remove the least recently used until at most this size")
+    p.add_argument("--unused-days", type=float, help="prune: remove what no run used for this many days")
+    p.set_defaults(handler=cmd_cache)
     p = sub.add_parser("generate", help="sample text from a language-model checkpoint")
     _checkpoint_args(p)
     p.add_argument("--prompt", default="")
@@ -177,6 +183,23 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         print(json.dumps({"folder": str(prepared.folder), "kind": meta["kind"], "rows": meta.get("rows"),
                           "tokens": meta["tokens"], "vocab_size": meta["vocab_size"],
                           "bytes": sum(meta["files"].values()), "minutes": round(meta["seconds"] / 60, 2)}))
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """``cache list|prune``: one JSON line per folder (listed, or removed), then the total."""
+    from .data.cache import cache_entries, cache_root, prune_cache
+
+    root = cache_root(args.cache_dir)
+    if args.action == "prune":
+        limit = None if args.max_gb is None else int(args.max_gb * 2**30)
+        rows = [{**row, "removed": True} for row in prune_cache(root, limit, args.unused_days)]
+    else:
+        rows = cache_entries(root)
+    for row in rows:
+        print(json.dumps(row))
+    print(json.dumps({"cache": str(root), "folders": len(cache_entries(root)),
+                      "bytes": sum(row["bytes"] for row in cache_entries(root))}))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -163,3 +164,23 @@ def test_a_kill_inside_a_save_leaves_nothing_once_the_run_starts_again(tmp_path)
     assert [p.name for p in checkpoints.iterdir()] == [mine.name]
     atomic_write_dir(checkpoints / "step-00000020", lambda folder: (folder / "x").write_text("1"))
     assert sorted(p.name for p in checkpoints.iterdir()) == sorted([mine.name, "step-00000020"])
+
+
+def test_cache_list_and_prune_see_and_bound_the_cache(tmp_path, capsys):
+    from textrnn import cli
+
+    cache = PreparedCache(tmp_path)
+    for i, key in enumerate(("old", "mid", "new")):
+        cache.get(key, lambda folder: ((folder / "tokens.bin").write_bytes(b"x" * 1000), {"kind": "lm"})[1])
+        os.utime(tmp_path / key / "meta.json", (time.time() - (3 - i) * 86400,) * 2)  # used 3, 2 and 1 days ago
+    (tmp_path / "torn").mkdir()  # no meta.json: incomplete
+    assert cli.main(["cache", "list", "--cache-dir", str(tmp_path)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["key"] for r in rows[:-1]] == ["mid", "new", "old", "torn"] and rows[-1]["folders"] == 4
+    assert cli.main(["cache", "prune", "--cache-dir", str(tmp_path), "--unused-days", "2.5"]) == 0
+    removed = [json.loads(line)["key"] for line in capsys.readouterr().out.splitlines()[:-1]]
+    assert sorted(removed) == ["old", "torn"]
+    limit = 1500 / 2**30  # room for one folder: the least recently used goes
+    assert cli.main(["cache", "prune", "--cache-dir", str(tmp_path), "--max-gb", str(limit)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["new"]
+    assert cache.find("new") is not None

@@ -154,3 +154,38 @@ def write_corpus(tmp_path):
     path = tmp_path / "text.txt"
     path.write_text(CORPUS, encoding="utf-8")
     return path
+
+
+def test_cache_files_corrupted_in_place_are_one_line_naming_the_folder_to_delete(corpus, tmp_path):
+    """Same sizes, other bytes: not torn by meta.json's measure. Before, the LM trained on ids past its vocabulary
+    (an IndexError deep in torch) and a bad tokenizer.json was told to be re-saved with TextTokenizer.save."""
+    from textrnn import DataError
+
+    first = prepare_language_model(lm(corpus, tmp_path / "c"))
+    tokens = first.folder / "train.bin"
+    tokens.write_bytes(b"\xff" * tokens.stat().st_size)
+    with pytest.raises(DataError, match=rf"prepared data in {first.folder} is corrupt .*delete that folder"):
+        prepare_language_model(lm(corpus, tmp_path / "c"))
+    second = prepare_language_model(lm(corpus, tmp_path / "d"))
+    tokenizer = second.folder / "tokenizer.json"
+    tokenizer.write_bytes(b"#" * tokenizer.stat().st_size)
+    with pytest.raises(DataError, match="is corrupt"):
+        prepare_language_model(lm(corpus, tmp_path / "d"))
+
+
+def test_a_cache_that_cannot_be_written_is_one_line(corpus, tmp_path):
+    import errno
+
+    from textrnn import DataError
+    from textrnn.data.cache import PreparedCache
+
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(DataError, match="cannot write the prepared-data cache .*set data.cache_dir"):
+        prepare_language_model(lm(corpus, tmp_path / "a_file" / "cache"))
+
+    def full(folder):  # what a full disk does to a build's write
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DataError, match="is full .*free space there"):
+        PreparedCache(tmp_path / "c").get("k", full)
+    assert not list((tmp_path / "c").glob("k.partial-*"))

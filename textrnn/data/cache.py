@@ -17,6 +17,7 @@ have the sizes ``meta.json`` recorded is torn, and is rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -100,7 +101,11 @@ class PreparedCache:
         """The complete folder of ``key`` and its meta, or None (missing or torn)."""
         folder = self.root / key
         meta = read_meta(folder)
-        return (folder, meta) if meta is not None else None
+        if meta is None:
+            return None
+        with contextlib.suppress(OSError):  # when it was last used, for `textrnn cache prune` (a read-only cache too)
+            os.utime(folder / META)
+        return folder, meta
 
     def get(self, key: str, build: Callable[[Path], dict]) -> tuple[Path, dict, bool]:
         """(folder, meta, built): the folder of ``key``, built with ``build(tmp_folder) -> meta`` if needed;
@@ -112,13 +117,16 @@ class PreparedCache:
         found = self.find(key)
         if found is not None:
             return (*found, False)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.sweep()
-        with KeyLock(self.root / f"{key}.lock", self.timeout, self.log):
-            found = self.find(key)  # built by another process while this one waited
-            if found is not None:
-                return (*found, False)
-            return (*self._build(key, build), True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.sweep()
+            with KeyLock(self.root / f"{key}.lock", self.timeout, self.log):
+                found = self.find(key)  # built by another process while this one waited
+                if found is not None:
+                    return (*found, False)
+                return (*self._build(key, build), True)
+        except OSError as exc:  # a full disk, a read-only or foreign folder: one line, the partial folder gone
+            raise DataError(unwritable(self.root, exc)) from None
 
     def sweep(self) -> list[Path]:
         """Remove the ``.partial`` folders of builds that no process holds the lock of any more (builds killed
@@ -155,6 +163,15 @@ class PreparedCache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final, meta
+
+
+def unwritable(root: Path, exc: OSError) -> str:
+    """The one-line error for a cache folder that cannot take the prepared data."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the disk of the prepared-data cache {root} is full ({exc.strerror}); free space there, or set "
+                "data.cache_dir (or $TEXTRNN_CACHE) to a folder on a bigger disk")
+    return (f"cannot write the prepared-data cache {root} ({exc.strerror or exc}); set data.cache_dir (or "
+            "$TEXTRNN_CACHE) to a folder you can write")
 
 
 def read_meta(folder: Path) -> Optional[dict]:
@@ -213,3 +230,35 @@ class KeyLock:
 
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
+
+
+# ---------------------------------------------------------------------------- seeing and bounding it
+def cache_entries(root: Path) -> list[dict]:
+    """Every folder of the cache: key, kind, bytes, whether complete, and when last used (seconds since the epoch)."""
+    rows = []
+    for folder in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
+        if not folder.is_dir() or ".partial-" in folder.name:
+            continue
+        meta = read_meta(folder)
+        used = (folder / META) if (folder / META).exists() else folder
+        rows.append({"key": folder.name, "kind": (meta or {}).get("kind"), "complete": meta is not None,
+                     "bytes": sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()),
+                     "last_used": round(used.stat().st_mtime)})
+    return rows
+
+
+def prune_cache(root: Path, max_bytes: Optional[int] = None, unused_days: Optional[float] = None) -> list[dict]:
+    """Remove killed builds' leftovers, incomplete folders, folders unused for ``unused_days``, then the least
+    recently used until the cache holds at most ``max_bytes``; returns the entries removed. A folder being built
+    holds its lock and is never touched (a run reading one keeps its open files: Linux frees them after)."""
+    if Path(root).is_dir():
+        PreparedCache(root).sweep()
+    entries = sorted(cache_entries(root), key=lambda row: row["last_used"])
+    total, now, removed = sum(row["bytes"] for row in entries), time.time(), []
+    for row in entries:
+        stale = unused_days is not None and now - row["last_used"] > unused_days * 86400
+        if not row["complete"] or stale or (max_bytes is not None and total > max_bytes):
+            shutil.rmtree(Path(root) / row["key"], ignore_errors=True)
+            total -= row["bytes"]
+            removed.append(row)
+    return removed

@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..core.config import ExperimentConfig
-from ..core.errors import DataError
+from ..core.errors import DataError, one_line
 from .cache import SCRATCH, PreparedCache, cache_key, cache_root, dataset_identity, local_identity
 from .encoding import column_array, cut_warning, encode_split, iter_texts, labelled, text_columns
 from .labels import SINGLE, LabelSpec, detect_labels
@@ -204,8 +204,16 @@ def prepare_language_model(config: ExperimentConfig, tokenizer: Optional[TextTok
 
     reusable = (lambda folder, _: same_tokenizer(folder, tokenizer)) if tokenizer is not None else None
     folder, meta, note = open_cache(config, "lm", parts, build, reusable, log)
-    tokens = [np.memmap(folder / f"{split}.bin", dtype=meta["dtype"], mode="r") for split in ("train", "validation")]
-    return PreparedLM(TextTokenizer.from_file(folder / TOKENIZER_JSON), tokens[0], tokens[1], folder, meta, note)
+
+    def read() -> PreparedLM:
+        tok = TextTokenizer.from_file(folder / TOKENIZER_JSON)
+        tokens = [np.memmap(folder / f"{split}.bin", dtype=meta["dtype"], mode="r") for split in SPLITS]
+        for part in tokens:  # bytes changed in place keep the size: ids past the vocabulary give them away
+            if len(part) and int(part.max()) >= tok.vocab_size:
+                raise ValueError(f"an id past the vocabulary of {tok.vocab_size} in {part.filename}")
+        return PreparedLM(tok, tokens[0], tokens[1], folder, meta, note)
+
+    return read_prepared(folder, read)
 
 
 # ---------------------------------------------------------------------------- classification
@@ -255,9 +263,25 @@ def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTok
             log(warning)
     import datasets
 
-    sets = [datasets.load_from_disk(str(folder / split)) for split in ("train", "validation")]
-    return PreparedClassification(TextTokenizer.from_file(folder / TOKENIZER_JSON), saved_spec(meta),
-                                  list(meta["text_columns"]), sets[0], sets[1], folder, meta, note)
+    def read() -> PreparedClassification:
+        sets = [datasets.load_from_disk(str(folder / split)) for split in ("train", "validation")]
+        return PreparedClassification(TextTokenizer.from_file(folder / TOKENIZER_JSON), saved_spec(meta),
+                                      list(meta["text_columns"]), sets[0], sets[1], folder, meta, note)
+
+    return read_prepared(folder, read)
+
+
+SPLITS = ("train", "validation")
+
+
+def read_prepared(folder: Path, read: Callable[[], Any]) -> Any:
+    """``read()`` of a cache folder; a folder corrupted in place (same sizes, other bytes) is a one-line error
+    that names the folder to delete, since it is rebuilt on the next run without it."""
+    try:
+        return read()
+    except Exception as exc:  # tokenizers, Arrow and numpy each fail their own way on bytes they did not write
+        raise DataError(f"prepared data in {folder} is corrupt ({one_line(exc)}); delete that folder "
+                        f"(rm -r {folder}) and run again: it is prepared anew") from None
 
 
 def saved_spec(meta: dict) -> LabelSpec:
