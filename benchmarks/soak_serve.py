@@ -10,12 +10,15 @@ runs ``--clients`` threads of random requests against both until the time is up:
 * ``/generate`` streamed and read to the end, and not streamed;
 * ``/generate`` streamed and dropped after its first event (a client that disconnects);
 * bad requests: broken JSON, an unknown field, an empty text list, a negative temperature, too many
-  new tokens, a prompt over ``--max-prompt-tokens``, beams x tokens over the cap, the wrong endpoint.
+  new tokens, a prompt over ``--max-prompt-tokens``, beams x tokens over the cap, the wrong endpoint;
+* ``--hostile`` threads beside them (issue 38): request smuggling (Content-Length 26 with a chunked 2 MB body),
+  slowloris (20 connections at a time trickling header bytes), and poison texts (a lone surrogate in
+  ``/predict`` among good requests).
 
 Prints requests served, answers by kind and status, p50/p99 latency per kind, requests that got no
-answer within 60 s (hung), 5xx answers, each server's RSS at the start and end, and whether the
-``/predict`` batch loop and the generation queue were healthy at the end. Targets: no hung request,
-no 5xx, RSS growth under 10%.
+answer within 60 s (hung), 5xx answers, good requests that failed, each server's RSS at the start and end,
+and whether the ``/predict`` batch loop and the generation queue were healthy at the end. Targets: no hung
+request, no 5xx, no good request failed, RSS growth under 10%.
 """
 
 from __future__ import annotations
@@ -86,6 +89,51 @@ def one_request(client, urls: dict, rng: random.Random) -> tuple[str, int]:
     return "bad_request", sent.status_code
 
 
+def raw_exchange(url: str, data: bytes, trickle: float = 0.0) -> int:
+    """Send ``data`` on a fresh socket (a byte every ``trickle`` s when set) and return the status the server
+    answered, 0 when it closed the connection without one."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        try:
+            if trickle:
+                for byte in data:
+                    sock.sendall(bytes([byte]))
+                    time.sleep(trickle)
+            else:
+                sock.sendall(data)
+            head = sock.recv(64)
+        except OSError:  # closed under the sender: what a slow client gets
+            return 0
+    return int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.1 ") else 0
+
+
+def hostile_worker(urls: dict, deadline: float, seed: int, record) -> None:
+    """Smuggling, slowloris and poison texts against the classifier's server, until the deadline."""
+    rng = random.Random(seed)
+    url, chunk = urls["cls"], b"x" * 65536
+    smuggled = (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 26"
+                b"\r\nTransfer-Encoding: chunked\r\n\r\n" + (b"10000\r\n" + chunk + b"\r\n") * 32 + b"0\r\n\r\n")
+    poison = b'{"texts": ["\\ud800"]}'
+    poisoned = (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(poison), poison))
+    while time.monotonic() < deadline:
+        roll, start = rng.random(), time.monotonic()
+        if roll < 0.4:
+            record("hostile_smuggle", raw_exchange(url, smuggled), time.monotonic() - start)
+        elif roll < 0.8:
+            record("hostile_poison", raw_exchange(url, poisoned), time.monotonic() - start)
+        else:  # 20 slow clients at once, each a header byte every half second until the server closes it
+            slow = [threading.Thread(target=lambda: record("hostile_slowloris", raw_exchange(
+                url, b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X" * 60, 0.5), time.monotonic() - start))
+                for _ in range(20)]
+            for thread in slow:
+                thread.start()
+            for thread in slow:
+                thread.join()
+
+
 def worker(urls: dict, deadline: float, seed: int, record) -> None:
     import httpx
 
@@ -106,6 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--hostile", type=int, default=2, help="threads of hostile clients beside the others")
     args = parser.parse_args()
     from server_harness import running_server
 
@@ -124,6 +173,8 @@ def main() -> None:
             before = {name: rss_mb(pid) for name, pid in pids.items()}
             deadline = time.monotonic() + 60 * args.minutes
             threads = [threading.Thread(target=worker, args=(urls, deadline, i, record)) for i in range(args.clients)]
+            threads += [threading.Thread(target=hostile_worker, args=(urls, deadline, 1000 + i, record))
+                        for i in range(args.hostile)]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -172,9 +223,12 @@ def report(results: dict, before: dict, after: dict, health: dict, args) -> None
         print(f"  {kind:18s} {status:4d}  {len(times):7,d}  p50 {1000 * statistics.median(times):8.1f} ms  "
               f"p99 {1000 * p99:8.1f} ms")
     fivexx = sum(len(v) for (kind, status), v in results.items() if status >= 500 and kind != "generate_stream")
+    good = ("predict", "generate_whole", "generate_stream", "generate_dropped")
+    failed = sum(len(v) for (kind, status), v in results.items() if kind in good and status != 200)
     unfinished = len(results.get(("generate_stream", 599), []))
     hung = sum(len(v) for (kind, _), v in results.items() if kind == "hung" or kind.startswith("connection"))
-    print(f"hung or unanswered: {hung}; 5xx: {fivexx}; streams that did not finish: {unfinished}")
+    print(f"hung or unanswered: {hung}; 5xx: {fivexx}; streams that did not finish: {unfinished}; "
+          f"good requests that failed: {failed}")
     for name in before:
         print(f"{name} server RSS: {before[name]:.0f} MB -> {after[name]:.0f} MB "
               f"({100 * (after[name] / before[name] - 1):+.1f}%); /health: {json.dumps(health[name])}")

@@ -22,7 +22,7 @@ FORMAT_VERSION = 3  # of config.json; textrnn.models.migrations upgrades older f
 # The allowed values of the choice keys live here, with the keys; the modules that implement
 # them import these lists (and tests check that each implements exactly these).
 TASKS = ("classification", "language_model")  # task (see textrnn.models.registry, textrnn.training.registry)
-CELLS = ("lstm", "gru", "rnn")  # model.cell (rnn is tanh)
+CELLS = ("lstm", "gru", "rnn", "mingru", "minlstm")  # model.cell (rnn is tanh; the min* cells train in parallel)
 STRATEGIES = ("auto", "packed", "padded")  # model.strategy (see textrnn.models.encoder)
 POOLINGS = ("last", "mean", "max", "attention")  # model.pooling (see textrnn.models.modules)
 PROBLEM_TYPES = ("single_label", "multi_label")  # model.problem_type (see textrnn.data.labels)
@@ -45,7 +45,7 @@ class RNNConfig:
     embedding_dim: int = 128  # E, the width of each token's embedding
     hidden_size: int = 256  # H, the state size of each layer and direction
     num_layers: int = 1  # L, stacked recurrent layers
-    cell: str = "lstm"  # lstm | gru | rnn
+    cell: str = "lstm"  # lstm | gru | rnn, or mingru | minlstm: gates from the input only, trained in parallel
     bidirectional: bool = False  # classifier: read each text both ways (D = 2)
     dropout: float = 0.0  # between stacked RNN layers
     embedding_dropout: float = 0.0  # on the embeddings (same mask at every step of a sequence)
@@ -94,6 +94,9 @@ class RNNConfig:
                               ("problem_type", PROBLEM_TYPES)):
             value = getattr(self, name)
             require(value in allowed, f"model.{name} must be one of {', '.join(allowed)}, got {value!r}")
+        require(self.cell not in ("mingru", "minlstm") or not self.weight_dropout,
+                f"model.weight_dropout drops hidden-to-hidden weights, which a {self.cell} has none of: set "
+                "model.weight_dropout=0 (dropout and embedding_dropout still apply)")
         self._validate_labels()
         require(self.task in TASKS, f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         require(self.vocab_size >= 0 and (self.vocab_size == 0 or 0 <= self.pad_id < self.vocab_size),

@@ -61,14 +61,14 @@ MODES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH"}  # config name (config
 _HOLD = 1e4  # sigmoid(1e4) == 1.0 and sigmoid(-1e4) == 0.0 exactly in float32 and bf16
 
 
-def _reverse_index(lengths: Tensor, steps: int) -> Tensor:
+def reverse_index(lengths: Tensor, steps: int) -> Tensor:
     """(B, T) index that reverses each row within its own length and leaves padding in place."""
     t = torch.arange(steps, device=lengths.device)  # (T,)
     index = lengths[:, None] - 1 - t[None, :]  # (B, T)
     return torch.where(index >= 0, index, t[None, :])
 
 
-def _take_steps(x: Tensor, index: Tensor) -> Tensor:
+def take_steps(x: Tensor, index: Tensor) -> Tensor:
     """x (B, T, F) gathered along time with index (B, T') -> (B, T', F)."""
     return x.gather(1, index[:, :, None].expand(-1, -1, x.size(2)))
 
@@ -236,18 +236,18 @@ class RNNEncoder(nn.RNNBase):
         lengths = lengths.to(x.device)
         mask = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]  # (B, T)
         hold = (~mask)[:, :, None].to(x.dtype) if self.cell == "lstm" else None  # (B, T, 1)
-        reverse = _reverse_index(lengths, steps) if self.bidirectional else None  # (B, T)
+        reverse = reverse_index(lengths, steps) if self.bidirectional else None  # (B, T)
         last = (lengths - 1).clamp(min=0)[:, None]  # (B, 1)
         hs, cs, layer_input = [], [], x
         for layer in range(self.num_layers):
             outs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
-                inp = layer_input if reverse is None or direction == 0 else _take_steps(layer_input, reverse)
+                inp = layer_input if reverse is None or direction == 0 else take_steps(layer_input, reverse)
                 out, h, c = self._run_direction(inp, hold, _state_slice(state, k), weights[4 * k : 4 * k + 4])
-                hs.append(_take_steps(out, last)[:, 0])  # (B, H) at each sequence's own last step
+                hs.append(take_steps(out, last)[:, 0])  # (B, H) at each sequence's own last step
                 cs.append(c)
-                outs.append(out if reverse is None or direction == 0 else _take_steps(out, reverse))
+                outs.append(out if reverse is None or direction == 0 else take_steps(out, reverse))
             layer_input = torch.cat(outs, dim=2) * mask[:, :, None].to(x.dtype)  # (B, T, D*H)
             if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)

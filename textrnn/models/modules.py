@@ -13,7 +13,7 @@ This module builds no model from a config (see :mod:`textrnn.models`), so it imp
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ..data.tokenization import PAD_ID, UNK_ID
 from .encoder import RNNEncoder, State
+from .parallel import PARALLEL_CELLS, ParallelEncoder
 
 
 # ---------------------------------------------------------------------------- dropout variants
@@ -85,8 +86,10 @@ class RNNBackbone(nn.Module):
         self.word_dropout = WordDropout(word_dropout, pad_id)
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
         self.embedding_dropout = EmbeddingDropout(embedding_dropout)
-        self.encoder = RNNEncoder(embedding_dim, hidden_size, num_layers, cell, bidirectional, dropout, strategy,
-                                  weight_dropout)
+        self.encoder: Any = (ParallelEncoder(embedding_dim, hidden_size, num_layers, cell, bidirectional, dropout)
+                             if cell in PARALLEL_CELLS else
+                             RNNEncoder(embedding_dim, hidden_size, num_layers, cell, bidirectional, dropout, strategy,
+                                        weight_dropout))
 
     def forward(self, input_ids: Tensor, lengths: Optional[Tensor] = None,
                 state: Optional[State] = None) -> tuple[Tensor, State]:

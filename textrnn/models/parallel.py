@@ -1,0 +1,231 @@
+"""Recurrent cells whose gates read the input only: minGRU and minLSTM (Feng et al. 2024, "Were RNNs all we
+needed?"), trained over a whole sequence at once and run one token at a time for generation.
+
+Each layer is a linear recurrence, elementwise over the state's H channels::
+
+    minGRU    z = sigmoid(W_z x)   h~ = W_h x          a = 1 - z           b = z h~
+    minLSTM   f, i = sigmoid(W_f x), sigmoid(W_i x)    a = f / (f + i)     b = i / (f + i) W_h x
+    both      h_t = a_t * h_{t-1} + b_t
+
+Since ``a`` and ``b`` depend on the input alone, one matrix product computes them for every step (the work an
+LSTM does step by step), and what is left over time is the elementwise recurrence, a *scan*:
+
+* ``loop`` (the CPU default): the recurrence step by step with a hand-written backward (itself the same
+  recurrence run in reverse), one fused multiply-add per step and no autograd graph per step. On a CPU the
+  per-step work is a few kilobytes, cache-resident, so this beats every parallel form we measured
+  (``benchmarks/bench_cells.py``).
+* ``doubling`` (the CUDA default): Hillis-Steele's scan, log2(T) rounds of whole-tensor products and sums
+  (products of ``a`` only shrink, so nothing overflows), for a GPU that is idle on one small step at a time.
+
+Contract
+--------
+The :class:`~textrnn.models.encoder.RNNEncoder` one: ``forward(inputs (B, T, E), lengths (B,) or None, state)
+-> (outputs (B, T, D*H), final_state (L*D, B, H))`` with ``pack_padded_sequence`` semantics. Padded steps
+*hold* the state (``a = 1, b = 0``), so the state at the end of the padded tensor is each text's state at its
+own length, padding never reaches a valid step, and an empty text keeps its initial state; the backward
+direction reverses each text within its length. Outputs are zero at padding. ``fused_step`` runs one token at a
+time (generation, beam search, the server) with the same weights, equal to the scan's outputs.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Optional, cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .encoder import reverse_index, take_steps
+
+PARALLEL_CELLS = ("mingru", "minlstm")  # the config's model.cell values built here (core.config.CELLS has them)
+SCANS = ("auto", "loop", "doubling")
+
+
+class LinearScan(torch.autograd.Function):
+    """``h_t = a_t * h_{t-1} + b_t`` over time-major (T, N, H) tensors from ``h0`` (N, H); backward by the same
+    recurrence in reverse: ``g_t = dh_t + a_{t+1} g_{t+1}``, ``db = g``, ``da_t = g_t h_{t-1}``, ``dh0 = a_0 g_0``."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:  # type: ignore[override]
+        h = torch.empty_like(b)
+        previous = h0
+        for t in range(b.size(0)):
+            previous = torch.addcmul(b[t], a[t], previous, out=h[t])
+        ctx.save_for_backward(a, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
+        a, h, h0 = ctx.saved_tensors
+        g = torch.empty_like(grad)
+        carry = torch.zeros_like(h0)
+        for t in range(grad.size(0) - 1, -1, -1):
+            torch.add(grad[t], carry, out=g[t])
+            carry = a[t] * g[t]
+        before = torch.cat([h0[None], h[:-1]])  # h_{t-1}
+        return g * before, g, carry
+
+
+def loop_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    """(B, T, H) coefficients, (B, H) start -> (B, T, H) states, step by step (see :class:`LinearScan`)."""
+    h = LinearScan.apply(a.transpose(0, 1).contiguous(), b.transpose(0, 1).contiguous(), h0.contiguous())
+    return h.transpose(0, 1)
+
+
+EXPORT_ROUNDS = 16  # an exported graph scans up to 2**16 steps: its rounds cannot depend on the traced length
+
+
+def doubling_scan(a: Tensor, b: Tensor, h0: Tensor, rounds: Optional[int] = None) -> Tensor:
+    """The same states by Hillis-Steele doubling: after round r each step holds the combination of the 2^r steps
+    ending at it; log2(T) rounds of whole-tensor work (``rounds`` of them when given: a round past the length
+    changes nothing, so a traced graph with a fixed count serves every length up to 2**rounds)."""
+    b = torch.cat([torch.addcmul(b[:, :1], a[:, :1], h0[:, None]), b[:, 1:]], dim=1)  # h0 folded into step 0
+    for r in range(rounds if rounds is not None else max(0, (b.size(1) - 1).bit_length())):
+        shift = 1 << r
+        b = torch.cat([b[:, :shift], torch.addcmul(b[:, shift:], a[:, shift:], b[:, :-shift])], dim=1)
+        a = torch.cat([a[:, :shift], a[:, shift:] * a[:, :-shift]], dim=1)
+    return b
+
+
+class MinimalLayer(nn.Module):
+    """One layer and direction: ``gates`` maps the input (…, In) to the coefficients of the recurrence."""
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.cell = cell
+        self.gates = nn.Linear(input_size, (2 if cell == "mingru" else 3) * hidden_size)
+
+    def coefficients(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x (…, In) -> (a, b), each (…, H): ``h = a * h_prev + b``."""
+        gates = self.gates(x)
+        if self.cell == "mingru":
+            k, candidate = gates.chunk(2, dim=-1)
+            z = torch.sigmoid(k)
+            return 1 - z, z * candidate
+        f, i, candidate = gates.chunk(3, dim=-1)
+        f, i = torch.sigmoid(f), torch.sigmoid(i)
+        total = f + i  # normalized gates (the paper's time-independent scale): a + b's weight = 1
+        return f / total, i / total * candidate
+
+
+class ParallelEncoder(nn.Module):
+    """Embeddings (B, T, E) + lengths (B,) -> outputs (B, T, D*H) and final state (L*D, B, H), like
+    :class:`~textrnn.models.encoder.RNNEncoder` (see the module docstring for the contract).
+
+    Args:
+        input_size: E.
+        hidden_size: H, each layer's state.
+        num_layers: L.
+        cell: ``"mingru"`` or ``"minlstm"``.
+        bidirectional: D = 2 when true (the backward direction reads each text from its own last token).
+        dropout: on the outputs of every layer but the last.
+        scan: ``"loop"``, ``"doubling"`` or ``"auto"`` (doubling on CUDA, loop elsewhere).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, cell: str = "mingru",
+                 bidirectional: bool = False, dropout: float = 0.0, scan: str = "auto") -> None:
+        super().__init__()
+        if cell not in PARALLEL_CELLS:
+            raise ValueError(f"cell must be one of {', '.join(PARALLEL_CELLS)}, got {cell!r}")
+        if scan not in SCANS:
+            raise ValueError(f"scan must be one of {', '.join(SCANS)}, got {scan!r}")
+        self.cell, self.hidden_size, self.num_layers, self.bidirectional = cell, hidden_size, num_layers, bidirectional
+        self.dropout, self.scan = float(dropout), scan
+        directions = 2 if bidirectional else 1
+        self.layers = nn.ModuleList(MinimalLayer(cell, input_size if k < directions else directions * hidden_size,
+                                                 hidden_size) for k in range(num_layers * directions))
+
+    @property
+    def num_directions(self) -> int:
+        """D, 2 when bidirectional, else 1."""
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """D*H, the width of each output step."""
+        return self.num_directions * self.hidden_size
+
+    def get_output_dim(self) -> int:
+        """Width of each output step: D*H."""
+        return self.output_size
+
+    def initial_state(self, batch_size: int, like: Tensor) -> Tensor:
+        """Zeros (L*D, B, H) on ``like``'s device and dtype."""
+        return like.new_zeros(self.num_layers * self.num_directions, batch_size, self.hidden_size)
+
+    def scan_of(self, device: torch.device) -> str:
+        """The scan used on ``device``: ``auto`` is doubling on CUDA, the loop elsewhere; an ONNX export traces
+        the doubling scan (plain tensor operations; the loop's hand-written backward has no ONNX form)."""
+        if torch.onnx.is_in_onnx_export():
+            return "doubling"
+        return self.scan if self.scan != "auto" else ("doubling" if device.type == "cuda" else "loop")
+
+    def forward(self, inputs: Tensor, lengths: Optional[Tensor] = None,
+                state: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """(B, T, E) inputs, (B,) lengths, initial state -> outputs (B, T, D*H), final state (L*D, B, H)."""
+        batch, steps, _ = inputs.shape
+        state = self.initial_state(batch, inputs) if state is None else state
+        if isinstance(state, tuple):
+            raise ValueError(f"a {self.cell} state is one tensor (L*D, B, H), not an LSTM's (h, c) pair")
+        kind = self.scan_of(inputs.device)
+        scan = loop_scan if kind == "loop" else functools.partial(doubling_scan, rounds=EXPORT_ROUNDS) \
+            if torch.onnx.is_in_onnx_export() else doubling_scan
+        if lengths is None:
+            mask, reverse = None, None
+        else:
+            lengths = lengths.to(device=inputs.device, dtype=torch.long)
+            mask = torch.arange(steps, device=inputs.device)[None, :] < lengths[:, None]  # (B, T)
+            reverse = reverse_index(lengths, steps) if self.bidirectional else None
+        finals, layer_input = [], inputs
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(self.num_directions):
+                k = layer * self.num_directions + direction
+                backward = direction == 1
+                x = layer_input.flip(1) if backward and reverse is None else layer_input
+                x = take_steps(x, reverse) if backward and reverse is not None else x
+                a, b = cast(MinimalLayer, self.layers[k]).coefficients(x)
+                if mask is not None:  # padding holds the state: a = 1, b = 0
+                    keep = mask[:, :, None]
+                    a, b = torch.where(keep, a, torch.ones_like(a)), torch.where(keep, b, torch.zeros_like(b))
+                h = scan(a, b, state[k])  # (B, T, H)
+                finals.append(h[:, -1] if steps else state[k])  # held through the padding: each text's own end
+                h = h.flip(1) if backward and reverse is None else h
+                outs.append(take_steps(h, reverse) if backward and reverse is not None else h)
+            layer_input = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
+            if mask is not None:
+                layer_input = layer_input * mask[:, :, None].to(layer_input.dtype)
+            if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        return layer_input, torch.stack(finals)
+
+    def fused_step(self, state: Tensor, rows: int) -> "ParallelStep":
+        """A one-token-at-a-time runner of this (unidirectional) stack, from ``state`` copied to ``rows`` rows."""
+        if self.bidirectional:
+            raise ValueError("a bidirectional encoder reads the whole sequence; it cannot run one step at a time")
+        return ParallelStep(list(self.layers), state, rows)
+
+    def extra_repr(self) -> str:
+        """The cell, sizes and scan."""
+        return (f"cell={self.cell}, hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, scan={self.scan}")
+
+
+class ParallelStep:
+    """One token for N rows through the stack: ``step(x (N, E)) -> h (N, H)``, each layer's state carried."""
+
+    def __init__(self, layers: list, state: Tensor, rows: int) -> None:
+        self.layers = layers
+        self.h = [layer.expand(rows, -1).contiguous() for layer in state[:, 0]]  # from (L, 1, H)
+
+    def reorder(self, index: Tensor) -> None:
+        """Row i of the state becomes row ``index[i]`` (beam search keeps the beams it extends)."""
+        self.h = [h[index] for h in self.h]
+
+    def step(self, x: Tensor) -> Tensor:
+        """x (N, E) -> the top layer's new state (N, H)."""
+        for k, layer in enumerate(self.layers):
+            a, b = layer.coefficients(x)
+            x = self.h[k] = torch.addcmul(b, a, self.h[k])
+        return x
