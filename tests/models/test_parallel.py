@@ -33,16 +33,16 @@ def reference(encoder: ParallelEncoder, x: torch.Tensor, state: torch.Tensor) ->
 @pytest.mark.parametrize("scan", SCANS)
 def test_each_scan_equals_the_recurrence_with_its_gradients_in_float64(scan):
     torch.manual_seed(0)
-    a = torch.rand(3, 41, 4, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(3, 41, 4, dtype=torch.float64, requires_grad=True)
+    a = torch.rand(41, 3, 4, dtype=torch.float64, requires_grad=True)  # time-major (T, B, H)
+    b = torch.randn(41, 3, 4, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     run = loop_scan if scan == "loop" else doubling_scan
     assert torch.autograd.gradcheck(run, (a, b, h0))
     h, expected = h0, []
     for t in range(41):
-        h = a[:, t] * h + b[:, t]
+        h = a[t] * h + b[t]
         expected.append(h)
-    assert torch.allclose(run(a, b, h0), torch.stack(expected, 1), atol=1e-12)
+    assert torch.allclose(run(a, b, h0), torch.stack(expected), atol=1e-12)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -58,9 +58,10 @@ def test_the_encoder_equals_the_step_by_step_definition(cell, scan):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_a_padded_batch_gives_each_text_what_it_gives_alone(cell, bidirectional):
+@pytest.mark.parametrize("block", ["plain", "residual"])
+def test_a_padded_batch_gives_each_text_what_it_gives_alone(cell, bidirectional, block):
     torch.manual_seed(2)
-    encoder = ParallelEncoder(4, 3, num_layers=2, cell=cell, bidirectional=bidirectional).double()
+    encoder = ParallelEncoder(4, 3, num_layers=2, cell=cell, bidirectional=bidirectional, block=block).double()
     lengths = torch.tensor([7, 3, 0, 5])
     x = torch.randn(4, 7, 4, dtype=torch.float64, requires_grad=True)
     out, final = encoder(x, lengths)
@@ -86,9 +87,10 @@ def test_the_pad_values_do_not_matter(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_state_carried_across_windows_equals_one_long_forward(cell):
+@pytest.mark.parametrize("block", ["plain", "residual"])
+def test_state_carried_across_windows_equals_one_long_forward(cell, block):
     torch.manual_seed(4)
-    encoder = ParallelEncoder(4, 3, num_layers=2, cell=cell)
+    encoder = ParallelEncoder(4, 3, num_layers=2, cell=cell, block=block)
     x = torch.randn(2, 24, 4)
     whole, whole_final = encoder(x)
     first, state = encoder(x[:, :10])
@@ -98,9 +100,10 @@ def test_state_carried_across_windows_equals_one_long_forward(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_the_step_form_gives_the_scan_outputs_in_float32(cell):
+@pytest.mark.parametrize("block", ["plain", "residual"])
+def test_the_step_form_gives_the_scan_outputs_in_float32(cell, block):
     torch.manual_seed(5)
-    encoder = ParallelEncoder(4, 8, num_layers=2, cell=cell)
+    encoder = ParallelEncoder(4, 8, num_layers=2, cell=cell, block=block)
     x = torch.randn(1, 30, 4)
     out, _ = encoder(x)
     stepper = encoder.fused_step(encoder.initial_state(1, x), rows=3)
@@ -108,11 +111,11 @@ def test_the_step_form_gives_the_scan_outputs_in_float32(cell):
     assert torch.allclose(steps, out.expand(3, -1, -1), atol=1e-5)
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_a_parallel_language_model_generates_the_argmax_of_full_forwards_and_round_trips(cell, tmp_path):
+@pytest.mark.parametrize("cell,block", [("mingru", "plain"), ("minlstm", "plain"), ("mingru", "residual")])
+def test_a_parallel_language_model_generates_the_argmax_of_full_forwards_and_round_trips(cell, block, tmp_path):
     tok = char_tokenizer()
     config = RNNConfig(task="language_model", vocab_size=len(tok), embedding_dim=8, hidden_size=16, num_layers=2,
-                       cell=cell, tokenizer_kind="char")
+                       cell=cell, tokenizer_kind="char", block=block)
     torch.manual_seed(6)
     model = RNNLanguageModel(config, tok).eval()
     prompt = torch.tensor(tok.encode("the quick"))
@@ -143,11 +146,13 @@ def test_a_parallel_bidirectional_ensemble_classifier_predicts_and_round_trips(c
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-7)
 
 
-def test_weight_dropout_on_a_parallel_cell_is_a_one_line_error():
+def test_settings_that_do_not_apply_are_one_line_errors():
     from textrnn import ConfigError
 
     with pytest.raises(ConfigError, match="weight_dropout drops hidden-to-hidden weights"):
         RNNConfig(cell="mingru", weight_dropout=0.2).validate()
+    with pytest.raises(ConfigError, match="model.block=residual shapes the layers of the mingru"):
+        RNNConfig(cell="lstm", block="residual").validate()
 
 
 @pytest.mark.parametrize("cell", CELLS)

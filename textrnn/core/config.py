@@ -24,6 +24,7 @@ FORMAT_VERSION = 3  # of config.json; textrnn.models.migrations upgrades older f
 TASKS = ("classification", "language_model")  # task (see textrnn.models.registry, textrnn.training.registry)
 CELLS = ("lstm", "gru", "rnn", "mingru", "minlstm")  # model.cell (rnn is tanh; the min* cells train in parallel)
 STRATEGIES = ("auto", "packed", "padded")  # model.strategy (see textrnn.models.encoder)
+BLOCKS = ("plain", "residual")  # model.block (see textrnn.models.parallel)
 POOLINGS = ("last", "mean", "max", "attention")  # model.pooling (see textrnn.models.modules)
 PROBLEM_TYPES = ("single_label", "multi_label")  # model.problem_type (see textrnn.data.labels)
 REPORT_TO = ("tensorboard",)  # train.report_to (see textrnn.training.reporting)
@@ -53,6 +54,9 @@ class RNNConfig:
     weight_dropout: float = 0.0  # training: DropConnect on the hidden-to-hidden weights (AWD-LSTM)
     output_dropout: float = 0.0  # before the output layer
     strategy: str = "auto"  # auto | packed | padded (see textrnn.models.encoder)
+    # mingru/minlstm: plain (layers stacked as an LSTM's) | residual (each layer adds its output to a
+    # layer-normed input, the width kept at D*H; see textrnn.models.parallel)
+    block: str = "plain"
     pooling: str = "last"  # classifier: last | mean | max | attention
     num_labels: int = 2  # classifier: C, the number of labels (filled in from the data)
     ensemble_size: int = 1  # classifier: K independently initialized members, probabilities averaged
@@ -90,10 +94,13 @@ class RNNConfig:
         for name in ("dropout", "embedding_dropout", "word_dropout", "weight_dropout", "output_dropout"):
             value = getattr(self, name)
             require(0.0 <= value < 1.0, f"model.{name} must be in [0, 1), got {value}")
-        for name, allowed in (("cell", CELLS), ("strategy", STRATEGIES), ("pooling", POOLINGS),
+        for name, allowed in (("cell", CELLS), ("strategy", STRATEGIES), ("pooling", POOLINGS), ("block", BLOCKS),
                               ("problem_type", PROBLEM_TYPES)):
             value = getattr(self, name)
             require(value in allowed, f"model.{name} must be one of {', '.join(allowed)}, got {value!r}")
+        require(self.cell in ("mingru", "minlstm") or self.block == "plain",
+                f"model.block={self.block} shapes the layers of the mingru and minlstm cells; set model.block=plain "
+                f"for a {self.cell}")
         require(self.cell not in ("mingru", "minlstm") or not self.weight_dropout,
                 f"model.weight_dropout drops hidden-to-hidden weights, which a {self.cell} has none of: set "
                 "model.weight_dropout=0 (dropout and embedding_dropout still apply)")

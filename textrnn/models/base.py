@@ -22,7 +22,8 @@ def build_backbone(config: RNNConfig) -> RNNBackbone:
     return RNNBackbone(config.vocab_size, config.embedding_dim, config.hidden_size, num_layers=config.num_layers,
                        cell=config.cell, bidirectional=config.bidirectional, dropout=config.dropout,
                        embedding_dropout=config.embedding_dropout, word_dropout=config.word_dropout,
-                       weight_dropout=config.weight_dropout, strategy=config.strategy, pad_id=config.pad_id)
+                       weight_dropout=config.weight_dropout, strategy=config.strategy, pad_id=config.pad_id,
+                       block=config.block)
 
 
 def resolve_config(task: str, config: Optional[RNNConfig], tokenizer: Optional[TextTokenizer],

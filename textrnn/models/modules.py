@@ -81,12 +81,13 @@ class RNNBackbone(nn.Module):
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int, *, num_layers: int = 1,
                  cell: str = "lstm", bidirectional: bool = False, dropout: float = 0.0, embedding_dropout: float = 0.0,
                  word_dropout: float = 0.0, weight_dropout: float = 0.0, strategy: str = "auto",
-                 pad_id: int = PAD_ID) -> None:
+                 pad_id: int = PAD_ID, block: str = "plain") -> None:
         super().__init__()
         self.word_dropout = WordDropout(word_dropout, pad_id)
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
         self.embedding_dropout = EmbeddingDropout(embedding_dropout)
-        self.encoder: Any = (ParallelEncoder(embedding_dim, hidden_size, num_layers, cell, bidirectional, dropout)
+        self.encoder: Any = (ParallelEncoder(embedding_dim, hidden_size, num_layers, cell, bidirectional, dropout,
+                                             block=block)
                              if cell in PARALLEL_CELLS else
                              RNNEncoder(embedding_dim, hidden_size, num_layers, cell, bidirectional, dropout, strategy,
                                         weight_dropout))

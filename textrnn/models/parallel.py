@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encoder import reverse_index, take_steps
+from .encoder import reverse_index
 
 PARALLEL_CELLS = ("mingru", "minlstm")  # the config's model.cell values built here (core.config.CELLS has them)
 SCANS = ("auto", "loop", "doubling")
@@ -68,9 +68,9 @@ class LinearScan(torch.autograd.Function):
 
 
 def loop_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-    """(B, T, H) coefficients, (B, H) start -> (B, T, H) states, step by step (see :class:`LinearScan`)."""
-    h = LinearScan.apply(a.transpose(0, 1).contiguous(), b.transpose(0, 1).contiguous(), h0.contiguous())
-    return h.transpose(0, 1)
+    """(T, B, H) coefficients, time-major, (B, H) start -> (T, B, H) states, step by step (see
+    :class:`LinearScan`); each step reads and writes one contiguous (B, H) slice."""
+    return LinearScan.apply(a.contiguous(), b.contiguous(), h0.contiguous())
 
 
 EXPORT_ROUNDS = 16  # an exported graph scans up to 2**16 steps: its rounds cannot depend on the traced length
@@ -80,11 +80,11 @@ def doubling_scan(a: Tensor, b: Tensor, h0: Tensor, rounds: Optional[int] = None
     """The same states by Hillis-Steele doubling: after round r each step holds the combination of the 2^r steps
     ending at it; log2(T) rounds of whole-tensor work (``rounds`` of them when given: a round past the length
     changes nothing, so a traced graph with a fixed count serves every length up to 2**rounds)."""
-    b = torch.cat([torch.addcmul(b[:, :1], a[:, :1], h0[:, None]), b[:, 1:]], dim=1)  # h0 folded into step 0
-    for r in range(rounds if rounds is not None else max(0, (b.size(1) - 1).bit_length())):
+    b = torch.cat([torch.addcmul(b[:1], a[:1], h0[None]), b[1:]])  # time-major; h0 folded into step 0
+    for r in range(rounds if rounds is not None else max(0, (b.size(0) - 1).bit_length())):
         shift = 1 << r
-        b = torch.cat([b[:, :shift], torch.addcmul(b[:, shift:], a[:, shift:], b[:, :-shift])], dim=1)
-        a = torch.cat([a[:, :shift], a[:, shift:] * a[:, :-shift]], dim=1)
+        b = torch.cat([b[:shift], torch.addcmul(b[shift:], a[shift:], b[:-shift])])
+        a = torch.cat([a[:shift], a[shift:] * a[:-shift]])
     return b
 
 
@@ -101,8 +101,7 @@ class MinimalLayer(nn.Module):
         gates = self.gates(x)
         if self.cell == "mingru":
             k, candidate = gates.chunk(2, dim=-1)
-            z = torch.sigmoid(k)
-            return 1 - z, z * candidate
+            return torch.sigmoid(-k), torch.sigmoid(k) * candidate  # 1 - z, z h~
         f, i, candidate = gates.chunk(3, dim=-1)
         f, i = torch.sigmoid(f), torch.sigmoid(i)
         total = f + i  # normalized gates (the paper's time-independent scale): a + b's weight = 1
@@ -121,10 +120,13 @@ class ParallelEncoder(nn.Module):
         bidirectional: D = 2 when true (the backward direction reads each text from its own last token).
         dropout: on the outputs of every layer but the last.
         scan: ``"loop"``, ``"doubling"`` or ``"auto"`` (doubling on CUDA, loop elsewhere).
+        block: ``"plain"``: layers stacked as an LSTM's; ``"residual"``: the input is projected to D*H, and each
+            layer adds its cells' output (dropped out) to its input, the cells reading a layer-normed copy;
+            the stack ends with a layer norm (a pre-norm residual stack, as deep sequence models use).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, cell: str = "mingru",
-                 bidirectional: bool = False, dropout: float = 0.0, scan: str = "auto") -> None:
+                 bidirectional: bool = False, dropout: float = 0.0, scan: str = "auto", block: str = "plain") -> None:
         super().__init__()
         if cell not in PARALLEL_CELLS:
             raise ValueError(f"cell must be one of {', '.join(PARALLEL_CELLS)}, got {cell!r}")
@@ -132,9 +134,14 @@ class ParallelEncoder(nn.Module):
             raise ValueError(f"scan must be one of {', '.join(SCANS)}, got {scan!r}")
         self.cell, self.hidden_size, self.num_layers, self.bidirectional = cell, hidden_size, num_layers, bidirectional
         self.dropout, self.scan = float(dropout), scan
-        directions = 2 if bidirectional else 1
-        self.layers = nn.ModuleList(MinimalLayer(cell, input_size if k < directions else directions * hidden_size,
-                                                 hidden_size) for k in range(num_layers * directions))
+        directions, width = 2 if bidirectional else 1, (2 if bidirectional else 1) * hidden_size
+        self.block = block
+        first = width if block == "residual" else input_size
+        self.layers = nn.ModuleList(MinimalLayer(cell, first if k < directions else width, hidden_size)
+                                    for k in range(num_layers * directions))
+        if block == "residual":
+            self.project = nn.Linear(input_size, width)
+            self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(num_layers + 1))  # each layer's, the end's
 
     @property
     def num_directions(self) -> int:
@@ -171,40 +178,47 @@ class ParallelEncoder(nn.Module):
         kind = self.scan_of(inputs.device)
         scan = loop_scan if kind == "loop" else functools.partial(doubling_scan, rounds=EXPORT_ROUNDS) \
             if torch.onnx.is_in_onnx_export() else doubling_scan
-        if lengths is None:
-            mask, reverse = None, None
-        else:
-            lengths = lengths.to(device=inputs.device, dtype=torch.long)
-            mask = torch.arange(steps, device=inputs.device)[None, :] < lengths[:, None]  # (B, T)
-            reverse = reverse_index(lengths, steps) if self.bidirectional else None
-        finals, layer_input = [], inputs
+        # time-major inside: each step of the scan is then one contiguous (B, H) slice
+        mask = None if lengths is None else (torch.arange(steps, device=inputs.device)[:, None]
+                                             < lengths.to(device=inputs.device, dtype=torch.long)[None, :])  # (T, B)
+        reverse = None
+        if self.bidirectional and lengths is not None:
+            reverse = reverse_index(lengths.to(device=inputs.device, dtype=torch.long), steps).t()  # (T, B)
+        finals, layer_input = [], inputs.transpose(0, 1).contiguous()  # (T, B, E)
+        residual = self.block == "residual"
+        if residual:
+            layer_input = self.project(layer_input)  # (T, B, D*H)
         for layer in range(self.num_layers):
             outs = []
+            read = self.norms[layer](layer_input) if residual else layer_input
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
-                backward = direction == 1
-                x = layer_input.flip(1) if backward and reverse is None else layer_input
-                x = take_steps(x, reverse) if backward and reverse is not None else x
-                a, b = cast(MinimalLayer, self.layers[k]).coefficients(x)
+                x = read if direction == 0 else reversed_within(read, reverse)
+                a, b = cast(MinimalLayer, self.layers[k]).coefficients(x)  # (T, B, H) each
                 if mask is not None:  # padding holds the state: a = 1, b = 0
                     keep = mask[:, :, None]
                     a, b = torch.where(keep, a, torch.ones_like(a)), torch.where(keep, b, torch.zeros_like(b))
-                h = scan(a, b, state[k])  # (B, T, H)
-                finals.append(h[:, -1] if steps else state[k])  # held through the padding: each text's own end
-                h = h.flip(1) if backward and reverse is None else h
-                outs.append(take_steps(h, reverse) if backward and reverse is not None else h)
-            layer_input = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
-            if mask is not None:
-                layer_input = layer_input * mask[:, :, None].to(layer_input.dtype)
-            if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
-                layer_input = F.dropout(layer_input, self.dropout, training=True)
-        return layer_input, torch.stack(finals)
+                h = scan(a, b, state[k])  # (T, B, H)
+                finals.append(h[-1] if steps else state[k])  # held through the padding: each text's own end
+                outs.append(h if direction == 0 else reversed_within(h, reverse))
+            out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
+            if residual:
+                layer_input = layer_input + F.dropout(out, self.dropout, training=self.training)
+            else:
+                layer_input = out
+                if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
+                    layer_input = F.dropout(layer_input, self.dropout, training=True)
+        if residual:
+            layer_input = self.norms[-1](layer_input)
+        if mask is not None:
+            layer_input = layer_input * mask[:, :, None].to(layer_input.dtype)
+        return layer_input.transpose(0, 1).contiguous(), torch.stack(finals)  # (B, T, D*H), (L*D, B, H)
 
     def fused_step(self, state: Tensor, rows: int) -> "ParallelStep":
         """A one-token-at-a-time runner of this (unidirectional) stack, from ``state`` copied to ``rows`` rows."""
         if self.bidirectional:
             raise ValueError("a bidirectional encoder reads the whole sequence; it cannot run one step at a time")
-        return ParallelStep(list(self.layers), state, rows)
+        return ParallelStep(self, state, rows)
 
     def extra_repr(self) -> str:
         """The cell, sizes and scan."""
@@ -215,8 +229,8 @@ class ParallelEncoder(nn.Module):
 class ParallelStep:
     """One token for N rows through the stack: ``step(x (N, E)) -> h (N, H)``, each layer's state carried."""
 
-    def __init__(self, layers: list, state: Tensor, rows: int) -> None:
-        self.layers = layers
+    def __init__(self, encoder: ParallelEncoder, state: Tensor, rows: int) -> None:
+        self.encoder, self.layers = encoder, [cast(MinimalLayer, layer) for layer in encoder.layers]
         self.h = [layer.expand(rows, -1).contiguous() for layer in state[:, 0]]  # from (L, 1, H)
 
     def reorder(self, index: Tensor) -> None:
@@ -225,7 +239,18 @@ class ParallelStep:
 
     def step(self, x: Tensor) -> Tensor:
         """x (N, E) -> the top layer's new state (N, H)."""
+        residual, encoder = self.encoder.block == "residual", self.encoder
+        x = encoder.project(x) if residual else x
         for k, layer in enumerate(self.layers):
-            a, b = layer.coefficients(x)
-            x = self.h[k] = torch.addcmul(b, a, self.h[k])
-        return x
+            a, b = layer.coefficients(encoder.norms[k](x) if residual else x)
+            self.h[k] = torch.addcmul(b, a, self.h[k])
+            x = x + self.h[k] if residual else self.h[k]
+        return encoder.norms[-1](x) if residual else x
+
+
+def reversed_within(x: Tensor, index: Optional[Tensor]) -> Tensor:
+    """Time-major x (T, B, F) with each text reversed within its own length (``index`` (T, B) from
+    :func:`~textrnn.models.encoder.reverse_index`), or the whole time axis when there is no padding."""
+    if index is None:
+        return x.flip(0)
+    return x.gather(0, index[:, :, None].expand(-1, -1, x.size(2)))

@@ -1,0 +1,110 @@
+"""Training speed of the parallel cells against ``nn.LSTM`` at equal parameter count (issue 39).
+
+    python benchmarks/bench_cells.py [--seconds 6] [--lengths 64 256 1024 4096] [--threads 2]
+
+A 2-layer char model (vocabulary 65, embedding 128, full softmax) trained with AdamW: forward, backward and the
+optimizer step, on B x T = 16,384 tokens a batch (B chosen per T). The LSTM is the reference at H = 512; each
+parallel cell gets the H that gives it the same parameter count (they have no recurrent matrices, so their
+H is wider). Each case runs in a fresh process: tokens/s over ``--seconds`` after a warm-up step, and the
+process's peak RSS (VmHWM) in MB. Rows are printed as JSON, then a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VOCAB, EMBED, LAYERS, LSTM_H, TOKENS = 65, 128, 2, 512, 16_384
+
+
+def parameters(cell: str, hidden: int) -> int:
+    """Recurrent-stack parameters of a 2-layer stack over EMBED inputs (embedding and head excluded)."""
+    if cell == "lstm":
+        return sum(4 * hidden * (n + hidden) + 8 * hidden for n in (EMBED, hidden))
+    k = 2 if cell == "mingru" else 3
+    return sum(k * hidden * n + k * hidden for n in (EMBED, hidden))
+
+
+def equal_hidden(cell: str) -> int:
+    """The H at which ``cell``'s stack has the LSTM's parameter count (rounded to a multiple of 8)."""
+    target, k = parameters("lstm", LSTM_H), 2 if cell == "mingru" else 3
+    hidden = (-(k * EMBED + 2 * k) + math.sqrt((k * EMBED + 2 * k) ** 2 + 4 * k * target)) / (2 * k)
+    return int(round(hidden / 8) * 8)
+
+
+CHILD = """
+import json, sys, time, torch
+from textrnn import RNNConfig, RNNLanguageModel
+spec = json.loads(sys.argv[1])
+torch.set_num_threads(spec["threads"])
+torch.manual_seed(0)
+config = RNNConfig(task="language_model", vocab_size=65, embedding_dim=128, hidden_size=spec["hidden"],
+                   num_layers=2, cell=spec["cell"], tokenizer_kind="char")
+model = RNNLanguageModel(config)
+if spec["scan"]:
+    model.backbone.encoder.scan = spec["scan"]
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+batch, steps = spec["batch"], spec["steps"]
+ids = torch.randint(4, 65, (batch, steps + 1))
+
+def step():
+    _, loss, _ = model(ids[:, :-1], targets=ids[:, 1:])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+step()
+done, start = 0, time.perf_counter()
+while time.perf_counter() - start < spec["seconds"] or done < 2:
+    step()
+    done += 1
+rate = done * batch * steps / (time.perf_counter() - start)
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+print(json.dumps({"tokens_per_s": rate, "peak_rss_mb": hwm, "params": sum(p.numel() for p in model.parameters())}))
+"""
+
+
+def run(cell: str, scan: str, length: int, seconds: float, threads: int) -> dict:
+    hidden = LSTM_H if cell == "lstm" else equal_hidden(cell)
+    spec = {"cell": cell, "scan": scan, "hidden": hidden, "batch": max(1, TOKENS // length), "steps": length,
+            "seconds": seconds, "threads": threads}
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-2000:])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"cell": cell, "scan": scan or "-", "T": length, "B": spec["batch"], "H": hidden,
+            "stack_params": parameters(cell, hidden), "tokens_per_s": round(out["tokens_per_s"]),
+            "peak_rss_mb": round(out["peak_rss_mb"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--lengths", type=int, nargs="*", default=[64, 256, 1024, 4096])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cells", nargs="*", default=["lstm", "mingru:loop", "mingru:doubling", "minlstm:loop",
+                                                       "minlstm:doubling"])
+    args = parser.parse_args()
+    rows = []
+    for length in args.lengths:
+        for name in args.cells:
+            cell, _, scan = name.partition(":")
+            rows.append(run(cell, scan, length, args.seconds, args.threads))
+            print(json.dumps(rows[-1]), flush=True)
+    print("\n| T | B | cell | scan | H | stack parameters | tokens/s | x LSTM | peak RSS MB |")
+    print("| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        lstm = next(r for r in rows if r["T"] == row["T"] and r["cell"] == "lstm")
+        print(f"| {row['T']} | {row['B']} | {row['cell']} | {row['scan']} | {row['H']} | {row['stack_params']:,} | "
+              f"{row['tokens_per_s']:,} | {row['tokens_per_s'] / lstm['tokens_per_s']:.2f} | {row['peak_rss_mb']} |")
+
+
+if __name__ == "__main__":
+    main()
