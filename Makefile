@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   install, train a small char-level generator offline (~1 min on CPU), sample from it
+#   make demo   install, train a small char-level generator offline (600 steps, ~2 min on 2 CPU cores), sample from it
 #   make test   install with test extras, run the linter, the type checker and the test suite
 #   make docs   build the reference site into docs/_build/html
 PYTHON ?= python3

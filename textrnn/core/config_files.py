@@ -84,7 +84,7 @@ def merge(base: dict, update: dict) -> dict:
 
 def load_config(path: Optional[str], overrides: Optional[list] = None, task: Optional[str] = None) -> ExperimentConfig:
     """Read a YAML config (every key optional: files change only defaults) plus overrides."""
-    data: dict = {}  # where the text comes from (DataConfig)
+    data: dict = {}  # the file's sections, before the overrides go over them
     if path is not None:
         if not os.path.isfile(path):
             raise ConfigError(f"config file not found: {path}; pass --config with an existing YAML file")

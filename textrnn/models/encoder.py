@@ -73,7 +73,30 @@ def take_steps(x: Tensor, index: Tensor) -> Tensor:
     return x.gather(1, index[:, :, None].expand(-1, -1, x.size(2)))
 
 
-class RNNEncoder(nn.RNNBase):
+class EncoderWidths:
+    """What every encoder here says of its shape (it has ``hidden_size`` and ``bidirectional``): the LSTM/GRU
+    :class:`RNNEncoder` and the parallel cells' :class:`~textrnn.models.parallel.ParallelEncoder` share the
+    contract of this module's docstring, and poolings and heads read only these."""
+
+    hidden_size: int
+    bidirectional: bool
+
+    @property
+    def num_directions(self) -> int:
+        """The number of directions D, 2 when bidirectional, else 1."""
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """D*H, the width of each output step."""
+        return self.num_directions * self.hidden_size
+
+    def get_output_dim(self) -> int:
+        """Width of each output step: D*H."""
+        return self.output_size
+
+
+class RNNEncoder(EncoderWidths, nn.RNNBase):
     """Embeddings (B, T, E) + lengths (B,) -> outputs (B, T, D*H) and final state.
 
     Args:
@@ -107,20 +130,6 @@ class RNNEncoder(nn.RNNBase):
         self.weight_dropout = float(weight_dropout)
         self.nonlinearity = "tanh"
         self.exporting = False  # set by textrnn.serving.export: the padded path with no data-dependent Python branch
-
-    @property
-    def num_directions(self) -> int:
-        """The number of directions D, 2 when bidirectional, else 1."""
-        return 2 if self.bidirectional else 1
-
-    @property
-    def output_size(self) -> int:
-        """D*H, the width of each output step."""
-        return self.num_directions * self.hidden_size
-
-    def get_output_dim(self) -> int:
-        """Width of each output step: D*H."""
-        return self.output_size
 
     def layer_weights(self, layer: int, direction: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(w_ih, w_hh, b_ih, b_hh)`` of one layer and direction, in PyTorch's gate order.

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encoder import reverse_index
+from .encoder import EncoderWidths, reverse_index
 
 PARALLEL_CELLS = ("mingru", "minlstm")  # the config's model.cell values built here (core.config.CELLS has them)
 SCANS = ("auto", "loop", "doubling")
@@ -108,7 +108,7 @@ class MinimalLayer(nn.Module):
         return f / total, i / total * candidate
 
 
-class ParallelEncoder(nn.Module):
+class ParallelEncoder(EncoderWidths, nn.Module):
     """Embeddings (B, T, E) + lengths (B,) -> outputs (B, T, D*H) and final state (L*D, B, H), like
     :class:`~textrnn.models.encoder.RNNEncoder` (see the module docstring for the contract).
 
@@ -142,20 +142,6 @@ class ParallelEncoder(nn.Module):
         if block == "residual":
             self.project = nn.Linear(input_size, width)
             self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(num_layers + 1))  # each layer's, the end's
-
-    @property
-    def num_directions(self) -> int:
-        """D, 2 when bidirectional, else 1."""
-        return 2 if self.bidirectional else 1
-
-    @property
-    def output_size(self) -> int:
-        """D*H, the width of each output step."""
-        return self.num_directions * self.hidden_size
-
-    def get_output_dim(self) -> int:
-        """Width of each output step: D*H."""
-        return self.output_size
 
     def initial_state(self, batch_size: int, like: Tensor) -> Tensor:
         """Zeros (L*D, B, H) on ``like``'s device and dtype."""

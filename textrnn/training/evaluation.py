@@ -227,16 +227,6 @@ def lm_split_tokens(model: Any, raw: DatasetDict, data: DataConfig, split: str, 
     return encode_stream(texts(), model.tokenizer, path, model.config.reverse)
 
 
-def evaluate_classifier_split(model: Any, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
-                              workdir: Path, cut_seed: Optional[int] = None) -> dict:
-    """Metrics of a saved classifier on ``split`` (its saved thresholds); labels must be among the model's.
-
-    ``cut_seed``: the seed training cut ``raw``'s training split with (see :func:`split_to_score`).
-    """
-    encoded = classifier_split_rows(model, raw, data, split, cut_seed)
-    return {"split": split, **classifier_metrics(model, encoded, batch_size), "labels": model.label_names}
-
-
 def classifier_split_rows(model: Any, raw: DatasetDict, data: DataConfig, split: str,
                           cut_seed: Optional[int]) -> Dataset:
     """``split``'s labelled rows, encoded against the model's tokenizer and labels."""

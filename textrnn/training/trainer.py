@@ -47,7 +47,7 @@ from .optim import (
 )
 from .registry import check_experiment
 from .reporting import LOSS_WINDOW, MetricsLog, ProgressBar, plot_curves, progress_bar, require_reporters
-from .run_folder import LAST, RunCheckpointer, RunResult, TrainingProgress  # noqa: F401 (RunResult: re-exported)
+from .run_folder import LAST, RunCheckpointer, RunResult, TrainingProgress
 from .task import Carry
 
 
