@@ -138,3 +138,18 @@ def test_the_demo_is_bounded_by_steps_not_only_minutes():
 
     demo = yaml.safe_load((ROOT / "configs" / "demo_char.yaml").read_text())
     assert demo["train"]["max_steps"] >= 200 and demo["train"].get("max_minutes") is None
+
+
+def test_predict_reads_an_input_file_in_the_encoding_given(tmp_path, capsys):
+    from textrnn import RNNClassifier, RNNConfig
+
+    tok = char_tokenizer()
+    RNNClassifier.build(RNNConfig(vocab_size=len(tok), num_labels=2, embedding_dim=4, hidden_size=4), tok) \
+        .save_pretrained(tmp_path / "m")
+    (tmp_path / "in.txt").write_bytes("caf\xe9\nna\xefve\n".encode("latin-1"))
+    (tmp_path / "in.csv").write_bytes("text\ncaf\xe9\n".encode("latin-1"))
+    for name, rows in (("in.txt", 2), ("in.csv", 1)):
+        argv = ["predict", "--checkpoint", str(tmp_path / "m"), "--input", str(tmp_path / name), "--quiet"]
+        assert cli.main(argv + ["--encoding", "latin-1"]) == 0
+        assert len(capsys.readouterr().out.strip().splitlines()) == rows
+        assert cli.main(argv) == 2 and "--encoding" in capsys.readouterr().err

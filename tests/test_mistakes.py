@@ -76,6 +76,8 @@ CLI_MISTAKES = {  # name: (argv, a piece of the one line)
                                             "{root}/sentiment", "--split", "test", "--text-column", "sentence"],
                                            "split 'test' not found"),
     "unknown subcommand": (["train"], "invalid choice"),
+    "predict input in latin-1": (["predict", "--checkpoint", "{root}/classifier", "--input", "{root}/latin1.txt"],
+                                 "is not UTF-8 (bad byte at offset 3); pass --encoding"),
 }
 
 

@@ -213,3 +213,14 @@ def test_two_torchrun_nodes_on_this_machine_train_to_identical_weights(tmp_path,
     _, err = single_machine.communicate(timeout=600)
     assert single_machine.returncode == 0, err[-3000:]
     assert_same_weights(tmp_path / "standalone" / "last", tmp_path / "run" / "last")
+
+
+def test_a_spike_just_after_a_resume_is_seen(tmp_path, corpus_file, monkeypatch):
+    """The divergence guard's window of recent losses is resumed state: before, it started empty, so for 5 steps
+    after a resume nothing was a spike, and the audit's 4e4 loss two steps in was trained on."""
+    extra = ("train.max_steps=20", "train.eval_every=10", "train.on_divergence=stop")
+    train(lm_config(corpus_file, tmp_path / "first", *extra))
+    _fault_env(monkeypatch, "spike:2")  # the resumed process's second step
+    with pytest.raises(TrainingError, match="spiked to"):
+        train(lm_config(corpus_file, tmp_path / "resumed", *extra),
+              resume=str(tmp_path / "first" / "checkpoints" / "step-00000010"))

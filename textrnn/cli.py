@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help="csv, tsv, parquet or jsonl (their text column), or one text per line (streamed)")
     p.add_argument("--text-column", action="append", help="the input's text column (repeat for several fields, "
                    "joined as in training); default: the model's text fields, else text")
+    p.add_argument("--encoding", default="utf-8", help="the --input file's text encoding, e.g. latin-1")
     p.add_argument("--output", help="write here instead of stdout (.csv: csv, else jsonl)")
     p.add_argument("--format", choices=["jsonl", "csv"], help="default: from --output's extension, else jsonl")
     p.add_argument("--batch-size", type=int, default=64)
@@ -260,7 +261,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     fmt = output_format(args.output, args.format)
     model = _load(args, "classification")
     fields, separator = args.text_column or model.config.text_fields or ["text"], model.config.field_separator
-    texts = itertools.chain(args.texts, read_texts(args.input, fields, separator) if args.input else [])
+    texts = itertools.chain(args.texts, read_texts(args.input, fields, separator, args.encoding) if args.input else [])
     rows = count_rows(args.input) if args.input else 0
     total = None if rows is None else len(args.texts) + rows
     with output_stream(args.output) as handle, progress(total, bool(args.input) and not args.quiet) as bar:

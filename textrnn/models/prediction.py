@@ -28,6 +28,7 @@ from ..core.errors import DataError, one_line
 from ..core.runtime import durable_replace, eval_mode
 from ..data.batching import pad_batch
 from ..data.encoding import as_texts, encode_for_inference
+from ..data.loading import not_utf8, python_encoding
 
 CHUNK = 2048
 DEFAULT_MAX_TOKENS = 10_000
@@ -59,19 +60,20 @@ def predict_stream(model: Any, texts: Iterable[str], batch_size: int = 64, max_l
 TABLES = (".csv", ".tsv", ".parquet")
 
 
-def read_texts(path: str, fields: Sequence[str] = ("text",), separator: str = " | ") -> Iterator[str]:
+def read_texts(path: str, fields: Sequence[str] = ("text",), separator: str = " | ",
+               encoding: str = "utf-8") -> Iterator[str]:
     """Texts of a file, streamed, in row order, joined by ``separator`` when there are several ``fields``:
 
     * ``.csv``, ``.tsv``, ``.parquet``: the ``fields`` columns of each row (a header names them);
     * jsonl (first line ``{``): the ``fields`` of each object, or its ``text``; blank lines are skipped;
     * any other file: one text per line.
 
-    UTF-8; a BOM is dropped.
+    UTF-8 unless ``encoding`` says otherwise (``--encoding``); a UTF-8 BOM is dropped.
     """
     if os.path.splitext(path)[1].lower() in TABLES:
-        yield from table_texts(path, list(fields), separator)
+        yield from table_texts(path, list(fields), separator, encoding)
         return
-    with open_text(path) as handle:
+    with open_text(path, encoding) as handle:
         blank = 0
         for line in handle:
             if line.strip():
@@ -88,17 +90,17 @@ def read_texts(path: str, fields: Sequence[str] = ("text",), separator: str = " 
 
 
 @contextmanager
-def open_text(path: str) -> Iterator[IO[str]]:
-    """A UTF-8 text file for reading (a BOM is dropped); a one-line error if missing or not UTF-8."""
+def open_text(path: str, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """A text file for reading (UTF-8 by default, a BOM dropped); a one-line error if missing or not in
+    ``encoding``."""
     if not os.path.isfile(path):
         raise DataError(f"input file not found: {path}")
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    with open(path, encoding=python_encoding(encoding), newline="") as handle:
         try:
             yield handle
         except UnicodeDecodeError as exc:
-            raise DataError(
-                f"{path} is not UTF-8 (bad byte near offset {exc.start}); convert it, e.g. iconv -t UTF-8"
-            ) from None
+            raise DataError(not_utf8(path, exc.start, encoding).replace("set data.encoding to", "pass --encoding")
+                            .replace("data.encoding=latin-1", "--encoding latin-1")) from None
 
 
 def _texts_of(line: str, number: int, path: str, is_json: bool, fields: list, separator: str) -> Iterator[str]:
@@ -125,9 +127,9 @@ def json_text(line: str, number: int, path: str, fields: list, separator: str) -
         raise DataError(f"{path} line {number} is not a JSON object with a {wanted} field") from None
 
 
-def table_texts(path: str, fields: list, separator: str) -> Iterator[str]:
+def table_texts(path: str, fields: list, separator: str, encoding: str = "utf-8") -> Iterator[str]:
     """The ``fields`` columns of a csv, tsv or parquet file, joined by ``separator``, a batch of rows at a time."""
-    names, batches = open_table(path, fields)
+    names, batches = open_table(path, fields, encoding)
     for name in fields:
         if name not in names:
             raise DataError(f"column {name!r} not found in {path} (available: {', '.join(names)}); "
@@ -138,7 +140,7 @@ def table_texts(path: str, fields: list, separator: str) -> Iterator[str]:
             yield separator.join("" if value is None else str(value) for value in values)
 
 
-def open_table(path: str, fields: list) -> tuple[list, Iterator]:
+def open_table(path: str, fields: list, encoding: str = "utf-8") -> tuple[list, Iterator]:
     """A table's column names and an iterator of its Arrow record batches (read as they are needed)."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
@@ -152,10 +154,12 @@ def open_table(path: str, fields: list) -> tuple[list, Iterator]:
             return table.schema_arrow.names, table.iter_batches(batch_size=4096)
         parse = pa_csv.ParseOptions(delimiter="\t" if path.lower().endswith(".tsv") else ",", newlines_in_values=True)
         convert = pa_csv.ConvertOptions(column_types={name: pa.string() for name in fields})  # "007" stays "007"
-        reader = pa_csv.open_csv(path, parse_options=parse, convert_options=convert)
+        read = pa_csv.ReadOptions(encoding=python_encoding(encoding).replace("utf-8-sig", "utf8"))
+        reader = pa_csv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
         return reader.schema.names, iter(reader)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"could not read {path} as a table ({one_line(exc)}); check the file") from None
+        hint = "pass --encoding with its encoding (e.g. --encoding latin-1)" if "UTF8" in str(exc) else "check the file"
+        raise DataError(f"could not read {path} as a table ({one_line(exc)}); {hint}") from None
 
 
 def count_rows(path: str) -> Optional[int]:
