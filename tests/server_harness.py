@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -28,14 +29,18 @@ def running_server(checkpoint: Path, *args: str, timeout: float = 60.0) -> Itera
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    # stderr (the access log: a line a request) goes to a file: a pipe nobody reads fills after a few hundred
+    # requests and blocks the server mid-write (the first soak with the access log hung that way)
+    log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen([sys.executable, "-m", "textrnn", "serve", "--checkpoint", str(checkpoint), "--port",
-                             str(port), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(port), *args], env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"textrnn serve exited: {proc.stderr.read()[-2000:]}")
+                log.seek(0)
+                raise RuntimeError(f"textrnn serve exited: {log.read()[-2000:]}")
             try:
                 if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
                     break
@@ -51,6 +56,7 @@ def running_server(checkpoint: Path, *args: str, timeout: float = 60.0) -> Itera
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 @contextlib.contextmanager

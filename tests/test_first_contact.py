@@ -61,6 +61,8 @@ def test_a_run_the_time_budget_cut_short_says_so(tmp_path, capsys, monkeypatch):
     result = RunResult(tmp_path, None, stop_reason="max_minutes", step=39, planned_steps=1695)
     assert "after 39 of its 1,695 planned steps (2%)" in result.budget_note
     assert RunResult(tmp_path, None, stop_reason="max_steps", step=39, planned_steps=1695).budget_note is None
+    # train.schedule_by_time plans the run to end with its budget: no plan of steps to fall short of
+    assert RunResult(tmp_path, None, stop_reason="max_minutes", step=39, planned_steps=None).budget_note is None
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS, encoding="utf-8")
     monkeypatch.chdir(ROOT)

@@ -48,6 +48,7 @@ class LinearScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:  # type: ignore[override]
+        """The states (T, N, H), written step by step into one preallocated tensor."""
         h = torch.empty_like(b)
         previous = h0
         for t in range(b.size(0)):
@@ -57,6 +58,7 @@ class LinearScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
+        """The gradients of ``a``, ``b`` and ``h0`` from the states' (the recurrence in reverse)."""
         a, h, h0 = ctx.saved_tensors
         g = torch.empty_like(grad)
         carry = torch.zeros_like(h0)

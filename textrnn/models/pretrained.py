@@ -250,7 +250,8 @@ def save_weights(model: Any, path: Path) -> None:
 def load_weights(model: torch.nn.Module, path: Path, map_location: Union[str, torch.device],
                  version: int = FORMAT_VERSION) -> None:
     """Load ``save_weights`` output of format ``version`` into ``model`` (strict: every name and shape must match;
-    ``from_pretrained`` has compared the shapes with the config before, see :func:`check_file_shapes`)."""
+    ``from_pretrained`` has compared the shapes with the config before, see
+    :func:`~textrnn.models.vetting.check_file_shapes`)."""
     saved = load_file(str(path), device=str(torch.device(map_location)))
     state = {migrate_weight_name(name, version): tensor for name, tensor in saved.items()}
     for name, source in getattr(model, "tied_weights", {}).items():

@@ -267,10 +267,16 @@ class Trainer:
         best = self.checkpointer.metrics_of("best") if self.dist.is_main else None
         result = RunResult(self.out, self.checkpointer.best(), best or final, interrupted=reason == "interrupt",
                            stop_reason=reason, step=self.progress.step, last_metrics=final,
-                           best_step=self.progress.best_step, planned_steps=self.total_steps)
+                           best_step=self.progress.best_step, planned_steps=self._planned_steps())
         if self.dist.is_main and result.budget_note:
             print(result.budget_note, file=sys.stderr)
         return result
+
+    def _planned_steps(self) -> Optional[int]:
+        """The steps the plan allowed, for the budget warning; None when the schedule follows the clock
+        (``train.schedule_by_time``): such a run is planned to end when the budget does."""
+        t = self.train_config
+        return None if t.schedule_by_time and t.max_minutes else self.total_steps
 
     def _announce_plan(self) -> None:
         """Where the data is, and whether the data stretched the run (train.min_steps) and its evaluations."""
