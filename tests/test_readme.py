@@ -129,7 +129,9 @@ SHORTER = {"bench_data.py": ["--char-mb", "5"], "bench_encoder.py": ["--rounds",
            "bench_onnx.py": ["--calls", "20", "--rounds", "1"],
            "bench_predict.py": ["--short", "500", "--long", "20", "--loop", "20"],
            "bench_serve.py": ["--clients", "4", "--requests", "10"], "bench_vectors.py": ["--mb", "5"],
-            "transfer_sst2.py": ["--smoke"]}
+            "transfer_sst2.py": ["--smoke"],
+           "bench_eval_budget.py": ["--mb", "2", "--workdir", "/tmp/textrnn_bench_eval"],
+           "bench_cells.py": ["--seconds", "0.5", "--lengths", "64", "--cells", "lstm", "mingru:loop"]}
 
 
 def test_readme_has_no_unfilled_placeholders():
