@@ -124,6 +124,7 @@ PYTHON_MISTAKES = {  # name: (config, train() keywords, a piece of the one line)
     "too few label names": ({}, {"train_data": (TEXTS, [0, 1, 2, 1] * 5), "label_names": ["a", "b"]},
                             "gives 2 names"),
     "every row missing its text": ({}, {"train_data": frame(text=[None] * 4, label=[0, 1, 0, 1])}, "is empty once"),
+    "fractional labels": ({}, {"train_data": frame(text=TEXTS, label=[0.5, 1.5] * 10)}, "are float64"),
     "a config value of the wrong type": ({"train": {"max_steps": "ten"}}, {"train_data": (TEXTS, [0, 1] * 10)},
                                          "train.max_steps must be an integer"),
 }

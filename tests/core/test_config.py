@@ -69,9 +69,10 @@ def test_the_allowed_values_config_owns_are_the_ones_implemented():
     from textrnn.data.labels import MULTI, SINGLE
     from textrnn.models.encoder import MODES
     from textrnn.models.modules import POOLINGS
+    from textrnn.models.parallel import PARALLEL_CELLS
     from textrnn.training.reporting import SINKS
 
-    assert set(config.CELLS) == set(MODES)
+    assert set(config.CELLS) == set(MODES) | set(PARALLEL_CELLS)
     assert set(config.POOLINGS) == set(POOLINGS)
     assert set(config.PROBLEM_TYPES) == {SINGLE, MULTI}
     assert set(config.REPORT_TO) == set(SINKS)

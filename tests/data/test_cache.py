@@ -172,7 +172,7 @@ def test_cache_list_and_prune_see_and_bound_the_cache(tmp_path, capsys):
     cache = PreparedCache(tmp_path)
     for i, key in enumerate(("old", "mid", "new")):
         cache.get(key, lambda folder: ((folder / "tokens.bin").write_bytes(b"x" * 1000), {"kind": "lm"})[1])
-        os.utime(tmp_path / key / "meta.json", (time.time() - (3 - i) * 86400,) * 2)  # used 3, 2 and 1 days ago
+        os.utime(tmp_path / key, (time.time() - (3 - i) * 86400,) * 2)  # used 3, 2 and 1 days ago
     (tmp_path / "torn").mkdir()  # no meta.json: incomplete
     assert cli.main(["cache", "list", "--cache-dir", str(tmp_path)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -32,7 +32,7 @@ def test_a_missing_reporter_package_is_a_one_line_error(tmp_path, sentiment_dir,
     from textrnn import ConfigError
 
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
-    with pytest.raises(ConfigError, match=r"pip install 'textrnn\[tensorboard\]'"):
+    with pytest.raises(ConfigError, match=r"pip install -e '.\[tensorboard\]'"):
         train(classifier_config(sentiment_dir, tmp_path / "run", "train.report_to=[tensorboard]"))
     with pytest.raises(ConfigError, match="train.report_to takes tensorboard"):
         classifier_config(sentiment_dir, tmp_path / "run", "train.report_to=[wandb]")

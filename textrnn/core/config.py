@@ -54,9 +54,7 @@ class RNNConfig:
     weight_dropout: float = 0.0  # training: DropConnect on the hidden-to-hidden weights (AWD-LSTM)
     output_dropout: float = 0.0  # before the output layer
     strategy: str = "auto"  # auto | packed | padded (see textrnn.models.encoder)
-    # mingru/minlstm: plain (layers stacked as an LSTM's) | residual (each layer adds its output to a
-    # layer-normed input, the width kept at D*H; see textrnn.models.parallel)
-    block: str = "plain"
+    block: str = "plain"  # mingru/minlstm: plain (stacked as an LSTM's) | residual (pre-norm residual layers)
     pooling: str = "last"  # classifier: last | mean | max | attention
     num_labels: int = 2  # classifier: C, the number of labels (filled in from the data)
     ensemble_size: int = 1  # classifier: K independently initialized members, probabilities averaged
@@ -151,8 +149,7 @@ class DataConfig:
     train_split: str = "train"  # the split to train on
     validation_split: Optional[str] = None  # None: 'validation' if present, else cut from train
     validation_fraction: float = 0.1  # the share cut from the training split when there is no validation split
-    # classification: keep the first max_length tokens of each text, with a warning that counts the texts cut
-    # (null: no cap; one 100,000-word text in a batch then costs gigabytes)
+    # classification: keep the first max_length tokens of each text, warning how many were cut (null: no cap)
     max_length: Optional[int] = 1024
     batch_size: int = 64  # sequences per training batch (per process under torchrun)
     eval_batch_size: int = 256  # sequences per evaluation batch; a language model's evaluation streams

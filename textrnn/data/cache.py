@@ -103,8 +103,8 @@ class PreparedCache:
         meta = read_meta(folder)
         if meta is None:
             return None
-        with contextlib.suppress(OSError):  # when it was last used, for `textrnn cache prune` (a read-only cache too)
-            os.utime(folder / META)
+        with contextlib.suppress(OSError):  # the folder's time: when it was last used, for `textrnn cache prune`
+            os.utime(folder)
         return folder, meta
 
     def get(self, key: str, build: Callable[[Path], dict]) -> tuple[Path, dict, bool]:
@@ -240,10 +240,9 @@ def cache_entries(root: Path) -> list[dict]:
         if not folder.is_dir() or ".partial-" in folder.name:
             continue
         meta = read_meta(folder)
-        used = (folder / META) if (folder / META).exists() else folder
         rows.append({"key": folder.name, "kind": (meta or {}).get("kind"), "complete": meta is not None,
                      "bytes": sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()),
-                     "last_used": round(used.stat().st_mtime)})
+                     "last_used": round(folder.stat().st_mtime)})
     return rows
 
 

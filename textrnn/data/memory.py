@@ -165,8 +165,16 @@ def checked(ds: Any, name: str, text_column: Union[str, list], label_column: Opt
     if len(ds) < before and log is not None:
         log(f"note: {name}: dropped {before - len(ds)} of {before} rows whose text or label is None")
     if labelled and getattr(ds.features[label_column], "dtype", None) == "float64":
+        if not _whole(ds[label_column]):
+            raise DataError(f"{name} column {label_column!r} holds fractional numbers (labels are float64); labels "
+                            "must be integers, strings, bools, or lists of them")
         ds = ds.cast_column(label_column, datasets.Value("int64"))  # ints that pandas made float by a None
     return _named(ds, name, str(label_column), label_names) if labelled and label_names is not None else ds
+
+
+def _whole(values: Sequence) -> bool:
+    """Whether every value is a whole number (0.0, 1.0): integer labels, not 0.5."""
+    return all(float(v).is_integer() for v in values)
 
 
 def _nulls(ds: Any, column: str) -> int:

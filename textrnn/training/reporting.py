@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
+import torch
+
 from ..core.errors import ConfigError
 
 
@@ -101,6 +103,18 @@ SINKS = {"tensorboard": TensorBoardSink}  # train.report_to name (config.REPORT_
 
 
 LOSS_WINDOW = 100  # recent steps whose mean loss is logged and guards against divergence
+
+
+def loss_window(losses: list) -> torch.Tensor:
+    """The recent losses as a fixed-size float64 tensor (NaN-padded), for a checkpoint's resume state."""
+    window = torch.full((LOSS_WINDOW,), math.nan, dtype=torch.float64)
+    window[: len(losses)] = torch.tensor(losses[-LOSS_WINDOW:], dtype=torch.float64)
+    return window
+
+
+def window_losses(state: Optional[torch.Tensor], rank: int) -> list:
+    """The losses :func:`loss_window` saved for ``rank`` (none when the checkpoint predates them)."""
+    return [] if state is None else [v for v in state[rank].tolist() if math.isfinite(v)]
 
 
 class ProgressBar:

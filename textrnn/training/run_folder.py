@@ -111,7 +111,7 @@ def find_resume_point(path: str | os.PathLike) -> ResumePoint:
     try:
         saved = json.loads(regular_file(folder / STATE_JSON, STATE_LIMIT).read_text(encoding="utf-8"))
         progress = TrainingProgress(**saved["progress"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, CheckpointError) as exc:
         raise CheckpointError(
             f"{folder} has no usable {STATE_JSON} ({one_line(exc)}); resume from a training checkpoint"
         ) from None

@@ -10,9 +10,8 @@ The loop, on one screen::
         a loss that is not finite or spikes: roll back to the last checkpoint at a lower lr (or stop)
     stop on max_epochs, max_steps, max_minutes, patience, or Ctrl-C / SIGTERM (after evaluating and saving)
 
-What is saved and where is :mod:`textrnn.training.run_folder`; optimizer, schedule and weight
-average are :mod:`textrnn.training.optim`; the bar, the metrics log and the curves are
-:mod:`textrnn.training.reporting`; which task and model a config trains is :mod:`textrnn.training.registry`.
+What is saved and where is :mod:`textrnn.training.run_folder`; optimizer, schedule and weight average are
+:mod:`textrnn.training.optim`; the bar, metrics log and curves :mod:`textrnn.training.reporting`.
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ from .optim import (
     make_scheduler,
 )
 from .registry import check_experiment
-from .reporting import LOSS_WINDOW, MetricsLog, ProgressBar, plot_curves, progress_bar, require_reporters
+from .reporting import MetricsLog, ProgressBar, loss_window, plot_curves, progress_bar, require_reporters, window_losses
 from .run_folder import LAST, RunCheckpointer, RunResult, TrainingProgress
 from .task import Carry
 
@@ -128,10 +127,7 @@ class Trainer:
             for name, part in zip(("carry_h", "carry_c"), parts):
                 state[name] = self._gather(part.detach())
         # the recent losses: the divergence guard's window and the logged train_loss go on as if never stopped
-        recent = torch.full((LOSS_WINDOW,), math.nan, dtype=torch.float64)
-        losses = self.bar.losses if self.bar is not None else self.recent_losses
-        recent[:len(losses)] = torch.tensor(losses, dtype=torch.float64)
-        state["recent_losses"] = self._gather(recent)
+        state["recent_losses"] = self._gather(loss_window(self.bar.losses if self.bar else self.recent_losses))
         if hasattr(self.task.train_loader, "state_dict"):  # a stream: where each rank's part of it is
             state["loader_states"] = distributed.gather_objects(self.task.train_loader.state_dict(), self.dist)
         return state
@@ -146,10 +142,9 @@ class Trainer:
         if p.world_size == self.dist.world_size:
             # clone: torch 2.13's set_rng_state segfaults on a view with a storage offset (rank > 0)
             torch.set_rng_state(state["rng"][rank].clone())
-            if "recent_losses" in state:  # checkpoints before it start the window empty
-                self.recent_losses = [v for v in state["recent_losses"][rank].tolist() if math.isfinite(v)]
-                if self.bar is not None:
-                    self.bar.losses = list(self.recent_losses)
+            self.recent_losses = window_losses(state.get("recent_losses"), rank)  # older checkpoints: empty
+            if self.bar is not None:
+                self.bar.losses = list(self.recent_losses)
             if "carry_h" in state:
                 h = state["carry_h"][rank].to(self.device)
                 self.carry = (h, state["carry_c"][rank].to(self.device)) if "carry_c" in state else h
@@ -165,7 +160,6 @@ class Trainer:
         """Stack one tensor from every rank: (world, ...) on CPU."""
         return distributed.gather_stack(tensor, self.dist, self.device)
 
-    # ------------------------------------------------------------------ evaluation and saving
     def averaged(self) -> ContextManager:
         """Evaluate and save with the weight average, when there is one."""
         if self.ema is None:
@@ -217,7 +211,6 @@ class Trainer:
         with self.averaged():
             self.save({}, False)
 
-    # ------------------------------------------------------------------ divergence
     def rollback(self, reason: str) -> None:
         """Back to the last checkpoint (weights, optimizer, schedule, random state) at a lower learning rate."""
         p, t = self.progress, self.train_config
@@ -243,7 +236,6 @@ class Trainer:
                   file=sys.stderr)
         raise _RolledBack
 
-    # ------------------------------------------------------------------ training
     def fit(self) -> RunResult:
         """Train until a stopping rule says so; returns the :class:`RunResult`."""
         self.metrics_log.forget_after(self.progress.step)
@@ -264,27 +256,21 @@ class Trainer:
                 self.checkpointer.record_checksums(checksums)
         self.wrapped = self.model  # release DDP before its process group (see distributed.close)
         distributed.close(self.dist)
-        best = self.checkpointer.metrics_of("best") if self.dist.is_main else None
+        best, t = (self.checkpointer.metrics_of("best") if self.dist.is_main else None), self.train_config
         result = RunResult(self.out, self.checkpointer.best(), best or final, interrupted=reason == "interrupt",
                            stop_reason=reason, step=self.progress.step, last_metrics=final,
-                           best_step=self.progress.best_step, planned_steps=self._planned_steps())
+                           best_step=self.progress.best_step,  # a schedule that follows the clock plans no steps
+                           planned_steps=None if t.schedule_by_time and t.max_minutes else self.total_steps)
         if self.dist.is_main and result.budget_note:
             print(result.budget_note, file=sys.stderr)
         return result
 
-    def _planned_steps(self) -> Optional[int]:
-        """The steps the plan allowed, for the budget warning; None when the schedule follows the clock
-        (``train.schedule_by_time``): such a run is planned to end when the budget does."""
-        t = self.train_config
-        return None if t.schedule_by_time and t.max_minutes else self.total_steps
-
     def _announce_plan(self) -> None:
         """Where the data is, and whether the data stretched the run (train.min_steps) and its evaluations."""
         t, plan = self.train_config, self.plan
-        if self.dist.is_main and self.task.data_note:
-            print(self.task.data_note, file=sys.stderr)
-        if self.dist.is_main and self.task.eval_note:
-            print(self.task.eval_note, file=sys.stderr)
+        for note in (self.task.data_note, self.task.eval_note):  # where the data is; what evaluations read
+            if self.dist.is_main and note:
+                print(note, file=sys.stderr)
         if self.dist.is_main and (plan.max_epochs, plan.eval_every) != (t.max_epochs, t.eval_every):
             print(f"note: {len(self.task.train_loader)} steps an epoch: training up to {plan.max_epochs} epochs "
                   f"(train.min_steps={t.min_steps}), evaluating every {plan.eval_every} steps", file=sys.stderr)
