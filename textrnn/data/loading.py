@@ -145,11 +145,13 @@ def python_encoding(encoding: str) -> str:
     return "utf-8-sig" if name == "utf-8" else name
 
 
-def not_utf8(path: Any, offset: int, encoding: str) -> str:
-    """The one-line error for a text file that is not in ``data.encoding``."""
+def not_utf8(path: Any, offset: int, encoding: str, setting: str = "data.encoding") -> str:
+    """The one-line error for a text file that is not in ``encoding``; ``setting`` is where to name another
+    (``data.encoding``, or a command's ``--encoding``)."""
     shown = "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
-    return (f"{path} is not {shown} (bad byte at offset {offset}); set data.encoding to the file's encoding "
-            "(e.g. data.encoding=latin-1), or convert it: iconv -f latin1 -t utf-8")
+    fix = (f"set {setting} to the file's encoding (e.g. {setting}=latin-1)" if setting.startswith("data.")
+           else f"pass {setting} with the file's encoding (e.g. {setting} latin-1)")
+    return f"{path} is not {shown} (bad byte at offset {offset}); {fix}, or convert it: iconv -f latin1 -t utf-8"
 
 
 class TextFile:

@@ -149,12 +149,14 @@ class ParallelEncoder(EncoderWidths, nn.Module):
         """Zeros (L*D, B, H) on ``like``'s device and dtype."""
         return like.new_zeros(self.num_layers * self.num_directions, batch_size, self.hidden_size)
 
-    def scan_of(self, device: torch.device) -> str:
+    def scan_of(self, device: torch.device) -> Any:
         """The scan used on ``device``: ``auto`` is doubling on CUDA, the loop elsewhere; an ONNX export traces
-        the doubling scan (plain tensor operations; the loop's hand-written backward has no ONNX form)."""
+        the doubling scan with a fixed number of rounds (plain tensor operations that serve any length; the
+        loop's hand-written backward has no ONNX form)."""
         if torch.onnx.is_in_onnx_export():
-            return "doubling"
-        return self.scan if self.scan != "auto" else ("doubling" if device.type == "cuda" else "loop")
+            return functools.partial(doubling_scan, rounds=EXPORT_ROUNDS)
+        kind = self.scan if self.scan != "auto" else ("doubling" if device.type == "cuda" else "loop")
+        return loop_scan if kind == "loop" else doubling_scan
 
     def forward(self, inputs: Tensor, lengths: Optional[Tensor] = None,
                 state: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
@@ -163,9 +165,7 @@ class ParallelEncoder(EncoderWidths, nn.Module):
         state = self.initial_state(batch, inputs) if state is None else state
         if isinstance(state, tuple):
             raise ValueError(f"a {self.cell} state is one tensor (L*D, B, H), not an LSTM's (h, c) pair")
-        kind = self.scan_of(inputs.device)
-        scan = loop_scan if kind == "loop" else functools.partial(doubling_scan, rounds=EXPORT_ROUNDS) \
-            if torch.onnx.is_in_onnx_export() else doubling_scan
+        scan = self.scan_of(inputs.device)
         # time-major inside: each step of the scan is then one contiguous (B, H) slice
         mask = None if lengths is None else (torch.arange(steps, device=inputs.device)[:, None]
                                              < lengths.to(device=inputs.device, dtype=torch.long)[None, :])  # (T, B)

@@ -99,8 +99,7 @@ def open_text(path: str, encoding: str = "utf-8") -> Iterator[IO[str]]:
         try:
             yield handle
         except UnicodeDecodeError as exc:
-            raise DataError(not_utf8(path, exc.start, encoding).replace("set data.encoding to", "pass --encoding")
-                            .replace("data.encoding=latin-1", "--encoding latin-1")) from None
+            raise DataError(not_utf8(path, exc.start, encoding, "--encoding")) from None
 
 
 def _texts_of(line: str, number: int, path: str, is_json: bool, fields: list, separator: str) -> Iterator[str]:
