@@ -56,3 +56,22 @@ def prepared_stream(run, split: str = "train"):
     prepared = prepare_language_model(config, TextTokenizer.from_file(run / "last" / "tokenizer.json"))
     assert prepared.note.startswith("data: found"), prepared.note  # the run's own data, not prepared again
     return np.asarray(prepared.train_tokens if split == "train" else prepared.valid_tokens)
+
+
+def tiny_bert_teacher(folder, texts, label_names, multi_label: bool = False, seed: int = 0):
+    """A random 1-layer ``transformers`` BERT sequence classifier saved in ``folder`` (save_pretrained), with a
+    WordPiece vocabulary of ``texts``' words: a teacher built here, since the Hub is out of reach."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    words = sorted({word for text in texts for word in text.lower().replace(".", " . ").split()})
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    config = BertConfig(vocab_size=5 + len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, num_labels=len(label_names),
+                        id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)},
+                        problem_type="multi_label_classification" if multi_label else "single_label_classification")
+    torch.manual_seed(seed)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -23,6 +23,7 @@ from .data.batching import BucketBatchSampler, ClassificationLoader, LMStreamLoa
 from .data.loading import load_raw
 from .data.tokenization import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, TextTokenizer, Vocab
 from .models.classifier import ClassifierEnsemble, RNNClassifier
+from .models.distillation import DistillLoss
 from .models.encoder import RNNEncoder
 from .models.language_model import RNNLanguageModel
 from .models.modules import (
@@ -36,6 +37,8 @@ from .models.modules import (
 )
 from .models.registry import MODELS, build_model, load_model
 from .training.api import prepare, train
+from .training.distill_config import DistillConfig
+from .training.distillation import distill
 from .training.registry import TASKS
 from .training.task import Task
 
@@ -44,8 +47,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BOS_ID", "EOS_ID", "MODELS", "PAD_ID", "SPECIAL_TOKENS", "TASKS", "UNK_ID", "AttentionPooling",
     "BucketBatchSampler", "build_model", "CheckpointError", "ClassificationLoader", "ClassifierEnsemble",
-    "ConfigError", "DataError", "EmbeddingDropout", "ExperimentConfig", "LastPooling", "LMStreamLoader",
-    "load_config", "load_model", "load_raw", "MaxPooling", "MeanPooling", "pad_batch", "prepare", "RNNBackbone",
-    "RNNClassifier", "RNNConfig", "RNNEncoder", "RNNLanguageModel", "Task", "TextRNNError", "TextTokenizer", "train",
-    "TrainingError", "Vocab", "WordDropout",
+    "ConfigError", "DataError", "distill", "DistillConfig", "DistillLoss", "EmbeddingDropout", "ExperimentConfig",
+    "LastPooling", "LMStreamLoader", "load_config", "load_model", "load_raw", "MaxPooling", "MeanPooling",
+    "pad_batch", "prepare", "RNNBackbone", "RNNClassifier", "RNNConfig", "RNNEncoder", "RNNLanguageModel", "Task",
+    "TextRNNError", "TextTokenizer", "train", "TrainingError", "Vocab", "WordDropout",
 ]

@@ -1,4 +1,5 @@
-"""``textrnn``: train-classifier, train-generator, prepare, cache, generate, predict, evaluate, export, push, serve.
+"""``textrnn``: train-classifier, train-generator, distill, prepare, cache, generate, predict, evaluate, export,
+push, serve.
 
 Every user error ends as one line on stderr and exit status 2 (see :mod:`textrnn.core.errors`).
 """
@@ -35,7 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.lr=0.001")
         p.add_argument("--resume", help="run folder or checkpoint to resume from")
         p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: train.device)")
-        p.set_defaults(handler=cmd_train, task=task)
+        p.set_defaults(handler=cmd_train, task=task, teacher=None)
+    p = sub.add_parser("distill", help="train a classifier on a teacher's outputs (a transformers model or a file)")
+    p.add_argument("--teacher", required=True, help="transformers folder or Hub id, or a .jsonl/.parquet of outputs")
+    p.add_argument("--config", help="a classifier's YAML config (configs/sst2_distill.yaml)")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. distill.augment=10")
+    p.add_argument("--resume", help="run folder or checkpoint to resume from")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: train.device)")
+    p.set_defaults(handler=cmd_train, task="classification")
     p = sub.add_parser("prepare", help="tokenize and encode a config's data once, in the cache training reads")
     p.add_argument("--config", required=True, help="YAML config (configs/*.yaml), as you would train it")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. data.dataset=corpus.txt")
@@ -159,12 +167,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.config:
             raise TextRNNError("give --config configs/NAME.yaml (or --resume RUN_DIR to continue a run)")
         config = load_config(args.config, args.overrides, task=args.task)
-    result = train(config, resume=args.resume, device=args.device)
+    if args.teacher is not None:
+        from .training.distillation import distill
+
+        result = distill(args.teacher, config, resume=args.resume, device=args.device)
+    else:
+        result = train(config, resume=args.resume, device=args.device)
     if result.interrupted:
         from .training.registry import get_task
 
+        again = f"distill --teacher {args.teacher}" if args.teacher is not None else get_task(config.task).command
         print(f"interrupted at step {result.step}; saved {result.output_dir / 'last'}; resume with: "
-              f"textrnn {get_task(config.task).command} --resume {result.output_dir}", file=sys.stderr)
+              f"textrnn {again} --resume {result.output_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if result.best_checkpoint is not None:  # the best checkpoint's figures, the last one's beside them
         print(json.dumps({"output_dir": str(result.output_dir), "stop_reason": result.stop_reason,

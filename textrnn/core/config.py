@@ -206,8 +206,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # clip the gradient norm to this (0: no clipping)
     label_smoothing: float = 0.0  # classifier: cross-entropy against (1 - s) one-hot + s uniform
     lm_loss_weight: float = 0.0  # classifier: weight of an auxiliary language-model loss on the encoder
-    # classifier: "balanced" or one weight per label (multi-label: positive weights)
-    class_weights: Optional[Any] = None
+    class_weights: Optional[Any] = None  # classifier: "balanced" or one weight per label (multi-label: positives)
     threshold: Optional[float] = None  # multi-label: fixed decision threshold in (0, 1); None tunes it on validation
     threshold_per_label: bool = False  # multi-label: tune one threshold per label instead of one for all
     layer_lr_decay: float = 1.0  # > 1: each layer group below the top trains this many times slower (ULMFiT: 2.6)
@@ -232,8 +231,7 @@ class TrainConfig:
     eval_on_interrupt: bool = True  # evaluate before saving when Ctrl-C or SIGTERM stops the run
     num_threads: Optional[int] = None  # CPU threads for torch (null: torch's default)
     progress: bool = True  # show the progress bar
-    # more places for metrics: [tensorboard] (the textrnn[tensorboard] extra)
-    report_to: list = field(default_factory=list)
+    report_to: list = field(default_factory=list)  # more places for metrics: [tensorboard] (its extra)
 
 
 @dataclass
@@ -247,6 +245,8 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)  # how it is trained (TrainConfig)
     # classifier: train a language model on the data first (see textrnn.training.pretraining)
     pretrain: Optional[dict] = None
+    # classifier: learn from a teacher's outputs on a transfer set (textrnn distill; textrnn.training.distill_config)
+    distill: Optional[dict] = None
 
     def validate(self) -> "ExperimentConfig":
         """Generic checks; the task's own (``registry.check_experiment``) run when training starts."""

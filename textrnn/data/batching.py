@@ -23,6 +23,8 @@ from torch import Tensor
 from ..core.errors import DataError
 from .tokenization import PAD_ID
 
+TEACHER_COLUMN = "teacher_logits"  # (C,) teacher logits per row of a transfer set (textrnn.training.distillation)
+
 
 def pad_batch(rows: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple[Tensor, Tensor]:
     """Id lists -> input_ids (B, T) int64 padded with pad_id, lengths (B,) int64 (T >= 1)."""
@@ -132,6 +134,10 @@ class ClassificationLoader:
         input_ids, lengths = pad_flat(rows["input_ids"], self.pad_id)
         labels = label_tensor(rows["labels"])
         out = {"input_ids": input_ids, "lengths": lengths, "labels": labels}
+        if TEACHER_COLUMN in rows.column_names:  # (B, C) float32, a fixed-size row per text
+            column = rows[TEACHER_COLUMN].combine_chunks()
+            values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+            out[TEACHER_COLUMN] = torch.from_numpy(values.reshape(len(column), -1))
         if self.pin_memory:
             out["input_ids"], out["labels"] = out["input_ids"].pin_memory(), out["labels"].pin_memory()
         return out

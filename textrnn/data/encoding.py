@@ -13,6 +13,7 @@ import numpy as np
 
 from ..core.config import DataConfig
 from ..core.errors import DataError
+from .batching import TEACHER_COLUMN
 from .labels import LabelEncoder, LabelSpec
 from .loading import column_chunks, require_column
 from .tokenization import TextTokenizer
@@ -126,6 +127,10 @@ def encode_split(ds: Any, tokenizer: TextTokenizer, data: DataConfig, spec: Labe
     labels = LabelEncoder(ds, spec.columns, spec.names, spec.problem_type)
     encoded = encode_classification(ds, tokenizer, text_columns(ds, data), labels, data.max_length,
                                     data.field_separator)
+    if TEACHER_COLUMN in ds.column_names:  # a transfer set's teacher outputs ride along, row for row
+        import datasets
+
+        encoded = datasets.concatenate_datasets([encoded, ds.select_columns([TEACHER_COLUMN])], axis=1)
     if "full_length" not in encoded.column_names:
         return encoded, [0, 0]
     full = column_array(encoded, "full_length")

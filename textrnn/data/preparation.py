@@ -116,7 +116,8 @@ def configured_tokenizer(config: ExperimentConfig) -> Optional[TextTokenizer]:
     return TextTokenizer.from_file(folder / TOKENIZER_JSON if folder.is_dir() else folder)
 
 
-def _data_parts(config: ExperimentConfig, source: dict, fields: tuple) -> dict:
+def data_parts(config: ExperimentConfig, source: dict, fields: tuple) -> dict:
+    """The part of a cache key the data section decides: ``fields`` of it, the source, and the seed of a cut."""
     d = config.data
     parts = {name: getattr(d, name) for name in fields}
     known = split_names(source)  # None: unknown, so validation may be cut from train
@@ -182,7 +183,7 @@ def prepare_language_model(config: ExperimentConfig, tokenizer: Optional[TextTok
     ``raw``: a DatasetDict in memory, read instead of ``config.data.dataset``.
     """
     source, loaded = source_parts(config, raw)
-    parts = {**_data_parts(config, source, LM_FIELDS), "unlabeled_sources": unlabeled_parts(config),
+    parts = {**data_parts(config, source, LM_FIELDS), "unlabeled_sources": unlabeled_parts(config),
              "reverse": config.model.reverse, **tokenizer_part(config, tokenizer)}
 
     def build(tmp: Path) -> dict:
@@ -227,7 +228,7 @@ def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTok
     """
     source, loaded = source_parts(config, raw)
     given = {"labels": [spec.problem_type, spec.names]} if spec is not None else {}
-    parts = {**_data_parts(config, source, CLASSIFICATION_FIELDS), **tokenizer_part(config, tokenizer), **given}
+    parts = {**data_parts(config, source, CLASSIFICATION_FIELDS), **tokenizer_part(config, tokenizer), **given}
 
     def build(tmp: Path) -> dict:
         start = time.monotonic()

@@ -82,8 +82,19 @@ def _body(model, metrics: Optional[dict], experiment: Optional[dict]) -> list[st
 def _training(command: str, experiment: Optional[dict]) -> list[str]:
     if not experiment:
         return ["## Training", "", "Saved with `save_pretrained`; the training settings were not recorded.", ""]
-    return ["## Training", "", f"`textrnn {command} --config config.yaml`, with this config.yaml:", "", "```yaml",
-            yaml.safe_dump(without_local_paths(experiment), sort_keys=False).strip(), "```", ""]
+    distill = experiment.get("distill")
+    if distill:
+        teacher = without_local_paths(distill.get("teacher"))
+        command = f"distill --teacher {teacher}"
+    lines = ["## Training", "", f"{code_span(f'textrnn {command} --config config.yaml')}, with this config.yaml:", "",
+             "```yaml",
+             yaml.safe_dump(without_local_paths(experiment), sort_keys=False).strip(), "```", ""]
+    if distill:
+        lines += [f"Distilled from the teacher {code_span(str(teacher))} ({distill.get('loss')} loss on its logits, "
+                  f"alpha {distill.get('alpha')}) on a transfer set of the training texts, "
+                  f"{distill.get('augment')} augmented copies of each (masked, swapped, cut to n-grams) and any "
+                  "`data.unlabeled` text, all labelled by the teacher.", ""]
+    return lines
 
 
 def without_local_paths(value: Any) -> Any:

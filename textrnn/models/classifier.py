@@ -24,6 +24,7 @@ from ..data.batching import pad_batch
 from ..data.encoding import as_texts, encode_for_inference
 from ..data.tokenization import TextTokenizer
 from .base import _TextModel, build_backbone
+from .distillation import DistillLoss
 from .modules import POOLINGS, AuxiliaryLMHead, as_lengths
 
 
@@ -190,7 +191,8 @@ class RNNClassifier(_Classifier):
     sequence pools to zeros. ``label_smoothing = s`` trains against ``(1 - s)`` on the label
     plus ``s`` spread evenly over all labels. ``lm_loss_weight > 0`` adds that weight times the
     auxiliary LM loss (:class:`~textrnn.models.modules.AuxiliaryLMHead`, built when
-    ``config.aux_lm_head``). The task passes both in training only.
+    ``config.aux_lm_head``). ``teacher_logits`` (B, C) make the loss a distillation loss
+    (:class:`~textrnn.models.distillation.DistillLoss` ``distill``). The task passes these in training only.
 
     An ensemble of K classifiers is a :class:`ClassifierEnsemble`; ``RNNClassifier.build``
     and ``from_pretrained`` return one when ``config.ensemble_size > 1``.
@@ -216,7 +218,8 @@ class RNNClassifier(_Classifier):
 
     def forward(self, input_ids: Tensor, lengths: Optional[Tensor], labels: Optional[Tensor] = None,
                 label_smoothing: float = 0.0, lm_loss_weight: float = 0.0,
-                class_weights: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+                class_weights: Optional[Tensor] = None, teacher_logits: Optional[Tensor] = None,
+                distill: Optional[DistillLoss] = None) -> tuple[Tensor, Optional[Tensor]]:
         """(B, T) ids and (B,) lengths -> (logits (B, C), loss or None); see the class docstring."""
         lengths = as_lengths(lengths, input_ids)
         outputs, state = self.backbone(input_ids, lengths)  # (B, T, D*H)
@@ -225,6 +228,9 @@ class RNNClassifier(_Classifier):
         if labels is None:
             return logits, None
         loss = classification_loss(logits, labels, self.multi_label, label_smoothing, class_weights)
+        if teacher_logits is not None:  # distillation: the teacher's (B, C) logits, alpha of the loss
+            rule = distill or DistillLoss()
+            loss = rule.alpha * rule.soft(logits, teacher_logits, self.multi_label) + (1 - rule.alpha) * loss
         if lm_loss_weight:
             if self.aux_lm is None:
                 raise ConfigError("lm_loss_weight needs a model built with model.aux_lm_head=true")

@@ -18,7 +18,7 @@ import torch
 from ..core.config import DataConfig, ExperimentConfig, RNNConfig
 from ..core.distributed import Dist
 from ..core.errors import ConfigError, require
-from ..data.batching import BucketBatchSampler, ClassificationLoader
+from ..data.batching import TEACHER_COLUMN, BucketBatchSampler, ClassificationLoader
 from ..data.encoding import column_array, id_counts, label_array, label_source
 from ..data.labels import MULTI, SINGLE, LabelSpec
 from ..data.preparation import PreparedClassification, prepare_classification
@@ -26,6 +26,7 @@ from ..data.streaming import open_classification_stream
 from ..data.tokenization import PAD_ID, TextTokenizer
 from ..models.classifier import RNNClassifier
 from ..models.pretrained import read_config
+from .distill_config import distill_config
 from .evaluation import eval_budget_note, eval_rows, evaluate_single, predict_rows
 from .metrics import multi_label_metrics, tune_thresholds
 from .task import Autocast, Carry, StepOutput, given_tokenizer, to_device
@@ -43,7 +44,13 @@ class ClassificationTask:
         d = config.data
         require(bool(d.label_column or d.label_columns),
                 "data.label_column (or data.label_columns) is required to train a classifier")
-        require(not d.unlabeled, "data.unlabeled is more text for a language model: move it to pretrain.data.unlabeled")
+        require(not d.unlabeled or config.distill is not None, "data.unlabeled is more text for a language model "
+                "(move it to pretrain.data.unlabeled) or for a teacher to label (textrnn distill)")
+        distilling = distill_config(config)
+        require(distilling is None or not d.streaming, "textrnn distill labels its whole transfer set first; "
+                "set data.streaming=false")
+        require(distilling is None or config.pretrain is None,
+                "distill and pretrain are two runs: pretrain a classifier first, then distill into a fresh one")
         RNNClassifier.check_config(aux_lm_config(config))  # train.lm_loss_weight adds the head the model's rules cover
 
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
@@ -67,6 +74,11 @@ class ClassificationTask:
         self.eval_note = (eval_budget_note(len(self.eval_set), len(self.valid_set), "rows")
                           if len(self.eval_set) < len(self.valid_set) else None)
         self.metric = "macro_f1" if self.spec.problem_type == MULTI else "accuracy"
+        distilling = distill_config(config)
+        self.distill = distilling.loss_rule() if distilling is not None else None
+        if self.distill is not None and TEACHER_COLUMN not in self.train_set.column_names:
+            raise ConfigError("a distill section trains on a teacher's outputs: run it with textrnn distill (or "
+                              "textrnn.distill), or drop the distill section")
         self.greater_is_better = True
 
     def _open_stream(self, config: ExperimentConfig, checkpoint: Optional[Path], raw: Any) -> None:
@@ -115,9 +127,10 @@ class ClassificationTask:
     def step_loss(self, model: Any, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
         """The classification loss of one batch, with the training-only loss options."""
         batch, t = to_device(batch, self.device), self.config.train
+        teacher = {"teacher_logits": batch[TEACHER_COLUMN], "distill": self.distill} if self.distill else {}
         with autocast():
             _, loss = model(batch["input_ids"], batch["lengths"], batch["labels"], label_smoothing=t.label_smoothing,
-                            lm_loss_weight=t.lm_loss_weight, class_weights=self.class_weights)
+                            lm_loss_weight=t.lm_loss_weight, class_weights=self.class_weights, **teacher)
         return StepOutput(loss, carry, int(batch["lengths"].sum()))
 
     def evaluate(self, model: Any) -> dict:
