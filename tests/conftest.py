@@ -60,6 +60,28 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300,
                           timeout=timeout, env=full_env)
 
 
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``textrnn ARGS`` in this process (``textrnn.cli.main``), as ``run_cli`` reports it: exit status,
+    stdout and stderr. Behaviour tests use this; ``run_cli`` is kept for the entry point and for signals, which
+    need a process of their own. Spares each call the 2 s of a fresh interpreter importing torch."""
+    import contextlib
+    import io
+
+    import torch
+
+    from textrnn.cli import main
+
+    out, err, threads, here = io.StringIO(), io.StringIO(), torch.get_num_threads(), os.getcwd()
+    try:
+        os.chdir(cwd or ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+    finally:
+        os.chdir(here)
+        torch.set_num_threads(threads)  # train.num_threads must not slow the tests after it
+    return subprocess.CompletedProcess(["textrnn", *args], code, out.getvalue(), err.getvalue())
+
+
 def needs_shared(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from .conftest import CORPUS, ROOT, run_cli, write_sentiment
+from .conftest import CORPUS, ROOT, cli, run_cli, write_sentiment
 
 SMALL = ["model.embedding_dim=16", "model.hidden_size=16", "train.progress=false", "train.warmup_steps=2"]
 
@@ -30,7 +30,7 @@ def generator_run(tmp_path_factory):
     corpus = tmp / "corpus.txt"
     corpus.write_text(CORPUS)
     out = tmp / "run"
-    proc = run_cli("train-generator", "--config", str(ROOT / "configs" / "debug.yaml"), f"data.dataset={corpus}",
+    proc = cli("train-generator", "--config", str(ROOT / "configs" / "debug.yaml"), f"data.dataset={corpus}",
                    f"train.output_dir={out}", "train.max_steps=30", *SMALL)
     assert proc.returncode == 0, proc.stderr
     return out, corpus, proc
@@ -42,15 +42,15 @@ def test_train_classifier_then_predict_and_evaluate(classifier_run, tmp_path):
     assert summary["accuracy"] >= 0.8
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         assert (out / "best" / name).is_file()
-    pred = run_cli("predict", "--checkpoint", str(out), "loved it", "hated it")
+    pred = cli("predict", "--checkpoint", str(out), "loved it", "hated it")
     rows = [json.loads(line) for line in pred.stdout.splitlines()]
     assert [r["label"] for r in rows] == ["pos", "neg"]
     assert set(rows[0]["probabilities"]) == {"neg", "pos"}
     texts = tmp_path / "texts.jsonl"
     texts.write_text('{"text": "charming and funny"}\n{"text": "boring mess"}\n')
-    from_file = run_cli("predict", "--checkpoint", str(out / "last"), "--input", str(texts))
+    from_file = cli("predict", "--checkpoint", str(out / "last"), "--input", str(texts))
     assert [json.loads(line)["label"] for line in from_file.stdout.splitlines()] == ["pos", "neg"]
-    ev = run_cli("evaluate", "--checkpoint", str(out), "--dataset", str(data))
+    ev = cli("evaluate", "--checkpoint", str(out), "--dataset", str(data))
     metrics = json.loads(ev.stdout.strip().splitlines()[-1])
     assert set(metrics) >= {"accuracy", "macro_f1", "confusion_matrix"}
     assert metrics["accuracy"] == pytest.approx(summary["accuracy"])
@@ -59,15 +59,15 @@ def test_train_classifier_then_predict_and_evaluate(classifier_run, tmp_path):
 def test_train_generator_then_generate(generator_run):
     out, corpus, _ = generator_run
     args = ["generate", "--checkpoint", str(out), "--prompt", "First ", "--max-new-tokens", "40", "--seed", "3"]
-    first, second = run_cli(*args), run_cli(*args)
+    first, second = cli(*args), cli(*args)
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     assert first.stdout.startswith("First ") and len(first.stdout) == len("First ") + 40 + 1
-    other = run_cli(*args[:-1], "4")
+    other = cli(*args[:-1], "4")
     assert other.stdout != first.stdout
-    many = run_cli("generate", "--checkpoint", str(out), "--max-new-tokens", "10", "--num-samples", "3", "--seed", "0")
+    many = cli("generate", "--checkpoint", str(out), "--max-new-tokens", "10", "--num-samples", "3", "--seed", "0")
     assert many.stdout.count("=== sample") == 3
-    ev = run_cli("evaluate", "--checkpoint", str(out), "--dataset", str(corpus))
+    ev = cli("evaluate", "--checkpoint", str(out), "--dataset", str(corpus))
     metrics = json.loads(ev.stdout.strip().splitlines()[-1])
     assert metrics["bits_per_char"] == pytest.approx(metrics["loss"] / 0.6931471805599453)
 
@@ -98,7 +98,7 @@ def assert_one_line_error(proc, match):
 def test_bad_training_input(classifier_run, tmp_path, overrides, match):
     _, data, _ = classifier_run
     out = tmp_path / "run"
-    proc = run_cli("train-classifier", "--config", str(ROOT / "configs" / "sst2_bilstm.yaml"), f"data.dataset={data}",
+    proc = cli("train-classifier", "--config", str(ROOT / "configs" / "sst2_bilstm.yaml"), f"data.dataset={data}",
                    f"train.output_dir={out}", *overrides)
     assert_one_line_error(proc, match)
     assert not (out / "best").exists() and not (out / "last").exists()
@@ -107,16 +107,16 @@ def test_bad_training_input(classifier_run, tmp_path, overrides, match):
 def test_bad_checkpoints(classifier_run, generator_run, tmp_path):
     cls, _, _ = classifier_run
     gen, _, _ = generator_run
-    assert_one_line_error(run_cli("generate", "--checkpoint", str(tmp_path / "missing")), "checkpoint not found")
-    assert_one_line_error(run_cli("generate", "--checkpoint", str(cls)), "holds a classification model")
-    assert_one_line_error(run_cli("predict", "--checkpoint", str(gen), "hi"), "holds a language_model model")
+    assert_one_line_error(cli("generate", "--checkpoint", str(tmp_path / "missing")), "checkpoint not found")
+    assert_one_line_error(cli("generate", "--checkpoint", str(cls)), "holds a classification model")
+    assert_one_line_error(cli("predict", "--checkpoint", str(gen), "hi"), "holds a language_model model")
     import shutil
 
     broken = tmp_path / "broken"
     shutil.copytree(gen / "last", broken)
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-1])
-    assert_one_line_error(run_cli("generate", "--checkpoint", str(broken)), "corrupt or truncated")
+    assert_one_line_error(cli("generate", "--checkpoint", str(broken)), "corrupt or truncated")
 
 
 @pytest.mark.parametrize("args,match", [
@@ -128,7 +128,7 @@ def test_bad_checkpoints(classifier_run, generator_run, tmp_path):
 ])
 def test_bad_generation_input(generator_run, args, match):
     out, _, _ = generator_run
-    assert_one_line_error(run_cli("generate", "--checkpoint", str(out), *args), match)
+    assert_one_line_error(cli("generate", "--checkpoint", str(out), *args), match)
 
 
 def test_overrides_may_follow_flags():
@@ -139,5 +139,5 @@ def test_overrides_may_follow_flags():
 
 
 def test_unknown_subcommand_and_missing_flag():
-    assert_one_line_error(run_cli("fly"), "invalid choice")
-    assert_one_line_error(run_cli("generate"), "--checkpoint")
+    assert_one_line_error(cli("fly"), "invalid choice")
+    assert_one_line_error(cli("generate"), "--checkpoint")

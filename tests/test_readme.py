@@ -131,7 +131,10 @@ SHORTER = {"bench_data.py": ["--char-mb", "5"], "bench_encoder.py": ["--rounds",
            "bench_serve.py": ["--clients", "4", "--requests", "10"], "bench_vectors.py": ["--mb", "5"],
             "transfer_sst2.py": ["--smoke"],
            "bench_eval_budget.py": ["--mb", "2", "--workdir", "/tmp/textrnn_bench_eval"],
-           "bench_cells.py": ["--seconds", "0.5", "--lengths", "64", "--cells", "lstm", "mingru:loop"]}
+           "bench_cells.py": ["--seconds", "0.5", "--lengths", "64", "--cells", "lstm", "mingru:loop"],
+           "finetune_teacher.py": ["--max-steps", "2", "--out", "/tmp/textrnn_teacher_check"],
+           "distill_sst2.py": ["--smoke", "--augment", "0", "--runs", "/tmp/textrnn_distill_smoke"],
+           "bench_capability.py": ["--steps", "5", "--threads", "1"]}
 
 
 def test_readme_has_no_unfilled_placeholders():
@@ -151,6 +154,8 @@ def test_readme_benchmark_command_runs(command):
         "quality.py",
         "small_data.py",
         "transfer_sst2.py",
+        "finetune_teacher.py",
+        "distill_sst2.py",
     ):
         pytest.skip("needs ../shared")
     extra = SHORTER[Path(command[1]).name]

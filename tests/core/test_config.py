@@ -19,8 +19,12 @@ def test_every_shipped_config_loads_and_opens_with_its_launch_command(path):
     assert isinstance(config, ExperimentConfig)
     command = get_task(config.task).command
     check_experiment(config)
-    first = path.read_text().splitlines()[0]
-    assert first == f"# Launch: textrnn {command} --config configs/{path.name}"
+    lines = path.read_text().splitlines()
+    if config.distill is not None:  # a teacher to make (or name) first, then the distill command
+        assert lines[0].startswith("# Launch: python benchmarks/finetune_teacher.py ")
+        assert lines[0].endswith(f"--out {config.distill['teacher']}")
+        command, lines = f"distill --teacher {config.distill['teacher']}", lines[1:]
+    assert lines[0] == f"# Launch: textrnn {command} --config configs/{path.name}"
     for key in ("dataset", "text_column"):
         assert getattr(config.data, key)
     assert config.train.output_dir and config.train.max_epochs >= 1

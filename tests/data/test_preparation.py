@@ -137,10 +137,10 @@ def test_min_freq_auto_reads_the_text_twice_and_never_holds_it(tmp_path):
 
 
 def test_prepare_command_prints_where_and_what(tmp_path):
-    from ..conftest import run_cli
+    from ..conftest import cli
 
     cache = tmp_path / "c"
-    proc = run_cli("prepare", "--config", DEBUG, f"data.dataset={write_corpus(tmp_path)}", f"data.cache_dir={cache}")
+    proc = cli("prepare", "--config", DEBUG, f"data.dataset={write_corpus(tmp_path)}", f"data.cache_dir={cache}")
     assert proc.returncode == 0, proc.stderr
     import json
 

@@ -11,7 +11,7 @@ from textrnn import DataError, RNNConfig, TextTokenizer
 from textrnn.models.classifier import _Classifier
 from textrnn.models.prediction import predict_stream, read_texts
 
-from ..conftest import run_cli
+from ..conftest import cli
 
 WORDS = "the a film was good bad great dull plot acting long short funny sad".split()
 
@@ -82,7 +82,7 @@ def test_cli_writes_jsonl_and_csv_in_order_with_a_progress_bar(checkpoint, tmp_p
     rows = texts(300)
     source = tmp_path / "in.txt"
     source.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    proc = run_cli("predict", "--checkpoint", str(checkpoint), "--input", str(source), "--batch-size", "16")
+    proc = cli("predict", "--checkpoint", str(checkpoint), "--input", str(source), "--batch-size", "16")
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["index"] for r in lines] == list(range(300))
@@ -91,7 +91,7 @@ def test_cli_writes_jsonl_and_csv_in_order_with_a_progress_bar(checkpoint, tmp_p
     assert [r["label"] for r in lines] == [model.label_names[i] for i in by_hand.argmax(1).tolist()]
     assert "predict" in proc.stderr and "300/300" in proc.stderr  # tqdm's bar on stderr
     out = tmp_path / "out.csv"
-    proc = run_cli("predict", "--checkpoint", str(checkpoint), "--input", str(source), "--output", str(out), "--quiet")
+    proc = cli("predict", "--checkpoint", str(checkpoint), "--input", str(source), "--output", str(out), "--quiet")
     assert proc.returncode == 0 and proc.stderr == "" and proc.stdout == ""
     table = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [r["index"] for r in table] == [str(i) for i in range(300)]
@@ -105,7 +105,7 @@ def test_cli_output_errors_are_one_line(checkpoint, tmp_path):
     source.write_text("good film\n", encoding="utf-8")
     for args, message in ((["--output", str(tmp_path / "no" / "out.jsonl")], "output folder"),
                           (["--format", "xml"], "invalid choice")):
-        proc = run_cli("predict", "--checkpoint", str(checkpoint), "--input", str(source), *args)
+        proc = cli("predict", "--checkpoint", str(checkpoint), "--input", str(source), *args)
         assert (
             proc.returncode == 2 and message in proc.stderr.strip().splitlines()[-1] and "Traceback" not in proc.stderr
         )
@@ -133,7 +133,7 @@ def test_tables_give_their_text_column_not_their_raw_lines(tmp_path, suffix):
 def test_cli_predicts_a_csv_column_one_result_per_row(checkpoint, tmp_path):
     path = tmp_path / "reviews.csv"
     path.write_text('review,stars\n"a good film",5\n"dull, long",1\n', encoding="utf-8")
-    proc = run_cli("predict", "--checkpoint", str(checkpoint), "--input", str(path), "--text-column", "review",
+    proc = cli("predict", "--checkpoint", str(checkpoint), "--input", str(path), "--text-column", "review",
                    "--quiet")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -153,6 +153,6 @@ def test_a_run_that_fails_part_way_leaves_no_half_file(checkpoint, tmp_path):
     path.write_text("".join(json.dumps({"text": f"a good film {i}"}) + "\n" for i in range(3000)) + "not json\n",
                     encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    proc = run_cli("predict", "--checkpoint", str(checkpoint), "--input", str(path), "--output", str(out), "--quiet")
+    proc = cli("predict", "--checkpoint", str(checkpoint), "--input", str(path), "--output", str(out), "--quiet")
     assert proc.returncode == 2 and "line 3001" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]

@@ -13,7 +13,7 @@ import pytest
 from textrnn import RNNConfig, RNNLanguageModel, TextTokenizer
 from textrnn.models.classifier import _Classifier
 
-from ..conftest import ROOT, run_cli
+from ..conftest import ROOT, cli
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -138,11 +138,11 @@ def trained(tmp_path_factory):
 
 def test_cli_export_and_the_torch_free_example(trained, tmp_path):
     out = tmp_path / "model.onnx"
-    proc = run_cli("export", "--checkpoint", str(trained), "--output", str(out))
+    proc = cli("export", "--checkpoint", str(trained), "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["output"] == str(out) and out.stat().st_size > 0
     texts = ["a good film", "bad plot and dull acting", "", "great great great funny"]
-    expected = [json.loads(line) for line in run_cli("predict", "--checkpoint", str(trained),
+    expected = [json.loads(line) for line in cli("predict", "--checkpoint", str(trained),
                                                      *texts).stdout.splitlines()]
     blocker = tmp_path / "blocked"
     for name in ("torch", "textrnn"):  # importing either fails in the example's process
@@ -172,7 +172,7 @@ def test_export_errors_are_one_line(trained, tmp_path):
     (bad_format / "config.json").write_text(json.dumps({"task": "classification", "format_version": 99}))
     cases.append((["--checkpoint", str(bad_format), "--output", str(tmp_path / "m.onnx")], "format"))
     for args, pattern in cases:
-        proc = run_cli("export", *args)
+        proc = cli("export", *args)
         assert proc.returncode == 2, proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
         assert "Traceback" not in proc.stderr and __import__("re").search(pattern, last, flags=2), proc.stderr

@@ -11,7 +11,7 @@ import pytest
 from textrnn import RNNConfig, RNNLanguageModel, TextTokenizer
 from textrnn.models.classifier import _Classifier
 
-from ..conftest import run_cli
+from ..conftest import cli
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -94,7 +94,7 @@ def test_cli_int8_export_prints_the_agreement(tmp_path, tokenizer):
     model = _Classifier.build(RNNConfig(vocab_size=len(tokenizer), embedding_dim=32, hidden_size=32, num_labels=2,
                                         bidirectional=True), tokenizer)
     model.save_pretrained(tmp_path / "ckpt")
-    result = run_cli("export", "--checkpoint", str(tmp_path / "ckpt"), "--output", str(tmp_path / "m.onnx"),
+    result = cli("export", "--checkpoint", str(tmp_path / "ckpt"), "--output", str(tmp_path / "m.onnx"),
                      "--quantize", "int8")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -21,7 +21,7 @@ from textrnn.models.classifier import _Classifier
 from textrnn.serving.web import copy_scripts, export_web
 from textrnn.serving.web_runtime import runtime_files
 
-from ..conftest import CORPUS, run_cli
+from ..conftest import CORPUS, cli
 
 pytest.importorskip("onnxruntime")
 DRIVER = Path(__file__).with_name("web_driver.mjs")
@@ -202,7 +202,7 @@ def test_re_export_replaces_a_site_and_refuses_other_folders(word_classifier, ch
 
 
 def test_missing_runtime_is_one_line_and_writes_nothing(word_classifier, tmp_path):
-    result = run_cli("export", "--format", "web", "--checkpoint", str(word_classifier), "--output",
+    result = cli("export", "--format", "web", "--checkpoint", str(word_classifier), "--output",
                      str(tmp_path / "site"), "--web-runtime", str(tmp_path / "empty"))
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()
@@ -211,7 +211,7 @@ def test_missing_runtime_is_one_line_and_writes_nothing(word_classifier, tmp_pat
 
 
 def test_cli_web_export_reports_the_page_weight(word_classifier, tmp_path):
-    result = run_cli("export", "--format", "web", "--checkpoint", str(word_classifier), "--output",
+    result = cli("export", "--format", "web", "--checkpoint", str(word_classifier), "--output",
                      str(tmp_path / "site"), "--quantize", "int8")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -15,7 +15,7 @@ from textrnn.core.distributed import Dist
 from textrnn.data.labels import MULTI, LabelEncoder, detect_labels
 from textrnn.training.classification_task import ClassificationTask, class_weight_tensor
 
-from ..conftest import run_cli
+from ..conftest import cli
 
 EMOTIONS = {"joy": ["great", "happy", "lovely"], "anger": ["awful", "furious", "hate"],
             "fear": ["scary", "afraid", "dark"]}
@@ -80,7 +80,7 @@ def write_title_body(folder: Path, test_labels: int = 1) -> Path:
 
 def train_cli(tmp_path: Path, data: Path, *extra: str) -> Path:
     out = tmp_path / "run"
-    proc = run_cli("train-classifier", "--config", str(tmp_path / "task.yaml"), f"data.dataset={data}",
+    proc = cli("train-classifier", "--config", str(tmp_path / "task.yaml"), f"data.dataset={data}",
                    f"train.output_dir={out}", *FAST, *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
@@ -97,13 +97,13 @@ def test_list_labels_train_a_multi_label_model_end_to_end(tmp_path):
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["problem_type"] == "multi_label" and config["label_names"] == ["anger", "fear", "joy"]
     assert len(config["thresholds"]) == 3 and all(0 < t < 1 for t in config["thresholds"])
-    proc = run_cli("evaluate", "--checkpoint", str(out), "--dataset", str(data))
+    proc = cli("evaluate", "--checkpoint", str(out), "--dataset", str(data))
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads(proc.stdout.strip().splitlines()[-1])
     for key in ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss", "per_label", "loss"):
         assert key in metrics
     assert metrics["macro_f1"] > 0.8 and set(metrics["per_label"]["joy"]) == {"precision", "recall", "f1", "support"}
-    proc = run_cli("predict", "--checkpoint", str(out), "a happy lovely day", "furious and afraid", "the day")
+    proc = cli("predict", "--checkpoint", str(out), "a happy lovely day", "furious and afraid", "the day")
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert rows[0]["labels"] == ["joy"] and set(rows[1]["labels"]) == {"anger", "fear"}
     assert all(set(r["probabilities"]) == {"anger", "fear", "joy"} for r in rows)
@@ -115,7 +115,7 @@ def test_binary_label_columns_train_a_multi_label_model(tmp_path):
                     "train.class_weights=balanced", "train.threshold_per_label=true")
     model = load_model(out)
     assert model.config.problem_type == "multi_label" and model.label_names == ["anger", "fear", "joy"]
-    proc = run_cli("evaluate", "--checkpoint", str(out), "--dataset", str(data))
+    proc = cli("evaluate", "--checkpoint", str(out), "--dataset", str(data))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["macro_f1"] > 0.8
 
@@ -125,10 +125,10 @@ def test_title_and_body_are_joined_and_missing_test_labels_are_said(tmp_path):
     out = train_cli(tmp_path, data, "data.text_column=[title,body]", "data.label_column=topic")
     model = load_model(out)
     assert model.config.text_fields == ["title", "body"] and model.config.problem_type == "single_label"
-    proc = run_cli("evaluate", "--checkpoint", str(out), "--dataset", str(data))
+    proc = cli("evaluate", "--checkpoint", str(out), "--dataset", str(data))
     metrics = json.loads(proc.stdout.strip().splitlines()[-1])
     assert metrics["accuracy"] > 0.9 and set(metrics["per_label"]) == {"money", "science", "sport"}
-    proc = run_cli("evaluate", "--checkpoint", str(out), "--dataset", str(data), "--split", "test")
+    proc = cli("evaluate", "--checkpoint", str(out), "--dataset", str(data), "--split", "test")
     assert (
         proc.returncode == 2
         and "split 'test' has no labels" in proc.stderr
@@ -137,7 +137,7 @@ def test_title_and_body_are_joined_and_missing_test_labels_are_said(tmp_path):
     inputs = tmp_path / "in.jsonl"
     inputs.write_text(json.dumps({"title": "goal",
                                   "body": "news of the day"}) + "\n" + json.dumps({"text": "bank | news"}) + "\n")
-    proc = run_cli("predict", "--checkpoint", str(out), "--input", str(inputs))
+    proc = cli("predict", "--checkpoint", str(out), "--input", str(inputs))
     assert proc.returncode == 0, proc.stderr
     assert [json.loads(line)["label"] for line in proc.stdout.splitlines()] == ["sport", "money"]
     assert model.predict(["goal | news of the day"])[0]["label"] == "sport"  # the documented join
@@ -153,7 +153,7 @@ def test_title_and_body_are_joined_and_missing_test_labels_are_said(tmp_path):
 )
 def test_bad_multi_label_settings_are_one_line_errors(tmp_path, extra, match):
     data = write_list_labels(tmp_path / "emotions")
-    proc = run_cli("train-classifier", "--config", str(tmp_path / "task.yaml"), f"data.dataset={data}",
+    proc = cli("train-classifier", "--config", str(tmp_path / "task.yaml"), f"data.dataset={data}",
                    "data.label_column=labels", f"train.output_dir={tmp_path / 'run'}", *FAST, *extra)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert __import__("re").search(match, proc.stderr), proc.stderr

@@ -1,0 +1,145 @@
+"""SST-2 distillation end to end: a MiniLM teacher fine-tuned here, a BiLSTM student, accuracy, latency and size.
+
+    python benchmarks/distill_sst2.py                                   # teacher (once), then 4x, seed 0
+    python benchmarks/distill_sst2.py --augment 0 1 4 10 --seeds 0      # the transfer-set size curve
+    python benchmarks/distill_sst2.py --augment 4 --seeds 0 1 2 --set distill.loss=kl
+    python benchmarks/distill_sst2.py --smoke                           # every step for seconds (the tests)
+
+Steps, each printed with its minutes:
+1. The teacher: ``benchmarks/finetune_teacher.py`` fine-tunes all-MiniLM-L6-v2 (a PyPI wheel) on
+   the training split, once (a folder with ``teacher.json`` is kept).
+2. The transfer set of each ``--augment`` (copies per training text), labelled by the teacher
+   once and cached (``textrnn.training.distillation.transfer_set``): the hours it took.
+3. The student: ``textrnn distill`` with ``configs/sst2_distill.yaml`` per seed (a subprocess, as
+   a user runs it), and its best validation accuracy.
+4. Latency: p50 milliseconds of predicting validation texts from raw text (tokenization
+   included), batch 1 and batch 64, teacher and student, interleaved on the same threads; and size:
+   parameters and ``model.safetensors`` bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import ENV, ROOT, SHARED, run_summary  # noqa: E402
+
+CONFIG = "configs/sst2_distill.yaml"
+
+
+def make_teacher(out: Path, data: Path, smoke: bool) -> dict:
+    """The fine-tuned teacher folder (made once) and its teacher.json."""
+    if smoke:  # a random tiny BERT stands in: the step's code runs, nothing is fine-tuned
+        import pyarrow.parquet as pq
+
+        from tests.helpers import tiny_bert_teacher
+
+        texts = pq.read_table(data / "train.parquet", columns=["sentence"]).column(0).to_pylist()[:2000]
+        if not (out / "config.json").exists():
+            tiny_bert_teacher(out, texts, ["negative", "positive"])
+        return {"validation": None, "hours": 0.0}
+    subprocess.run([sys.executable, "benchmarks/finetune_teacher.py", "--data", str(data), "--out", str(out)],
+                   cwd=ROOT, env=ENV, check=True)
+    return json.loads((out / "teacher.json").read_text())
+
+
+def label_transfer(teacher: Path, data: Path, augment: int, overrides: list[str]) -> float:
+    """Hours the teacher took to label the transfer set of ``augment`` copies (0.0 when it was cached)."""
+    from textrnn import load_config
+    from textrnn.training.distill_config import distill_config
+    from textrnn.training.distillation import transfer_set
+
+    config = load_config(str(ROOT / CONFIG), [f"data.dataset={data}", f"distill.augment={augment}",
+                                              "train.progress=false", *overrides])
+    start = time.monotonic()
+    transfer_set(config, distill_config(config), str(teacher), None, log=lambda line: print(line, flush=True))
+    return (time.monotonic() - start) / 3600
+
+
+def student(teacher: Path, data: Path, augment: int, seed: int, runs: Path, overrides: list[str]) -> dict:
+    out = runs / f"student_x{augment}_seed{seed}"
+    proc = subprocess.run([sys.executable, "-m", "textrnn", "distill", "--teacher", str(teacher), "--config", CONFIG,
+                           f"data.dataset={data}", f"distill.augment={augment}", f"train.seed={seed}",
+                           f"train.output_dir={out}", "train.progress=false", *overrides],
+                          cwd=ROOT, env=ENV, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"distill failed:\n{proc.stderr[-3000:]}")
+    return {**run_summary(out, "accuracy"), "folder": str(out / "best")}
+
+
+def p50_ms(predict, texts: list[str], batch: int, rounds: int = 30) -> float:
+    times = []
+    for i in range(rounds):
+        chunk = [texts[(i * batch + j) % len(texts)] for j in range(batch)]
+        start = time.perf_counter()
+        predict(chunk)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def latency_and_size(teacher: Path, student_folder: Path, data: Path) -> dict:
+    """p50 ms at batch 1 and 64, interleaved (teacher, student, teacher, ...), and each model's size."""
+    import pyarrow.parquet as pq
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from textrnn import load_model
+
+    texts = pq.read_table(data / "validation.parquet", columns=["sentence"]).column(0).to_pylist()
+    tokenizer = AutoTokenizer.from_pretrained(teacher)
+    bert = AutoModelForSequenceClassification.from_pretrained(teacher).eval()
+    rnn = load_model(student_folder)
+
+    @torch.inference_mode()
+    def teach(chunk):
+        return bert(**tokenizer(chunk, padding=True, truncation=True, max_length=128, return_tensors="pt")).logits
+
+    out: dict = {}
+    for batch in (1, 64):
+        teach(texts[:batch]), rnn.predict(texts[:batch])  # warm-up
+        pairs = [(p50_ms(teach, texts, batch, 10), p50_ms(rnn.predict, texts, batch, 10)) for _ in range(3)]
+        out[f"teacher_ms_b{batch}"] = statistics.median(p[0] for p in pairs)
+        out[f"student_ms_b{batch}"] = statistics.median(p[1] for p in pairs)
+    out["teacher_params"] = sum(p.numel() for p in bert.parameters())
+    out["student_params"] = sum(p.numel() for p in rnn.parameters())
+    out["teacher_bytes"] = sum(f.stat().st_size for f in teacher.glob("*.safetensors"))
+    out["student_bytes"] = (student_folder / "model.safetensors").stat().st_size
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=SHARED / "sst2")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "distill")
+    parser.add_argument("--augment", type=int, nargs="+", default=[4])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--set", nargs="*", default=[], help="more overrides, e.g. distill.loss=kl")
+    parser.add_argument("--smoke", action="store_true", help="a random tiny teacher and seconds of training")
+    args = parser.parse_args()
+    overrides = list(args.set) + (["train.max_steps=3", "train.max_minutes=null", "data.max_length=16"]
+                                  if args.smoke else [])
+    teacher = args.runs / ("smoke_teacher" if args.smoke else "sst2_teacher")
+    start = time.monotonic()
+    made = make_teacher(teacher, args.data, args.smoke)
+    print(json.dumps({"step": "teacher", "validation_accuracy": made["validation"], "hours": made["hours"],
+                      "minutes_now": (time.monotonic() - start) / 60}), flush=True)
+    for augment in args.augment:
+        hours = label_transfer(teacher, args.data, augment, overrides)
+        results = [student(teacher, args.data, augment, seed, args.runs, overrides) for seed in args.seeds]
+        best = [r["best"] for r in results]
+        row = {"step": "student", "augment": augment, "seeds": args.seeds, "set": args.set, "accuracy": best,
+               "mean": statistics.mean(best), "std": statistics.pstdev(best), "label_hours_now": hours,
+               "minutes": [r["minutes"] for r in results]}
+        print(json.dumps(row), flush=True)
+    print(json.dumps({"step": "latency_and_size", **latency_and_size(teacher, Path(results[0]["folder"]), args.data)}),
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()
