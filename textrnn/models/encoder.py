@@ -47,17 +47,17 @@ and back.
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from torch import _VF, Tensor, nn
+from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..core.config import CELLS, STRATEGIES
+from ..core.config import STRATEGIES
+from .cells import KERNELS
 
 State = Union[Tensor, Tuple[Tensor, Tensor]]
-MODES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH"}  # config name (config.CELLS) -> nn.RNNBase mode
 _HOLD = 1e4  # sigmoid(1e4) == 1.0 and sigmoid(-1e4) == 0.0 exactly in float32 and bf16
 
 
@@ -117,15 +117,15 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, cell: str = "lstm",
                  bidirectional: bool = False, dropout: float = 0.0, strategy: str = "auto",
                  weight_dropout: float = 0.0) -> None:
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+        if cell not in KERNELS:
+            raise ValueError(f"cell must be one of {', '.join(KERNELS)}, got {cell!r}")
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         with warnings.catch_warnings():  # PyTorch warns about dropout with one layer; it is a no-op
             warnings.simplefilter("ignore")
-            super().__init__(MODES[cell], input_size, hidden_size, num_layers=num_layers, bias=True, batch_first=True,
-                             dropout=float(dropout), bidirectional=bidirectional)
-        self.cell = cell
+            super().__init__(KERNELS[cell].mode, input_size, hidden_size, num_layers=num_layers, bias=True,
+                             batch_first=True, dropout=float(dropout), bidirectional=bidirectional)
+        self.cell, self.kernel = cell, KERNELS[cell]  # what the cell computes (textrnn.models.cells)
         self.strategy = strategy
         self.weight_dropout = float(weight_dropout)
         self.nonlinearity = "tanh"
@@ -144,7 +144,7 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
         """A one-token-at-a-time runner of this (unidirectional) stack, from ``state`` copied to ``rows`` rows."""
         if self.bidirectional:
             raise ValueError("a bidirectional encoder reads the whole sequence; it cannot run one step at a time")
-        return FusedStep(self.cell, self.hidden_size, self._step_weights(), state, rows)
+        return FusedStep(self.kernel, self.hidden_size, self._step_weights(), state, rows)
 
     def _step_weights(self) -> list:
         """Per layer, the weights in FusedStep's layout; cached until a weight changes.
@@ -158,7 +158,7 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
         cached = getattr(self, "_step_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
-        layers = [_fuse_layer(self.cell, self.hidden_size, *(w.detach() for w in layer)) for layer in weights]
+        layers = [self.kernel.fuse(self.hidden_size, *(w.detach() for w in layer)) for layer in weights]
         self._step_cache = (key, layers)
         return layers
 
@@ -176,7 +176,7 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
     def initial_state(self, batch_size: int, like: Tensor) -> State:
         """Zeros in the state layout, for ``batch_size`` sequences, on ``like``'s device and dtype."""
         h = like.new_zeros(self.num_layers * self.num_directions, batch_size, self.hidden_size)
-        return (h, h.clone()) if self.cell == "lstm" else h
+        return (h, h.clone()) if self.kernel.state_parts == 2 else h
 
     # ------------------------------------------------------------------ public entry
     def forward(  # type: ignore[override]
@@ -217,12 +217,7 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
         dropout = self.dropout if layers > 1 else 0.0
         head = (x,) if batch_sizes is None else (x, batch_sizes)
         tail = (True, layers, dropout, self.training, bidirectional) + ((True,) if batch_sizes is None else ())
-        if self.cell == "lstm":
-            out, h, c = _VF.lstm(*head, state, weights, *tail)  # type: ignore[call-overload]  # two overloads
-            return out, (h, c)
-        kernel = _VF.gru if self.cell == "gru" else _VF.rnn_tanh
-        out, h = kernel(*head, state, weights, *tail)  # type: ignore[operator, call-overload]  # two overloads
-        return out, h
+        return self.kernel.sequence(head, state, weights, tail)
 
     def _forward_packed(self, x: Tensor, lengths: Tensor, state: State, weights: list) -> Tuple[Tensor, State]:
         # pack_padded_sequence rejects length 0: pack those as length 1 and restore them after.
@@ -244,7 +239,7 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
         batch, steps, _ = x.shape
         lengths = lengths.to(x.device)
         mask = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]  # (B, T)
-        hold = (~mask)[:, :, None].to(x.dtype) if self.cell == "lstm" else None  # (B, T, 1)
+        hold = (~mask)[:, :, None].to(x.dtype) if self.kernel.state_parts == 2 else None  # (B, T, 1): an LSTM's c
         reverse = reverse_index(lengths, steps) if self.bidirectional else None  # (B, T)
         last = (lengths - 1).clamp(min=0)[:, None]  # (B, 1)
         hs, cs, layer_input = [], [], x
@@ -261,7 +256,7 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
             if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
         h_n = torch.stack(hs)  # (L*D, B, H)
-        final = (h_n, torch.stack(cs)) if self.cell == "lstm" else h_n
+        final = (h_n, torch.stack(cs)) if self.kernel.state_parts == 2 else h_n
         empty = lengths == 0
         if self.exporting or bool(empty.any()):
             final = _select_state(~empty, final, state)
@@ -313,16 +308,17 @@ class FusedStep:
 
     ``step(x (N, E)) -> h (N, H)``, the top layer's new state; each layer's state is carried.
     ``nn.LSTM`` on a single time step goes through oneDNN on CPU, whose per-call setup costs
-    about 10x the arithmetic at batch 1. Here each layer is one ``addmm`` over the
-    concatenated input and hidden state, then the gate nonlinearities. The LSTM's gate rows
-    are reordered (i, f, o, g) so one sigmoid covers three gates.
+    about 10x the arithmetic at batch 1. Here each layer is the cell kernel's ``step``
+    (:mod:`textrnn.models.cells`): for the LSTM one ``addmm`` over the concatenated input and
+    hidden state, then the gate nonlinearities.
     """
 
-    def __init__(self, cell: str, hidden_size: int, layers: list, state: State, rows: int) -> None:
-        self.cell, self.hidden, self.layers = cell, hidden_size, layers
+    def __init__(self, kernel: Any, hidden_size: int, layers: list, state: State, rows: int) -> None:
+        self.kernel, self.hidden, self.layers = kernel, hidden_size, layers
         h = state[0] if isinstance(state, tuple) else state  # (L, 1, H)
         self.h = [layer.expand(rows, -1).contiguous() for layer in h[:, 0]]
-        self.c = [layer.expand(rows, -1).contiguous() for layer in state[1][:, 0]] if cell == "lstm" else None
+        self.c = ([layer.expand(rows, -1).contiguous() for layer in state[1][:, 0]]
+                  if isinstance(state, tuple) else None)
 
     def reorder(self, index: Tensor) -> None:
         """Row i of the state becomes row ``index[i]`` (beam search keeps the beams it extends)."""
@@ -332,35 +328,10 @@ class FusedStep:
 
     def step(self, x: Tensor) -> Tensor:
         """x (N, E) -> the top layer's new state (N, H); every layer's state is updated."""
-        H = self.hidden
         for layer, params in enumerate(self.layers):
-            h = self.h[layer]
-            if self.c is not None:  # an LSTM
-                gates = torch.addmm(params[1], torch.cat([x, h], dim=1), params[0])  # (N, 4H)
-                ifo = gates[:, : 3 * H].sigmoid()
-                c = torch.addcmul(ifo[:, H : 2 * H] * self.c[layer], ifo[:, :H], gates[:, 3 * H :].tanh())
-                h = ifo[:, 2 * H :] * c.tanh()
+            h, c = self.kernel.step(params, x, self.h[layer], self.c[layer] if self.c is not None else None,
+                                    self.hidden)
+            self.h[layer] = x = h
+            if self.c is not None:
                 self.c[layer] = c
-            elif self.cell == "gru":
-                gi = torch.addmm(params[2], x, params[0])  # (N, 3H)
-                gh = torch.addmm(params[3], h, params[1])  # (N, 3H)
-                rz = (gi[:, : 2 * H] + gh[:, : 2 * H]).sigmoid()
-                n = torch.tanh(gi[:, 2 * H :] + rz[:, :H] * gh[:, 2 * H :])
-                h = torch.lerp(n, h, rz[:, H:])  # (1 - z) * n + z * h
-            else:
-                h = torch.addmm(params[1], torch.cat([x, h], dim=1), params[0]).tanh()
-            self.h[layer] = h
-            x = h
         return x
-
-
-def _fuse_layer(cell: str, hidden: int, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> tuple:
-    if cell == "gru":
-        return w_ih.t().contiguous(), w_hh.t().contiguous(), b_ih, b_hh
-    weight, bias = torch.cat([w_ih, w_hh], dim=1), b_ih + b_hh  # (G*H, In+H), (G*H,)
-    if cell == "lstm":  # gate rows i, f, g, o -> i, f, o, g
-        H = hidden
-        order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H),
-                           torch.arange(2 * H, 3 * H)]).to(weight.device)
-        weight, bias = weight[order], bias[order]
-    return weight.t().contiguous(), bias

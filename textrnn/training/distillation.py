@@ -159,7 +159,7 @@ def build_transfer(config: ExperimentConfig, settings: DistillConfig, teacher: A
     logits = teacher.logits(texts, config.train.progress)[:, order]
     labels = [label if label is not None else teacher_label(row, spec, train.features[d.label_column])
               for label, row in zip(labels, logits)]
-    _save(train, valid, d.text_column, d.label_column, texts, labels, logits, tmp)
+    _save(train, valid, d.text_column, str(d.label_column), texts, labels, logits, tmp)
     tokenizer.save(tmp / TRANSFER_TOKENIZER)
     return {"kind": "transfer", "rows": counts, "teacher": teacher.name, "labels": list(spec.names)}
 
