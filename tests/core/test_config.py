@@ -71,12 +71,12 @@ def test_the_experiment_config_is_not_changed_by_the_data(tmp_path):
 def test_the_allowed_values_config_owns_are_the_ones_implemented():
     from textrnn.core import config
     from textrnn.data.labels import MULTI, SINGLE
-    from textrnn.models.encoder import MODES
+    from textrnn.models.cells import KERNELS
     from textrnn.models.modules import POOLINGS
     from textrnn.models.parallel import PARALLEL_CELLS
     from textrnn.training.reporting import SINKS
 
-    assert set(config.CELLS) == set(MODES) | set(PARALLEL_CELLS)
+    assert set(config.CELLS) == set(KERNELS) | set(PARALLEL_CELLS)
     assert set(config.POOLINGS) == set(POOLINGS)
     assert set(config.PROBLEM_TYPES) == {SINGLE, MULTI}
     assert set(config.REPORT_TO) == set(SINKS)

@@ -47,6 +47,7 @@ class LSTMKernel:
     mode, state_parts = "LSTM", 2
 
     def sequence(self, head: tuple, state: Any, weights: list, tail: tuple) -> tuple[Tensor, Any]:
+        """One fused call over the whole sequence (PyTorch's own kernel for this cell)."""
         out, h, c = _VF.lstm(*head, state, weights, *tail)  # type: ignore[call-overload]  # two overloads
         return out, (h, c)
 
@@ -59,6 +60,7 @@ class LSTMKernel:
 
     def step(self, params: tuple, x: Tensor, h: Tensor, c: Optional[Tensor], hidden: int
              ) -> tuple[Tensor, Optional[Tensor]]:
+        """x (N, In), h (N, H) [, c] -> the new h (and c)."""
         H = hidden
         assert c is not None  # an LSTM always carries its cell state
         gates = torch.addmm(params[1], torch.cat([x, h], dim=1), params[0])  # (N, 4H)
@@ -74,13 +76,16 @@ class GRUKernel:
     mode, state_parts = "GRU", 1
 
     def sequence(self, head: tuple, state: Any, weights: list, tail: tuple) -> tuple[Tensor, Any]:
+        """One fused call over the whole sequence (PyTorch's own kernel for this cell)."""
         return _VF.gru(*head, state, weights, *tail)  # type: ignore[call-overload]  # two overloads
 
     def fuse(self, hidden: int, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> tuple:
+        """One layer's weights in the layout :meth:`step` reads."""
         return w_ih.t().contiguous(), w_hh.t().contiguous(), b_ih, b_hh
 
     def step(self, params: tuple, x: Tensor, h: Tensor, c: Optional[Tensor], hidden: int
              ) -> tuple[Tensor, Optional[Tensor]]:
+        """x (N, In), h (N, H) [, c] -> the new h (and c)."""
         H = hidden
         gi = torch.addmm(params[2], x, params[0])  # (N, 3H)
         gh = torch.addmm(params[3], h, params[1])  # (N, 3H)
@@ -95,13 +100,16 @@ class TanhKernel:
     mode, state_parts = "RNN_TANH", 1
 
     def sequence(self, head: tuple, state: Any, weights: list, tail: tuple) -> tuple[Tensor, Any]:
+        """One fused call over the whole sequence (PyTorch's own kernel for this cell)."""
         return _VF.rnn_tanh(*head, state, weights, *tail)  # type: ignore[call-overload]  # two overloads
 
     def fuse(self, hidden: int, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> tuple:
+        """One layer's weights in the layout :meth:`step` reads."""
         return torch.cat([w_ih, w_hh], dim=1).t().contiguous(), b_ih + b_hh
 
     def step(self, params: tuple, x: Tensor, h: Tensor, c: Optional[Tensor], hidden: int
              ) -> tuple[Tensor, Optional[Tensor]]:
+        """x (N, In), h (N, H) [, c] -> the new h (and c)."""
         return torch.addmm(params[1], torch.cat([x, h], dim=1), params[0]).tanh(), None
 
 
