@@ -8,7 +8,7 @@ A cell kernel says what one cell computes, in the two forms the encoder runs it 
   weights rearranged once by ``fuse`` (:class:`~textrnn.models.encoder.FusedStep`).
 
 It also says the shape of its state (``state_parts``: 2 for the LSTM's ``(h, c)``, else 1)
-and its gate count. The encoder asks :data:`KERNELS` for its cell's kernel and never branches on
+and its gate count. The encoder asks ``KERNELS`` for its cell's kernel and never branches on
 the cell's name. The parallel cells (minGRU, minLSTM) are another encoder,
 :class:`~textrnn.models.parallel.ParallelEncoder`, with the same contract.
 """
