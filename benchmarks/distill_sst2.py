@@ -2,7 +2,8 @@
 
     python benchmarks/distill_sst2.py                                   # teacher (once), then 4x, seed 0
     python benchmarks/distill_sst2.py --augment 0 1 4 10 --seeds 0      # the transfer-set size curve
-    python benchmarks/distill_sst2.py --augment 4 --seeds 0 1 2 --set distill.loss=kl
+    python benchmarks/distill_sst2.py --augment 4 --seeds 0 --set distill.loss=kl distill.alpha=0.5 --tag kl
+    python benchmarks/distill_sst2.py --augment 4 --label-only          # the teacher labels, nothing trains
     python benchmarks/distill_sst2.py --smoke                           # every step for seconds (the tests)
 
 Steps, each printed with its minutes:
@@ -62,8 +63,9 @@ def label_transfer(teacher: Path, data: Path, augment: int, overrides: list[str]
     return (time.monotonic() - start) / 3600
 
 
-def student(teacher: Path, data: Path, augment: int, seed: int, runs: Path, overrides: list[str]) -> dict:
-    out = runs / f"student_x{augment}_seed{seed}"
+def student(teacher: Path, data: Path, augment: int, seed: int, runs: Path, overrides: list[str],
+            tag: str = "") -> dict:
+    out = runs / f"student{tag}_x{augment}_seed{seed}"
     proc = subprocess.run([sys.executable, "-m", "textrnn", "distill", "--teacher", str(teacher), "--config", CONFIG,
                            f"data.dataset={data}", f"distill.augment={augment}", f"train.seed={seed}",
                            f"train.output_dir={out}", "train.progress=false", *overrides],
@@ -120,6 +122,9 @@ def main() -> None:
     parser.add_argument("--augment", type=int, nargs="+", default=[4])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--set", nargs="*", default=[], help="more overrides, e.g. distill.loss=kl")
+    parser.add_argument("--tag", default="", help="a name for these runs' folders (e.g. kl)")
+    parser.add_argument("--label-only", action="store_true", help="make the teacher and label; train nothing")
+    parser.add_argument("--no-latency", action="store_true", help="skip the latency and size measurement")
     parser.add_argument("--smoke", action="store_true", help="a random tiny teacher and seconds of training")
     args = parser.parse_args()
     overrides = list(args.set) + (["train.max_steps=3", "train.max_minutes=null", "data.max_length=16"]
@@ -129,16 +134,21 @@ def main() -> None:
     made = make_teacher(teacher, args.data, args.smoke)
     print(json.dumps({"step": "teacher", "validation_accuracy": made["validation"], "hours": made["hours"],
                       "minutes_now": (time.monotonic() - start) / 60}), flush=True)
+    tag = f"_{args.tag}" if args.tag else ""
     for augment in args.augment:
         hours = label_transfer(teacher, args.data, augment, overrides)
-        results = [student(teacher, args.data, augment, seed, args.runs, overrides) for seed in args.seeds]
+        print(json.dumps({"step": "transfer", "augment": augment, "label_hours_now": hours}), flush=True)
+        if args.label_only:
+            continue
+        results = [student(teacher, args.data, augment, seed, args.runs, overrides, tag) for seed in args.seeds]
         best = [r["best"] for r in results]
         row = {"step": "student", "augment": augment, "seeds": args.seeds, "set": args.set, "accuracy": best,
-               "mean": statistics.mean(best), "std": statistics.pstdev(best), "label_hours_now": hours,
-               "minutes": [r["minutes"] for r in results]}
+               "mean": statistics.mean(best), "std": statistics.pstdev(best),
+               "minutes": [r["minutes"] for r in results], "folders": [r["folder"] for r in results]}
         print(json.dumps(row), flush=True)
-    print(json.dumps({"step": "latency_and_size", **latency_and_size(teacher, Path(results[0]["folder"]), args.data)}),
-          flush=True)
+    if not (args.label_only or args.no_latency):
+        print(json.dumps({"step": "latency_and_size", **latency_and_size(teacher, Path(results[0]["folder"]),
+                                                                          args.data)}), flush=True)
 
 
 if __name__ == "__main__":

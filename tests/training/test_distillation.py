@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import datasets
-import yaml
 import numpy as np
 import pytest
+import yaml
 
+from tests.conftest import cli
 from tests.helpers import classifier_config, tiny_bert_teacher
 from textrnn import TextTokenizer, distill, load_model
 from textrnn.cli import main
@@ -51,6 +52,8 @@ def test_a_transformers_teacher_end_to_end_from_python(teacher_and_data, tmp_pat
     saved = yaml.safe_load((result.output_dir / "config.yaml").read_text())
     assert saved["distill"]["teacher"] == str(teacher) and saved["distill"]["augment"] == 3
     assert "augmented" in capsys.readouterr().err
+    exported = cli("export", "--checkpoint", str(result.output_dir / "best"), "--output", str(tmp_path / "s.onnx"))
+    assert exported.returncode == 0, exported.stderr  # the student exports as any classifier (checked at export)
 
 
 def test_the_transfer_set_holds_the_teachers_logits_and_a_second_run_labels_nothing(teacher_and_data, tmp_path,
