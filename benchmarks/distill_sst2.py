@@ -127,7 +127,8 @@ def main() -> None:
     parser.add_argument("--no-latency", action="store_true", help="skip the latency and size measurement")
     parser.add_argument("--smoke", action="store_true", help="a random tiny teacher and seconds of training")
     args = parser.parse_args()
-    overrides = list(args.set) + (["train.max_steps=3", "train.max_minutes=null", "data.max_length=16"]
+    overrides = list(args.set) + (["train.max_steps=3", "data.max_length=16", "model.pretrained_vectors=null",
+                                   "model.embedding_dim=16"]
                                   if args.smoke else [])
     teacher = args.runs / ("smoke_teacher" if args.smoke else "sst2_teacher")
     start = time.monotonic()

