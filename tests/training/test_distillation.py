@@ -71,8 +71,12 @@ def test_the_transfer_set_holds_the_teachers_logits_and_a_second_run_labels_noth
     assert transfer_set(config, settings, str(teacher), None, log=lambda line: None) == folder
     distill(str(teacher), config)
     assert calls == [], "cached teacher outputs: no teacher forward the second time"
+    other_student = classifier_config(data, tmp_path / "run2", STEPS, "distill.augment=2", "train.seed=7")
+    assert transfer_set(other_student, settings, str(teacher), None, log=lambda line: None) == folder
+    assert calls == [], "a student of another train.seed shares the labelled transfer set"
     changed = transfer_set(config, DistillConfig(augment=2, mask_prob=0.3), str(teacher), None, log=lambda line: None)
     assert changed != folder and calls, "other augmentation settings label anew"
+    assert transfer_set(config, DistillConfig(augment=2, seed=1), str(teacher), None, log=lambda line: None) != folder
 
 
 def test_the_student_speaks_its_own_vocabulary(teacher_and_data, tmp_path):

@@ -38,6 +38,7 @@ class DistillConfig:
     max_ngram: int = 5  # augmentation: the longest such n-gram
     teacher_batch_size: int = 64  # texts per teacher forward when labelling
     teacher_max_length: int = 128  # the teacher's tokens per text (longer texts are cut for the teacher only)
+    seed: int = 0  # the augmentation's seed: students of other train.seed values share one labelled transfer set
 
     def validate(self) -> "DistillConfig":
         """One-line errors for values out of range."""

@@ -92,12 +92,15 @@ def transfer_set(config: ExperimentConfig, settings: DistillConfig, teacher_name
     if isinstance(d.text_column, list) or d.label_columns:
         raise ConfigError("distill reads one text column and one label column: set data.text_column and "
                           "data.label_column to single names")
+    # The transfer set (and a validation split cut from the training data) follow distill.seed, not train.seed:
+    # students of every seed share one labelled set.
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=settings.seed))
     source, loaded = source_parts(config, raw)
     multi = _is_multi_label(config, loaded)
     teacher = open_teacher(teacher_name, multi, settings.teacher_batch_size, settings.teacher_max_length,
                            _teacher_device(device or config.train.device))
     parts = {"data": data_parts(config, source, CLASSIFICATION_FIELDS), "unlabeled": unlabeled_parts(config),
-             "augment": dataclasses.asdict(settings.augmentation()), "seed": config.train.seed,
+             "augment": dataclasses.asdict(settings.augmentation()), "seed": settings.seed,
              "teacher": teacher.identity, "teacher_max_length": settings.teacher_max_length,
              "tokenizer": tokenizer_part(config, None)}
 
@@ -168,7 +171,7 @@ def _with_more_text(config: ExperimentConfig, settings: DistillConfig, texts: li
                     tmp: Path, counts: dict) -> tuple[list, list]:
     """The training texts, their augmented copies (source's label) and ``data.unlabeled`` (no label yet)."""
     bands = FrequencyBands(texts)
-    more = list(augment(texts, settings.augmentation(), config.train.seed, bands))
+    more = list(augment(texts, settings.augmentation(), config.train.seed, bands))  # distill.seed (transfer_set)
     counts["augmented"] = len(more)
     extra = [text for source in unlabeled_texts(config.data, data, tmp / SCRATCH) for text in source()]
     extra = [text.strip() for text in extra if text.strip()]
