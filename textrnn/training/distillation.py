@@ -30,6 +30,7 @@ import numpy as np
 
 from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError, DataError
+from ..core.runtime import select_device
 from ..data.augment import FrequencyBands, augment
 from ..data.batching import TEACHER_COLUMN
 from ..data.cache import SCRATCH, PreparedCache, cache_key, cache_root
@@ -98,7 +99,7 @@ def transfer_set(config: ExperimentConfig, settings: DistillConfig, teacher_name
     source, loaded = source_parts(config, raw)
     multi = _is_multi_label(config, loaded)
     teacher = open_teacher(teacher_name, multi, settings.teacher_batch_size, settings.teacher_max_length,
-                           _teacher_device(device or config.train.device))
+                           str(select_device(device or config.train.device)))
     parts = {"data": data_parts(config, source, CLASSIFICATION_FIELDS), "unlabeled": unlabeled_parts(config),
              "augment": dataclasses.asdict(settings.augmentation()), "seed": settings.seed,
              "teacher": teacher.identity, "teacher_max_length": settings.teacher_max_length,
@@ -125,14 +126,6 @@ def _is_multi_label(config: ExperimentConfig, loaded: Any) -> bool:
     data = loaded if loaded is not None else load_raw(d.dataset, None, d.config_name, encoding=d.encoding)
     train = data[d.train_split] if d.train_split in data else next(iter(data.values()))
     return detect_labels(train, d.label_column, None).problem_type == MULTI
-
-
-def _teacher_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def build_transfer(config: ExperimentConfig, settings: DistillConfig, teacher: Any, data: Any, tmp: Path,
