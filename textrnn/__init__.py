@@ -25,6 +25,7 @@ from .data.tokenization import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, T
 from .models.classifier import ClassifierEnsemble, RNNClassifier
 from .models.distillation import DistillLoss
 from .models.encoder import RNNEncoder
+from .models.generation_config import GenerationConfig
 from .models.language_model import RNNLanguageModel
 from .models.modules import (
     AttentionPooling,
@@ -48,6 +49,7 @@ __all__ = [
     "BOS_ID", "EOS_ID", "MODELS", "PAD_ID", "SPECIAL_TOKENS", "TASKS", "UNK_ID", "AttentionPooling",
     "BucketBatchSampler", "build_model", "CheckpointError", "ClassificationLoader", "ClassifierEnsemble",
     "ConfigError", "DataError", "distill", "DistillConfig", "DistillLoss", "EmbeddingDropout", "ExperimentConfig",
+    "GenerationConfig",
     "LastPooling", "LMStreamLoader", "load_config", "load_model", "load_raw", "MaxPooling", "MeanPooling",
     "pad_batch", "prepare", "RNNBackbone", "RNNClassifier", "RNNConfig", "RNNEncoder", "RNNLanguageModel", "Task",
     "TextRNNError", "TextTokenizer", "train", "TrainingError", "Vocab", "WordDropout",

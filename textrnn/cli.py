@@ -7,10 +7,12 @@ Every user error ends as one line on stderr and exit status 2 (see :mod:`textrnn
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
 import sys
+import typing
 from typing import Any, NoReturn, Optional, Sequence
 
 from .core.errors import TextRNNError
@@ -57,17 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="sample text from a language-model checkpoint")
     _checkpoint_args(p)
     p.add_argument("--prompt", default="")
-    p.add_argument("--max-new-tokens", type=int, default=500)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--num-samples", type=int, default=1)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages tokens already used (CTRL)")
-    p.add_argument("--no-repeat-ngram-size", type=int, default=0, help="never repeat an n-gram of this size")
-    p.add_argument("--min-new-tokens", type=int, default=0, help="no stop token or stop string before this many tokens")
-    p.add_argument("--num-beams", type=int, default=1, help="beam search with this many beams (1: sampling)")
-    p.add_argument("--stop", action="append", default=[], help="a stop string (repeatable); the text ends before it")
+    _generation_flags(p)
     p.set_defaults(handler=cmd_generate)
     p = sub.add_parser("predict", help="label texts with a classifier checkpoint (one JSON line each)")
     _checkpoint_args(p)
@@ -236,19 +228,31 @@ def _load(args, kind: Optional[str]):
     return model
 
 
+def _generation_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per :class:`GenerationConfig` setting, with its default and help (``stop`` repeats)."""
+    from .models.generation_config import GenerationConfig, setting_type
+
+    for f in dataclasses.fields(GenerationConfig):
+        flag, kind = "--" + f.name.replace("_", "-"), setting_type(f.name)
+        if typing.get_origin(kind) is tuple:
+            p.add_argument(flag, action="append", default=[], help=f"{f.metadata['help']} (repeatable)")
+        else:
+            p.add_argument(flag, type=kind, default=f.default, help=f"{f.metadata['help']} (default: {f.default})")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """``generate``: stream a sample to stdout, or print several."""
+    from .models.generation_config import GenerationConfig, field_names
+
+    config = GenerationConfig().replace(**{name: getattr(args, name) for name in field_names()}).validate()
     model = _load(args, "language_model")
-    options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_samples=args.num_samples,
-                   seed=args.seed, repetition_penalty=args.repetition_penalty, min_new_tokens=args.min_new_tokens,
-                   no_repeat_ngram_size=args.no_repeat_ngram_size, num_beams=args.num_beams, stop=args.stop)
-    if args.num_samples == 1:  # settings are checked before the first token: the prompt goes out with it
+    if config.num_samples == 1:  # settings are checked before the first token: the prompt goes out with it
         pieces = iter([args.prompt])
-        model.generate_text(args.prompt, args.max_new_tokens,
-                            on_token=lambda piece: _write(next(pieces, "") + piece[0]), **options)
+        model.generate_text(args.prompt, on_token=lambda piece: _write(next(pieces, "") + piece[0]),
+                            generation_config=config)
         sys.stdout.write("\n")
         return 0
-    for i, text in enumerate(model.generate_text(args.prompt, args.max_new_tokens, **options)):
+    for i, text in enumerate(model.generate_text(args.prompt, generation_config=config)):
         print(f"=== sample {i + 1} ===\n{args.prompt}{text}")
     return 0
 

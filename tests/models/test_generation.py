@@ -5,8 +5,7 @@ import collections
 import pytest
 import torch
 
-from textrnn import TextRNNError
-from textrnn.models import generation
+from textrnn import GenerationConfig, TextRNNError
 from textrnn.models.generation import sample_next
 
 from ..helpers import TEXT, char_tokenizer, language_model
@@ -87,8 +86,8 @@ def test_bad_sampling_settings_fail_when_called_not_when_iterated(char_tok, kwar
 def test_settings_are_checked_once_per_call(char_tok, monkeypatch):
     model = language_model(char_tok)
     calls = []
-    real = generation.check_sampling
-    monkeypatch.setattr(generation, "check_sampling", lambda *a: calls.append(a) or real(*a))
+    real = GenerationConfig.validate
+    monkeypatch.setattr(GenerationConfig, "validate", lambda self: calls.append(self) or real(self))
     model.generate_text("the", 5, seed=0)
     assert len(calls) == 1
 

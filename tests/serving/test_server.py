@@ -174,6 +174,11 @@ def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(classifier_url, cal
         ({"repetition_penalty": 1e-300}, "repetition_penalty"),
         ({"seed": 10**30}, "seed"),
         ({"prompt": "All\ud800"}, "not valid Unicode"),
+        ({"temperatur": 0.5}, "unknown generation setting(s) temperatur"),  # GenerationConfig's own checks
+        ({"top_k": "5"}, "top_k must be an integer"),
+        ({"num_samples": 2}, "one sample per request"),
+        ({"num_beams": 17}, "num_beams must be an integer of at most 16"),
+        ({"stream": "yes"}, "stream true or false"),
     ],
 )
 def test_bad_generation_requests(generator_url, body, message):
@@ -181,6 +186,12 @@ def test_bad_generation_requests(generator_url, body, message):
     response = httpx.post(f"{generator_url}/generate", content=raw, headers={"Content-Type": "application/json"})
     assert 400 <= response.status_code < 500 and message in response.json()["error"]
     assert httpx.post(f"{generator_url}/predict", json={"texts": ["a"]}).status_code == 400
+
+
+def test_a_request_without_settings_decodes_as_the_library_does(generator_url, generator_dir):
+    answer = httpx.post(f"{generator_url}/generate", json={"prompt": "All:", "seed": 4, "stream": False}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["text"] == load_model(generator_dir).generate_text("All:", seed=4)[0]
 
 
 def test_generation_streams_before_it_ends_and_matches_the_whole_text(generator_url):

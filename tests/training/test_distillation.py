@@ -167,3 +167,17 @@ def test_a_distill_section_needs_the_distill_command(teacher_and_data, tmp_path)
         train(classifier_config(data, tmp_path / "run", STEPS, "distill.loss=kl"))
     with pytest.raises(ConfigError, match="distill needs a teacher"):
         distill(None, classifier_config(data, tmp_path / "run", STEPS))
+
+
+def test_a_resumed_student_finds_its_transfer_set(teacher_and_data, tmp_path, monkeypatch, capsys):
+    """The run folder's config.yaml is the user's config: resuming keys the same transfer set (it relabelled once)."""
+    teacher, data = teacher_and_data
+    config = classifier_config(data, tmp_path / "run", "train.max_steps=6", "distill.augment=1")
+    distill(str(teacher), config)
+    calls = count_teacher_calls(monkeypatch)
+    code = main(["distill", "--teacher", str(teacher), "--resume", str(tmp_path / "run"), STEPS])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 12
+    assert calls == [], "resuming labels nothing"
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["data"]["validation_split"] is None  # the user's data settings, not the transfer folder's

@@ -27,37 +27,17 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..core.errors import TextRNNError
 from ..data.tokenization import EOS_ID
 
 
 @dataclass(frozen=True)
 class Controls:
-    """The generation controls of one call: repetition penalty, n-gram blocking, minimum length, beams."""
+    """The generation controls of one call: repetition penalty, n-gram blocking, minimum length, beams
+    (checked as part of :class:`~textrnn.models.generation_config.GenerationConfig`)."""
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     min_new_tokens: int = 0
     num_beams: int = 1
-
-    def check(self, max_new_tokens: int, num_samples: int) -> "Controls":
-        """One-line errors for settings that make no sense."""
-        if not 0.01 <= self.repetition_penalty <= 100:  # NaN fails too; 1e-300 would overflow the logits
-            raise TextRNNError(f"repetition_penalty must be in [0.01, 100] (1 means none), "
-                               f"got {self.repetition_penalty}")
-        if self.no_repeat_ngram_size < 0:
-            raise TextRNNError(f"no_repeat_ngram_size must be >= 0 (0 means none), got {self.no_repeat_ngram_size}")
-        if not 0 <= self.min_new_tokens <= max_new_tokens:
-            raise TextRNNError(
-                f"min_new_tokens must be in [0, max_new_tokens={max_new_tokens}], got {self.min_new_tokens}"
-            )
-        if self.num_beams < 1:
-            raise TextRNNError(f"num_beams must be at least 1, got {self.num_beams}")
-        if self.num_beams > 1 and num_samples > self.num_beams:
-            raise TextRNNError(
-                f"num_samples ({num_samples}) cannot exceed num_beams ({self.num_beams}): "
-                "beam search returns its best num_samples beams"
-            )
-        return self
 
 
 class History:

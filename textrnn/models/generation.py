@@ -26,8 +26,8 @@ from ..core.runtime import eval_mode
 from ..data.encoding import require_unicode
 from ..data.tokenization import EOS_ID, UNK_ID, TextTokenizer
 from .decoding import Controls, History, StopText, apply_controls, beam_search
+from .generation_config import GenerationConfig
 
-MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 100.0
 LanguageModel = Any  # any model with start_generation(ids, rows) -> (stepper, logits); see module docstring
 
 
@@ -43,25 +43,6 @@ def prompt_ids(tokenizer: TextTokenizer, prompt: str) -> Tensor:
             "the prompt has no token the model knows (all map to <unk>); use characters or words from the training text"
         )
     return torch.tensor(ids)
-
-
-def check_sampling(max_new_tokens: int, temperature: float, top_k: Optional[int], top_p: Optional[float],
-                   num_samples: int, seed: Optional[int] = None) -> None:
-    """One-line errors for sampling settings that make no sense, or that overflow the arithmetic
-    (a temperature of 1e-300 turns every logit into inf, and the softmax into NaN)."""
-    if max_new_tokens < 1:
-        raise TextRNNError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    if not (temperature == 0 or MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
-        raise TextRNNError(f"temperature must be 0 (greedy) or in [{MIN_TEMPERATURE}, {MAX_TEMPERATURE}], "
-                           f"got {temperature}")
-    if seed is not None and not 0 <= seed < 2**63:
-        raise TextRNNError(f"seed must be in [0, 2**63), got {seed}")
-    if top_k is not None and top_k < 1:
-        raise TextRNNError(f"top_k must be at least 1, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise TextRNNError(f"top_p must be in (0, 1], got {top_p}")
-    if num_samples < 1:
-        raise TextRNNError(f"num_samples must be at least 1, got {num_samples}")
 
 
 def sample_next(logits: Tensor, temperature: float, top_k: Optional[int], top_p: Optional[float],
@@ -81,33 +62,46 @@ def sample_next(logits: Tensor, temperature: float, top_k: Optional[int], top_p:
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
-def stream(model: LanguageModel, input_ids: Tensor, max_new_tokens: int = 200, temperature: float = 1.0,
-           top_k: Optional[int] = None, top_p: Optional[float] = None, num_samples: int = 1, seed: Optional[int] = None,
-           stop_ids: Sequence[int] = (), repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
-           min_new_tokens: int = 0, num_beams: int = 1) -> Iterator[Tensor]:
+def settings(generation_config: Optional[GenerationConfig] = None, max_new_tokens: Optional[int] = None,
+             **changes: Any) -> GenerationConfig:
+    """``generation_config`` (default: :class:`GenerationConfig`'s defaults) with ``changes``, validated once."""
+    if max_new_tokens is not None:
+        changes["max_new_tokens"] = max_new_tokens
+    return (generation_config or GenerationConfig()).replace(**changes).validate()
+
+
+def stream(model: LanguageModel, input_ids: Tensor, max_new_tokens: Optional[int] = None, *,
+           generation_config: Optional[GenerationConfig] = None, stop_ids: Sequence[int] = (),
+           **changes: Any) -> Iterator[Tensor]:
     """Check the settings now, then return an iterator of new tokens, (num_samples,) ids each.
 
-    The prompt ``input_ids`` (T,) is run once; a sample that produces a token in
-    ``stop_ids`` keeps yielding ``stop_ids[0]``, and the iterator ends once all have stopped. A
+    The settings are ``generation_config`` (default: :class:`GenerationConfig()`) with ``changes`` by
+    name (``temperature=0``...). The prompt ``input_ids`` (T,) is run once; a sample that produces a
+    token in ``stop_ids`` keeps yielding ``stop_ids[0]``, and the iterator ends once all have stopped. A
     sample whose every next token the controls ban ends the same way (with ``<eos>`` when no stop
     id is given), in greedy decoding, sampling and beam search alike.
     The controls (:mod:`textrnn.models.decoding`) apply to sampling and beam search alike; beam
     search (``num_beams > 1``) yields its best ``num_samples`` beams once the search ends.
     """
-    check_sampling(max_new_tokens, temperature, top_k, top_p, num_samples, seed)
+    return _start(model, input_ids, settings(generation_config, max_new_tokens, **changes), stop_ids)
+
+
+def _start(model: LanguageModel, input_ids: Tensor, config: GenerationConfig, stop_ids: Sequence[int]
+           ) -> Iterator[Tensor]:
+    """:func:`stream` with its settings validated."""
     if model.config.reverse:
         raise TextRNNError(
             "this language model reads right to left (model.reverse=true): it starts a classifier's "
             "backward direction (model.init_from_backward) and does not continue a prompt"
         )
-    controls = Controls(repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_beams)
-    controls.check(max_new_tokens, num_samples)
-    if num_beams > 1:
-        return _beam_search(model, input_ids, max_new_tokens, controls, num_samples, stop_ids)
+    controls = Controls(config.repetition_penalty, config.no_repeat_ngram_size, config.min_new_tokens,
+                        config.num_beams)
+    if config.num_beams > 1:
+        return _beam_search(model, input_ids, config.max_new_tokens, controls, config.num_samples, stop_ids)
     generator = torch.Generator(device=model.device)
-    generator.manual_seed(seed if seed is not None else torch.seed())
-    return _sample(model, input_ids, max_new_tokens, (temperature, top_k, top_p), num_samples, generator, stop_ids,
-                   controls)
+    generator.manual_seed(config.seed if config.seed is not None else torch.seed())
+    return _sample(model, input_ids, config.max_new_tokens, (config.temperature, config.top_k, config.top_p),
+                   config.num_samples, generator, stop_ids, controls)
 
 
 @torch.inference_mode()
@@ -148,21 +142,23 @@ def _beam_search(model, input_ids: Tensor, max_new_tokens: int, controls: Contro
         yield torch.tensor([r[column] if column < len(r) else pad for r in rows])
 
 
-def generate_text(model: LanguageModel, prompt: str = "", max_new_tokens: int = 200,
-                  on_token: Optional[Callable] = None, stop: Sequence[str] = (), **sampling) -> list[str]:
+def generate_text(model: LanguageModel, prompt: str = "", max_new_tokens: Optional[int] = None,
+                  on_token: Optional[Callable] = None, *, generation_config: Optional[GenerationConfig] = None,
+                  stop_ids: Sequence[int] = (), **changes: Any) -> list[str]:
     """Sample ``num_samples`` continuations of ``prompt`` as text (prompt not included).
 
-    ``on_token(texts)`` is called after every step with the new text piece of each sample,
-    which is how the command line streams. Stop tokens end a sample and are not included;
-    ``stop`` strings cut the text exactly where the first one begins (:class:`~textrnn.models.decoding.StopText`).
+    Settings as :func:`stream`. ``on_token(texts)`` is called after every step with the new text
+    piece of each sample, which is how the command line streams. Stop tokens end a sample and are
+    not included; ``stop`` strings cut the text exactly where the first one begins
+    (:class:`~textrnn.models.decoding.StopText`).
     """
     tokenizer = model.require_tokenizer()
-    stop_ids = list(sampling.pop("stop_ids", ()))
-    tokens = stream(model, prompt_ids(tokenizer, prompt), max_new_tokens, stop_ids=stop_ids, **sampling)
+    config, stop_ids = settings(generation_config, max_new_tokens, **changes), list(stop_ids)
+    tokens = _start(model, prompt_ids(tokenizer, prompt), config, stop_ids)
     texts: list = []
     for token in tokens:
         ids = token.tolist()
-        texts = texts or [(_TextSoFar(tokenizer), StopText(stop, sampling.get("min_new_tokens", 0))) for _ in ids]
+        texts = texts or [(_TextSoFar(tokenizer), StopText(config.stop, config.min_new_tokens)) for _ in ids]
         piece = ["" if t in stop_ids or cut.done else cut.feed(so_far.add(t)) for t, (so_far, cut) in zip(ids, texts)]
         for t, (_, cut) in zip(ids, texts):
             cut.done = cut.done or t in stop_ids

@@ -134,18 +134,20 @@ class RNNLanguageModel(_TextModel):
         assert outputs is not None and state is not None  # the prompt has at least one token
         return outputs[:, -1], state
 
-    def stream(self, input_ids: Tensor, max_new_tokens: int = 200, **sampling) -> Iterator[Tensor]:
-        """Yield each new token, (num_samples,) ids, as it is sampled (see :func:`textrnn.models.generation.stream`)."""
-        return generation.stream(self, input_ids, max_new_tokens, **sampling)
+    def stream(self, input_ids: Tensor, max_new_tokens: Optional[int] = None, **settings: Any) -> Iterator[Tensor]:
+        """Yield each new token, (num_samples,) ids, as it is sampled (see :func:`textrnn.models.generation.stream`);
+        ``settings``: ``generation_config=``, ``stop_ids=`` and any
+        :class:`~textrnn.models.generation_config.GenerationConfig` field by name."""
+        return generation.stream(self, input_ids, max_new_tokens, **settings)
 
-    def generate(self, input_ids: Tensor, max_new_tokens: int = 200, **sampling) -> Tensor:
+    def generate(self, input_ids: Tensor, max_new_tokens: Optional[int] = None, **settings: Any) -> Tensor:
         """All new tokens at once: (num_samples, number generated)."""
-        return torch.stack(list(self.stream(input_ids, max_new_tokens, **sampling)), dim=1)
+        return torch.stack(list(self.stream(input_ids, max_new_tokens, **settings)), dim=1)
 
-    def generate_text(self, prompt: str = "", max_new_tokens: int = 200, on_token: Optional[Callable] = None,
-                      **sampling) -> list[str]:
+    def generate_text(self, prompt: str = "", max_new_tokens: Optional[int] = None,
+                      on_token: Optional[Callable] = None, **settings: Any) -> list[str]:
         """Sample continuations of ``prompt`` as text (see :func:`textrnn.models.generation.generate_text`)."""
-        return generation.generate_text(self, prompt, max_new_tokens, on_token, **sampling)
+        return generation.generate_text(self, prompt, max_new_tokens, on_token, **settings)
 
 
 class TokenStepper:

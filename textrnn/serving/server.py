@@ -26,6 +26,7 @@ from ..core.errors import TextRNNError, one_line
 from ..data.encoding import MAX_CHARS_PER_TOKEN, require_unicode
 from ..models.card import without_local_paths
 from ..models.generation import prompt_ids
+from ..models.generation_config import GenerationConfig, fill_page
 from .connections import timed_h11
 from .guard import Guard, default_hosts
 from .microbatch import MicroBatcher, ModelFailure, ServerBusy
@@ -45,7 +46,7 @@ def page() -> str:
     """The HTML page served at ``/``, its stylesheet (shared with the web export) inlined: one response."""
     static = resources.files("textrnn").joinpath("serving/static")
     css = static.joinpath("page.css").read_text(encoding="utf-8")
-    return static.joinpath("index.html").read_text(encoding="utf-8").replace(
+    return fill_page(static.joinpath("index.html").read_text(encoding="utf-8")).replace(
         '<link rel="stylesheet" href="page.css">', f"<style>\n{css}</style>")
 
 
@@ -60,15 +61,17 @@ def info(model: Any) -> dict:
 
 
 QUEUE_PIECES = 64  # pieces of text a generation may run ahead of its client
+MAX_BEAMS = 16  # per /generate request
 
 
 class GenerationCancelled(Exception):
     """Raised in the worker at the next token once a generation's client has gone."""
 
 
-def stream_generation(model: Any, request: dict, loop: asyncio.AbstractEventLoop, executor: Any,
+def stream_generation(model: Any, prompt: str, config: Any, loop: asyncio.AbstractEventLoop, executor: Any,
                       cancel: threading.Event, on_end: Any = None) -> asyncio.Queue:
-    """Run ``generate_text`` in the worker; each piece, then the end (or the error), lands in the returned queue.
+    """Run ``generate_text(prompt, generation_config=config)`` in the worker; each piece, then the end (or the
+    error), lands in the returned queue.
 
     Setting ``cancel`` stops the generation at its next token (its client left); ``on_end(cancelled)`` runs
     in the event loop when the worker is done with it, however it ended.
@@ -98,7 +101,7 @@ def stream_generation(model: Any, request: dict, loop: asyncio.AbstractEventLoop
         cancelled = False
         try:
             try:
-                result: tuple = ("done", model.generate_text(on_token=piece, **request)[0])
+                result: tuple = ("done", model.generate_text(prompt, on_token=piece, generation_config=config)[0])
             except GenerationCancelled:
                 raise
             except Exception as exc:  # reported to the client as an error event
@@ -201,33 +204,42 @@ def create_app(model: Any, **limits) -> Any:
     app.add_middleware(Guard, max_body_bytes=lim.max_body_bytes, api_key=lim.api_key,
                        allowed_hosts=lim.allowed_hosts, body_timeout_s=lim.body_timeout_s)
     _error_handlers(app)
-    _routes(app, model, _request_models(lim.max_texts, lim.max_new_tokens))
+    _routes(app, model, _predict_request(lim.max_texts))
     return app
 
 
-def _request_models(max_texts: int, token_limit: int):
+def _predict_request(max_texts: int):
     from pydantic import BaseModel, ConfigDict, Field
 
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         texts: list[str] = Field(min_length=1, max_length=max_texts, description="the texts to label")
 
-    class GenerateRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        prompt: str = ""
-        max_new_tokens: int = Field(min(200, token_limit), ge=1, le=token_limit)
-        temperature: float = Field(0.8, ge=0)
-        top_k: Optional[int] = Field(None, ge=1)
-        top_p: Optional[float] = Field(None, gt=0, le=1)
-        seed: Optional[int] = None
-        repetition_penalty: float = Field(1.0, gt=0)
-        no_repeat_ngram_size: int = Field(0, ge=0)
-        min_new_tokens: int = Field(0, ge=0)
-        num_beams: int = Field(1, ge=1, le=16)
-        stop: list[str] = Field(default_factory=list, max_length=16)
-        stream: bool = True
+    return PredictRequest
 
-    return PredictRequest, GenerateRequest
+
+def generation_request(body: dict, limits: "Limits") -> tuple[str, bool, GenerationConfig]:
+    """A /generate body -> (prompt, stream, settings): the body's ``prompt`` and ``stream``, and any
+    :class:`GenerationConfig` setting but ``num_samples`` (one sample a request), validated there; a 422 otherwise."""
+    from fastapi import HTTPException
+
+    body = dict(body)
+    prompt, streamed = body.pop("prompt", ""), body.pop("stream", True)
+    if not isinstance(prompt, str) or not isinstance(streamed, bool):
+        raise HTTPException(422, "prompt must be a string and stream true or false")
+    if not isinstance(body.get("num_beams", 1), int) or body.get("num_beams", 1) > MAX_BEAMS:
+        raise HTTPException(422, f"num_beams must be an integer of at most {MAX_BEAMS} on this server")
+    if "num_samples" in body:
+        raise HTTPException(422, "num_samples: this server generates one sample per request; send several requests")
+    default = GenerationConfig().replace(max_new_tokens=min(GenerationConfig().max_new_tokens, limits.max_new_tokens))
+    try:
+        config = default.replace(**body).validate()
+    except TextRNNError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if config.max_new_tokens > limits.max_new_tokens:
+        raise HTTPException(422, f"max_new_tokens is {config.max_new_tokens:,}, over this server's limit of "
+                                 f"{limits.max_new_tokens:,} (--max-new-tokens); ask for fewer")
+    return prompt, streamed, config
 
 
 def _error_handlers(app) -> None:
@@ -256,27 +268,25 @@ def _error_handlers(app) -> None:
         return JSONResponse({"error": str(exc)}, status_code=500)
 
 
-def check_cost(model: Any, body: Any, limits: Limits) -> None:
+def check_cost(model: Any, prompt: str, config: GenerationConfig, limits: Limits) -> None:
     """A 422 naming the limit when a /generate request would cost more than the server allows."""
     from fastapi import HTTPException
 
-    beams = body.num_beams * body.max_new_tokens
+    beams = config.num_beams * config.max_new_tokens
     if beams > limits.max_beam_tokens:
         raise HTTPException(422, f"num_beams x max_new_tokens is {beams:,}, over this server's limit of "
                                  f"{limits.max_beam_tokens:,} (--max-beam-tokens); lower either")
     cap = limits.max_prompt_tokens
-    prompt = body.prompt[: cap * MAX_CHARS_PER_TOKEN + 1]  # a huge prompt costs no more than a long one to count
-    tokens = len(prompt_ids(model.tokenizer, prompt))  # the checks generation makes: valid Unicode, known tokens
-    if tokens > cap or len(prompt) < len(body.prompt):
+    head = prompt[: cap * MAX_CHARS_PER_TOKEN + 1]  # a huge prompt costs no more than a long one to count
+    tokens = len(prompt_ids(model.tokenizer, head))  # the checks generation makes: valid Unicode, known tokens
+    if tokens > cap or len(head) < len(prompt):
         raise HTTPException(422, f"the prompt is over this server's limit of {cap:,} tokens "
                                  "(--max-prompt-tokens); send a shorter one")
 
 
-def _routes(app, model, request_models) -> None:
-    from fastapi import HTTPException, Request
+def _routes(app, model, PredictRequest) -> None:
+    from fastapi import Body, HTTPException, Request
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-
-    PredictRequest, GenerateRequest = request_models
 
     def need(classifier: bool) -> None:
         if model.is_classifier != classifier:
@@ -308,9 +318,10 @@ def _routes(app, model, request_models) -> None:
         return JSONResponse({"predictions": await app.state.batcher.submit(body.texts)})  # type: ignore[attr-defined]
 
     @app.post("/generate")
-    async def generate(body: GenerateRequest, request: Request):  # type: ignore[valid-type]
+    async def generate(request: Request, body: dict[str, Any] = Body(...)):
         need(classifier=False)
-        check_cost(model, body, app.state.limits)
+        prompt, streamed, config = generation_request(body, app.state.limits)
+        check_cost(model, prompt, config, app.state.limits)
         counts = app.state.generations
         if counts["generations_waiting"] >= app.state.limits.max_queue:
             raise ServerBusy(f"server busy: {counts['generations_waiting']} generations are running or waiting "
@@ -322,12 +333,12 @@ def _routes(app, model, request_models) -> None:
             counts["generations_waiting"] -= 1
             counts["generations_cancelled"] += cancelled
 
-        queue = stream_generation(model, body.model_dump(exclude={"stream"}),  # type: ignore[attr-defined]
-                                  asyncio.get_running_loop(), app.state.generation, cancel, finished)
+        queue = stream_generation(model, prompt, config, asyncio.get_running_loop(), app.state.generation, cancel,
+                                  finished)
         first = await _next(queue, request, cancel)
         if first[0] == "error":  # bad settings fail before the first token: a plain 4xx
             raise _http_error(first[1])
-        if not body.stream:  # type: ignore[attr-defined]
+        if not streamed:
             while first[0] == "piece":  # until it is done, or fails part way
                 first = await _next(queue, request, cancel)
             if first[0] == "error":

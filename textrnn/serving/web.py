@@ -30,6 +30,7 @@ from torch import nn
 
 from ..core.errors import TextRNNError
 from ..core.runtime import fsync_dir
+from ..models.generation_config import fill_page
 from ..models.registry import load_model
 from .export import export_onnx
 from .web_runtime import runtime_files, vendor_name
@@ -72,8 +73,8 @@ def copy_scripts(folder: Path, files: dict[str, Path]) -> None:
     """The page, its scripts and ``vendor/`` (the runtime ``files``) into ``folder``."""
     static = resources.files("textrnn.serving") / "static"
     (folder / "page.css").write_bytes((static / "page.css").read_bytes())  # shared with textrnn serve's page
-    for name in PAGE_FILES:
-        (folder / name).write_bytes((static / "web" / name).read_bytes())
+    for name in PAGE_FILES:  # the page's controls start at GenerationConfig's defaults
+        (folder / name).write_text(fill_page((static / "web" / name).read_text(encoding="utf-8")), encoding="utf-8")
     vendor = folder / "vendor"
     vendor.mkdir(exist_ok=True)
     for key, path in files.items():

@@ -77,10 +77,13 @@ def distill(teacher: Optional[str] = None, config: ConfigLike = None, resume: Op
         folder = transfer_set(config, settings, teacher, raw, device, log)
         import datasets
 
-        splits = datasets.DatasetDict({split: datasets.load_from_disk(str(folder / split))
+        # The splits keep the config's names, so the run folder's config.yaml keys this transfer set again
+        # on resume (a None validation split finds "validation" among the standard names).
+        d = config.data
+        names = {"train": d.train_split, "validation": d.validation_split or "validation"}
+        splits = datasets.DatasetDict({names[split]: datasets.load_from_disk(str(folder / split))
                                        for split in ("train", "validation")})
-        d = dataclasses.replace(config.data, train_split="train", validation_split="validation")
-        student = dataclasses.replace(config, data=d, tokenizer=dataclasses.replace(
+        student = dataclasses.replace(config, tokenizer=dataclasses.replace(
             config.tokenizer, from_file=str(folder / TRANSFER_TOKENIZER)))
         return Trainer(student, resume, device, raw=splits).fit()
 
