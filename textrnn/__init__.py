@@ -37,7 +37,7 @@ from .models.modules import (
     WordDropout,
 )
 from .models.registry import MODELS, build_model, load_model
-from .training.api import prepare, train
+from .training.api import evaluate, prepare, train
 from .training.distill_config import DistillConfig
 from .training.distillation import distill
 from .training.registry import TASKS
@@ -48,8 +48,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BOS_ID", "EOS_ID", "MODELS", "PAD_ID", "SPECIAL_TOKENS", "TASKS", "UNK_ID", "AttentionPooling",
     "BucketBatchSampler", "build_model", "CheckpointError", "ClassificationLoader", "ClassifierEnsemble",
-    "ConfigError", "DataError", "distill", "DistillConfig", "DistillLoss", "EmbeddingDropout", "ExperimentConfig",
-    "GenerationConfig",
+    "ConfigError", "DataError", "distill", "DistillConfig", "DistillLoss", "EmbeddingDropout", "evaluate",
+    "ExperimentConfig", "GenerationConfig",
     "LastPooling", "LMStreamLoader", "load_config", "load_model", "load_raw", "MaxPooling", "MeanPooling",
     "pad_batch", "prepare", "RNNBackbone", "RNNClassifier", "RNNConfig", "RNNEncoder", "RNNLanguageModel", "Task",
     "TextRNNError", "TextTokenizer", "train", "TrainingError", "Vocab", "WordDropout",

@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["jsonl", "csv"], help="default: from --output's extension, else jsonl")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-length", type=int, help="keep the first N tokens of each text")
+    p.add_argument("--top-k", type=int, help="keep the K most likely labels' probabilities, most likely first")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(handler=cmd_predict)
     p = sub.add_parser("evaluate", help="metrics of a checkpoint on a dataset split (last line: JSON)")
@@ -284,7 +285,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     total = None if rows is None else len(args.texts) + rows
     with output_stream(args.output) as handle, progress(total, bool(args.input) and not args.quiet) as bar:
         writer = PredictionWriter(handle, fmt, model.label_names)
-        for i, result in enumerate(predict_stream(model, texts, args.batch_size, args.max_length)):
+        for i, result in enumerate(predict_stream(model, texts, args.batch_size, args.max_length,
+                                                  top_k=args.top_k)):
             if result.get("truncated_to_tokens"):
                 bar.write(f"note: text {i} was cut to its first {result['truncated_to_tokens']} tokens",
                           file=sys.stderr)

@@ -142,7 +142,7 @@ def test_cli_predicts_a_csv_column_one_result_per_row(checkpoint, tmp_path):
 
 def test_a_batch_size_or_max_length_below_one_is_a_one_line_error(model):
     for kwargs in ({"batch_size": 0}, {"max_length": 0}, {"batch_size": -3}):
-        with pytest.raises(DataError, match="must be at least 1"):
+        with pytest.raises(DataError, match="must be an integer of at least 1"):
             list(predict_stream(model, ["a good film"], **{"batch_size": 8, **kwargs}))
 
 
@@ -156,3 +156,22 @@ def test_a_run_that_fails_part_way_leaves_no_half_file(checkpoint, tmp_path):
     proc = cli("predict", "--checkpoint", str(checkpoint), "--input", str(path), "--output", str(out), "--quiet")
     assert proc.returncode == 2 and "line 3001" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_top_k_keeps_the_most_likely_labels_first(model, checkpoint, tmp_path):
+    rows = texts(20)
+    full = model.predict(rows)
+    top = model.predict(rows, top_k=1)
+    for whole, one in zip(full, top):
+        assert list(one["probabilities"]) == [whole["label"]] and one["label"] == whole["label"]
+        assert one["probabilities"][whole["label"]] == whole["probabilities"][whole["label"]]
+    ranked = model.predict(rows[0], top_k=5)["probabilities"]  # above the label count: all, most likely first
+    assert len(ranked) == 2 and list(ranked.values()) == sorted(ranked.values(), reverse=True)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(DataError, match="top_k must be an integer of at least 1"):
+            model.predict(rows, top_k=bad)
+    out = tmp_path / "top.csv"
+    proc = cli("predict", "--checkpoint", str(checkpoint), *rows[:3], "--top-k", "1", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    table = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [sum(bool(r[f"p_{n}"]) for n in ("neg", "pos")) for r in table] == [1, 1, 1]  # the other column empty

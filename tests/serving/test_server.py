@@ -127,6 +127,7 @@ def test_concurrent_requests_are_batched_and_get_their_own_answers(classifier_ur
         ),
         (lambda u: httpx.post(f"{u}/predict", json={"texts": ["x" * 5000]}), 413, "over 4,000 bytes"),
         (lambda u: httpx.post(f"{u}/predict", json={"text": "a"}), 422, "texts"),
+        (lambda u: httpx.post(f"{u}/predict", json={"texts": ["a"], "top_k": 0}), 422, "top_k"),
         # chunked, so no Content-Length to check up front: the body is still capped as it arrives
         (
             lambda u: httpx.post(
@@ -330,3 +331,9 @@ exit_even_if_stuck(app, grace_s=0.5)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0 and "exiting without it" in proc.stderr and time.monotonic() - start < 60
+
+
+def test_predict_keeps_the_top_k_labels(classifier_url):
+    full = httpx.post(f"{classifier_url}/predict", json={"texts": ["good", "bad film"]}).json()["predictions"]
+    top = httpx.post(f"{classifier_url}/predict", json={"texts": ["good", "bad film"], "top_k": 1}).json()
+    assert [list(p["probabilities"]) for p in top["predictions"]] == [[p["label"]] for p in full]

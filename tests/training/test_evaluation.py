@@ -102,3 +102,34 @@ def test_a_second_evaluate_reads_the_split_it_encoded_the_first_time(tmp_path, m
     assert again == first and (folder / "meta.json").stat().st_mtime_ns == stamp
     other = evaluate_checkpoint(model, str(tmp_path / "run"), str(data), "train", None, None)
     assert other["examples"] == 135 and len([p for p in (tmp_path / "cache").glob("eval-*") if p.is_dir()]) == 2
+
+
+def test_textrnn_evaluate_scores_data_in_memory_as_the_command_does(tmp_path):
+    import pandas as pd
+
+    from textrnn import DataError, evaluate
+
+    data = write_sentiment(tmp_path / "data")
+    config = load_config(None, [f"data.dataset={data}", "data.text_column=sentence", "train.max_steps=8",
+                                f"train.output_dir={tmp_path / 'run'}", "train.progress=false",
+                                "model.embedding_dim=8", "model.hidden_size=8"], task="classification")
+    train(config)
+    model = load_model(tmp_path / "run")
+    frame = pd.read_csv(data / "validation.csv")
+    from_file = evaluate_checkpoint(model, str(tmp_path / "run"), str(data), "validation", None, None)
+    in_memory = evaluate(model, frame)
+    assert in_memory["accuracy"] == from_file["accuracy"] and in_memory["examples"] == len(frame)
+    assert abs(in_memory["loss"] - from_file["loss"]) < 1e-6
+    by_hand = sum(p["label"] == gold for p, gold in zip(model.predict(frame["sentence"].tolist()), frame["label"]))
+    assert in_memory["accuracy"] == by_hand / len(frame)
+    ids = frame.assign(label=[model.label_names.index(name) for name in frame["label"]])
+    assert evaluate(tmp_path / "run", ids)["accuracy"] == from_file["accuracy"]  # integer labels: the model's ids
+    assert evaluate(str(tmp_path / "run"), str(data), "validation") == from_file
+    with pytest.raises(DataError, match="pass label_column= with one of them"):
+        evaluate(model, frame.rename(columns={"label": "y"}))
+    lm = train(load_config(None, [f"data.dataset={data / 'train.csv'}", "data.text_column=sentence",
+                                  f"train.output_dir={tmp_path / 'lm'}", "train.max_steps=3", "train.progress=false",
+                                  "model.embedding_dim=8", "model.hidden_size=8", "data.seq_len=16"],
+                           task="language_model")).model
+    scored = evaluate(lm, frame["sentence"].tolist())
+    assert scored["loss"] > 0 and scored["perplexity"] > 1

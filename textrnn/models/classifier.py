@@ -129,13 +129,14 @@ class _Classifier(_TextModel):
 
     @overload
     def predict(self, texts: str, batch_size: int = 64,  # type: ignore[overload-overlap]  # a str is one text
-                max_length: Optional[int] = None) -> dict: ...
+                max_length: Optional[int] = None, top_k: Optional[int] = None) -> dict: ...
 
     @overload
-    def predict(self, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None) -> list[dict]: ...
+    def predict(self, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None,
+                top_k: Optional[int] = None) -> list[dict]: ...
 
     def predict(self, texts: Union[str, Iterable[str]], batch_size: int = 64,
-                max_length: Optional[int] = None) -> Union[dict, list[dict]]:
+                max_length: Optional[int] = None, top_k: Optional[int] = None) -> Union[dict, list[dict]]:
         """Label names and probabilities for ``texts``, through the saved tokenizer.
 
         Returns one ``{"label": name, "probabilities": {name: p}}`` per text (for a lone string,
@@ -145,11 +146,12 @@ class _Classifier(_TextModel):
         longer than ``max_length`` tokens (default 10,000) keep their first ``max_length``
         tokens and say so with ``"truncated_to_tokens": max_length``. Texts are batched by
         length (:func:`textrnn.models.prediction.predict_stream`, which streams a file of any size).
+        ``top_k`` keeps the k most likely labels in ``probabilities``, most likely first.
         """
         from .prediction import predict_stream
 
         self.check_head()
-        results = list(predict_stream(self, texts, batch_size, max_length))
+        results = list(predict_stream(self, texts, batch_size, max_length, top_k=top_k))
         return results[0] if isinstance(texts, str) else results
 
     def result_of(self, row: list) -> dict:

@@ -36,11 +36,12 @@ DEFAULT_MAX_TOKENS = 10_000
 
 @torch.no_grad()
 def predict_stream(model: Any, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None,
-                   chunk_size: int = CHUNK) -> Iterator[dict]:
+                   chunk_size: int = CHUNK, top_k: Optional[int] = None) -> Iterator[dict]:
     """One result per text, in input order (see ``_Classifier.predict`` for the fields), streamed."""
-    for name, value in (("batch_size", batch_size), ("max_length", max_length)):
-        if value is not None and value < 1:
-            raise DataError(f"{name} must be at least 1, got {value} (--{name.replace('_', '-')} on the command line)")
+    for name, value in (("batch_size", batch_size), ("max_length", max_length), ("top_k", top_k)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1):
+            raise DataError(f"{name} must be an integer of at least 1, got {value} (--{name.replace('_', '-')} on the "
+                            "command line)")
     tokenizer, limit = model.require_tokenizer(), max_length or DEFAULT_MAX_TOKENS
     texts = iter(as_texts(texts))
     with eval_mode(model):
@@ -54,7 +55,15 @@ def predict_stream(model: Any, texts: Iterable[str], batch_size: int = 64, max_l
                 logits, _ = model(input_ids.to(model.device), lengths)
                 for i, row in zip(members, model.probabilities(logits).cpu().tolist()):
                     results[i] = model.result_of(row) | ({"truncated_to_tokens": limit} if cut[i] else {})
-            yield from results
+            yield from (keep_top_k(result, top_k) for result in results)
+
+
+def keep_top_k(result: dict, top_k: Optional[int]) -> dict:
+    """A result whose ``probabilities`` keep the ``top_k`` most likely labels, most likely first (None: all)."""
+    if top_k is None:
+        return result
+    ranked = sorted(result["probabilities"].items(), key=lambda item: -item[1])[:top_k]
+    return {**result, "probabilities": dict(ranked)}
 
 
 TABLES = (".csv", ".tsv", ".parquet")
@@ -186,7 +195,8 @@ class PredictionWriter:
             self.handle.write(json.dumps({"index": index, **result}) + "\n")
             return
         label = result["label"] if "label" in result else "|".join(result["labels"])
-        self.csv.writerow([index, label, *[f"{result['probabilities'][n]:.6g}" for n in self.label_names]])
+        probs = result["probabilities"]  # with top_k, the other labels' columns stay empty
+        self.csv.writerow([index, label, *[f"{probs[n]:.6g}" if n in probs else "" for n in self.label_names]])
 
 
 def output_format(path: Optional[str], fmt: Optional[str]) -> str:

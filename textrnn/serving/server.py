@@ -27,6 +27,7 @@ from ..data.encoding import MAX_CHARS_PER_TOKEN, require_unicode
 from ..models.card import without_local_paths
 from ..models.generation import prompt_ids
 from ..models.generation_config import GenerationConfig, fill_page
+from ..models.prediction import keep_top_k
 from .connections import timed_h11
 from .guard import Guard, default_hosts
 from .microbatch import MicroBatcher, ModelFailure, ServerBusy
@@ -214,6 +215,7 @@ def _predict_request(max_texts: int):
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         texts: list[str] = Field(min_length=1, max_length=max_texts, description="the texts to label")
+        top_k: Optional[int] = Field(None, ge=1, description="keep the k most likely labels, most likely first")
 
     return PredictRequest
 
@@ -315,7 +317,8 @@ def _routes(app, model, PredictRequest) -> None:
         need(classifier=True)  # a JSONResponse as is: FastAPI's encoder walks every float of a dict it is given
         for i, text in enumerate(body.texts):  # type: ignore[attr-defined]  # a bad text fails its own request
             require_unicode(text, f"texts[{i}]")
-        return JSONResponse({"predictions": await app.state.batcher.submit(body.texts)})  # type: ignore[attr-defined]
+        results = await app.state.batcher.submit(body.texts)  # type: ignore[attr-defined]
+        return JSONResponse({"predictions": [keep_top_k(r, body.top_k) for r in results]})  # type: ignore
 
     @app.post("/generate")
     async def generate(request: Request, body: dict[str, Any] = Body(...)):

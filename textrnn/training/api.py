@@ -15,13 +15,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from ..core.config import ExperimentConfig
+from ..core.config import DataConfig, ExperimentConfig
 from ..core.config_files import config_from_dict, load_config
 from ..core.errors import ConfigError, DataError
 from ..data.memory import IN_MEMORY, as_dataset_dict, datasets_progress
 from .classification_task import ClassificationTask
+from .evaluation import classifier_metrics, classifier_split_rows, evaluate_checkpoint, evaluate_lm_split
 from .pretraining import lm_experiment, pretrain_stage
 from .registry import TASKS, check_experiment
 from .run_folder import RunResult
@@ -133,3 +136,51 @@ def infer_task(raw: Any, config: ExperimentConfig, named_labels: bool = False) -
           "MODEL (a generator). For a classifier, give labels (data.label_column); set task: language_model to "
           "say that is what you want.", file=sys.stderr)
     return "language_model"
+
+
+def evaluate(model: Any, data: Any, split: str = "test", *, text_column: Optional[str] = None,
+             label_column: Optional[str] = None, label_names: Optional[Sequence[str]] = None,
+             batch_size: Optional[int] = None) -> dict:
+    """A model's metrics on labelled data: what ``textrnn evaluate`` prints, as a dict.
+
+    Args:
+        model: a loaded model, or a checkpoint or run folder (or Hub id) to load.
+        data: data in memory, in :func:`train`'s forms (a DataFrame, a ``datasets.Dataset``, ``(texts,
+            labels)``, a dict of columns; a language model's list of strings), or a dataset's path or Hub
+            id, whose ``split`` is scored.
+        text_column, label_column: the data's columns; default: the model's text fields (else ``text``)
+            and ``label``.
+        label_names: names of integer labels 0..C-1; default: integer labels are the model's label ids.
+        batch_size: default: ``data.eval_batch_size``.
+
+    Returns:
+        For a classifier: ``accuracy``, ``macro_f1``, ``per_label``, the confusion matrix (multi-label:
+        micro/macro F1 at the model's thresholds...) and ``labels``; for a language model: ``loss``
+        and ``perplexity`` (bits per character for a char model).
+    """
+    from ..models.registry import load_model
+
+    checkpoint = str(model) if isinstance(model, (str, os.PathLike)) else None
+    model = load_model(checkpoint) if checkpoint else model
+    if isinstance(data, (str, os.PathLike)):
+        return evaluate_checkpoint(model, checkpoint, str(data), split, text_column, label_column, batch_size)
+    fields = model.config.text_fields if model.is_classifier else None
+    text: Any = text_column or ((fields[0] if len(fields) == 1 else list(fields)) if fields else "text")
+    label = (label_column or "label") if model.is_classifier else None
+    raw = as_dataset_dict(data, None, text, label, label_names)
+    if model.is_classifier and label_names is None and _integer_labels(raw["train"], str(label)):
+        raw = as_dataset_dict(data, None, text, label, model.label_names)
+    d = DataConfig(dataset=IN_MEMORY, text_column=text, label_column=label or "label")
+    batch_size = batch_size or d.eval_batch_size
+    if not model.is_classifier:
+        with tempfile.TemporaryDirectory() as tmp:
+            return {**evaluate_lm_split(model, raw, d, "train", batch_size, Path(tmp)), "split": "data"}
+    rows = classifier_split_rows(model, raw, d, "train", None, ("text_column=", "label_column="))
+    return {"split": "data", **classifier_metrics(model, rows, batch_size), "labels": model.label_names}
+
+
+def _integer_labels(ds: Any, column: str) -> bool:
+    """Whether ``column`` holds integers (or lists of them) that no ClassLabel names."""
+    feature = ds.features.get(column)
+    inner = getattr(feature, "feature", feature)
+    return "int" in str(getattr(inner, "dtype", "")) and type(inner).__name__ != "ClassLabel"

@@ -129,15 +129,15 @@ def predict_rows(model: Any, encoded: Dataset, batch_size: int, dist: Dist,
     return all_probs, all_targets, sum(part[2] for part in parts) / max(all_targets.size, 1)
 
 
-def training_record(checkpoint: str) -> tuple[DataConfig, Optional[int]]:
+def training_record(checkpoint: Optional[str]) -> tuple[DataConfig, Optional[int]]:
     """The data section the checkpoint was trained with and its seed, when its folder records them."""
-    experiment = saved_experiment(locate(checkpoint))
+    experiment = saved_experiment(locate(checkpoint)) if checkpoint else None
     if not experiment:
         return DataConfig(), None
     return build_dataclass(DataConfig, experiment.get("data", {}), "data"), experiment.get("train", {}).get("seed", 0)
 
 
-def evaluate_checkpoint(model: Any, checkpoint: str, dataset: str, split: str, text_column: Optional[str],
+def evaluate_checkpoint(model: Any, checkpoint: Optional[str], dataset: str, split: str, text_column: Optional[str],
                         label_column: Optional[str], batch_size: Optional[int] = None,
                         config_name: Optional[str] = None) -> dict:
     """Metrics of ``model`` on ``split`` of ``dataset``; columns (and, for the same dataset, its
@@ -227,16 +227,17 @@ def lm_split_tokens(model: Any, raw: DatasetDict, data: DataConfig, split: str, 
     return encode_stream(texts(), model.tokenizer, path, model.config.reverse)
 
 
-def classifier_split_rows(model: Any, raw: DatasetDict, data: DataConfig, split: str,
-                          cut_seed: Optional[int]) -> Dataset:
-    """``split``'s labelled rows, encoded against the model's tokenizer and labels."""
+def classifier_split_rows(model: Any, raw: DatasetDict, data: DataConfig, split: str, cut_seed: Optional[int],
+                          flags: tuple[str, str] = ("--text-column", "--label-column")) -> Dataset:
+    """``split``'s labelled rows, encoded against the model's tokenizer and labels; a missing column's error
+    names ``flags`` (``textrnn evaluate``'s, or ``textrnn.evaluate``'s arguments)."""
     spec = LabelSpec(model.config.problem_type, model.label_names, label_source(data))
     rows = split_to_score(raw, data, split, cut_seed)
     names = data.text_column if isinstance(data.text_column, list) else [data.text_column]
     for name in names:
-        require_column(rows, name, "text_column", "--text-column")
+        require_column(rows, name, "text_column", flags[0])
     for name in spec.columns:
-        require_column(rows, name, "label_column", "--label-column")
+        require_column(rows, name, "label_column", flags[1])
     return labelled(encode_split(rows, model.tokenizer, data, spec)[0], f"split {split!r}",
                     hint="evaluate needs labels; label it with textrnn predict instead")
 
