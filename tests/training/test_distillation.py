@@ -15,6 +15,7 @@ from textrnn import TextTokenizer, distill, load_model
 from textrnn.cli import main
 from textrnn.core.errors import ConfigError, DataError
 from textrnn.data.loading import NEGATIVE, POSITIVE, write_tiny_sentiment
+from textrnn.training import teachers
 from textrnn.training.distill_config import DistillConfig
 from textrnn.training.distillation import TRANSFER_TOKENIZER, transfer_set
 from textrnn.training.teachers import open_teacher
@@ -65,7 +66,7 @@ def test_the_transfer_set_holds_the_teachers_logits_and_a_second_run_labels_noth
     train = datasets.load_from_disk(str(folder / "train"))
     texts, logits = train["sentence"], np.array(train["teacher_logits"])
     assert len(texts) > 60 and logits.shape == (len(texts), 2)
-    direct = open_teacher(str(teacher), multi_label=False).logits(texts[:5] + texts[-5:], progress=False)
+    direct = open_teacher(str(teacher)).logits(texts[:5] + texts[-5:], progress=False)
     np.testing.assert_allclose(logits[list(range(5)) + list(range(-5, 0))], direct, atol=1e-5)
     calls = count_teacher_calls(monkeypatch)
     assert transfer_set(config, settings, str(teacher), None, log=lambda line: None) == folder
@@ -108,7 +109,7 @@ def test_the_cli_distills_and_names_a_label_mismatch(teacher_and_data, tmp_path,
     assert not (tmp_path / "run2").exists()
 
 
-def test_a_file_of_outputs_is_a_teacher(teacher_and_data, tmp_path):
+def test_a_file_of_outputs_is_a_teacher(teacher_and_data, tmp_path, monkeypatch):
     _, data = teacher_and_data
     rows = [{"text": t, "probabilities": {"pos": 0.9, "neg": 0.1}} for t in POSITIVE] + \
            [{"text": t, "probabilities": {"pos": 0.2, "neg": 0.8}} for t in NEGATIVE] + \
@@ -123,8 +124,11 @@ def test_a_file_of_outputs_is_a_teacher(teacher_and_data, tmp_path):
     labels = [names.int2str(x) if hasattr(names, "int2str") else x for x in train["label"]]
     assert labels == ["pos"] * 5 + ["neg"] * 5 + ["pos"]  # gold where the data labels the text, else the teacher's
     np.testing.assert_allclose(np.array(train["teacher_logits"])[0], np.log([0.1, 0.9]), rtol=1e-5)
+    reads = []
+    monkeypatch.setattr(teachers, "read_rows", lambda path: reads.append(path))
     result = distill(str(path), config)
     assert result.step == 10 and (result.output_dir / "best").exists()  # 11 rows: 1 batch an epoch, 10 epochs
+    assert reads == [], "a cached transfer set reads neither the outputs file nor the data to label it"
 
 
 def test_unlabeled_text_joins_the_transfer_set(teacher_and_data, tmp_path):

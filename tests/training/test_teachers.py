@@ -30,7 +30,7 @@ def test_labels_match_by_name_not_position():
 
 def test_a_transformers_folder_labels_texts_in_its_label_order(tmp_path):
     folder = tiny_bert_teacher(tmp_path / "t", TEXTS, ["neg", "pos"])
-    teacher = open_teacher(str(folder), multi_label=False, batch_size=3)
+    teacher = open_teacher(str(folder), batch_size=3)
     assert teacher.label_names == ["neg", "pos"] and not teacher.multi_label
     logits = teacher.logits(TEXTS + [f"a {MASK} film"], progress=False)
     assert logits.shape == (5, 2) and logits.dtype == np.float32
@@ -50,27 +50,27 @@ def test_a_hub_id_goes_through_the_hub_download(tmp_path, monkeypatch):
 
     asked = []
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id: asked.append(repo_id) or str(folder))
-    teacher = open_teacher("someone/sst2-teacher", multi_label=False)
+    teacher = open_teacher("someone/sst2-teacher")
     assert asked == ["someone/sst2-teacher"] and teacher.label_names == ["neg", "pos"]
 
 
 def test_an_unreachable_hub_id_is_one_line(monkeypatch):
     with pytest.raises(ConfigError, match="not a local folder and the Hub did not give it"):
-        open_teacher("nobody/no-such-teacher-here", multi_label=False)
+        open_teacher("nobody/no-such-teacher-here")
     with pytest.raises(ConfigError, match="is not a folder"):
-        open_teacher("./missing-folder", multi_label=False)
+        open_teacher("./missing-folder")
 
 
 def test_a_folder_without_a_model_is_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="has no transformers config"):
-        open_teacher(str(tmp_path / "empty"), multi_label=False)
+        open_teacher(str(tmp_path / "empty"))
 
 
 def test_a_jsonl_of_logits_is_a_teacher(tmp_path):
     path = write_jsonl(tmp_path / "out.jsonl", [{"text": t, "logits": {"pos": i, "neg": -i}} for i, t in
                                                 enumerate(TEXTS)])
-    teacher = open_teacher(str(path), multi_label=False)
+    teacher = open_teacher(str(path))
     assert teacher.label_names == ["pos", "neg"] and teacher.texts == TEXTS
     np.testing.assert_allclose(teacher.logits(["loved it", "a great film"]), [[2, -2], [0, 0]])
     with pytest.raises(DataError, match="no output for 1 text"):
@@ -100,7 +100,7 @@ def test_a_bad_outputs_file_is_one_line(tmp_path, rows, words):
     path = tmp_path / "bad.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows).replace("NaN", "NaN"), encoding="utf-8")
     with pytest.raises(DataError) as caught:
-        OutputsTeacher(path, multi_label=False)
+        OutputsTeacher(path).label_names  # the file is read when first needed
     assert words in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -108,7 +108,7 @@ def test_a_line_that_is_not_json_is_named(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "a", "logits": {"x": 1}}\nnot json\n', encoding="utf-8")
     with pytest.raises(DataError, match="line 2 is not JSON"):
-        OutputsTeacher(path, multi_label=False)
+        OutputsTeacher(path).label_names
 
 
 def test_a_missing_extra_is_named(monkeypatch):

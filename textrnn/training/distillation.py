@@ -100,8 +100,7 @@ def transfer_set(config: ExperimentConfig, settings: DistillConfig, teacher_name
     # students of every seed share one labelled set.
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=settings.seed))
     source, loaded = source_parts(config, raw)
-    multi = _is_multi_label(config, loaded)
-    teacher = open_teacher(teacher_name, multi, settings.teacher_batch_size, settings.teacher_max_length,
+    teacher = open_teacher(teacher_name, settings.teacher_batch_size, settings.teacher_max_length,
                            str(select_device(device or config.train.device)))
     parts = {"data": data_parts(config, source, CLASSIFICATION_FIELDS), "unlabeled": unlabeled_parts(config),
              "augment": dataclasses.asdict(settings.augmentation()), "seed": settings.seed,
@@ -123,21 +122,15 @@ def transfer_set(config: ExperimentConfig, settings: DistillConfig, teacher_name
     return folder
 
 
-def _is_multi_label(config: ExperimentConfig, loaded: Any) -> bool:
-    """Whether the data's labels are lists (multi-label), read from the training split's features."""
-    d = config.data
-    data = loaded if loaded is not None else load_raw(d.dataset, None, d.config_name, encoding=d.encoding)
-    train = data[d.train_split] if d.train_split in data else next(iter(data.values()))
-    return detect_labels(train, d.label_column, None).problem_type == MULTI
-
-
 def build_transfer(config: ExperimentConfig, settings: DistillConfig, teacher: Any, data: Any, tmp: Path,
                    log: Any) -> dict:
     """Write the transfer set's folder: the texts, their labels, the teacher's logits and the student's tokenizer."""
     d = config.data
     train, valid = split_dataset(data, d.train_split, d.validation_split, d.validation_fraction, config.train.seed)
     spec = detect_labels(train, d.label_column, None)
-    if getattr(teacher, "multi_label", spec.problem_type == MULTI) != (spec.problem_type == MULTI):
+    if getattr(teacher, "multi_label", None) is None:  # a file of outputs takes the data's kind
+        teacher.multi_label = spec.problem_type == MULTI
+    if teacher.multi_label != (spec.problem_type == MULTI):
         kinds = ("multi-label (a sigmoid per label)", "single-label (a softmax)")
         teacher_kind, data_kind = (kinds if spec.problem_type != MULTI else kinds[::-1])
         raise DataError(f"the teacher is {teacher_kind} but the data is {data_kind}; give a teacher of the same kind")

@@ -16,6 +16,7 @@ one-line error naming both sets.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -43,13 +44,12 @@ class Teacher(Protocol):
         ...
 
 
-def open_teacher(name: str, multi_label: bool, batch_size: int = 64, max_length: int = 128,
-                 device: str = "cpu") -> Any:
+def open_teacher(name: str, batch_size: int = 64, max_length: int = 128, device: str = "cpu") -> Any:
     """The teacher ``name`` names: an outputs file by its suffix, else a transformers folder or Hub id."""
     if not name:
         raise ConfigError("distill needs a teacher: --teacher FOLDER_OR_HUB_ID_OR_FILE (or distill.teacher)")
     if name.endswith(FILE_SUFFIXES):
-        return OutputsTeacher(Path(os.path.expanduser(name)), multi_label)
+        return OutputsTeacher(Path(os.path.expanduser(name)))
     return TransformersTeacher(name, batch_size, max_length, device)
 
 
@@ -138,24 +138,39 @@ def model_folder(name: str) -> Path:
 
 # ---------------------------------------------------------------------------- files of outputs
 class OutputsTeacher:
-    """A file of outputs from any teacher: each row a ``text`` and its ``logits`` or ``probabilities`` by name."""
+    """A file of outputs from any teacher: each row a ``text`` and its ``logits`` or ``probabilities`` by name.
 
-    def __init__(self, path: Path, multi_label: bool) -> None:
+    The file is read when first needed (a cached transfer set never needs it). Probabilities become logits by
+    the data's kind (``multi_label``: a sigmoid per label, else a softmax), which the transfer set sets.
+    """
+
+    def __init__(self, path: Path, multi_label: Optional[bool] = None) -> None:
         if not path.is_file():
             raise ConfigError(f"teacher outputs file {path} does not exist")
-        rows = read_rows(path)
-        if not rows:
-            raise DataError(f"{path} holds no rows; each row is a text and its logits or probabilities by label")
         self.path, self.multi_label = path, multi_label
-        self.key = output_key(rows[0], path, 1)
-        self.label_names = [str(name) for name in rows[0][self.key]]
-        self.texts, self.values = [], np.zeros((len(rows), len(self.label_names)), dtype=np.float32)
-        for number, row in enumerate(rows, 1):
-            self.texts.append(self._text(row, number))
-            self.values[number - 1] = self._row(row, number)
-        if self.key == "probabilities":
-            self.values = probability_logits(self.values, multi_label)
         self.name, self.identity = str(path), {"outputs": local_identity(str(path))}
+
+    @functools.cached_property
+    def _table(self) -> tuple[str, list[str], list[str], np.ndarray]:
+        """(key, label names, texts, values): the file read and checked once."""
+        rows = read_rows(self.path)
+        if not rows:
+            raise DataError(f"{self.path} holds no rows; each row is a text and its logits or probabilities by label")
+        key = output_key(rows[0], self.path, 1)
+        names = [str(name) for name in rows[0][key]]
+        texts, values = [], np.zeros((len(rows), len(names)), dtype=np.float32)
+        for number, row in enumerate(rows, 1):
+            texts.append(self._text(row, number))
+            values[number - 1] = self._row(row, number, key, names)
+        return key, names, texts, values
+
+    @property
+    def label_names(self) -> list[str]:
+        return self._table[1]
+
+    @property
+    def texts(self) -> list[str]:
+        return self._table[2]
 
     def _text(self, row: dict, number: int) -> str:
         text = row.get("text")
@@ -163,23 +178,25 @@ class OutputsTeacher:
             raise DataError(f"{self.path} row {number}: 'text' must be a string, got {text!r}")
         return text
 
-    def _row(self, row: dict, number: int) -> list:
-        values = row.get(self.key)
-        if not isinstance(values, dict) or sorted(map(str, values)) != sorted(self.label_names):
-            raise DataError(f"{self.path} row {number}: {self.key!r} must map the labels of row 1 "
-                            f"({', '.join(self.label_names)}) to numbers, got {values!r}")
-        numbers = [values[name] for name in self.label_names]
+    def _row(self, row: dict, number: int, key: str, names: list[str]) -> list:
+        values = row.get(key)
+        if not isinstance(values, dict) or sorted(map(str, values)) != sorted(names):
+            raise DataError(f"{self.path} row {number}: {key!r} must map the labels of row 1 "
+                            f"({', '.join(names)}) to numbers, got {values!r}")
+        numbers = [values[name] for name in names]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
-            raise DataError(f"{self.path} row {number}: {self.key} must be finite numbers, got {numbers}")
+            raise DataError(f"{self.path} row {number}: {key} must be finite numbers, got {numbers}")
         return numbers
 
     def logits(self, texts: Sequence[str], progress: bool = True) -> np.ndarray:
         """The file's logits of ``texts``, which must be its own texts."""
-        where = {text: i for i, text in enumerate(self.texts)}
+        key, _, own, values = self._table
+        where = {text: i for i, text in enumerate(own)}
         missing = [text for text in texts if text not in where]
         if missing:
             raise DataError(f"{self.path} has no output for {len(missing)} text(s), e.g. {missing[0][:80]!r}")
-        return self.values[[where[text] for text in texts]]
+        chosen = values[[where[text] for text in texts]]
+        return probability_logits(chosen, bool(self.multi_label)) if key == "probabilities" else chosen
 
 
 def read_rows(path: Path) -> list[dict]:
