@@ -83,16 +83,20 @@ def test_resume_a_two_process_run_in_one_process(tmp_path):
 
 
 def test_resume_with_the_same_world_size_is_exact(tmp_path):
+    """With gradient accumulation too (the inner batches skip DDP's all-reduce; the ranks still agree)."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS)
     common = ["--config", str(ROOT / "configs" / "debug.yaml"), f"data.dataset={corpus}", "train.max_steps=12",
-              "train.eval_every=6", "train.keep_checkpoints=5", "model.dropout=0.2", "model.num_layers=2", *SMALL]
+              "train.eval_every=6", "train.keep_checkpoints=5", "model.dropout=0.2", "model.num_layers=2",
+              "train.accumulate_steps=2", *SMALL]
     full = torchrun("train-generator", *common, f"train.output_dir={tmp_path / 'full'}")
     assert full.returncode == 0, full.stderr[-3000:]
     middle = tmp_path / "full" / "checkpoints" / "step-00000006"
     resumed = torchrun("train-generator", *common, f"train.output_dir={tmp_path / 'resumed'}", "--resume", str(middle))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_weights(tmp_path / "full" / "last", tmp_path / "resumed" / "last")
+    sums = json.loads((tmp_path / "resumed" / "last" / "trainer_state.json").read_text())["rank_parameter_sha256"]
+    assert sums[0] == sums[1]
 
 
 @pytest.mark.slow  # the rank split itself is tests/data/test_streaming.py, in the default run

@@ -15,14 +15,18 @@ from ..conftest import assert_same_weights, weights, write_sentiment
 from ..helpers import classifier_config, lm_config
 
 
-@pytest.mark.parametrize("kind,ema,members,cell", [
-    ("classification", 0.0, 1, "lstm"), ("language_model", 0.0, 1, "lstm"), ("classification", 0.9, 1, "lstm"),
-    ("classification", 0.9, 2, "lstm"), ("classification", 0.0, 1, "mingru"), ("language_model", 0.0, 1, "minlstm")])
-def test_resumed_run_ends_with_the_same_weights(tmp_path, sentiment_dir, corpus_file, kind, ema, members, cell):
+@pytest.mark.parametrize("kind,ema,members,cell,accumulate", [
+    ("classification", 0.0, 1, "lstm", 1), ("language_model", 0.0, 1, "lstm", 1), ("classification", 0.9, 1, "lstm", 1),
+    ("classification", 0.9, 2, "lstm", 1), ("classification", 0.0, 1, "mingru", 1),
+    ("language_model", 0.0, 1, "minlstm", 1), ("classification", 0.0, 1, "lstm", 3),
+    ("language_model", 0.0, 1, "lstm", 2)])
+def test_resumed_run_ends_with_the_same_weights(tmp_path, sentiment_dir, corpus_file, kind, ema, members, cell,
+                                                accumulate):
+    """accumulate 3 on 8 batches an epoch: updates of 3, 3 and 2 batches, the resume point after an epoch's end."""
     make = classifier_config if kind == "classification" else lm_config
     data = sentiment_dir if kind == "classification" else corpus_file
     extra = ("train.max_steps=18", "train.eval_every=6", "train.max_epochs=100", f"train.ema_decay={ema}",
-             f"model.ensemble_size={members}", f"model.cell={cell}")
+             f"model.ensemble_size={members}", f"model.cell={cell}", f"train.accumulate_steps={accumulate}")
     full = train(make(data, tmp_path / "full", *extra))
     assert full.stop_reason == "max_steps"
     middle = tmp_path / "full" / "checkpoints" / "step-00000006"

@@ -204,6 +204,7 @@ class TrainConfig:
     warmup_steps: int = 100  # updates of linear warmup before the cosine decay
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     grad_clip: float = 1.0  # clip the gradient norm to this (0: no clipping)
+    accumulate_steps: int = 1  # batches per update: the gradient of a batch this many times data.batch_size
     label_smoothing: float = 0.0  # classifier: cross-entropy against (1 - s) one-hot + s uniform
     lm_loss_weight: float = 0.0  # classifier: weight of an auxiliary language-model loss on the encoder
     class_weights: Optional[Any] = None  # classifier: "balanced" or one weight per label (multi-label: positives)
@@ -213,9 +214,8 @@ class TrainConfig:
     unfreeze: Any = None  # null | gradual | [epoch each layer group starts training, from the top]
     ema_decay: float = 0.0  # > 0: evaluate and save an exponential moving average of the weights
     eval_every: int = 500  # steps; 0 means only at the end of each epoch
-    # an evaluation in training reads at most this many validation tokens (a language model: the first ones; a
-    # classifier: rows drawn once, seed 0), an estimate whose size metrics.jsonl records; null: the whole split
-    # (textrnn evaluate always scores the whole split)
+    # an evaluation in training reads at most this many validation tokens (a language model: the first; a classifier:
+    # rows drawn once, seed 0), an estimate metrics.jsonl sizes; null: the whole split (textrnn evaluate reads it all)
     eval_tokens: Optional[int] = 200_000
     patience: Optional[int] = 5  # evaluations without improvement before stopping (null: never stop early)
     keep_checkpoints: int = 2  # step checkpoints kept besides the best
@@ -270,6 +270,7 @@ class ExperimentConfig:
                 f"train.num_threads must be a positive integer (or null for torch's default), got {t.num_threads}")
         require(t.max_minutes is None or t.max_minutes > 0, f"train.max_minutes must be positive, got {t.max_minutes}")
         require(t.max_steps is None or t.max_steps >= 1, f"train.max_steps must be positive, got {t.max_steps}")
+        require(t.accumulate_steps >= 1, f"train.accumulate_steps must be at least 1, got {t.accumulate_steps}")
         require(t.min_steps is None or t.min_steps >= 1,
                 f"train.min_steps must be positive (or null), got {t.min_steps}")
         require(self.tokenizer.min_freq == "auto" or self.tokenizer.min_freq >= 1,
@@ -288,8 +289,7 @@ class ExperimentConfig:
                 f"train.rollback_lr_factor must be in (0, 1], got {t.rollback_lr_factor}")
         require(t.save_every_minutes is None or t.save_every_minutes > 0,
                 f"train.save_every_minutes must be positive (or null for never), got {t.save_every_minutes}")
-        require(t.patience is None or t.patience >= 1,
-                f"train.patience must be a positive integer or null, got {t.patience}")
+        require(t.patience is None or t.patience >= 1, f"train.patience must be >= 1 or null, got {t.patience}")
         require(t.optimizer in OPTIMIZERS,
                 f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t.optimizer!r}")
         require(t.plateau_factor is None or 0 < t.plateau_factor < 1,

@@ -34,6 +34,7 @@ from ..core.runtime import catch_stop_signals, peak_rss_mb, select_device
 from ..models.pretrained import WEIGHTS_FILE, load_weights
 from ..models.registry import build_model
 from . import run_folder as runs
+from .accumulation import accumulate, groups
 from .optim import (
     TrainingPlan,
     WeightAverage,
@@ -83,7 +84,7 @@ class Trainer:
         self.wrapped = distributed.wrap(self.model, self.dist, self.device)
         self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device, t.layer_lr_decay, t.optimizer)
         self.layers = group_parameters(self.model, t.unfreeze)
-        steps = len(self.task.train_loader)
+        steps = math.ceil(len(self.task.train_loader) / t.accumulate_steps)  # optimizer steps an epoch
         self.plan = TrainingPlan.resolve(t.max_epochs, t.eval_every, steps, t.max_steps, t.min_steps)
         self.total_steps = self.plan.total_steps
         budget = 60.0 * (t.max_minutes or 0)
@@ -304,8 +305,8 @@ class Trainer:
             return "max_steps"  # a finished run, resumed: no step past its end
         while p.epoch < self.plan.max_epochs:
             self.task.new_epoch(p.epoch)
-            for batch in self.task.train_loader.iterate(p.batch_index):
-                self._train_step(batch)
+            for batches in groups(self.task.train_loader.iterate(p.batch_index), self.train_config.accumulate_steps):
+                self._train_step(batches)
                 p.elapsed = start_elapsed + time.monotonic() - started
                 reason, save_due = self._agreed_flags()
                 if reason:
@@ -326,13 +327,13 @@ class Trainer:
         self.evaluate_and_save()
         return self.train_config.patience is not None and self.progress.bad_evals >= self.train_config.patience
 
-    def _train_step(self, batch: dict) -> None:
+    def _train_step(self, batches: list[dict]) -> None:
+        """One optimizer step on ``batches`` (``train.accumulate_steps`` of them; :mod:`.accumulation`)."""
         t, p = self.train_config, self.progress
-        loss, carry, tokens = self.task.step_loss(self.wrapped, batch, self.carry, self._autocast)
-        if self.fault is not None:  # the reliability tests' injected faults (textrnn.core.faults); None otherwise
-            loss = loss * self.fault(self.dist.rank)
-        nonfinite, spiked = self._divergence(loss.detach())
         self.optimizer.zero_grad(set_to_none=True)
+        scale = self.fault(self.dist.rank) if self.fault is not None else None  # textrnn.core.faults; None otherwise
+        loss, carry, tokens = accumulate(self.wrapped, self.task.step_loss, batches, self.carry, self._autocast, scale)
+        nonfinite, spiked = self._divergence(loss)
         if nonfinite and t.skip_nonfinite:
             p.skipped_batches += 1
         elif nonfinite or spiked:
@@ -344,7 +345,6 @@ class Trainer:
                 "Lower train.lr, set train.on_divergence=rollback, or train.skip_nonfinite=true to skip NaN batches"
             )
         else:
-            loss.backward()
             drop_frozen_gradients(self.layers, t.unfreeze, self.model.config.freeze_embedding, p.epoch)
             if t.grad_clip:
                 clip_gradients(self.model, t.grad_clip)
@@ -354,7 +354,7 @@ class Trainer:
                 self.ema.update()
         self.carry = carry
         p.step += 1
-        p.batch_index += 1
+        p.batch_index += len(batches)
         assert self.bar is not None  # fit() made it
         self.bar.update(loss.item(), tokens)
         if p.step % 50 == 0:
