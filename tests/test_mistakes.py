@@ -71,7 +71,7 @@ CLI_MISTAKES = {  # name: (argv, a piece of the one line)
     "predict with nothing to predict": (["predict", "--checkpoint", "{root}/classifier"], "give texts to label"),
     "checkpoint missing": (["predict", "--checkpoint", "{root}/nowhere", "a text"], "nowhere"),
     "predict batch size zero": (["predict", "--checkpoint", "{root}/classifier", "--batch-size", "0", "x"],
-                                "batch_size must be at least 1"),
+                                "batch_size must be an integer of at least 1"),
     "evaluate a split that is not there": (["evaluate", "--checkpoint", "{root}/classifier", "--dataset",
                                             "{root}/sentiment", "--split", "test", "--text-column", "sentence"],
                                            "split 'test' not found"),

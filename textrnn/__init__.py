@@ -37,7 +37,7 @@ from .models.modules import (
     WordDropout,
 )
 from .models.registry import MODELS, build_model, load_model
-from .training.api import evaluate, prepare, train
+from .training.api import evaluate, lr_find, prepare, train, tune
 from .training.distill_config import DistillConfig
 from .training.distillation import distill
 from .training.registry import TASKS
@@ -50,7 +50,7 @@ __all__ = [
     "BucketBatchSampler", "build_model", "CheckpointError", "ClassificationLoader", "ClassifierEnsemble",
     "ConfigError", "DataError", "distill", "DistillConfig", "DistillLoss", "EmbeddingDropout", "evaluate",
     "ExperimentConfig", "GenerationConfig",
-    "LastPooling", "LMStreamLoader", "load_config", "load_model", "load_raw", "MaxPooling", "MeanPooling",
+    "LastPooling", "LMStreamLoader", "load_config", "lr_find", "load_model", "load_raw", "MaxPooling", "MeanPooling",
     "pad_batch", "prepare", "RNNBackbone", "RNNClassifier", "RNNConfig", "RNNEncoder", "RNNLanguageModel", "Task",
-    "TextRNNError", "TextTokenizer", "train", "TrainingError", "Vocab", "WordDropout",
+    "TextRNNError", "TextTokenizer", "train", "tune", "TrainingError", "Vocab", "WordDropout",
 ]

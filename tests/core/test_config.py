@@ -74,7 +74,7 @@ def test_the_allowed_values_config_owns_are_the_ones_implemented():
     from textrnn.models.cells import KERNELS
     from textrnn.models.modules import POOLINGS
     from textrnn.models.parallel import PARALLEL_CELLS
-    from textrnn.training.reporting import SINKS
+    from textrnn.training.reporters import SINKS
 
     assert set(config.CELLS) == set(KERNELS) | set(PARALLEL_CELLS)
     assert set(config.POOLINGS) == set(POOLINGS)

@@ -175,3 +175,13 @@ def test_top_k_keeps_the_most_likely_labels_first(model, checkpoint, tmp_path):
     assert proc.returncode == 0, proc.stderr
     table = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [sum(bool(r[f"p_{n}"]) for n in ("neg", "pos")) for r in table] == [1, 1, 1]  # the other column empty
+
+
+def test_cli_explains_each_text_in_jsonl(model, checkpoint, tmp_path):
+    proc = cli("predict", "--checkpoint", str(checkpoint), "a good film", "", "--explain")
+    assert proc.returncode == 0, proc.stderr
+    first, empty = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert first["explanation"]["tokens"] == ["a", "good", "film"] and empty["explanation"] is None
+    assert first["explanation"]["attributions"] == pytest.approx(model.explain("a good film")["attributions"], abs=1e-6)
+    refused = cli("predict", "--checkpoint", str(checkpoint), "a good film", "--explain", "--format", "csv")
+    assert refused.returncode == 2 and "--explain writes jsonl" in refused.stderr

@@ -250,6 +250,13 @@ def test_the_page_in_a_real_browser(classifier_url, generator_url, classifier_di
         browser.wait_for("document.querySelectorAll('#bars .bar').length === 2")
         shown = browser.evaluate("document.querySelector('#bars .bar.chosen').dataset.label")
         assert shown == load_model(classifier_dir).predict(["a good film with a great plot"])[0]["label"]
+        browser.evaluate("document.getElementById('explain').click()")  # tick: the words are highlighted
+        browser.evaluate("document.getElementById('predict').click()")
+        browser.wait_for("document.querySelectorAll('#explanation .token').length === 7")
+        shown = browser.evaluate("[...document.querySelectorAll('#explanation .token')].map(s => "
+                                 "Number(s.dataset.attribution))")
+        want = load_model(classifier_dir).explain("a good film with a great plot")["attributions"]
+        assert shown == pytest.approx(want, abs=1e-5)
         browser.screenshot(shots / "serve_classifier.png")
         browser.call("Page.navigate", url=f"{generator_url}/")
         browser.wait_for("document.body.dataset.ready === 'language_model'")
@@ -331,6 +338,18 @@ exit_even_if_stuck(app, grace_s=0.5)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0 and "exiting without it" in proc.stderr and time.monotonic() - start < 60
+
+
+def test_predict_explains_on_request(classifier_url, classifier_dir):
+    texts = ["a good film", "a dull plot"]
+    answer = httpx.post(f"{classifier_url}/predict", json={"texts": texts, "explain": True}, timeout=60).json()
+    want = load_model(classifier_dir).explain(texts)
+    for got, expected in zip(answer["predictions"], want):
+        assert got["explanation"]["tokens"] == expected["tokens"] == got["explanation"]["tokens"]
+        assert got["explanation"]["attributions"] == pytest.approx(expected["attributions"], abs=1e-5)
+    too_many = httpx.post(f"{classifier_url}/predict", json={"texts": ["a"] * 9, "explain": True}, timeout=30)
+    assert too_many.status_code == 422 and "explain takes at most 8 texts" in too_many.json()["error"]
+    assert "explanation" not in httpx.post(f"{classifier_url}/predict", json={"texts": texts}).json()["predictions"][0]
 
 
 def test_predict_keeps_the_top_k_labels(classifier_url):

@@ -211,3 +211,15 @@ def test_a_resumed_run_logs_the_train_loss_of_the_uninterrupted_one(tmp_path, co
 
     full, resumed = train_losses(tmp_path / "full"), train_losses(tmp_path / "resumed")
     assert sorted(resumed) == [50, 100] and all(resumed[s] == pytest.approx(full[s], rel=1e-9) for s in resumed)
+
+
+def test_an_evaluation_hook_can_stop_the_run_as_early_stopping(tmp_path, sentiment_dir):
+    """textrnn tune's pruner stops a trial through Trainer.on_evaluate; the run ends as if by patience."""
+    from textrnn.training.trainer import Trainer
+
+    trainer = Trainer(classifier_config(sentiment_dir, tmp_path / "run", "train.max_steps=20", "train.eval_every=4"))
+    seen = []
+    trainer.on_evaluate = lambda step, metrics: seen.append((step, "accuracy" in metrics)) or step >= 8
+    result = trainer.fit()
+    assert seen == [(4, True), (8, True)] and result.stop_reason == "early_stopping" and result.step == 8
+    assert (tmp_path / "run" / "checkpoints" / "step-00000008").is_dir()

@@ -27,7 +27,7 @@ STRATEGIES = ("auto", "packed", "padded")  # model.strategy (see textrnn.models.
 BLOCKS = ("plain", "residual")  # model.block (see textrnn.models.parallel)
 POOLINGS = ("last", "mean", "max", "attention")  # model.pooling (see textrnn.models.modules)
 PROBLEM_TYPES = ("single_label", "multi_label")  # model.problem_type (see textrnn.data.labels)
-REPORT_TO = ("tensorboard",)  # train.report_to (see textrnn.training.reporting)
+REPORT_TO = ("tensorboard", "wandb", "mlflow")  # train.report_to (textrnn.training.reporters)
 
 
 @dataclass
@@ -197,7 +197,7 @@ class TrainConfig:
     max_minutes: Optional[float] = None  # wall-clock budget: stop cleanly, evaluate, save
     schedule_by_time: bool = False  # decay the learning rate over max_minutes too (not bit-reproducible)
     optimizer: str = "adamw"  # adamw | sgd | ntasgd: SGD, then the average of the weights from when validation stalls
-    lr: float = 2e-3  # the peak learning rate
+    lr: Union[float, str] = 2e-3  # the peak learning rate, or find: lr-find's suggestion, swept first
     weight_decay: float = 0.01  # AdamW's decoupled decay, SGD's L2 (not on biases, norms and embeddings)
     plateau_factor: Optional[float] = None  # multiply the learning rate by this after a validation with no gain
     nonmono: int = 5  # ntasgd: average once validation is worse than the best before the last this many evaluations
@@ -231,7 +231,7 @@ class TrainConfig:
     eval_on_interrupt: bool = True  # evaluate before saving when Ctrl-C or SIGTERM stops the run
     num_threads: Optional[int] = None  # CPU threads for torch (null: torch's default)
     progress: bool = True  # show the progress bar
-    report_to: list = field(default_factory=list)  # more places for metrics: [tensorboard] (its extra)
+    report_to: list = field(default_factory=list)  # more places for metrics: tensorboard, wandb, mlflow (extras)
 
 
 @dataclass
@@ -265,7 +265,7 @@ class ExperimentConfig:
             require(getattr(d, name) >= 1, f"data.{name} must be a positive integer, got {getattr(d, name)}")
         require(self.tokenizer.sample_texts >= 1, "tokenizer.sample_texts must be a positive integer")
         require(d.max_length is None or d.max_length >= 1, f"data.max_length must be positive, got {d.max_length}")
-        require(t.lr > 0, f"train.lr must be positive, got {t.lr}")
+        require(t.lr == "find" or isinstance(t.lr, float) and t.lr > 0, f"train.lr must be > 0 or find, got {t.lr!r}")
         require(t.num_threads is None or t.num_threads >= 1,
                 f"train.num_threads must be a positive integer (or null for torch's default), got {t.num_threads}")
         require(t.max_minutes is None or t.max_minutes > 0, f"train.max_minutes must be positive, got {t.max_minutes}")

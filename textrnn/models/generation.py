@@ -64,7 +64,8 @@ def sample_next(logits: Tensor, temperature: float, top_k: Optional[int], top_p:
 
 def settings(generation_config: Optional[GenerationConfig] = None, max_new_tokens: Optional[int] = None,
              **changes: Any) -> GenerationConfig:
-    """``generation_config`` (default: :class:`GenerationConfig`'s defaults) with ``changes``, validated once."""
+    """``generation_config`` (default: :class:`~textrnn.models.generation_config.GenerationConfig`'s defaults)
+    with ``changes``, validated once."""
     if max_new_tokens is not None:
         changes["max_new_tokens"] = max_new_tokens
     return (generation_config or GenerationConfig()).replace(**changes).validate()
@@ -75,7 +76,7 @@ def stream(model: LanguageModel, input_ids: Tensor, max_new_tokens: Optional[int
            **changes: Any) -> Iterator[Tensor]:
     """Check the settings now, then return an iterator of new tokens, (num_samples,) ids each.
 
-    The settings are ``generation_config`` (default: :class:`GenerationConfig()`) with ``changes`` by
+    The settings are ``generation_config`` (default: ``GenerationConfig()``) with ``changes`` by
     name (``temperature=0``...). The prompt ``input_ids`` (T,) is run once; a sample that produces a
     token in ``stop_ids`` keeps yielding ``stop_ids[0]``, and the iterator ends once all have stopped. A
     sample whose every next token the controls ban ends the same way (with ``<eos>`` when no stop

@@ -144,6 +144,13 @@ class RNNLanguageModel(_TextModel):
         """All new tokens at once: (num_samples, number generated)."""
         return torch.stack(list(self.stream(input_ids, max_new_tokens, **settings)), dim=1)
 
+    def explain(self, prompt: str, token: Optional[str] = None, steps: int = 64) -> dict:
+        """Which prompt tokens drove the next token (default: the most likely), by integrated gradients on
+        its log-probability (:func:`textrnn.models.explanation.explain_next_token`)."""
+        from .explanation import explain_next_token
+
+        return explain_next_token(self, prompt, token, steps)
+
     def generate_text(self, prompt: str = "", max_new_tokens: Optional[int] = None,
                       on_token: Optional[Callable] = None, **settings: Any) -> list[str]:
         """Sample continuations of ``prompt`` as text (see :func:`textrnn.models.generation.generate_text`)."""

@@ -36,8 +36,9 @@ DEFAULT_MAX_TOKENS = 10_000
 
 @torch.no_grad()
 def predict_stream(model: Any, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None,
-                   chunk_size: int = CHUNK, top_k: Optional[int] = None) -> Iterator[dict]:
-    """One result per text, in input order (see ``_Classifier.predict`` for the fields), streamed."""
+                   chunk_size: int = CHUNK, top_k: Optional[int] = None, explain: bool = False) -> Iterator[dict]:
+    """One result per text, in input order (see ``_Classifier.predict`` for the fields), streamed; ``explain``
+    adds each text's ``explanation`` (``model.explain(text)``: the predicted label's token attributions)."""
     for name, value in (("batch_size", batch_size), ("max_length", max_length), ("top_k", top_k)):
         if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1):
             raise DataError(f"{name} must be an integer of at least 1, got {value} (--{name.replace('_', '-')} on the "
@@ -55,6 +56,9 @@ def predict_stream(model: Any, texts: Iterable[str], batch_size: int = 64, max_l
                 logits, _ = model(input_ids.to(model.device), lengths)
                 for i, row in zip(members, model.probabilities(logits).cpu().tolist()):
                     results[i] = model.result_of(row) | ({"truncated_to_tokens": limit} if cut[i] else {})
+            if explain:
+                for result, text, row in zip(results, chunk, ids):  # a text with no tokens has nothing to explain
+                    result["explanation"] = model.explain(text) if row else None
             yield from (keep_top_k(result, top_k) for result in results)
 
 

@@ -23,14 +23,14 @@ from importlib import resources
 from typing import Any, Optional
 
 from ..core.errors import TextRNNError, one_line
-from ..data.encoding import MAX_CHARS_PER_TOKEN, require_unicode
+from ..data.encoding import require_unicode
 from ..models.card import without_local_paths
-from ..models.generation import prompt_ids
-from ..models.generation_config import GenerationConfig, fill_page
+from ..models.generation_config import fill_page
 from ..models.prediction import keep_top_k
 from .connections import timed_h11
 from .guard import Guard, default_hosts
 from .microbatch import MicroBatcher, ModelFailure, ServerBusy
+from .requests import EXPLAIN_TEXTS, check_cost, explained, generation_request
 
 
 def require_serving() -> None:
@@ -62,7 +62,6 @@ def info(model: Any) -> dict:
 
 
 QUEUE_PIECES = 64  # pieces of text a generation may run ahead of its client
-MAX_BEAMS = 16  # per /generate request
 
 
 class GenerationCancelled(Exception):
@@ -216,32 +215,9 @@ def _predict_request(max_texts: int):
         model_config = ConfigDict(extra="forbid")
         texts: list[str] = Field(min_length=1, max_length=max_texts, description="the texts to label")
         top_k: Optional[int] = Field(None, ge=1, description="keep the k most likely labels, most likely first")
+        explain: bool = Field(False, description=f"add each text's token attributions (at most {EXPLAIN_TEXTS} texts)")
 
     return PredictRequest
-
-
-def generation_request(body: dict, limits: "Limits") -> tuple[str, bool, GenerationConfig]:
-    """A /generate body -> (prompt, stream, settings): the body's ``prompt`` and ``stream``, and any
-    :class:`GenerationConfig` setting but ``num_samples`` (one sample a request), validated there; a 422 otherwise."""
-    from fastapi import HTTPException
-
-    body = dict(body)
-    prompt, streamed = body.pop("prompt", ""), body.pop("stream", True)
-    if not isinstance(prompt, str) or not isinstance(streamed, bool):
-        raise HTTPException(422, "prompt must be a string and stream true or false")
-    if not isinstance(body.get("num_beams", 1), int) or body.get("num_beams", 1) > MAX_BEAMS:
-        raise HTTPException(422, f"num_beams must be an integer of at most {MAX_BEAMS} on this server")
-    if "num_samples" in body:
-        raise HTTPException(422, "num_samples: this server generates one sample per request; send several requests")
-    default = GenerationConfig().replace(max_new_tokens=min(GenerationConfig().max_new_tokens, limits.max_new_tokens))
-    try:
-        config = default.replace(**body).validate()
-    except TextRNNError as exc:
-        raise HTTPException(422, str(exc)) from None
-    if config.max_new_tokens > limits.max_new_tokens:
-        raise HTTPException(422, f"max_new_tokens is {config.max_new_tokens:,}, over this server's limit of "
-                                 f"{limits.max_new_tokens:,} (--max-new-tokens); ask for fewer")
-    return prompt, streamed, config
 
 
 def _error_handlers(app) -> None:
@@ -268,22 +244,6 @@ def _error_handlers(app) -> None:
     @app.exception_handler(ModelFailure)
     async def model_failure(request, exc):
         return JSONResponse({"error": str(exc)}, status_code=500)
-
-
-def check_cost(model: Any, prompt: str, config: GenerationConfig, limits: Limits) -> None:
-    """A 422 naming the limit when a /generate request would cost more than the server allows."""
-    from fastapi import HTTPException
-
-    beams = config.num_beams * config.max_new_tokens
-    if beams > limits.max_beam_tokens:
-        raise HTTPException(422, f"num_beams x max_new_tokens is {beams:,}, over this server's limit of "
-                                 f"{limits.max_beam_tokens:,} (--max-beam-tokens); lower either")
-    cap = limits.max_prompt_tokens
-    head = prompt[: cap * MAX_CHARS_PER_TOKEN + 1]  # a huge prompt costs no more than a long one to count
-    tokens = len(prompt_ids(model.tokenizer, head))  # the checks generation makes: valid Unicode, known tokens
-    if tokens > cap or len(head) < len(prompt):
-        raise HTTPException(422, f"the prompt is over this server's limit of {cap:,} tokens "
-                                 "(--max-prompt-tokens); send a shorter one")
 
 
 def _routes(app, model, PredictRequest) -> None:
@@ -317,7 +277,10 @@ def _routes(app, model, PredictRequest) -> None:
         need(classifier=True)  # a JSONResponse as is: FastAPI's encoder walks every float of a dict it is given
         for i, text in enumerate(body.texts):  # type: ignore[attr-defined]  # a bad text fails its own request
             require_unicode(text, f"texts[{i}]")
-        results = await app.state.batcher.submit(body.texts)  # type: ignore[attr-defined]
+        if body.explain:  # type: ignore[attr-defined]  # gradients, so not in the micro-batches: one worker
+            results = await explained(app, model, body.texts)  # type: ignore[attr-defined]
+        else:
+            results = await app.state.batcher.submit(body.texts)  # type: ignore[attr-defined]
         return JSONResponse({"predictions": [keep_top_k(r, body.top_k) for r in results]})  # type: ignore
 
     @app.post("/generate")

@@ -25,10 +25,12 @@ from ..core.errors import ConfigError, DataError
 from ..data.memory import IN_MEMORY, as_dataset_dict, datasets_progress
 from .classification_task import ClassificationTask
 from .evaluation import classifier_metrics, classifier_split_rows, evaluate_checkpoint, evaluate_lm_split
+from .lr_find import LRFindResult, lr_find_config, with_found_lr
 from .pretraining import lm_experiment, pretrain_stage
 from .registry import TASKS, check_experiment
 from .run_folder import RunResult
 from .trainer import Trainer
+from .tune import TuneResult, load_space, parse_space, tune_config
 
 ConfigLike = Union[ExperimentConfig, str, os.PathLike, dict, None]
 
@@ -61,6 +63,7 @@ def train(config: ConfigLike = None, resume: Optional[str] = None, device: Optio
     """
     config, raw = resolve(config, train_data, validation_data, label_names)
     with datasets_progress(config.train.progress):
+        config = with_found_lr(config, raw, device, resume)
         if config.pretrain is not None:
             def run(stage: ExperimentConfig, again: Optional[str], where: Optional[str]) -> RunResult:
                 return Trainer(stage, again, where, raw=raw).fit()
@@ -154,9 +157,9 @@ def evaluate(model: Any, data: Any, split: str = "test", *, text_column: Optiona
         batch_size: default: ``data.eval_batch_size``.
 
     Returns:
-        For a classifier: ``accuracy``, ``macro_f1``, ``per_label``, the confusion matrix (multi-label:
-        micro/macro F1 at the model's thresholds...) and ``labels``; for a language model: ``loss``
-        and ``perplexity`` (bits per character for a char model).
+        a classifier's ``accuracy``, ``macro_f1``, ``per_label``, the confusion matrix (multi-label: micro
+        and macro F1 at the model's thresholds) and ``labels``; a language model's ``loss`` and
+        ``perplexity`` (bits per character for a char model).
     """
     from ..models.registry import load_model
 
@@ -184,3 +187,30 @@ def _integer_labels(ds: Any, column: str) -> bool:
     feature = ds.features.get(column)
     inner = getattr(feature, "feature", feature)
     return "int" in str(getattr(inner, "dtype", "")) and type(inner).__name__ != "ClassLabel"
+
+
+def lr_find(config: ConfigLike = None, *, train_data: Any = None, validation_data: Any = None,
+            label_names: Optional[Sequence[str]] = None, device: Optional[str] = None, start_lr: float = 1e-7,
+            end_lr: float = 10.0, steps: int = 200) -> LRFindResult:
+    """The learning-rate range test (:mod:`textrnn.training.lr_find`) on the model and data of ``config``,
+    given as to :func:`train`: the rates, the smoothed losses, the suggested rate and ``lr_find.png``."""
+    config, raw = resolve(config, train_data, validation_data, label_names)
+    return lr_find_config(config, raw, device, start_lr, end_lr, steps)
+
+
+def tune(config: ConfigLike = None, space: Union[dict, str, os.PathLike, None] = None, trials: int = 20, *,
+         train_data: Any = None, validation_data: Any = None, label_names: Optional[Sequence[str]] = None,
+         device: Optional[str] = None) -> TuneResult:
+    """Hyperparameter search on Optuna (:mod:`textrnn.training.tune`): ``trials`` runs of ``config`` (as for
+    :func:`train`) with values drawn from ``space`` (a dict of ``key: "loguniform(1e-4, 1e-2)"``, or its YAML
+    file; default: ``NAME.tune.yaml`` beside a YAML config), each a run folder under ``train.output_dir``."""
+    if space is None:
+        if not isinstance(config, (str, os.PathLike)):
+            raise ConfigError("give the search space: space={'train.lr': 'loguniform(1e-4, 1e-2)'} or a YAML file")
+        space = Path(config).with_suffix(".tune.yaml")
+    parsed = parse_space(space) if isinstance(space, dict) else load_space(Path(space))
+    if not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"trials must be a positive integer, got {trials!r}")
+    config, raw = resolve(config, train_data, validation_data, label_names)
+    with datasets_progress(config.train.progress):
+        return tune_config(config, parsed, trials, raw, device)

@@ -38,6 +38,8 @@ if TYPE_CHECKING:  # annotations only
 class ClassificationTask:
     """Text classification, single- or multi-label (detected from the data)."""
 
+    greater_is_better = True  # accuracy, or macro-F1 for multi-label: the metric is the instance's
+
     @staticmethod
     def check_experiment(config: ExperimentConfig) -> None:
         """Classifier rules on an experiment config; raises ConfigError before any data is read."""
@@ -79,7 +81,6 @@ class ClassificationTask:
         if self.distill is not None and TEACHER_COLUMN not in self.train_set.column_names:
             raise ConfigError("a distill section trains on a teacher's outputs: run it with textrnn distill (or "
                               "textrnn.distill), or drop the distill section")
-        self.greater_is_better = True
 
     def _open_stream(self, config: ExperimentConfig, checkpoint: Optional[Path], raw: Any) -> None:
         """``data.streaming``: batches as the data arrives; class weights and token counts from its first rows."""

@@ -42,6 +42,7 @@ from ..data.streams import unlabeled_texts
 from ..data.tokenization import train_tokenizer
 from .api import ConfigLike, resolve
 from .distill_config import DistillConfig, distill_config
+from .lr_find import with_found_lr
 from .registry import check_experiment
 from .run_folder import RunResult
 from .teachers import matched, open_teacher
@@ -85,7 +86,7 @@ def distill(teacher: Optional[str] = None, config: ConfigLike = None, resume: Op
                                        for split in ("train", "validation")})
         student = dataclasses.replace(config, tokenizer=dataclasses.replace(
             config.tokenizer, from_file=str(folder / TRANSFER_TOKENIZER)))
-        return Trainer(student, resume, device, raw=splits).fit()
+        return Trainer(with_found_lr(student, splits, device, resume), resume, device, raw=splits).fit()
 
 
 def transfer_set(config: ExperimentConfig, settings: DistillConfig, teacher_name: str, raw: Any,

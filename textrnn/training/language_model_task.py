@@ -32,6 +32,8 @@ from .task import Autocast, Carry, StepOutput, given_tokenizer, to_device
 class LanguageModelTask:
     """Next-token prediction on one token stream, truncated backprop with the state carried."""
 
+    metric, greater_is_better = "loss", False
+
     @staticmethod
     def check_experiment(config: ExperimentConfig) -> None:
         """Language-model rules on an experiment config; raises ConfigError before any data is read."""
@@ -48,7 +50,6 @@ class LanguageModelTask:
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
                  checkpoint: Optional[Path] = None, raw: Any = None) -> None:
         self.dist, self.device, self.config = dist, device, config
-        self.metric, self.greater_is_better = "loss", False
         self.train_loader: Any
         if config.data.streaming:  # batches as the data arrives; token counts from the tokenizer's sample
             s = open_lm_stream(config, given_tokenizer(config, checkpoint), raw, dist.rank, dist.world_size, workdir)

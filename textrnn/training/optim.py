@@ -26,6 +26,15 @@ def layer_group(name: str, num_layers: int) -> int:
     return int(match.group(1)) + 1 if match else num_layers + 1
 
 
+def optimizer_for(model: Any, train: Any, device: torch.device) -> torch.optim.Optimizer:
+    """:func:`make_optimizer` with the ``train:`` section's settings (``lr: find`` must have been swept first,
+    as ``textrnn.train`` does: :func:`textrnn.training.lr_find.with_found_lr`)."""
+    if not isinstance(train.lr, float):
+        raise ConfigError("train.lr is find, which textrnn.train, textrnn.distill and the train commands sweep "
+                          "first; a Trainer built directly needs a number")
+    return make_optimizer(model, train.lr, train.weight_decay, device, train.layer_lr_decay, train.optimizer)
+
+
 def make_optimizer(model: Any, lr: float, weight_decay: float, device: torch.device,
                    layer_lr_decay: float = 1.0, name: str = "adamw") -> torch.optim.Optimizer:
     """AdamW, or plain SGD for ``name`` sgd and ntasgd (whose averaging is :func:`after_validation`'s);

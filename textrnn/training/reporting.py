@@ -14,18 +14,23 @@ from typing import Callable, Iterator, Optional, Sequence
 import torch
 
 from ..core.errors import ConfigError
+from .reporters import open_sink, require_reporters
+
+METRICS = "metrics.jsonl"
 
 
 class MetricsLog:
     """``metrics.jsonl`` of a run: one JSON object per line, appended (rank 0 only writes).
 
-    ``report_to`` names more places each record goes (``tensorboard``: event files in
-    ``OUTPUT_DIR/tensorboard``, see :class:`TensorBoardSink`).
+    ``report_to`` names more places each record goes (``tensorboard``, ``wandb``, ``mlflow``:
+    :mod:`textrnn.training.reporters`); ``params`` (the run's config) goes to those that record one.
     """
 
-    def __init__(self, path: Path, enabled: bool = True, report_to: Sequence[str] = ()) -> None:
+    def __init__(self, path: Path, enabled: bool = True, report_to: Sequence[str] = (),
+                 params: Optional[dict] = None) -> None:
+        require_reporters(report_to)  # a missing package is one line, on every rank, before any work
         self.path, self.enabled = Path(path), enabled
-        self.sinks = [SINKS[name](self.path.parent / name) for name in report_to if enabled]
+        self.sinks = [open_sink(name, self.path.parent, params or {}) for name in report_to if enabled]
 
     def write(self, record: dict) -> None:
         """Append one record to metrics.jsonl (and its other sinks), on rank 0."""
@@ -37,9 +42,9 @@ class MetricsLog:
                 sink.write(record)
 
     def close(self) -> None:
-        """Close the sinks (TensorBoard writers)."""
+        """Close the sinks (flush TensorBoard's files, finish the W&B and MLflow runs)."""
         for sink in self.sinks:
-            sink.writer.close()
+            sink.close()
 
     def forget_after(self, step: int) -> None:
         """On resume, drop lines of steps after the checkpoint: they are about to be redone."""
@@ -61,45 +66,6 @@ class MetricsLog:
             os.replace(tmp, self.path)
 
 
-
-
-def require_reporters(report_to: Sequence[str]) -> None:
-    """A one-line error, before training starts, for a reporter whose package is missing."""
-    if "tensorboard" in report_to:
-        try:
-            import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
-        except ImportError:
-            raise ConfigError("train.report_to: tensorboard needs the tensorboard package: pip install -e "
-                              "'.[tensorboard]' in textrnn's clone (or drop it from train.report_to)") from None
-
-
-class TensorBoardSink:
-    """metrics.jsonl records as TensorBoard scalars: ``train/loss``, ``train/lr``, ``train/tokens_per_s``
-    every 50 steps, and every number of a validation record as ``validation/NAME``."""
-
-    TRAIN = {"train_loss": "train/loss", "lr": "train/lr", "train_tokens_per_s": "train/tokens_per_s"}
-
-    def __init__(self, folder: Path) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir=str(folder))
-
-    def write(self, record: dict) -> None:
-        """Write a record's numbers as scalars."""
-        split, step = record.get("split"), record.get("step", 0)
-        if split == "train":
-            scalars = {tag: record[key] for key, tag in self.TRAIN.items() if key in record}
-        elif split == "validation":
-            scalars = {f"validation/{key}": value for key, value in record.items()
-                       if key not in ("step", "epoch", "split") and isinstance(value, (int, float))}
-        else:
-            return
-        for tag, value in scalars.items():
-            self.writer.add_scalar(tag, value, step)
-        self.writer.flush()
-
-
-SINKS = {"tensorboard": TensorBoardSink}  # train.report_to name (config.REPORT_TO) -> its writer
 
 
 LOSS_WINDOW = 100  # recent steps whose mean loss is logged and guards against divergence

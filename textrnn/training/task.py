@@ -96,6 +96,8 @@ class Task(Protocol):
 class TaskClass(Protocol):
     """What the registry holds for a task: a class that builds a :class:`Task` and checks configs first."""
 
+    greater_is_better: bool  # of the validation metric, known before any data is read (textrnn tune's direction)
+
     def __call__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
                  checkpoint: Optional[Path] = None, raw: Any = None) -> Task: ...
 

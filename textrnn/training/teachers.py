@@ -166,10 +166,12 @@ class OutputsTeacher:
 
     @property
     def label_names(self) -> list[str]:
+        """The labels of the file's first row, in its order."""
         return self._table[1]
 
     @property
     def texts(self) -> list[str]:
+        """The texts the file has outputs for."""
         return self._table[2]
 
     def _text(self, row: dict, number: int) -> str:

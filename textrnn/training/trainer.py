@@ -22,7 +22,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Optional
 
 import torch
 
@@ -42,11 +42,11 @@ from .optim import (
     clip_gradients,
     drop_frozen_gradients,
     group_parameters,
-    make_optimizer,
     make_scheduler,
+    optimizer_for,
 )
 from .registry import check_experiment
-from .reporting import MetricsLog, ProgressBar, loss_window, plot_curves, progress_bar, require_reporters, window_losses
+from .reporting import METRICS, MetricsLog, ProgressBar, loss_window, plot_curves, progress_bar, window_losses
 from .run_folder import LAST, RunCheckpointer, RunResult, TrainingProgress
 from .task import Carry
 
@@ -82,7 +82,7 @@ class Trainer:
                       build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts, log))
         self.model.to(self.device).train()
         self.wrapped = distributed.wrap(self.model, self.dist, self.device)
-        self.optimizer = make_optimizer(self.model, t.lr, t.weight_decay, self.device, t.layer_lr_decay, t.optimizer)
+        self.optimizer = optimizer_for(self.model, t, self.device)
         self.layers = group_parameters(self.model, t.unfreeze)
         steps = math.ceil(len(self.task.train_loader) / t.accumulate_steps)  # optimizer steps an epoch
         self.plan = TrainingPlan.resolve(t.max_epochs, t.eval_every, steps, t.max_steps, t.min_steps)
@@ -98,12 +98,12 @@ class Trainer:
         self.ema = self._new_average()
         if point is not None:
             self.load_training_state(point.training_state())
-        require_reporters(t.report_to)
-        self.metrics_log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main, report_to=t.report_to)
+        self.metrics_log = MetricsLog(self.out / METRICS, self.dist.is_main, t.report_to, config_to_dict(config))
         self.stop_signal: Optional[str] = None
         self.last_eval: Optional[tuple] = None
         self.last_save = time.monotonic()
         self.fault = faults.step_hook()
+        self.on_evaluate: Optional[Callable[[int, dict], bool]] = None  # (step, metrics) -> stop now (tune's pruner)
 
     def _resume_point(self, resume: Optional[str]):
         """Where to continue from: ``resume``, or with ``train.resume: auto`` the run's own ``last``."""
@@ -324,8 +324,9 @@ class Trainer:
         return "max_epochs"
 
     def _evaluate_says_stop(self) -> bool:
-        self.evaluate_and_save()
-        return self.train_config.patience is not None and self.progress.bad_evals >= self.train_config.patience
+        metrics, patience = self.evaluate_and_save(), self.train_config.patience
+        pruned = self.on_evaluate is not None and self.on_evaluate(self.progress.step, metrics)  # textrnn tune's
+        return pruned or (patience is not None and self.progress.bad_evals >= patience)
 
     def _train_step(self, batches: list[dict]) -> None:
         """One optimizer step on ``batches`` (``train.accumulate_steps`` of them; :mod:`.accumulation`)."""
@@ -387,10 +388,8 @@ class Trainer:
             t.max_minutes is not None and p.elapsed >= 60 * t.max_minutes and self.dist.is_main,
             t.save_every_minutes is not None and since_save >= 60 * t.save_every_minutes and self.dist.is_main,
         )
-        for stop, name in zip(stops, ("interrupt", "max_steps", "max_minutes")):
-            if stop:
-                return name, False
-        return "", save_due
+        reason = next((name for stop, name in zip(stops, ("interrupt", "max_steps", "max_minutes")) if stop), "")
+        return reason, save_due and not reason
 
     def _any_rank(self, *conditions: bool) -> list[bool]:
         """Each condition, true if it holds on any rank (one all-reduce; on the GPU under nccl)."""

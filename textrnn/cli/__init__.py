@@ -1,8 +1,6 @@
-"""``textrnn``: train-classifier, train-generator, distill, prepare, cache, generate, predict, evaluate, export,
-push, serve.
-
-Every user error ends as one line on stderr and exit status 2 (see :mod:`textrnn.core.errors`).
-"""
+"""``textrnn``: train-classifier, train-generator, distill, lr-find, prepare, cache, generate, predict, evaluate,
+export, push, serve, fetch-web; every user error ends as one line on stderr and exit status 2
+(:mod:`textrnn.core.errors`). The serving and export commands are :mod:`textrnn.cli.serving`."""
 
 from __future__ import annotations
 
@@ -10,13 +8,14 @@ import argparse
 import dataclasses
 import itertools
 import json
-import os
 import sys
 import typing
-from typing import Any, NoReturn, Optional, Sequence
+from pathlib import Path
+from typing import NoReturn, Optional, Sequence
 
-from .core.errors import TextRNNError
-from .serving.quantize import QUANTIZE_CHOICES
+from ..core.errors import TextRNNError
+from ..serving.quantize import QUANTIZE_CHOICES
+from .serving import cmd_export, cmd_fetch_web, cmd_push, cmd_serve, serve_limits
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
@@ -30,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``textrnn`` argument parser, one subcommand per job."""
     parser = _Parser(prog="textrnn", description="RNN text classifiers and generators on PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    from .training.registry import TASKS
+    from ..training.registry import TASKS
 
     for task, entry in TASKS.items():
         p = sub.add_parser(entry.command, help=f"train {entry.description} from a YAML config")
@@ -46,6 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", help="run folder or checkpoint to resume from")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: train.device)")
     p.set_defaults(handler=cmd_train, task="classification")
+    p = sub.add_parser("lr-find", help="sweep the learning rate up over a few hundred updates; plot and suggest one")
+    p.add_argument("--config", required=True, help="YAML config (configs/*.yaml), as you would train it")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. model.hidden_size=512")
+    p.add_argument("--steps", type=int, default=200, help="updates at most (the sweep stops once the loss diverges)")
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: train.device)")
+    p.set_defaults(handler=cmd_lr_find)
+    p = sub.add_parser("tune", help="hyperparameter search on Optuna: each trial a run folder (the tune extra)")
+    p.add_argument("--config", required=True, help="YAML config; its search space is NAME.tune.yaml beside it")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.max_steps=2000")
+    p.add_argument("--trials", type=int, default=20, help="finished trials to reach (a rerun continues the study)")
+    p.add_argument("--space", help="the search space YAML (default: NAME.tune.yaml beside --config)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: train.device)")
+    p.set_defaults(handler=cmd_tune)
     p = sub.add_parser("prepare", help="tokenize and encode a config's data once, in the cache training reads")
     p.add_argument("--config", required=True, help="YAML config (configs/*.yaml), as you would train it")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. data.dataset=corpus.txt")
@@ -73,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-length", type=int, help="keep the first N tokens of each text")
     p.add_argument("--top-k", type=int, help="keep the K most likely labels' probabilities, most likely first")
+    p.add_argument("--explain", action="store_true", help="add each text's token attributions (integrated gradients; "
+                   "about 2 x 64 forward and backward passes a text)")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(handler=cmd_predict)
     p = sub.add_parser("evaluate", help="metrics of a checkpoint on a dataset split (last line: JSON)")
@@ -107,39 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) unless you mean otherwise")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", default="auto")
-    _serve_limits(p)
+    serve_limits(p)
     p.set_defaults(handler=cmd_serve)
     return parser
-
-
-SERVE_LIMITS = {  # option: (type, help); defaults are textrnn.serving.server.Limits'
-    "max_body_bytes": (int, "the largest request body"),
-    "max_texts": (int, "texts per /predict request"),
-    "max_new_tokens": (int, "the most tokens one /generate call may ask for"),
-    "max_prompt_tokens": (int, "the longest /generate prompt, in tokens"),
-    "max_beam_tokens": (int, "num_beams x max_new_tokens of one /generate call"),
-    "max_queue": (int, "requests waiting for the model, each of /predict and /generate (429 past it)"),
-    "batch_window_ms": (float, "how long a lone /predict waits for company"),
-    "header_timeout_s": (float, "seconds a request's headers may take to arrive; a slower client is disconnected"),
-    "body_timeout_s": (float, "seconds a request's body may take to arrive (408 past it)"),
-}
-
-
-def _serve_limits(p: argparse.ArgumentParser) -> None:
-    from dataclasses import fields
-
-    from .serving.server import Limits
-
-    defaults = {f.name: f.default for f in fields(Limits)}
-    for name, (kind, text) in SERVE_LIMITS.items():
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=defaults[name],
-                       help=f"{text} (default {defaults[name]})")
-    p.add_argument("--api-key", default=os.environ.get("TEXTRNN_API_KEY"),
-                   help="require Authorization: Bearer KEY on every route but /health and / (default: "
-                        "$TEXTRNN_API_KEY); use it whenever --host is not 127.0.0.1")
-    p.add_argument("--allowed-hosts", nargs="*", help="Host header names to answer (default: this machine's names "
-                   "on 127.0.0.1, any name on another --host)")
-    p.add_argument("--limit-concurrency", type=int, default=256, help="open connections before uvicorn answers 503")
 
 
 def _checkpoint_args(p: argparse.ArgumentParser) -> None:
@@ -150,9 +136,9 @@ def _checkpoint_args(p: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
     """``train-classifier`` / ``train-generator``: train from a config (or resume a run); prints the result as JSON."""
-    from .core.config_files import load_config
-    from .training.api import train
-    from .training.run_folder import resume_config
+    from ..core.config_files import load_config
+    from ..training.api import train
+    from ..training.run_folder import resume_config
 
     if args.resume and not args.config:
         config = resume_config(args.resume, args.overrides)
@@ -161,13 +147,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise TextRNNError("give --config configs/NAME.yaml (or --resume RUN_DIR to continue a run)")
         config = load_config(args.config, args.overrides, task=args.task)
     if args.teacher is not None:
-        from .training.distillation import distill
+        from ..training.distillation import distill
 
         result = distill(args.teacher, config, resume=args.resume, device=args.device)
     else:
         result = train(config, resume=args.resume, device=args.device)
     if result.interrupted:
-        from .training.registry import get_task
+        from ..training.registry import get_task
 
         again = f"distill --teacher {args.teacher}" if args.teacher is not None else get_task(config.task).command
         print(f"interrupted at step {result.step}; saved {result.output_dir / 'last'}; resume with: "
@@ -181,10 +167,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    """``lr-find``: the range test; prints the suggestion and the plot's path as JSON."""
+    from ..core.config_files import load_config
+    from ..training.api import lr_find
+
+    found = lr_find(load_config(args.config, args.overrides), device=args.device, start_lr=args.start_lr,
+                    end_lr=args.end_lr, steps=args.steps)
+    print(json.dumps({"suggested_lr": found.suggested_lr, "plot": str(found.plot), "updates": len(found.lrs)}))
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """``tune``: run or continue a study; prints the best trial as JSON."""
+    from ..core.config_files import load_config
+    from ..training.api import tune
+
+    space = args.space or str(Path(args.config).with_suffix(".tune.yaml"))
+    found = tune(load_config(args.config, args.overrides), space, args.trials, device=args.device)
+    print(json.dumps({"best_params": found.best_params, "best_value": found.best_value, "best_run": str(found.best_run),
+                      "best_config": str(found.best_config), "plot": str(found.plot), "trials": found.trials}))
+    return 0
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     """``prepare``: build the prepared-data cache of a config; prints one JSON line per stage (where, what)."""
-    from .core.config_files import load_config
-    from .training.api import prepare
+    from ..core.config_files import load_config
+    from ..training.api import prepare
 
     for prepared in prepare(load_config(args.config, args.overrides)):
         meta = prepared.meta
@@ -196,7 +205,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """``cache list|prune``: one JSON line per folder (listed, or removed), then the total."""
-    from .data.cache import cache_entries, cache_root, prune_cache
+    from ..data.cache import cache_entries, cache_root, prune_cache
 
     root = cache_root(args.cache_dir)
     if args.action == "prune":
@@ -217,9 +226,9 @@ def _summary(metrics: dict) -> dict:
 
 
 def _load(args, kind: Optional[str]):
-    from .core.runtime import select_device
-    from .models.registry import load_model
-    from .training.registry import get_task
+    from ..core.runtime import select_device
+    from ..models.registry import load_model
+    from ..training.registry import get_task
 
     model = load_model(args.checkpoint, map_location=select_device(args.device))
     if kind is not None and model.task != kind:
@@ -231,7 +240,7 @@ def _load(args, kind: Optional[str]):
 
 def _generation_flags(p: argparse.ArgumentParser) -> None:
     """One flag per :class:`GenerationConfig` setting, with its default and help (``stop`` repeats)."""
-    from .models.generation_config import GenerationConfig, setting_type
+    from ..models.generation_config import GenerationConfig, setting_type
 
     for f in dataclasses.fields(GenerationConfig):
         flag, kind = "--" + f.name.replace("_", "-"), setting_type(f.name)
@@ -243,7 +252,7 @@ def _generation_flags(p: argparse.ArgumentParser) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """``generate``: stream a sample to stdout, or print several."""
-    from .models.generation_config import GenerationConfig, field_names
+    from ..models.generation_config import GenerationConfig, field_names
 
     config = GenerationConfig().replace(**{name: getattr(args, name) for name in field_names()}).validate()
     model = _load(args, "language_model")
@@ -265,7 +274,7 @@ def _write(text: str) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """``predict``: label texts or a file, one JSON line (or csv row) each, in input order."""
-    from .models.prediction import (
+    from ..models.prediction import (
         PredictionWriter,
         count_rows,
         output_format,
@@ -278,6 +287,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not args.texts and not args.input:
         raise TextRNNError("give texts to label, or --input FILE")
     fmt = output_format(args.output, args.format)
+    if args.explain and fmt == "csv":
+        raise TextRNNError("--explain writes jsonl (a list of attributions per text); drop --format csv or .csv")
     model = _load(args, "classification")
     fields, separator = args.text_column or model.config.text_fields or ["text"], model.config.field_separator
     texts = itertools.chain(args.texts, read_texts(args.input, fields, separator, args.encoding) if args.input else [])
@@ -286,7 +297,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with output_stream(args.output) as handle, progress(total, bool(args.input) and not args.quiet) as bar:
         writer = PredictionWriter(handle, fmt, model.label_names)
         for i, result in enumerate(predict_stream(model, texts, args.batch_size, args.max_length,
-                                                  top_k=args.top_k)):
+                                                  top_k=args.top_k, explain=args.explain)):
             if result.get("truncated_to_tokens"):
                 bar.write(f"note: text {i} was cut to its first {result['truncated_to_tokens']} tokens",
                           file=sys.stderr)
@@ -295,60 +306,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """``serve``: the HTTP server and its page."""
-    from .serving.server import serve
-
-    limits = {name: getattr(args, name) for name in SERVE_LIMITS}
-    if args.allowed_hosts:
-        limits["allowed_hosts"] = args.allowed_hosts
-    serve(args.checkpoint, args.host, args.port, args.device, limit_concurrency=args.limit_concurrency,
-          api_key=args.api_key, **limits)
-    return 0
-
-
-def cmd_push(args: argparse.Namespace) -> int:
-    """``push``: upload a checkpoint folder to the Hugging Face Hub."""
-    from .models.pretrained import push_folder
-
-    print(json.dumps({"pushed": push_folder(args.checkpoint, args.repo_id, args.private)}))
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """``export``: write an ONNX graph checked against torch (int8: with its agreement), or a static site."""
-    from .serving.export import export_onnx
-    from .serving.quantize import read_agreement
-
-    quantize = None if args.quantize == "none" else args.quantize
-    report: dict[str, Any]
-    if args.format == "web":
-        from .serving.web import export_web, site_weight
-
-        site = export_web(args.checkpoint, args.output, quantize, args.web_runtime)
-        graph, report = site / "model.onnx", {"output": str(site), "format": "web", "bytes": site_weight(site)}
-    else:
-        graph = export_onnx(args.checkpoint, args.output, quantize=quantize)
-        report = {"output": str(graph), "format": args.format, "bytes": graph.stat().st_size}
-    print(json.dumps(report | {"int8_agreement": read_agreement(graph)} if quantize else report))
-    return 0
-
-
-def cmd_fetch_web(args: argparse.Namespace) -> int:
-    """``fetch-web``: the JavaScript a web export copies in, from the npm registry, checked by sha512."""
-    from .serving.web_runtime import PACKAGES, expected_files, fetch_runtime, runtime_dir
-
-    fetched = args.force or not all(path.is_file() for path in expected_files(args.dir).values())
-    if fetched:
-        fetch_runtime(args.dir)
-    print(json.dumps({"web_runtime": str(runtime_dir(args.dir)), "fetched": fetched,
-                      "packages": {p.name: p.version for p in PACKAGES}}))
-    return 0
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``evaluate``: metrics of a checkpoint on a dataset split, as one JSON line."""
-    from .training.evaluation import evaluate_checkpoint
+    from ..training.evaluation import evaluate_checkpoint
 
     model = _load(args, None)
     metrics = evaluate_checkpoint(model, args.checkpoint, args.dataset, args.split, args.text_column, args.label_column,
