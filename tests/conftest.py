@@ -104,3 +104,11 @@ def assert_same_weights(a: Path, b: Path) -> None:
     assert wa.keys() == wb.keys()
     for key in wa:
         assert torch.equal(wa[key], wb[key]), key
+
+
+@pytest.fixture
+def char_tok():
+    """A char tokenizer of tests.helpers.TEXT (the models' tests share it)."""
+    from .helpers import char_tokenizer
+
+    return char_tokenizer()

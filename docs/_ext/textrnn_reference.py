@@ -3,6 +3,7 @@
 * ``api/<name>.rst``: one page per name in ``textrnn.__all__`` (documented where the user imports it, with
   its defining module as the canonical name, so references to either resolve);
 * ``api/modules/<module>.rst``: every module, with its other members;
+* ``api/cli.md``: every subcommand and flag, read from the parser;
 * ``api/configs.md``: one table per config section, every key with its type, default and help, read from
   the config dataclasses and the comments beside their fields (``textrnn.core.config_files.field_help``).
 
@@ -99,6 +100,40 @@ def config_page(path: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def cli_page(path: Path) -> None:
+    """``api/cli.md``: every ``textrnn`` subcommand, its usage and each flag's default and help, read from
+    the parser itself (``textrnn.cli.build_parser``), so the page cannot drift from the command."""
+    import argparse
+
+    from textrnn.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {action.dest: action.help for action in sub._choices_actions}
+    lines = ["# Command-line reference", "", "Every `textrnn` subcommand (also `python -m textrnn` and the "
+             "`scripts/` copies), generated from the parser. A mistake in any of them is one line on stderr and "
+             "exit status 2.", ""]
+    for name, command in sub.choices.items():
+        lines += [f"## `textrnn {name}`", "", helps.get(name) or "", "", "```text",
+                  command.format_usage().removeprefix("usage: ").strip(), "```", "",
+                  "| argument | default | what it does |", "| --- | --- | --- |"]
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            flag = ", ".join(action.option_strings) or action.dest
+            default = "" if action.default in (None, argparse.SUPPRESS, [], False) else f"`{action.default}`"
+            text = (action.help or "").replace("|", "\\|")
+            lines.append(f"| `{flag}` | {default} | {text} |")
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def summary_of(obj) -> str:
+    """The first line of an object's docstring (a constant's from CONSTANTS), for the index's table."""
+    doc = inspect.getdoc(obj) if inspect.isclass(obj) or inspect.isfunction(obj) else None
+    return ((doc or "").splitlines() or [""])[0].replace("|", "\\|")
+
+
 def generate(app) -> None:
     out = Path(app.srcdir) / "api"
     shutil.rmtree(out, ignore_errors=True)
@@ -106,9 +141,16 @@ def generate(app) -> None:
     public = public_pages(out)
     modules = module_pages(out / "modules")
     config_page(out / "configs.md")
+    cli_page(out / "cli.md")
+    import textrnn
+
+    table = ["| name | what it is |", "| --- | --- |"]
+    for name in public:
+        line = CONSTANTS.get(name) or summary_of(getattr(textrnn, name))
+        table.append(f"| [`{name}`]({name}.rst) | {line} |")
     index = ["# API reference", "", "Everything a user imports from `textrnn`, then every module by layer "
-             "(`core` <- `data` <- `models` <- `training`, `serving` <- `cli`).", "",
-             "```{toctree}", ":caption: textrnn", ":maxdepth: 1", "", *public, "```", "",
+             "(`core` <- `data` <- `models` <- `training`, `serving` <- `cli`).", "", *table, "",
+             "```{toctree}", ":caption: textrnn", ":maxdepth: 1", ":hidden:", "", *public, "```", "",
              "```{toctree}", ":caption: Modules", ":maxdepth: 1", "", *[f"modules/{m}" for m in modules], "```", ""]
     (out / "index.md").write_text("\n".join(index), encoding="utf-8")
 

@@ -11,18 +11,12 @@ from textrnn import (
     RNNClassifier,
     RNNConfig,
     TextRNNError,
-    TextTokenizer,
     build_model,
     load_model,
     pad_batch,
 )
 
-from ..helpers import TEXT, classifier, language_model
-
-
-@pytest.fixture
-def char_tok():
-    return TextTokenizer.train([TEXT], "char")
+from ..helpers import classifier, language_model
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])

@@ -8,12 +8,7 @@ import torch
 from textrnn import GenerationConfig, TextRNNError
 from textrnn.models.generation import sample_next
 
-from ..helpers import TEXT, char_tokenizer, language_model
-
-
-@pytest.fixture
-def char_tok():
-    return char_tokenizer()
+from ..helpers import TEXT, language_model
 
 
 def naive_greedy(model, prompt: list, steps: int) -> list:

@@ -16,11 +16,6 @@ from textrnn import (
 from ..helpers import TEXT, language_model
 
 
-@pytest.fixture
-def char_tok():
-    return TextTokenizer.train([TEXT], "char")
-
-
 def test_state_carried_over_two_chunks_equals_one_pass(char_tok):
     model = language_model(char_tok, cell="lstm")
     ids = torch.tensor([char_tok.encode(TEXT[:40])])

@@ -15,11 +15,6 @@ from textrnn import (
 from ..helpers import TEXT, classifier, language_model
 
 
-@pytest.fixture
-def char_tok():
-    return TextTokenizer.train([TEXT], "char")
-
-
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_save_load_gives_identical_logits(char_tok, tmp_path, cell):
     model = classifier(char_tok, cell=cell, bidirectional=True, pooling="attention")

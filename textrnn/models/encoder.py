@@ -86,14 +86,9 @@ class EncoderWidths:
         """The number of directions D, 2 when bidirectional, else 1."""
         return 2 if self.bidirectional else 1
 
-    @property
-    def output_size(self) -> int:
+    def get_output_dim(self) -> int:
         """D*H, the width of each output step."""
         return self.num_directions * self.hidden_size
-
-    def get_output_dim(self) -> int:
-        """Width of each output step: D*H."""
-        return self.output_size
 
 
 class RNNEncoder(EncoderWidths, nn.RNNBase):
