@@ -49,7 +49,7 @@ CLI_MISTAKES = {  # name: (argv, a piece of the one line)
                          "train.num_threads must be a positive"),
     "eval_tokens zero": (["train-generator", *GENERATOR, "train.eval_tokens=0"],
                          "train.eval_tokens must be a positive"),
-    "lr not a number": (["train-generator", *GENERATOR, "train.lr=fast"], "train.lr must be a number"),
+    "lr not a number": (["train-generator", *GENERATOR, "train.lr=fast"], "train.lr must be > 0 or find, got 'fast'"),
     "misspelled key": (["train-generator", *GENERATOR, "train.lrr=0.1"], "did you mean 'train.lr'"),
     "override without =": (["train-generator", *GENERATOR, "train.lr"], "must look like key=value"),
     "bool as a word": (["train-classifier", *SENTIMENT, "model.bidirectional=maybe"], "must be true or false"),

@@ -53,5 +53,5 @@ def test_every_config_key_has_help_for_the_reference_page():
         helps = field_help(cls)
         assert set(helps) == {f.name for f in dataclasses.fields(cls)}, cls.__name__
         assert all(helps.values()), [name for name, text in helps.items() if not text]
-    assert field_help(TrainConfig)["lr"] == "the peak learning rate"
+    assert field_help(TrainConfig)["lr"] == "the peak learning rate, or find: lr-find's suggestion, swept first"
     assert field_help(DataConfig)["unlabeled"].startswith("language model: more training text")  # a comment above
