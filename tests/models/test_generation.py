@@ -123,3 +123,14 @@ def test_a_prompt_that_is_not_valid_unicode_is_a_one_line_error(char_tok):
     model = language_model(char_tok)
     with pytest.raises(TextRNNError, match="not valid Unicode"):
         model.generate_text("the\ud800", 5)
+
+
+def test_stream_text_yields_each_steps_pieces_and_checks_settings_at_the_call(char_tok):
+    model = language_model(char_tok)
+    pieces = list(model.stream_text("the", 30, num_samples=2, seed=3, stop=["o"]))
+    assert all(len(piece) == 2 for piece in pieces)
+    joined = ["".join(piece[i] for piece in pieces) for i in range(2)]
+    assert joined == model.generate_text("the", 30, num_samples=2, seed=3, stop=["o"])
+    assert all("o" not in text for text in joined)
+    with pytest.raises(TextRNNError, match="top_p must be in"):
+        model.stream_text("the", 5, top_p=2.0)  # no next(): the check runs at the call

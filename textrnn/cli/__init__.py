@@ -256,10 +256,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     config = GenerationConfig().replace(**{name: getattr(args, name) for name in field_names()}).validate()
     model = _load(args, "language_model")
-    if config.num_samples == 1:  # settings are checked before the first token: the prompt goes out with it
-        pieces = iter([args.prompt])
-        model.generate_text(args.prompt, on_token=lambda piece: _write(next(pieces, "") + piece[0]),
-                            generation_config=config)
+    if config.num_samples == 1:
+        pieces = model.stream_text(args.prompt, generation_config=config)  # a bad prompt fails here, before output
+        _write(args.prompt)
+        for piece in pieces:
+            _write(piece[0])
         sys.stdout.write("\n")
         return 0
     for i, text in enumerate(model.generate_text(args.prompt, generation_config=config)):

@@ -143,19 +143,23 @@ def _beam_search(model, input_ids: Tensor, max_new_tokens: int, controls: Contro
         yield torch.tensor([r[column] if column < len(r) else pad for r in rows])
 
 
-def generate_text(model: LanguageModel, prompt: str = "", max_new_tokens: Optional[int] = None,
-                  on_token: Optional[Callable] = None, *, generation_config: Optional[GenerationConfig] = None,
-                  stop_ids: Sequence[int] = (), **changes: Any) -> list[str]:
-    """Sample ``num_samples`` continuations of ``prompt`` as text (prompt not included).
+def stream_text(model: LanguageModel, prompt: str = "", max_new_tokens: Optional[int] = None, *,
+                generation_config: Optional[GenerationConfig] = None, stop_ids: Sequence[int] = (),
+                **changes: Any) -> Iterator[list[str]]:
+    """Check the settings now, then return an iterator of the new text of each sample, step by step: a list of
+    ``num_samples`` pieces (``""`` for a sample with nothing new), the last one what stop strings held back.
 
-    Settings as :func:`stream`. ``on_token(texts)`` is called after every step with the new text
-    piece of each sample, which is how the command line streams. Stop tokens end a sample and are
-    not included; ``stop`` strings cut the text exactly where the first one begins
-    (:class:`~textrnn.models.decoding.StopText`).
+    Settings as :func:`stream`. Stop tokens end a sample and are not included; ``stop`` strings cut the text
+    exactly where the first one begins (:class:`~textrnn.models.decoding.StopText`). Joined, a sample's pieces
+    are its text (:func:`generate_text`).
     """
     tokenizer = model.require_tokenizer()
     config, stop_ids = settings(generation_config, max_new_tokens, **changes), list(stop_ids)
-    tokens = _start(model, prompt_ids(tokenizer, prompt), config, stop_ids)
+    return _pieces(tokenizer, _start(model, prompt_ids(tokenizer, prompt), config, stop_ids), config, stop_ids)
+
+
+def _pieces(tokenizer: TextTokenizer, tokens: Iterator[Tensor], config: GenerationConfig,
+            stop_ids: list) -> Iterator[list[str]]:
     texts: list = []
     for token in tokens:
         ids = token.tolist()
@@ -163,14 +167,25 @@ def generate_text(model: LanguageModel, prompt: str = "", max_new_tokens: Option
         piece = ["" if t in stop_ids or cut.done else cut.feed(so_far.add(t)) for t, (so_far, cut) in zip(ids, texts)]
         for t, (_, cut) in zip(ids, texts):
             cut.done = cut.done or t in stop_ids
-        if on_token is not None:
-            on_token(piece)
+        yield piece
         if all(cut.done for _, cut in texts):
             break
     tail = [cut.flush() for _, cut in texts]
-    if on_token is not None and any(tail):
-        on_token(tail)
-    return [cut.text for _, cut in texts]
+    if any(tail):
+        yield tail
+
+
+def generate_text(model: LanguageModel, prompt: str = "", max_new_tokens: Optional[int] = None,
+                  on_token: Optional[Callable] = None, **settings: Any) -> list[str]:
+    """Sample ``num_samples`` continuations of ``prompt`` as text (prompt not included): :func:`stream_text`'s
+    pieces joined. ``on_token(pieces)``, if given, sees each step's pieces as they come."""
+    texts: Optional[list[str]] = None
+    for piece in stream_text(model, prompt, max_new_tokens, **settings):
+        texts = piece if texts is None else [text + new for text, new in zip(texts, piece)]
+        if on_token is not None:
+            on_token(piece)
+    assert texts is not None  # every generation yields at least one step (max_new_tokens >= 1)
+    return texts
 
 
 class _TextSoFar:

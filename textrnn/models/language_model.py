@@ -151,6 +151,11 @@ class RNNLanguageModel(_TextModel):
 
         return explain_next_token(self, prompt, token, steps)
 
+    def stream_text(self, prompt: str = "", max_new_tokens: Optional[int] = None,
+                    **settings: Any) -> Iterator[list[str]]:
+        """Each step's new text, one piece a sample (see :func:`textrnn.models.generation.stream_text`)."""
+        return generation.stream_text(self, prompt, max_new_tokens, **settings)
+
     def generate_text(self, prompt: str = "", max_new_tokens: Optional[int] = None,
                       on_token: Optional[Callable] = None, **settings: Any) -> list[str]:
         """Sample continuations of ``prompt`` as text (see :func:`textrnn.models.generation.generate_text`)."""

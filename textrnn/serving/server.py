@@ -70,7 +70,7 @@ class GenerationCancelled(Exception):
 
 def stream_generation(model: Any, prompt: str, config: Any, loop: asyncio.AbstractEventLoop, executor: Any,
                       cancel: threading.Event, on_end: Any = None) -> asyncio.Queue:
-    """Run ``generate_text(prompt, generation_config=config)`` in the worker; each piece, then the end (or the
+    """Run ``stream_text(prompt, generation_config=config)`` in the worker; each piece, then the end (or the
     error), lands in the returned queue.
 
     Setting ``cancel`` stops the generation at its next token (its client left); ``on_end(cancelled)`` runs
@@ -91,17 +91,21 @@ def stream_generation(model: Any, prompt: str, config: Any, loop: asyncio.Abstra
                     return
         raise GenerationCancelled
 
-    def piece(pieces: list) -> None:
-        if pieces[0]:
-            put(("piece", pieces[0]))
-        elif cancel.is_set():
-            raise GenerationCancelled
+    def generated() -> str:
+        text = ""
+        for pieces in model.stream_text(prompt, generation_config=config):  # one sample: pieces[0]
+            if pieces[0]:
+                put(("piece", pieces[0]))
+                text += pieces[0]
+            elif cancel.is_set():
+                raise GenerationCancelled
+        return text
 
     def work() -> None:
         cancelled = False
         try:
             try:
-                result: tuple = ("done", model.generate_text(prompt, on_token=piece, generation_config=config)[0])
+                result: tuple = ("done", generated())
             except GenerationCancelled:
                 raise
             except Exception as exc:  # reported to the client as an error event
