@@ -124,7 +124,6 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
         self.strategy = strategy
         self.weight_dropout = float(weight_dropout)
         self.nonlinearity = "tanh"
-        self.exporting = False  # set by textrnn.serving.export: the padded path with no data-dependent Python branch
 
     def layer_weights(self, layer: int, direction: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(w_ih, w_hh, b_ih, b_hh)`` of one layer and direction, in PyTorch's gate order.
@@ -182,7 +181,9 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
         if state is None:
             state = self.initial_state(batch, inputs)
         weights = self._weights()
-        if self.exporting and lengths is not None:  # traced once, must hold for every batch and length
+        # An ONNX export traces once, and the graph must hold for every batch and length: the padded path, with
+        # no Python branch on the data (the exporter says when it is tracing; nothing sets a flag from outside).
+        if torch.onnx.is_in_onnx_export() and lengths is not None:
             return self._forward_padded(inputs, lengths.long(), state, weights)
         if lengths is None or batch == 0 or bool((lengths == steps).all()):
             # No padding: one fused call for all layers and directions (LM training lands here).
@@ -253,7 +254,7 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
         h_n = torch.stack(hs)  # (L*D, B, H)
         final = (h_n, torch.stack(cs)) if self.kernel.state_parts == 2 else h_n
         empty = lengths == 0
-        if self.exporting or bool(empty.any()):
+        if torch.onnx.is_in_onnx_export() or bool(empty.any()):
             final = _select_state(~empty, final, state)
         return layer_input, final
 

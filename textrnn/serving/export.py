@@ -19,8 +19,8 @@ Why this exporter and this strategy:
 * Packed sequences do not export (pytorch #49936, #62240, #112044), so the graph is the
   encoder's padded strategy, whose results equal the packed ones (see :mod:`textrnn.models.encoder`):
   the backward direction reverses each row within its own length by a gather, which stays
-  dynamic in T. The encoder's ``exporting`` flag takes that path with no Python branch on
-  the data (an empty-sequence check would otherwise be traced as a constant).
+  dynamic in T. While ``torch.onnx.is_in_onnx_export()``, the encoder takes that path with no Python
+  branch on the data (an empty-sequence check would otherwise be traced as a constant).
 * It uses the TorchScript exporter (``torch.onnx.export(dynamo=False)``): it maps PyTorch's
   fused RNN calls to ONNX ``LSTM``/``GRU``/``RNN`` nodes, and the tests check variable batch
   sizes and lengths against the traced shapes. The dynamo exporter was reported to freeze the
@@ -31,13 +31,12 @@ Why this exporter and this strategy:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -45,7 +44,6 @@ from torch import Tensor, nn
 
 from ..core.errors import TextRNNError
 from ..core.runtime import durable_replace, eval_mode
-from ..models.encoder import RNNEncoder
 from ..models.registry import load_model
 from .quantize import QUANTIZE_CHOICES, add_agreement, measure_agreement, quantize_file
 
@@ -79,20 +77,6 @@ class LanguageModelStep(nn.Module):
         logits, _, new_state = self.model(input_ids, None, tuple(state) if self.lstm else state[0])
         states = new_state if self.lstm else (new_state,)
         return (logits[:, -1], *states)
-
-
-@contextlib.contextmanager
-def export_mode(model: Any) -> Iterator[None]:
-    """Eval mode, and every encoder on its traceable padded path, restored afterwards."""
-    encoders = [m for m in model.modules() if isinstance(m, RNNEncoder)]
-    with eval_mode(model):
-        for encoder in encoders:
-            encoder.exporting = True
-        try:
-            yield
-        finally:
-            for encoder in encoders:
-                encoder.exporting = False
 
 
 def graph_of(model: Any) -> tuple[nn.Module, dict]:
@@ -176,7 +160,7 @@ def write_graph(model: Any, path: str) -> None:
     """Trace ``model``'s graph (:func:`graph_of`) to ``path`` as fp32 ONNX, with textrnn's metadata."""
     onnx, _ = _require_onnx()
     graph, spec = graph_of(model)
-    with export_mode(model), warnings.catch_warnings(), torch.no_grad():
+    with eval_mode(model), warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about Python values; the parity check is the proof
         torch.onnx.export(graph, spec["args"], path, dynamo=False, opset_version=OPSET,
                           input_names=spec["input_names"], output_names=spec["output_names"],
