@@ -10,12 +10,11 @@ YAML key to constructor argument.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
-from .errors import ConfigError, require
+from .errors import require
+from .schema import build_dataclass
 
 FORMAT_VERSION = 3  # of config.json; textrnn.models.migrations upgrades older folders on load
 
@@ -166,6 +165,17 @@ class DataConfig:
     shuffle_buffer: int = 10000  # streaming classification: rows shuffled together, then bucketed by length
     validation_rows: int = 2000  # streaming: validation is the first rows of the validation split (or of train)
 
+    def validate(self) -> "DataConfig":
+        """One-line errors for values no run can use; returns self."""
+        d = self
+        for name in ("batch_size", "eval_batch_size", "seq_len", "bucket_size", "shuffle_buffer", "validation_rows"):
+            require(getattr(d, name) >= 1, f"data.{name} must be a positive integer, got {getattr(d, name)}")
+        fraction = d.validation_fraction
+        require(0.0 < fraction < 1.0, f"data.validation_fraction must be in (0, 1), got {fraction}")
+        require(d.prepare_timeout > 0, f"data.prepare_timeout must be positive seconds, got {d.prepare_timeout}")
+        require(d.max_length is None or d.max_length >= 1, f"data.max_length must be positive, got {d.max_length}")
+        return self
+
 
 WORD_SPLITS = ("punctuation", "whitespace")
 OPTIMIZERS = ("adamw", "sgd", "ntasgd")
@@ -183,6 +193,15 @@ class TokenizerConfig:
     vocab_size: int = 8000  # bpe target
     sample_texts: int = 100000  # streaming: the tokenizer is trained on the first this many training texts
     from_file: Optional[str] = None  # a tokenizer.json (or a model folder) to use instead of training one
+
+    def validate(self) -> "TokenizerConfig":
+        """One-line errors for values no tokenizer can use; returns self."""
+        require(self.sample_texts >= 1, "tokenizer.sample_texts must be a positive integer")
+        require(self.min_freq == "auto" or self.min_freq >= 1,
+                f"tokenizer.min_freq must be a positive integer or auto, got {self.min_freq!r}")
+        require(self.kind in ("char", "word", "bpe"), f"tokenizer.kind must be char, word or bpe, got {self.kind!r}")
+        require(self.split in WORD_SPLITS, f"tokenizer.split must be {' or '.join(WORD_SPLITS)}, got {self.split!r}")
+        return self
 
 
 @dataclass
@@ -233,38 +252,10 @@ class TrainConfig:
     progress: bool = True  # show the progress bar
     report_to: list = field(default_factory=list)  # more places for metrics: tensorboard, wandb, mlflow (extras)
 
-
-@dataclass
-class ExperimentConfig:
-    """A whole training run: the task and its ``data``, ``tokenizer``, ``model`` and ``train`` sections."""
-
-    task: str = "classification"  # classification | language_model
-    data: DataConfig = field(default_factory=DataConfig)  # where the text comes from (DataConfig)
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # how text becomes ids (TokenizerConfig)
-    model: RNNConfig = field(default_factory=RNNConfig)  # the architecture (RNNConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)  # how it is trained (TrainConfig)
-    # classifier: train a language model on the data first (see textrnn.training.pretraining)
-    pretrain: Optional[dict] = None
-    # classifier: learn from a teacher's outputs on a transfer set (textrnn distill; textrnn.training.distill_config)
-    distill: Optional[dict] = None
-
-    def validate(self) -> "ExperimentConfig":
-        """Generic checks; the task's own (``registry.check_experiment``) run when training starts."""
-        self.model.validate()
-        d, t = self.data, self.train
-        for name, value in (("data.batch_size", d.batch_size), ("data.eval_batch_size", d.eval_batch_size),
-                            ("data.seq_len", d.seq_len), ("data.bucket_size", d.bucket_size),
-                            ("train.max_epochs", t.max_epochs)):
-            require(value >= 1, f"{name} must be a positive integer, got {value}")
-        fraction = d.validation_fraction
-        require(0.0 < fraction < 1.0, f"data.validation_fraction must be in (0, 1), got {fraction}")
-        require(d.prepare_timeout > 0, f"data.prepare_timeout must be positive seconds, got {d.prepare_timeout}")
-        require(not d.streaming or t.max_steps is not None,
-                "data.streaming needs train.max_steps (a stream has no length to count epochs in); set train.max_steps")
-        for name in ("shuffle_buffer", "validation_rows"):
-            require(getattr(d, name) >= 1, f"data.{name} must be a positive integer, got {getattr(d, name)}")
-        require(self.tokenizer.sample_texts >= 1, "tokenizer.sample_texts must be a positive integer")
-        require(d.max_length is None or d.max_length >= 1, f"data.max_length must be positive, got {d.max_length}")
+    def validate(self) -> "TrainConfig":
+        """One-line errors for values no run can use; returns self."""
+        t = self
+        require(t.max_epochs >= 1, f"train.max_epochs must be a positive integer, got {t.max_epochs}")
         require(t.lr == "find" or isinstance(t.lr, float) and t.lr > 0, f"train.lr must be > 0 or find, got {t.lr!r}")
         require(t.num_threads is None or t.num_threads >= 1,
                 f"train.num_threads must be a positive integer (or null for torch's default), got {t.num_threads}")
@@ -273,8 +264,6 @@ class ExperimentConfig:
         require(t.accumulate_steps >= 1, f"train.accumulate_steps must be at least 1, got {t.accumulate_steps}")
         require(t.min_steps is None or t.min_steps >= 1,
                 f"train.min_steps must be positive (or null), got {t.min_steps}")
-        require(self.tokenizer.min_freq == "auto" or self.tokenizer.min_freq >= 1,
-                f"tokenizer.min_freq must be a positive integer or auto, got {self.tokenizer.min_freq!r}")
         require(t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}")
         require(t.eval_tokens is None or t.eval_tokens >= 1,
                 f"train.eval_tokens must be a positive integer (or null for the whole split), got {t.eval_tokens}")
@@ -312,10 +301,30 @@ class ExperimentConfig:
                 f"train.report_to must be a list, e.g. [tensorboard]; got {t.report_to!r}")
         bad = [name for name in t.report_to if name not in REPORT_TO]
         require(not bad, f"train.report_to takes {', '.join(REPORT_TO)}; got {bad}")
-        require(self.tokenizer.kind in ("char", "word", "bpe"),
-                f"tokenizer.kind must be char, word or bpe, got {self.tokenizer.kind!r}")
-        require(self.tokenizer.split in WORD_SPLITS,
-                f"tokenizer.split must be {' or '.join(WORD_SPLITS)}, got {self.tokenizer.split!r}")
+        return self
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole training run: the task and its ``data``, ``tokenizer``, ``model`` and ``train`` sections."""
+
+    task: str = "classification"  # classification | language_model
+    data: DataConfig = field(default_factory=DataConfig)  # where the text comes from (DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # how text becomes ids (TokenizerConfig)
+    model: RNNConfig = field(default_factory=RNNConfig)  # the architecture (RNNConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)  # how it is trained (TrainConfig)
+    # classifier: train a language model on the data first (see textrnn.training.pretraining)
+    pretrain: Optional[dict] = None
+    # classifier: learn from a teacher's outputs on a transfer set (textrnn distill; textrnn.training.distill_config)
+    distill: Optional[dict] = None
+
+    def validate(self) -> "ExperimentConfig":
+        """Each section's checks, then those across sections; the task's own (``registry.check_experiment``) run
+        when training starts."""
+        for section in (self.model, self.data, self.tokenizer, self.train):
+            section.validate()
+        require(not self.data.streaming or self.train.max_steps is not None,
+                "data.streaming needs train.max_steps (a stream has no length to count epochs in); set train.max_steps")
         return self
 
     def model_config(self) -> RNNConfig:
@@ -329,72 +338,3 @@ def _check_class_weights(weights: Any) -> None:
     ok = isinstance(weights, list) and weights and all(isinstance(w, (int, float)) and w > 0 for w in weights)
     require(bool(ok),
             f"train.class_weights must be 'balanced' or a list of positive numbers, one per label; got {weights!r}")
-
-
-def _field_types(cls) -> dict[str, Any]:
-    return {f.name: f for f in dataclasses.fields(cls)}
-
-
-def _allowed_types(hint: Any) -> tuple[bool, Optional[tuple]]:
-    """(null allowed, the non-null types a field takes; None: any) from its annotation."""
-    if hint is Any:
-        return True, None
-    if typing.get_origin(hint) is Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        nullable = len(args) < len(typing.get_args(hint))
-        if any(a is Any for a in args):
-            return True, None
-        return nullable, tuple(typing.get_origin(a) or a for a in args)
-    return False, (typing.get_origin(hint) or hint,)
-
-
-def build_dataclass(cls, data: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a mapping; unknown keys suggest the nearest valid one."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
-    fields, hints = _field_types(cls), typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in data.items():
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f"; did you mean '{where}.{close[0]}'?" if close else f"; valid keys: {', '.join(fields)}"
-            raise ConfigError(f"unknown config key '{where}.{key}'{hint}".replace("'config.", "'"))
-        default = fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(default):
-            kwargs[key] = build_dataclass(type(default), value, f"{where}.{key}")
-        else:
-            meta = fields[key].metadata
-            or_list = meta.get("or_list") and isinstance(value, list) and all(isinstance(v, str) for v in value)
-            as_is = (
-                or_list
-                or (meta.get("or_auto") and value == "auto")
-                or (meta.get("or_int") and isinstance(value, int) and not isinstance(value, bool) and value >= 0)
-            )
-            require(not meta.get("or_auto") or as_is or isinstance(value, int),
-                    f"{where}.{key} must be an integer or auto, got {value!r}".removeprefix("config."))
-            nullable, kinds = _allowed_types(hints[key])
-            require(value is not None or nullable, f"{where}.{key} cannot be null; give a value or leave the key out"
-                    .removeprefix("config."))
-            kwargs[key] = value if as_is or value is None else _coerce(value, kinds, f"{where}.{key}")
-    return cls(**kwargs)
-
-
-_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list",
-               dict: "a mapping"}
-
-
-def _coerce(value: Any, kinds: Optional[tuple], where: str) -> Any:
-    """``value`` checked against the field's annotated types (an int becomes a float where floats go); a
-    one-line error naming the key, the value and the type it takes (``train.max_steps=ten`` included)."""
-    where = where.removeprefix("config.")
-    if kinds is None:
-        return value
-    for kind in kinds:
-        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if kind is int and isinstance(value, bool):
-            continue
-        if isinstance(value, kind):
-            return value
-    wanted = " or ".join(_TYPE_WORDS.get(kind, kind.__name__) for kind in kinds)
-    raise ConfigError(f"{where} must be {wanted}, got {value!r}")
