@@ -48,7 +48,7 @@ def field_help(cls: type) -> dict[str, str]:
 
 def parse_overrides(items: list[str]) -> dict:
     """``["train.lr=1e-3", "model.bidirectional=true"]`` -> nested dict (values parsed as YAML)."""
-    tree: dict = {}
+    pairs = []
     for item in items:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key=value, e.g. train.lr=0.001")
@@ -56,6 +56,14 @@ def parse_overrides(items: list[str]) -> dict:
         value = yaml.safe_load(raw) if raw.strip() else None
         if isinstance(value, str) and _looks_numeric(raw):
             value = float(raw)  # YAML 1.1 reads '1e-3' as a string
+        pairs.append((key, value, item))
+    return dotted_tree(pairs)
+
+
+def dotted_tree(pairs: list) -> dict:
+    """``(dotted key, value, what to name in an error)`` triples -> the nested dict of sections they set."""
+    tree: dict = {}
+    for key, value, item in pairs:
         node = tree
         parts = key.strip().split(".")
         for part in parts[:-1]:

@@ -37,7 +37,7 @@ MAX_TOKENS = 2_000  # an explanation runs the text steps times forward and backw
 Score = Callable[[Tensor], Tensor]  # (S, T) ids -> (S,) scores, the model run on them
 
 
-def integrated_gradients(model: nn.Module, ids: Tensor, score: Score, steps: int = 64,
+def integrated_gradients(model: Any, ids: Tensor, score: Score, steps: int = 64,
                          chunk: int = 16) -> dict:
     """Attributions of the T tokens of ``ids`` (T,) to ``score``; see the module docstring."""
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
@@ -58,7 +58,7 @@ def integrated_gradients(model: nn.Module, ids: Tensor, score: Score, steps: int
             "delta": sum(attributions) - (full - baseline)}
 
 
-def scored_path(model: nn.Module, ids: Tensor, score: Score, steps: int, chunk: int) -> tuple[Tensor, Tensor]:
+def scored_path(model: Any, ids: Tensor, score: Score, steps: int, chunk: int) -> tuple[Tensor, Tensor]:
     """The path's points and their scores (forward passes only): ``steps`` even intervals, then each interval
     across which the score moves more than an even share of its total movement halved, up to 6 rounds and 8 x
     ``steps`` intervals, so a turn narrower than an interval is found before it is integrated."""
@@ -92,7 +92,7 @@ def path_points(grid: Tensor, path: Tensor, steps: int) -> tuple[Tensor, Tensor]
     return torch.cat(points), torch.cat(widths)
 
 
-def _scores(model: nn.Module, ids: Tensor, alphas: Tensor, score: Score, keep_grad: bool) -> tuple:
+def _scores(model: Any, ids: Tensor, alphas: Tensor, score: Score, keep_grad: bool) -> tuple:
     """The scores of ``ids`` with every input embedding scaled by each alpha; with ``keep_grad``, the
     gradients of their sum with respect to those scaled embeddings, and the unscaled embeddings."""
     scaled: list[Tensor] = []
@@ -108,7 +108,7 @@ def _scores(model: nn.Module, ids: Tensor, alphas: Tensor, score: Score, keep_gr
     handles = [b.embedding.register_forward_hook(hook) for b in model.modules() if isinstance(b, RNNBackbone)]
     try:
         with torch.set_grad_enabled(keep_grad):
-            values = score(ids[None, :].expand(len(alphas), -1).to(_device(model)))  # (S,)
+            values = score(ids[None, :].expand(len(alphas), -1).to(model.device))  # (S,)
             grads = torch.autograd.grad(values.sum(), scaled) if keep_grad else ()
     finally:
         for handle in handles:
@@ -116,7 +116,7 @@ def _scores(model: nn.Module, ids: Tensor, alphas: Tensor, score: Score, keep_gr
     return values.detach().cpu(), [g.cpu() for g in grads], [x.cpu() for x in plain]
 
 
-def attention_weights(model: nn.Module, ids: Tensor, run: Callable[[Tensor], Any]) -> Optional[list[float]]:
+def attention_weights(model: Any, ids: Tensor, run: Callable[[Tensor], Any]) -> Optional[list[float]]:
     """The attention pooling's weights over the T tokens (averaged over an ensemble's members), or None."""
     pools = [m for m in model.modules() if isinstance(m, AttentionPooling)]
     if not pools:
@@ -126,15 +126,11 @@ def attention_weights(model: nn.Module, ids: Tensor, run: Callable[[Tensor], Any
                for p in pools]
     try:
         with eval_mode(model), torch.no_grad():
-            run(ids[None, :].to(_device(model)))
+            run(ids[None, :].to(model.device))
     finally:
         for handle in handles:
             handle.remove()
     return torch.stack(seen).mean(0).cpu().tolist()
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def explain_label(model: Any, text: str, label: Optional[str] = None, steps: int = 64) -> dict:
@@ -150,7 +146,7 @@ def explain_label(model: Any, text: str, label: Optional[str] = None, steps: int
         return model(batch, torch.full((batch.size(0),), batch.size(1), dtype=torch.long))[0]
 
     with eval_mode(model), torch.no_grad():
-        probabilities = model.probabilities(run(ids[None].to(_device(model))))[0]
+        probabilities = model.probabilities(run(ids[None].to(model.device)))[0]
     names = model.label_names
     if label is not None and label not in names:
         raise TextRNNError(f"label {label!r} is not one of this model's labels ({', '.join(names)})")
@@ -174,7 +170,7 @@ def explain_next_token(model: Any, prompt: str, token: Optional[str] = None, ste
 
     if token is None:
         with eval_mode(model), torch.no_grad():
-            target = int(run(ids[None].to(_device(model)))[0].argmax())
+            target = int(run(ids[None].to(model.device))[0].argmax())
     else:
         wanted = tokenizer.encode(token)
         if len(wanted) != 1:

@@ -25,15 +25,16 @@ def generation_request(body: dict, limits: Any) -> tuple[str, bool, GenerationCo
     prompt, streamed = body.pop("prompt", ""), body.pop("stream", True)
     if not isinstance(prompt, str) or not isinstance(streamed, bool):
         raise HTTPException(422, "prompt must be a string and stream true or false")
-    if not isinstance(body.get("num_beams", 1), int) or body.get("num_beams", 1) > MAX_BEAMS:
-        raise HTTPException(422, f"num_beams must be an integer of at most {MAX_BEAMS} on this server")
     if "num_samples" in body:
         raise HTTPException(422, "num_samples: this server generates one sample per request; send several requests")
-    default = GenerationConfig().replace(max_new_tokens=min(GenerationConfig().max_new_tokens, limits.max_new_tokens))
+    defaults = GenerationConfig()
+    capped = defaults.replace(max_new_tokens=min(defaults.max_new_tokens, limits.max_new_tokens))  # this server's
     try:
-        config = default.replace(**body).validate()
+        config = capped.replace(**body).validate()
     except TextRNNError as exc:
         raise HTTPException(422, str(exc)) from None
+    if config.num_beams > MAX_BEAMS:
+        raise HTTPException(422, f"num_beams must be an integer of at most {MAX_BEAMS} on this server")
     if config.max_new_tokens > limits.max_new_tokens:
         raise HTTPException(422, f"max_new_tokens is {config.max_new_tokens:,}, over this server's limit of "
                                  f"{limits.max_new_tokens:,} (--max-new-tokens); ask for fewer")

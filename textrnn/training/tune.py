@@ -30,7 +30,7 @@ from typing import Any, Optional
 import yaml
 
 from ..core.config import ExperimentConfig
-from ..core.config_files import config_from_dict, config_to_dict, merge
+from ..core.config_files import config_from_dict, config_to_dict, dotted_tree, merge
 from ..core.errors import ConfigError
 from .registry import get_task
 
@@ -97,14 +97,9 @@ def suggest(trial: Any, space: dict[str, tuple[str, list]]) -> dict[str, Any]:
 
 def with_values(config: ExperimentConfig, values: dict, output_dir: Path) -> ExperimentConfig:
     """``config`` with a trial's values (dotted keys) and its own run folder, validated."""
-    update: dict = {}
-    for key, value in {**values, "train.output_dir": str(output_dir)}.items():
-        *parents, last = key.split(".")
-        node = update
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return config_from_dict(merge(config_to_dict(config), update)).validate()
+    values = {**values, "train.output_dir": str(output_dir)}
+    pairs = [(key, value, f"{key}: {value!r}") for key, value in values.items()]
+    return config_from_dict(merge(config_to_dict(config), dotted_tree(pairs))).validate()
 
 
 def tune_config(config: ExperimentConfig, space: dict, trials: int, raw: Any = None, device: Optional[str] = None,
