@@ -48,10 +48,31 @@ def test_a_file_rewritten_with_the_same_size_is_new_data(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("abcd")
     first = file_identity(path)
-    os.utime(path, ns=(first["mtime_ns"], first["mtime_ns"]))
+    stamp = path.stat().st_mtime_ns
     path.write_text("abce")
-    os.utime(path, ns=(first["mtime_ns"], first["mtime_ns"]))  # same size, same time: the sampled hash differs
+    os.utime(path, ns=(stamp, stamp))  # same size, same time: the hash of the bytes differs
     assert file_identity(path) != first
+
+
+def test_a_copied_file_with_the_same_bytes_keeps_its_identity(tmp_path):
+    # a data folder copied afresh (a new machine, a re-download, a session's fresh copy) gets new modification
+    # times; its prepared data, and a transfer set the teacher spent half an hour labelling, must still be found
+    path = tmp_path / "a.txt"
+    path.write_text("abcd" * 1000)
+    first = file_identity(path)
+    os.utime(path, ns=(first_ns := path.stat().st_mtime_ns + 10**12, first_ns))
+    assert file_identity(path) == first
+
+
+def test_a_large_file_is_known_by_its_size_time_and_sampled_ends(tmp_path, monkeypatch):
+    import textrnn.data.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "FULL_HASH_BYTES", 100)  # past it, hashing every byte each run costs too much
+    path = tmp_path / "big.txt"
+    path.write_text("abcd" * 1000)
+    first = file_identity(path)
+    os.utime(path, ns=(first["mtime_ns"] + 10**12, first["mtime_ns"] + 10**12))
+    assert file_identity(path) != first and "sample_sha256" in first
 
 
 def test_a_torn_folder_is_detected_and_rebuilt(tmp_path):

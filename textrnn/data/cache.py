@@ -56,19 +56,27 @@ def cache_key(prefix: str, parts: dict) -> str:
 
 
 # ---------------------------------------------------------------------------- what the data is
-def file_identity(path: Path) -> dict:
-    """A local file by name, size, modification time and a hash of its first and last MB.
+FULL_HASH_BYTES = 2 << 30  # files up to 2 GiB are known by all their bytes (sha256 reads about 1 GB/s)
 
-    The hash catches a file rewritten in place within the clock's resolution; hashing all of a
-    multi-GB file on every run would cost what the cache saves.
+
+def file_identity(path: Path) -> dict:
+    """A local file by its size and the sha256 of its bytes; past ``FULL_HASH_BYTES``, by name, size,
+    modification time and a hash of its first and last MB.
+
+    Content, not the clock, is what prepared data depends on: a folder copied afresh (a new machine, a
+    re-download) keeps its cache and its labelled transfer sets. Hashing all of a multi-GB file on every
+    run would cost what the cache saves, so the largest files fall back to their times and sampled ends.
     """
     stat = path.stat()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
+        if stat.st_size <= FULL_HASH_BYTES:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+            return {"size": stat.st_size, "sha256": digest.hexdigest()}
         digest.update(handle.read(1 << 20))
-        if stat.st_size > 1 << 20:
-            handle.seek(max(stat.st_size - (1 << 20), 1 << 20))
-            digest.update(handle.read())
+        handle.seek(max(stat.st_size - (1 << 20), 1 << 20))
+        digest.update(handle.read())
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
             "sample_sha256": digest.hexdigest()}
 
@@ -80,7 +88,7 @@ def local_identity(dataset: str) -> Optional[Any]:
         return file_identity(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        return [file_identity(p) for p in files]
+        return [{"name": str(p.relative_to(path)), **file_identity(p)} for p in files]  # a split is its name
     return None
 
 
