@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from textrnn import RNNConfig, RNNLanguageModel
-from textrnn.models.parallel import ParallelEncoder, doubling_scan, loop_scan
+from textrnn.models.parallel import MinGRUScan, ParallelEncoder, doubling_scan, loop_scan
 
 from ..helpers import char_tokenizer, classifier
 
@@ -43,6 +43,38 @@ def test_each_scan_equals_the_recurrence_with_its_gradients_in_float64(scan):
         h = a[t] * h + b[t]
         expected.append(h)
     assert torch.allclose(run(a, b, h0), torch.stack(expected), atol=1e-12)
+
+
+def test_the_fused_mingru_node_has_the_gradients_of_its_definition_in_float64():
+    torch.manual_seed(6)
+    gates = torch.randn(9, 3, 8, dtype=torch.float64, requires_grad=True)  # (T, N, 2H), H = 4
+    h0 = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    mask = (torch.arange(9)[:, None] < torch.tensor([9, 4, 0])[None, :]).double()[:, :, None]  # (T, N, 1)
+    for m in (None, mask):
+        assert torch.autograd.gradcheck(lambda g, h: MinGRUScan.apply(g, m, h), (gates, h0))
+    k, candidate = gates.chunk(2, dim=-1)
+    z = torch.sigmoid(k) * mask
+    h, expected = h0, []
+    for t in range(9):
+        h = (1 - z[t]) * h + z[t] * candidate[t]
+        expected.append(h)
+    assert torch.allclose(MinGRUScan.apply(gates, mask, h0), torch.stack(expected), atol=1e-12)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_the_fused_mingru_training_path_equals_the_general_one(bidirectional):
+    torch.manual_seed(7)
+    fused = ParallelEncoder(5, 4, num_layers=2, cell="mingru", bidirectional=bidirectional, scan="loop").double()
+    general = ParallelEncoder(5, 4, num_layers=2, cell="mingru", bidirectional=bidirectional, scan="doubling").double()
+    general.load_state_dict(fused.state_dict())
+    x, lengths = torch.randn(3, 11, 5, dtype=torch.float64), torch.tensor([11, 6, 1])
+    state = torch.randn(2 * (1 + bidirectional), 3, 4, dtype=torch.float64)
+    results = []
+    for encoder in (fused, general):
+        out, final = encoder(x, lengths, state)
+        (out.square().sum() + final.sum()).backward()
+        results.append([out, final, *(p.grad for p in encoder.parameters())])
+    assert all(torch.allclose(f, g, atol=1e-10) for f, g in zip(*results))
 
 
 @pytest.mark.parametrize("cell", CELLS)

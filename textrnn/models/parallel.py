@@ -75,6 +75,53 @@ def loop_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     return LinearScan.apply(a.contiguous(), b.contiguous(), h0.contiguous())
 
 
+class MinGRUScan(torch.autograd.Function):
+    """minGRU's coefficients and the loop scan in one autograd node, for training on the CPU.
+
+    From the layer's gates (T, N, 2H) = [k, h~]: ``z = sigmoid(k)`` (times the (T, N, 1) mask: a padded step
+    has ``z = 0``, so ``a = 1 - z = 1`` and ``b = z h~ = 0``), then ``h_t = (1 - z_t) h_{t-1} + z_t h~_t``.
+    The backward runs the recurrence in reverse once (``g_t = dh_t + a_{t+1} g_{t+1}``, one fused multiply-add
+    a step) and writes ``dk = g (h~ - h_{t-1}) z (1 - z)`` and ``dh~ = g z`` straight into one (T, N, 2H)
+    gradient. Autograd over the separate ops made about twelve whole-tensor passes and kept five (T, N, H)
+    tensors; this makes about seven and keeps ``z`` and ``h`` (the gates are the Linear's output, kept anyway
+    by nothing else). ``benchmarks/bench_cells.py`` measures the difference.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, gates: Tensor, mask: Optional[Tensor], h0: Tensor) -> Tensor:  # type: ignore[override]
+        """(T, N, 2H) gates, (T, N, 1) mask or None, (N, H) start -> the states (T, N, H)."""
+        k, candidate = gates.chunk(2, dim=-1)
+        z = torch.sigmoid(k)
+        if mask is not None:
+            z.mul_(mask)
+        a, b = 1 - z, z * candidate
+        h = torch.empty_like(b)
+        previous = h0
+        for t in range(b.size(0)):
+            previous = torch.addcmul(b[t], a[t], previous, out=h[t])
+        ctx.save_for_backward(gates, z, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, Tensor]:  # type: ignore[override]
+        """The gates' gradient (T, N, 2H) and the start's (N, H)."""
+        gates, z, h, h0 = ctx.saved_tensors
+        if grad.size(0) == 0:  # an empty sequence: nothing ran
+            return torch.zeros_like(gates), None, torch.zeros_like(h0)
+        a, candidate = 1 - z, gates.chunk(2, dim=-1)[1]
+        g = torch.empty_like(grad)
+        g[-1] = grad[-1]
+        for t in range(grad.size(0) - 2, -1, -1):
+            torch.addcmul(grad[t], a[t + 1], g[t + 1], out=g[t])
+        d_gates = torch.empty_like(gates)
+        dk, d_candidate = d_gates.chunk(2, dim=-1)
+        torch.mul(g, z, out=d_candidate)
+        torch.sub(candidate[1:], h[:-1], out=dk[1:])  # h~_t - h_{t-1}: dh_t/dz_t
+        torch.sub(candidate[0], h0, out=dk[0])
+        dk.mul_(d_candidate).mul_(a)  # g z (h~ - h_prev) (1 - z): through the sigmoid
+        return d_gates, None, a[0] * g[0]
+
+
 EXPORT_ROUNDS = 16  # an exported graph scans up to 2**16 steps: its rounds cannot depend on the traced length
 
 
@@ -158,6 +205,17 @@ class ParallelEncoder(EncoderWidths, nn.Module):
         kind = self.scan if self.scan != "auto" else ("doubling" if device.type == "cuda" else "loop")
         return loop_scan if kind == "loop" else doubling_scan
 
+    def scan_layer(self, layer: MinimalLayer, x: Tensor, mask: Optional[Tensor], h0: Tensor, scan: Any) -> Tensor:
+        """One layer and direction over time-major x (T, B, In) from h0 (B, H) -> states (T, B, H); padded steps
+        (``mask`` (T, B) false) hold the state: a = 1, b = 0."""
+        if scan is loop_scan and layer.cell == "mingru":  # the fused node: fewer passes, less memory
+            return MinGRUScan.apply(layer.gates(x), None if mask is None else mask[:, :, None].to(x.dtype), h0)
+        a, b = layer.coefficients(x)  # (T, B, H) each
+        if mask is not None:
+            keep = mask[:, :, None]
+            a, b = torch.where(keep, a, torch.ones_like(a)), torch.where(keep, b, torch.zeros_like(b))
+        return scan(a, b, h0)
+
     def forward(self, inputs: Tensor, lengths: Optional[Tensor] = None,
                 state: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         """(B, T, E) inputs, (B,) lengths, initial state -> outputs (B, T, D*H), final state (L*D, B, H)."""
@@ -182,11 +240,7 @@ class ParallelEncoder(EncoderWidths, nn.Module):
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
                 x = read if direction == 0 else reversed_within(read, reverse)
-                a, b = cast(MinimalLayer, self.layers[k]).coefficients(x)  # (T, B, H) each
-                if mask is not None:  # padding holds the state: a = 1, b = 0
-                    keep = mask[:, :, None]
-                    a, b = torch.where(keep, a, torch.ones_like(a)), torch.where(keep, b, torch.zeros_like(b))
-                h = scan(a, b, state[k])  # (T, B, H)
+                h = self.scan_layer(cast(MinimalLayer, self.layers[k]), x, mask, state[k], scan)  # (T, B, H)
                 finals.append(h[-1] if steps else state[k])  # held through the padding: each text's own end
                 outs.append(h if direction == 0 else reversed_within(h, reverse))
             out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
