@@ -33,3 +33,24 @@ def test_durable_replace_moves_a_whole_file_with_the_umask_mode(tmp_path):
         os.umask(old)
     assert (tmp_path / "out").read_text() == "new" and not tmp.exists()
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o640
+
+
+def test_eval_mode_leaves_a_model_in_eval_mode_untouched():
+    # predict runs inside eval_mode: switching every module's flag twice a call cost about 0.2 ms of a 1.3 ms
+    # batch-1 prediction (the distilled student's), for a model that was in eval mode already
+    calls = []
+
+    class Counting(torch.nn.Linear):
+        def train(self, mode: bool = True):
+            calls.append(mode)
+            return super().train(mode)
+
+    model = torch.nn.Sequential(Counting(2, 2), torch.nn.Dropout(0.5)).eval()
+    calls.clear()
+    with eval_mode(model):
+        assert not model.training
+    assert calls == [] and not model.training
+    model[1].train()  # one module training is enough to switch
+    with eval_mode(model):
+        assert not model[1].training
+    assert calls == [False, False]
