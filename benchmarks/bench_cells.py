@@ -1,12 +1,14 @@
 """Training speed of the parallel cells against ``nn.LSTM`` at equal parameter count (issue 39).
 
     python benchmarks/bench_cells.py [--seconds 6] [--lengths 64 256 1024 4096] [--threads 2]
+    python benchmarks/bench_cells.py --lengths 256 --cells mingru:doubling:compile mingru:loop:compile  # torch.compile
 
 A 2-layer char model (vocabulary 65, embedding 128, full softmax) trained with AdamW: forward, backward and the
 optimizer step, on B x T = 16,384 tokens a batch (B chosen per T). The LSTM is the reference at H = 512; each
 parallel cell gets the H that gives it the same parameter count (they have no recurrent matrices, so their
 H is wider). Each case runs in a fresh process: tokens/s over ``--seconds`` after a warm-up step, and the
-process's peak RSS (VmHWM) in MB. Rows are printed as JSON, then a table.
+process's peak RSS (VmHWM) in MB. Rows are printed as JSON, then a table. A cell named ``CELL:SCAN:compile``
+trains the model through ``torch.compile`` (its compile time, spent in the warm-up steps, is printed apart).
 """
 
 from __future__ import annotations
@@ -52,36 +54,42 @@ if spec["scan"]:
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 batch, steps = spec["batch"], spec["steps"]
 ids = torch.randint(4, 65, (batch, steps + 1))
+forward = torch.compile(model) if spec["compile"] else model
 
 def step():
-    _, loss, _ = model(ids[:, :-1], targets=ids[:, 1:])
+    _, loss, _ = forward(ids[:, :-1], targets=ids[:, 1:])
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
 
+warm = time.perf_counter()
 step()
+step()
+warm = time.perf_counter() - warm
 done, start = 0, time.perf_counter()
 while time.perf_counter() - start < spec["seconds"] or done < 2:
     step()
     done += 1
 rate = done * batch * steps / (time.perf_counter() - start)
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
-print(json.dumps({"tokens_per_s": rate, "peak_rss_mb": hwm, "params": sum(p.numel() for p in model.parameters())}))
+print(json.dumps({"tokens_per_s": rate, "peak_rss_mb": hwm, "params": sum(p.numel() for p in model.parameters()),
+                  "warmup_s": warm}))
 """
 
 
-def run(cell: str, scan: str, length: int, seconds: float, threads: int) -> dict:
+def run(cell: str, scan: str, length: int, seconds: float, threads: int, compiled: bool = False) -> dict:
     hidden = LSTM_H if cell == "lstm" else equal_hidden(cell)
     spec = {"cell": cell, "scan": scan, "hidden": hidden, "batch": max(1, TOKENS // length), "steps": length,
-            "seconds": seconds, "threads": threads}
+            "seconds": seconds, "threads": threads, "compile": compiled}
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-2000:])
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"cell": cell, "scan": scan or "-", "T": length, "B": spec["batch"], "H": hidden,
+    return {"cell": cell, "scan": (scan or "-") + (" compiled" if compiled else ""), "T": length, "B": spec["batch"],
+            "H": hidden,
             "stack_params": parameters(cell, hidden), "tokens_per_s": round(out["tokens_per_s"]),
-            "peak_rss_mb": round(out["peak_rss_mb"])}
+            "peak_rss_mb": round(out["peak_rss_mb"]), "warmup_s": round(out["warmup_s"], 1)}
 
 
 def main() -> None:
@@ -95,13 +103,16 @@ def main() -> None:
     rows = []
     for length in args.lengths:
         for name in args.cells:
-            cell, _, scan = name.partition(":")
-            rows.append(run(cell, scan, length, args.seconds, args.threads))
+            cell, _, rest = name.partition(":")
+            scan, _, how = rest.partition(":")
+            rows.append(run(cell, scan, length, args.seconds, args.threads, how == "compile"))
             print(json.dumps(rows[-1]), flush=True)
     print("\n| T | B | cell | scan | H | stack parameters | tokens/s | x LSTM | peak RSS MB |")
     print("| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
-        lstm = next(r for r in rows if r["T"] == row["T"] and r["cell"] == "lstm")
+        lstm = next((r for r in rows if r["T"] == row["T"] and r["cell"] == "lstm"), None)
+        if lstm is None:
+            lstm = {"tokens_per_s": float("nan")}  # no LSTM row at this length in this run
         print(f"| {row['T']} | {row['B']} | {row['cell']} | {row['scan']} | {row['H']} | {row['stack_params']:,} | "
               f"{row['tokens_per_s']:,} | {row['tokens_per_s'] / lstm['tokens_per_s']:.2f} | {row['peak_rss_mb']} |")
 

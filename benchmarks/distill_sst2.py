@@ -5,6 +5,7 @@
     python benchmarks/distill_sst2.py --augment 4 --seeds 0 --set distill.loss=kl distill.alpha=0.5 --tag kl
     python benchmarks/distill_sst2.py --augment 4 --label-only          # the teacher labels, nothing trains
     python benchmarks/distill_sst2.py --smoke                           # every step for seconds (the tests)
+    python benchmarks/distill_sst2.py --measure runs/distill/student_h64_x1_seed0/best  # latency and size only
 
 Steps, each printed with its minutes:
 1. The teacher: ``benchmarks/finetune_teacher.py`` fine-tunes all-MiniLM-L6-v2 (a PyPI wheel) on
@@ -126,7 +127,13 @@ def main() -> None:
     parser.add_argument("--label-only", action="store_true", help="make the teacher and label; train nothing")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency and size measurement")
     parser.add_argument("--smoke", action="store_true", help="a random tiny teacher and seconds of training")
+    parser.add_argument("--measure", type=Path, nargs="+", help="only measure these students' latency and size")
     args = parser.parse_args()
+    if args.measure:
+        for folder in args.measure:
+            print(json.dumps({"step": "latency_and_size", "student": str(folder),
+                              **latency_and_size(args.runs / "sst2_teacher", folder, args.data)}), flush=True)
+        return
     overrides = list(args.set) + (["train.max_steps=3", "data.max_length=16", "model.pretrained_vectors=null",
                                    "model.embedding_dim=16"]
                                   if args.smoke else [])
