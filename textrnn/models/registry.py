@@ -20,8 +20,9 @@ from ..core.errors import ConfigError
 from ..data.tokenization import TextTokenizer
 from .base import _TextModel
 from .classifier import RNNClassifier
+from .hub import locate
 from .language_model import RNNLanguageModel
-from .pretrained import locate, read_config
+from .pretrained import read_config
 from .transfer import copy_from_language_model
 from .vectors import embeddings_of, load_pretrained_vectors
 
