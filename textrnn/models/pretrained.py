@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Self, Union, cast
 
 import torch
 from safetensors import SafetensorError
@@ -118,7 +118,7 @@ class PretrainedMixin:
     tokenizer: Optional[TextTokenizer]
 
     @classmethod
-    def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> Any:
+    def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> Self:
         """The model ``config`` describes (a subclass may return a related class)."""
         return cls(config, tokenizer)  # type: ignore[call-arg]  # the models take (config, tokenizer)
 
@@ -155,7 +155,7 @@ class PretrainedMixin:
 
     @classmethod
     def from_pretrained(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu",
-                        revision: Optional[str] = None) -> Any:
+                        revision: Optional[str] = None) -> Self:
         """Load a checkpoint folder (or a run folder's best checkpoint, or a Hub id at ``revision``) on any device.
 
         ``cls.build(config, tokenizer)`` makes the model, so a classifier folder that holds an
@@ -186,9 +186,10 @@ class PretrainedMixin:
             model = cls.build(config, tokenizer)
         except ConfigError as exc:
             raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
+        module = cast(torch.nn.Module, model)  # the mixin's classes are modules
         try:
-            load_weights(model, regular_file(folder / WEIGHTS_FILE), map_location, version)
+            load_weights(module, regular_file(folder / WEIGHTS_FILE), map_location, version)
         except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
             raise unreadable(folder / WEIGHTS_FILE, exc) from None
-        model.to(map_location)
-        return model.eval()
+        module.to(map_location).eval()
+        return model
