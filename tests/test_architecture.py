@@ -174,3 +174,22 @@ def test_the_task_string_is_dispatched_on_in_the_registries_only():
                 if any(value in ("classification", "language_model") for value in literals):
                     offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+def private_imports(folder: Path) -> list:
+    """Each ``from X import _name`` of the package's own modules: one module reaching into another's insides."""
+    bad = []
+    for name, path in sorted(module_names(folder).items()):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(folder.name)):
+                bad += [f"{name}: {alias.name}" for alias in node.names
+                        if alias.name.startswith("_") and not alias.name.startswith("__")]
+    return bad
+
+
+def test_no_module_imports_another_modules_private_names(tmp_path):
+    assert private_imports(PACKAGE) == []
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("from .b import _inside\n")
+    (tmp_path / "pkg" / "b.py").write_text("_inside = 1\n")
+    assert private_imports(tmp_path / "pkg") == ["a: _inside"]

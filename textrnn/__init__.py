@@ -22,6 +22,7 @@ from .core.errors import CheckpointError, ConfigError, DataError, TextRNNError, 
 from .data.batching import BucketBatchSampler, ClassificationLoader, LMStreamLoader, pad_batch
 from .data.loading import load_raw
 from .data.tokenization import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, TextTokenizer, Vocab
+from .models.base import ClassifierOutput, LMOutput, TextModel
 from .models.classifier import ClassifierEnsemble, RNNClassifier
 from .models.distillation import DistillLoss
 from .models.encoder import RNNEncoder
@@ -48,6 +49,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BOS_ID", "EOS_ID", "MODELS", "PAD_ID", "SPECIAL_TOKENS", "TASKS", "UNK_ID", "AttentionPooling",
     "BucketBatchSampler", "build_model", "CheckpointError", "ClassificationLoader", "ClassifierEnsemble",
+    "ClassifierOutput", "LMOutput", "TextModel",
     "ConfigError", "DataError", "distill", "DistillConfig", "DistillLoss", "EmbeddingDropout", "evaluate",
     "ExperimentConfig", "GenerationConfig",
     "LastPooling", "LMStreamLoader", "load_config", "lr_find", "load_model", "load_raw", "MaxPooling", "MeanPooling",

@@ -16,25 +16,6 @@ def test_eval_mode_restores_the_mode_after_an_exception(start_training):
     assert model.training is start_training and model[1].training is start_training
 
 
-def test_durable_replace_moves_a_whole_file_with_the_umask_mode(tmp_path):
-    import os
-
-    from textrnn.core.runtime import default_file_mode, durable_replace
-
-    old = os.umask(0o027)
-    try:
-        assert default_file_mode() == 0o640
-        tmp = tmp_path / "out.tmp"
-        tmp.write_text("new")
-        os.chmod(tmp, 0o600)
-        (tmp_path / "out").write_text("old")
-        durable_replace(tmp, tmp_path / "out")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "out").read_text() == "new" and not tmp.exists()
-    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o640
-
-
 def test_eval_mode_leaves_a_model_in_eval_mode_untouched():
     # predict runs inside eval_mode: switching every module's flag twice a call cost about 0.2 ms of a 1.3 ms
     # batch-1 prediction (the distilled student's), for a model that was in eval mode already

@@ -173,7 +173,7 @@ def test_a_killed_build_of_a_key_never_asked_for_again_is_swept_but_a_live_one_i
 
 
 def test_a_kill_inside_a_save_leaves_nothing_once_the_run_starts_again(tmp_path):
-    from textrnn.models.pretrained import atomic_write_dir
+    from textrnn.core.durable import atomic_write_dir
     from textrnn.training.run_folder import recover
 
     checkpoints = tmp_path / "run" / "checkpoints"

@@ -75,3 +75,30 @@ def test_lengths_may_be_a_list_and_bad_lengths_are_one_line_errors():
     torch.testing.assert_close(logits, model(ids, torch.tensor([5, 3]))[0])
     with pytest.raises(ValueError, match=r"lengths must be \(B,\)=2 values in \[0, 5\]"):
         model(ids, [6, 3])
+
+
+def test_outputs_are_named_and_still_unpack_as_tuples():
+    from textrnn import ClassifierEnsemble, ClassifierOutput, LMOutput, RNNLanguageModel
+
+    ids, lengths = torch.tensor([[5, 6, 7], [5, 6, 0]]), torch.tensor([3, 2])
+    for model in (RNNClassifier(vocab_size=10, num_labels=3, hidden_size=4, embedding_dim=4),
+                  ClassifierEnsemble(vocab_size=10, num_labels=3, hidden_size=4, embedding_dim=4, ensemble_size=2)):
+        out = model(ids, lengths, torch.tensor([0, 2]))
+        logits, loss = out
+        assert isinstance(out, ClassifierOutput) and out.logits is logits and out.loss is loss and loss.ndim == 0
+        assert model(ids, lengths).loss is None
+    lm = RNNLanguageModel(vocab_size=10, hidden_size=4, embedding_dim=4)
+    out = lm(ids, targets=ids)
+    assert isinstance(out, LMOutput) and out.logits.shape == (2, 3, 10) and out.loss.ndim == 0
+    adaptive = RNNLanguageModel(vocab_size=10, hidden_size=4, embedding_dim=4, adaptive_softmax_cutoffs=[6])
+    assert adaptive(ids, targets=ids).logits is None  # the named field says what the bare tuple hid
+
+
+def test_from_pretrained_and_build_return_the_class_they_are_called_on(tmp_path):
+    from textrnn import TextModel
+
+    tok = TextTokenizer.train(["abc"], "char")
+    saved = RNNClassifier.from_tokenizer(tok, num_labels=2, hidden_size=4, embedding_dim=4)
+    assert isinstance(saved, TextModel)
+    loaded = RNNClassifier.from_pretrained(saved.save_pretrained(tmp_path / "m"))
+    assert type(loaded) is RNNClassifier and not loaded.training

@@ -88,7 +88,7 @@ class FakeHub:
 def test_push_uploads_the_model_files_and_not_the_resume_state(run, monkeypatch):
     import huggingface_hub
 
-    from textrnn.models.pretrained import push_folder
+    from textrnn.models.hub import push_folder
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeHub)
     FakeHub.calls.clear()

@@ -71,39 +71,9 @@ def test_push_to_hub_uploads_the_checkpoint_folder(char_tok, monkeypatch):
                                                           "tokenizer.json"]}
 
 
-def test_hub_id_that_cannot_be_fetched_is_a_one_line_error(monkeypatch):
-    with pytest.raises(CheckpointError, match="the Hub repository nobody/nothing could not be fetched"):
-        RNNClassifier.from_pretrained("nobody/nothing")
-
-
-def test_a_missing_run_folder_says_it_is_missing_here_and_on_the_hub(tmp_path, monkeypatch):
-    """runs/sst2 before training: a path that looks like a Hub id. The error names both places it looked."""
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(CheckpointError, match=r"no folder runs/sst2 here, and the Hub repository runs/sst2 could "
-                                              r"not be fetched .*check the path \(a run's output_dir"):
-        load_model("runs/sst2")
-
-
-def test_a_hub_revision_reaches_the_download_and_a_local_path_refuses_it(char_tok, tmp_path, monkeypatch):
-    import huggingface_hub
-
-    folder = classifier(char_tok).save_pretrained(tmp_path / "snapshot")
-    asked = []
-
-    def snapshot_download(repo_id, revision=None, allow_patterns=None):  # the Hub cannot be reached here
-        asked.append((repo_id, revision))
-        return str(folder)
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
-    assert load_model("someone/tiny", revision="v1.0").label_names == ["a", "b", "c"]
-    assert asked == [("someone/tiny", "v1.0")]
-    with pytest.raises(CheckpointError, match="revision='v1.0' applies to a Hub id, but .* is a local path"):
-        load_model(folder, revision="v1.0")
-
-
 # ---------------------------------------------------------------------------- checked saves and loads (issue 26)
 def test_a_hand_built_language_model_saves_a_folder_that_loads(tmp_path):
-    from textrnn import RNNConfig, RNNLanguageModel, load_model
+    from textrnn import RNNConfig, RNNLanguageModel
 
     tok = TextTokenizer.train([TEXT], "word")
     lm = RNNLanguageModel(RNNConfig(vocab_size=len(tok), hidden_size=8, embedding_dim=8), tok)
@@ -116,7 +86,7 @@ def test_a_hand_built_language_model_saves_a_folder_that_loads(tmp_path):
 def test_a_folder_whose_weights_disagree_with_its_config_names_the_parameter(tmp_path, char_tok):
     import json
 
-    from textrnn import CheckpointError, load_model
+    from textrnn import CheckpointError
 
     model = classifier(char_tok)
     model.save_pretrained(tmp_path / "m")
@@ -131,25 +101,13 @@ def test_a_folder_whose_weights_disagree_with_its_config_names_the_parameter(tmp
 def test_a_folder_of_another_library_is_not_called_a_newer_textrnn(tmp_path):
     import json
 
-    from textrnn import CheckpointError, load_model
+    from textrnn import CheckpointError
 
     (tmp_path / "bert").mkdir()
     (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 768}))
     with pytest.raises(CheckpointError, match="not a textrnn checkpoint") as info:
         load_model(tmp_path / "bert")
     assert "newer" not in str(info.value)
-
-
-def test_what_a_killed_re_save_left_aside_is_put_back_and_stale_copies_removed(tmp_path):
-    from textrnn.models.pretrained import restore_set_aside
-
-    (tmp_path / ".step-00000008.old-1a2b3c4d").mkdir()  # killed between the renames: the only copy of step 8
-    (tmp_path / ".step-00000008.old-1a2b3c4d" / "config.json").write_text("{}")
-    (tmp_path / "step-00000004").mkdir()
-    (tmp_path / ".step-00000004.old-5e6f7a8b").mkdir()  # killed after the new folder was in: a stale copy
-    assert restore_set_aside(tmp_path) == [tmp_path / "step-00000008"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000004", "step-00000008"]
-    assert (tmp_path / "step-00000008" / "config.json").is_file()
 
 
 CONFIG_VARIANTS = [
@@ -166,7 +124,7 @@ CONFIG_VARIANTS = [
 def test_a_malformed_config_json_is_one_line_and_allocates_nothing_first(tmp_path, char_tok, change):
     import json
 
-    from textrnn import CheckpointError, load_model
+    from textrnn import CheckpointError
 
     classifier(char_tok).save_pretrained(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())

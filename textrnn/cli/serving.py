@@ -52,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     """``push``: upload a checkpoint folder to the Hugging Face Hub."""
-    from ..models.pretrained import push_folder
+    from ..models.hub import push_folder
 
     print(json.dumps({"pushed": push_folder(args.checkpoint, args.repo_id, args.private)}))
     return 0

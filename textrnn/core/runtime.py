@@ -1,4 +1,5 @@
-"""Process-level helpers: the device, the model's train/eval mode, stop signals, peak memory."""
+"""Process-level helpers: the device, the model's train/eval mode, stop signals, peak memory (durable
+files and folders are :mod:`textrnn.core.durable`)."""
 
 from __future__ import annotations
 
@@ -74,36 +75,3 @@ def peak_rss_mb() -> float:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def default_file_mode() -> int:
-    """The mode a new file gets under this process's umask (0o644 under the usual 022).
-
-    Read from /proc where Linux shows it, so the process-wide umask is never changed, even for a moment.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            mask = next(int(line.split()[1], 8) for line in handle if line.startswith("Umask:"))
-    except (OSError, StopIteration, ValueError):
-        mask = os.umask(0)
-        os.umask(mask)
-    return 0o666 & ~mask
-
-
-def fsync_dir(directory: str | os.PathLike) -> None:
-    """fsync a folder, so a rename in it survives a crash."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def durable_replace(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
-    """Give ``tmp`` the umask's mode (temporary-file writers make it 0600), fsync it, rename it to ``target`` and
-    fsync the folder: after a crash, ``target`` is the whole new file or the whole old one."""
-    os.chmod(tmp, default_file_mode())
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
-    fsync_dir(os.path.dirname(os.path.abspath(target)))

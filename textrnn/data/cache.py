@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..core.durable import durable_replace
 from ..core.errors import DataError
-from ..core.runtime import durable_replace
 
 CACHE_ENV = "TEXTRNN_CACHE"
 META = "meta.json"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional, Self
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..core.config import RNNConfig, build_dataclass
 from ..core.errors import ConfigError, TextRNNError, require
@@ -50,8 +50,24 @@ def resolve_config(task: str, config: Optional[RNNConfig], tokenizer: Optional[T
     return dataclasses.replace(config, **changes)
 
 
-class _TextModel(PretrainedMixin, nn.Module):
-    """What every model has: its config, its tokenizer and a device.
+class ClassifierOutput(NamedTuple):
+    """What a classifier's ``forward`` returns; a tuple, so ``logits, loss = model(...)`` works."""
+
+    logits: Tensor  # (B, C)
+    loss: Optional[Tensor]  # a scalar when labels were given, else None
+
+
+class LMOutput(NamedTuple):
+    """What a language model's ``forward`` returns; a tuple, so ``logits, loss, state = model(...)`` works."""
+
+    logits: Optional[Tensor]  # (B, T, V); log-probabilities under an adaptive softmax, None there with targets
+    loss: Optional[Tensor]  # a scalar when targets were given, else None
+    state: Any  # the encoder's final state, to carry into the next window: (h, c) for an LSTM, else one tensor
+
+
+class TextModel(PretrainedMixin, nn.Module):
+    """What every model has: its config, its tokenizer and a device (the type the trainer, the server and the
+    exporters take; :class:`~textrnn.RNNClassifier` and :class:`~textrnn.RNNLanguageModel` are its two kinds).
 
     Built from an :class:`~textrnn.core.config.RNNConfig`, or from its keys as keywords
     (``RNNClassifier(vocab_size=100, num_labels=2, hidden_size=128)``), or from a tokenizer
@@ -76,7 +92,7 @@ class _TextModel(PretrainedMixin, nn.Module):
         """The model class's own rules on top of ``RNNConfig.validate`` (none here; subclasses add theirs)."""
 
     @classmethod
-    def from_tokenizer(cls, tokenizer: TextTokenizer, **architecture: Any) -> "_TextModel":
+    def from_tokenizer(cls, tokenizer: TextTokenizer, **architecture: Any) -> Self:
         """A new model for ``tokenizer``'s ids: ``vocab_size``, ``tokenizer_kind`` and ``pad_id`` come from it."""
         return cls.build(resolve_config(cls.task, None, tokenizer, architecture), tokenizer)
 

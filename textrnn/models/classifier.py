@@ -23,13 +23,13 @@ from ..core.runtime import eval_mode
 from ..data.batching import pad_batch
 from ..data.encoding import as_texts, encode_for_inference
 from ..data.tokenization import TextTokenizer
-from .base import _TextModel, build_backbone
+from .base import ClassifierOutput, TextModel, build_backbone
 from .distillation import DistillLoss
 from .modules import POOLINGS, AuxiliaryLMHead, as_lengths
 
 
 # ---------------------------------------------------------------------------- classifiers
-class _Classifier(_TextModel):
+class _Classifier(TextModel):
     """Shared by the single classifier and the ensemble: label names, predict, build."""
 
     task = "classification"
@@ -237,14 +237,14 @@ class RNNClassifier(_Classifier):
     def forward(self, input_ids: Tensor, lengths: Optional[Tensor], labels: Optional[Tensor] = None,
                 label_smoothing: float = 0.0, lm_loss_weight: float = 0.0,
                 class_weights: Optional[Tensor] = None, teacher_logits: Optional[Tensor] = None,
-                distill: Optional[DistillLoss] = None) -> tuple[Tensor, Optional[Tensor]]:
+                distill: Optional[DistillLoss] = None) -> ClassifierOutput:
         """(B, T) ids and (B,) lengths -> (logits (B, C), loss or None); see the class docstring."""
         lengths = as_lengths(lengths, input_ids)
         outputs, state = self.backbone(input_ids, lengths)  # (B, T, D*H)
         pooled = self.pooling(outputs, state, lengths)  # (B, D*H)
         logits = self.head(self.output_dropout(pooled))  # (B, C)
         if labels is None:
-            return logits, None
+            return ClassifierOutput(logits, None)
         loss = classification_loss(logits, labels, self.multi_label, label_smoothing, class_weights)
         if teacher_logits is not None:  # distillation: the teacher's (B, C) logits, alpha of the loss
             rule = distill or DistillLoss()
@@ -253,7 +253,7 @@ class RNNClassifier(_Classifier):
             if self.aux_lm is None:
                 raise ConfigError("lm_loss_weight needs a model built with model.aux_lm_head=true")
             loss = loss + lm_loss_weight * self.aux_lm(outputs, input_ids, lengths, self.backbone.embedding.weight)
-        return logits, loss
+        return ClassifierOutput(logits, loss)
 
     def pooled(self, input_ids: Tensor, lengths: Optional[Tensor]) -> Tensor:
         """(B, T) ids -> the pooled encoder outputs (B, D*H) that the head reads (before output dropout)."""
@@ -287,15 +287,15 @@ class ClassifierEnsemble(_Classifier):
         self.members = nn.ModuleList(RNNClassifier(RNNConfig(**member), tokenizer) for _ in range(config.ensemble_size))
 
     def forward(self, input_ids: Tensor, lengths: Optional[Tensor], labels: Optional[Tensor] = None,
-                **loss_options: Any) -> tuple[Tensor, Optional[Tensor]]:
+                **loss_options: Any) -> ClassifierOutput:
         """Like :meth:`RNNClassifier.forward`; logits of the members' mean probability."""
         results = [m(input_ids, lengths, labels, **loss_options) for m in self.members]
         logits = self.combine(torch.stack([logits for logits, _ in results]).float())  # (B, C)
         if labels is None:
-            return logits, None
+            return ClassifierOutput(logits, None)
         if self.training:
-            return logits, torch.stack([loss for _, loss in results]).mean()
-        return logits, classification_loss(logits, labels, self.multi_label)
+            return ClassifierOutput(logits, torch.stack([loss for _, loss in results]).mean())
+        return ClassifierOutput(logits, classification_loss(logits, labels, self.multi_label))
 
     def combine(self, member_logits: Tensor) -> Tensor:
         """(K, B, C) members' logits -> (B, C) logits of their mean probability."""

@@ -19,12 +19,12 @@ from ..core.config import RNNConfig
 from ..core.errors import require
 from ..data.tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TextTokenizer
 from . import generation
-from .base import _TextModel, build_backbone
+from .base import LMOutput, TextModel, build_backbone
 from .encoder import FusedStep, State
 
 
 # ---------------------------------------------------------------------------- language model
-class RNNLanguageModel(_TextModel):
+class RNNLanguageModel(TextModel):
     """Language model: backbone (unidirectional) -> dropout -> [projection] -> linear head.
 
     ``forward(input_ids (B, T), lengths=None, state=None, targets (B, T)=None)``
@@ -86,7 +86,7 @@ class RNNLanguageModel(_TextModel):
             nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids: Tensor, lengths: Optional[Tensor] = None, state: Optional[State] = None,
-                targets: Optional[Tensor] = None) -> tuple[Any, Optional[Tensor], State]:
+                targets: Optional[Tensor] = None) -> LMOutput:
         """(B, T) ids -> (logits (B, T, V), loss or None, state); see the class docstring.
 
         With an adaptive softmax the logits are log-probabilities, and with ``targets`` they are
@@ -97,12 +97,12 @@ class RNNLanguageModel(_TextModel):
         if self.adaptive is not None and targets is not None:
             flat, wanted = hidden.flatten(0, 1), targets.to(hidden.device).flatten()
             kept = wanted != -100
-            return None, self.adaptive(flat[kept].float(), wanted[kept]).loss, state
+            return LMOutput(None, self.adaptive(flat[kept].float(), wanted[kept]).loss, state)
         logits = self.logits(hidden)  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.to(logits.device).flatten(), ignore_index=-100)
-        return logits, loss, state
+        return LMOutput(logits, loss, state)
 
     def logits(self, hidden: Tensor) -> Tensor:
         """(..., H) top-layer outputs -> (..., V) next-token logits."""

@@ -24,8 +24,9 @@ from typing import IO, Any, Iterable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
+from ..core.durable import durable_replace
 from ..core.errors import DataError, one_line
-from ..core.runtime import durable_replace, eval_mode
+from ..core.runtime import eval_mode
 from ..data.batching import pad_batch
 from ..data.encoding import as_texts, encode_for_inference
 from ..data.loading import not_utf8, python_encoding

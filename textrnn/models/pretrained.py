@@ -17,23 +17,19 @@ never half of one.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Self, Union, cast
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..core import faults
 from ..core.config import FORMAT_VERSION, RNNConfig
+from ..core.durable import atomic_write_dir, write_json
 from ..core.errors import CheckpointError, ConfigError, TextRNNError, one_line
-from ..core.runtime import default_file_mode, fsync_dir
 from ..data.tokenization import TextTokenizer
+from .hub import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, PathLike, locate, push_folder
 from .migrations import migrate_config, migrate_weight_name
 from .vetting import (
     CONFIG_LIMIT,
@@ -45,138 +41,6 @@ from .vetting import (
     unreadable,
     vet_tokenizer,
 )
-
-CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
-PathLike = Union[str, os.PathLike]
-SET_ASIDE = ".old-"  # the old folder of a re-save, until the new one is in: .NAME.old-XXXXXXXX
-
-
-def fsync_tree(directory: Path) -> None:
-    """Give every file in ``directory`` the umask's mode (safetensors writes 0600), fsync it, and the folder."""
-    mode = default_file_mode()
-    for path in directory.iterdir():
-        if path.is_file():
-            os.chmod(path, mode)
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-    fsync_dir(directory)
-
-
-TMP_MARK = ".tmp-"  # .NAME.tmp-PID-RANDOM: a folder being written by process PID
-
-
-def sweep_unfinished(folder: PathLike) -> list[Path]:
-    """Remove the half-written ``.NAME.tmp-PID-*`` folders in ``folder`` whose writer is gone (a kill during a
-    save leaves a whole checkpoint's worth there). A live writer's, this machine's, is kept."""
-    removed = []
-    for path in Path(folder).glob(f".*{TMP_MARK}*"):
-        pid = path.name.rsplit(TMP_MARK, 1)[1].split("-")[0]
-        if path.is_dir() and not (pid.isdigit() and process_alive(int(pid))):  # older names carry no pid
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process of this id runs on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def atomic_write_dir(target: PathLike, write: Callable[[Path], None]) -> Path:
-    """Run ``write(tmp_dir)``, fsync, then rename tmp_dir to ``target`` (replacing it).
-
-    A failure (disk full included) removes the temporary folder and leaves ``target``
-    as it was.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir()
-        write(tmp)
-        faults.save_point()
-        fsync_tree(tmp)
-        if target.exists():  # a re-save: the old folder steps aside until the new one is in
-            old = target.parent / f".{target.name}{SET_ASIDE}{uuid.uuid4().hex[:8]}"
-            os.rename(target, old)
-            try:
-                faults.resave_point()
-                os.rename(tmp, target)
-            except BaseException:
-                os.rename(old, target)  # the previous folder goes back: nothing is lost
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
-        fsync_dir(target.parent)
-    except BaseException as exc:
-        full = isinstance(exc, Exception) and disk_full(exc, target.parent)  # measured before the space is freed
-        shutil.rmtree(tmp, ignore_errors=True)
-        if full:
-            raise TextRNNError(
-                f"disk full while saving {target}; free space and resume (the previous checkpoint is intact)"
-            ) from None
-        raise
-    return target
-
-
-def disk_full(exc: BaseException, folder: Path) -> bool:
-    """Whether a failed write failed for want of space. The writers do not all say so: safetensors raises
-    its own error and torch.save a RuntimeError ("unexpected pos") for ENOSPC, so after any failure the
-    free space left is what decides (less than 1 MiB, with the partial folder still there)."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return True
-    try:
-        return shutil.disk_usage(folder).free < (1 << 20)
-    except OSError:
-        return False
-
-
-def restore_set_aside(folder: Path) -> list[Path]:
-    """Put back what a re-save killed between its two renames left aside (``.NAME.old-*`` with no ``NAME``).
-
-    Where ``NAME`` made it in, the set-aside copy is stale and is removed. Returns the folders put back.
-    """
-    restored = []
-    for old in sorted(folder.glob(f".*{SET_ASIDE}*")):
-        target = folder / old.name[1:].rsplit(SET_ASIDE, 1)[0]
-        if old.is_dir() and not target.exists():
-            try:
-                os.rename(old, target)
-                restored.append(target)
-            except FileNotFoundError:  # another rank of the same run put it back first
-                continue
-        elif old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-    return restored
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` as indented, sorted JSON."""
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-
-
-def resolve_checkpoint(path: PathLike) -> Path:
-    """A checkpoint folder, or a run's output_dir (meaning its best, else last, checkpoint)."""
-    path = Path(path)
-    if (path / CONFIG_FILE).exists():  # whatever it is: read_config says if it is no regular file
-        return path
-    for name in ("best", "last"):
-        if (path / name / CONFIG_FILE).exists():
-            return path / name
-    if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}; pass a checkpoint folder or a run's output_dir")
-    raise CheckpointError(
-        f"{path} is not a textrnn checkpoint (no {CONFIG_FILE}, best/ or last/ inside); pass a checkpoint folder"
-    )
 
 
 def read_config(folder: Path) -> RNNConfig:
@@ -204,35 +68,6 @@ def read_config_and_format(folder: Path) -> tuple[RNNConfig, int]:
         return RNNConfig.from_dict(migrate_config(data)).validate(), version
     except TextRNNError as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
-
-
-def _download(repo_id: str, revision: Optional[str] = None) -> Path:
-    """Fetch a checkpoint folder from the Hugging Face Hub (config, weights and tokenizer only), at ``revision``
-    (a branch, tag or commit; None: the default branch)."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(repo_id, revision=revision,
-                                      allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE]))
-    except Exception as exc:  # network errors, missing repos: all mean "could not fetch"
-        at = f" at revision {revision!r}" if revision else ""
-        raise CheckpointError(
-            f"no folder {repo_id} here, and the Hub repository {repo_id}{at} could not be fetched "
-            f"({one_line(exc)}); check the path (a run's output_dir or a checkpoint folder) or the Hub id"
-        ) from None
-
-
-def locate(path: PathLike, revision: Optional[str] = None) -> Path:
-    """Local folder for a checkpoint path, run folder or Hub id ('owner/name', at ``revision`` if given).
-
-    A name of the form ``a/b`` that is no local folder is taken for a Hub id; ``revision`` applies only there.
-    """
-    text = str(path)
-    if not os.path.exists(text) and text.count("/") == 1 and not text.startswith((".", "/")):
-        return _download(text, revision)
-    if revision is not None:
-        raise CheckpointError(f"revision={revision!r} applies to a Hub id, but {text} is a local path; drop it")
-    return resolve_checkpoint(path)
 
 
 def save_weights(model: Any, path: Path) -> None:
@@ -283,7 +118,7 @@ class PretrainedMixin:
     tokenizer: Optional[TextTokenizer]
 
     @classmethod
-    def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> Any:
+    def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> Self:
         """The model ``config`` describes (a subclass may return a related class)."""
         return cls(config, tokenizer)  # type: ignore[call-arg]  # the models take (config, tokenizer)
 
@@ -312,7 +147,7 @@ class PretrainedMixin:
         return atomic_write_dir(directory, write)
 
     def push_to_hub(self, repo_id: str, private: bool = False, token: Optional[str] = None) -> str:
-        """Save to a temporary folder and upload it to the Hub (see :func:`textrnn.models.pretrained.push_folder`)."""
+        """Save to a temporary folder and upload it to the Hub (see :func:`textrnn.models.hub.push_folder`)."""
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -320,7 +155,7 @@ class PretrainedMixin:
 
     @classmethod
     def from_pretrained(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu",
-                        revision: Optional[str] = None) -> Any:
+                        revision: Optional[str] = None) -> Self:
         """Load a checkpoint folder (or a run folder's best checkpoint, or a Hub id at ``revision``) on any device.
 
         ``cls.build(config, tokenizer)`` makes the model, so a classifier folder that holds an
@@ -351,40 +186,10 @@ class PretrainedMixin:
             model = cls.build(config, tokenizer)
         except ConfigError as exc:
             raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
+        module = cast(torch.nn.Module, model)  # the mixin's classes are modules
         try:
-            load_weights(model, regular_file(folder / WEIGHTS_FILE), map_location, version)
+            load_weights(module, regular_file(folder / WEIGHTS_FILE), map_location, version)
         except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
             raise unreadable(folder / WEIGHTS_FILE, exc) from None
-        model.to(map_location)
-        return model.eval()
-
-
-PUSHED_FILES = [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, "README.md"]
-
-
-def push_folder(folder: PathLike, repo_id: str, private: bool = False, token: Optional[str] = None) -> str:
-    """Upload a checkpoint folder's model files (not the trainer's resume state) to the Hub repo ``repo_id``.
-
-    Any failure to reach the Hub is one line naming the endpoint and what to check.
-    """
-    from huggingface_hub import HfApi, constants
-
-    folder = resolve_checkpoint(folder)
-    missing = [name for name in PUSHED_FILES[:3] if not (folder / name).is_file()]
-    if missing:
-        raise TextRNNError(
-            f"{folder} is not a checkpoint folder (no {', '.join(missing)}); pass one written by textrnn"
-        )
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise TextRNNError(f"--repo-id must look like OWNER/NAME, got {repo_id!r}")
-    api = HfApi(token=token)
-    try:
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=PUSHED_FILES,
-                          commit_message="Upload textrnn checkpoint")
-    except Exception as exc:  # huggingface_hub raises network, HTTP and offline errors of many types
-        raise TextRNNError(
-            f"could not push to the Hugging Face Hub at {constants.ENDPOINT} ({one_line(exc)}); "
-            "check the network, HF_ENDPOINT and your login (hf auth login)"
-        ) from None
-    return repo_id
+        module.to(map_location).eval()
+        return model

@@ -18,17 +18,18 @@ import torch
 from ..core.config import RNNConfig
 from ..core.errors import ConfigError
 from ..data.tokenization import TextTokenizer
-from .base import _TextModel
+from .base import TextModel
 from .classifier import RNNClassifier
+from .hub import locate
 from .language_model import RNNLanguageModel
-from .pretrained import locate, read_config
+from .pretrained import read_config
 from .transfer import copy_from_language_model
 from .vectors import embeddings_of, load_pretrained_vectors
 
-MODELS: dict[str, type[_TextModel]] = {RNNClassifier.task: RNNClassifier, RNNLanguageModel.task: RNNLanguageModel}
+MODELS: dict[str, type[TextModel]] = {RNNClassifier.task: RNNClassifier, RNNLanguageModel.task: RNNLanguageModel}
 
 
-def model_class(task: str) -> type[_TextModel]:
+def model_class(task: str) -> type[TextModel]:
     """The model class of a task name, or a one-line error naming the tasks there are."""
     if task not in MODELS:
         raise ConfigError(f"task must be one of {', '.join(MODELS)}, got {task!r}")

@@ -24,7 +24,7 @@ import torch
 
 from ..core.errors import ConfigError
 from ..data.tokenization import TextTokenizer
-from .pretrained import TOKENIZER_FILE, resolve_checkpoint
+from .hub import TOKENIZER_FILE, resolve_checkpoint
 
 PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 

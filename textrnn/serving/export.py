@@ -42,8 +42,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..core.durable import durable_replace
 from ..core.errors import TextRNNError
-from ..core.runtime import durable_replace, eval_mode
+from ..core.runtime import eval_mode
 from ..models.registry import load_model
 from .quantize import QUANTIZE_CHOICES, add_agreement, measure_agreement, quantize_file
 

@@ -28,8 +28,8 @@ from typing import Any, Optional, Union
 
 from torch import nn
 
+from ..core.durable import fsync_dir
 from ..core.errors import TextRNNError
-from ..core.runtime import fsync_dir
 from ..models.generation_config import fill_page
 from ..models.registry import load_model
 from .export import export_onnx

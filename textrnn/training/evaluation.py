@@ -30,7 +30,7 @@ from ..data.labels import SINGLE, LabelSpec
 from ..data.loading import VALIDATION_NAMES, load_raw, require_column, require_split, split_dataset
 from ..data.preparation import source_parts, tokenizer_part
 from ..data.streams import encode_stream, lm_splits
-from ..models.pretrained import locate
+from ..models.hub import locate
 from .metrics import multi_label_metrics, single_label_metrics
 from .run_folder import saved_experiment
 from .task import to_device

@@ -22,8 +22,8 @@ from typing import Any, Callable, Optional
 
 from ..core.config import ExperimentConfig, build_dataclass
 from ..core.config_files import config_to_dict
+from ..core.durable import durable_replace
 from ..core.errors import ConfigError
-from ..core.runtime import durable_replace
 from .run_folder import LAST, RunCheckpointer
 
 PRETRAIN_DIR = "pretrain"

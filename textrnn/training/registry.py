@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
-from ..models.base import _TextModel
+from ..models.base import TextModel
 from ..models.registry import MODELS
 from .classification_task import ClassificationTask
 from .language_model_task import LanguageModelTask
@@ -25,7 +25,7 @@ from .task import TaskClass
 class TaskEntry:
     """What trains one task: its model class, task class, command and a name for messages."""
     name: str
-    model_class: type[_TextModel]
+    model_class: type[TextModel]
     task_class: TaskClass
     command: str  # the `textrnn` subcommand that trains it
     description: str  # "a classifier", for messages

@@ -35,10 +35,10 @@ import yaml
 
 from ..core.config import ExperimentConfig, build_dataclass
 from ..core.config_files import merge, parse_overrides
+from ..core.durable import durable_replace, restore_set_aside, sweep_unfinished
 from ..core.errors import CheckpointError, one_line
-from ..core.runtime import durable_replace
+from ..models.hub import CONFIG_FILE, locate
 from ..models.migrations import migrate_experiment
-from ..models.pretrained import CONFIG_FILE, locate, restore_set_aside, sweep_unfinished
 from ..models.registry import load_model
 from ..models.vetting import STATE_LIMIT, regular_file
 
@@ -126,7 +126,7 @@ def finite_resume_point(out: Path) -> Optional[ResumePoint]:
     """
     from safetensors.torch import load_file
 
-    from ..models.pretrained import WEIGHTS_FILE
+    from ..models.hub import WEIGHTS_FILE
 
     candidates = [out / LAST] + sorted((out / "checkpoints").glob("step-*"), reverse=True)
     for folder in dict.fromkeys(path.resolve() for path in candidates):  # `last` is one of the steps: read once

@@ -21,7 +21,7 @@ from ..core.distributed import Dist
 from ..data.preparation import configured_tokenizer
 from ..data.tokenization import TextTokenizer
 from ..models.encoder import State
-from ..models.pretrained import TOKENIZER_FILE
+from ..models.hub import TOKENIZER_FILE
 from ..models.transfer import lm_tokenizer
 
 Carry = Optional[State]  # what one step hands the next: a language model's state, None for a classifier

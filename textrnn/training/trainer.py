@@ -31,7 +31,8 @@ from ..core.config import ExperimentConfig
 from ..core.config_files import config_to_dict
 from ..core.errors import TrainingError
 from ..core.runtime import catch_stop_signals, peak_rss_mb, select_device
-from ..models.pretrained import WEIGHTS_FILE, load_weights
+from ..models.hub import WEIGHTS_FILE
+from ..models.pretrained import load_weights
 from ..models.registry import build_model
 from . import run_folder as runs
 from .accumulation import accumulate, groups
