@@ -1,5 +1,6 @@
 """The reference site builds strictly, and the strictness can fail (Sphinx; `make docs`)."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,10 @@ pytest.importorskip("furo")
 
 
 def build(source: Path, out: Path) -> subprocess.CompletedProcess:
+    # the notebook page is shown unexecuted here: tests/test_notebook.py runs the notebook itself
     return subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-n", "-W", "--keep-going", "-q",
-                           str(source), str(out)], capture_output=True, text=True, timeout=600)
+                           str(source), str(out)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TEXTRNN_DOCS_EXECUTE": "0"})
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +47,7 @@ def test_an_undocumented_public_function_or_a_broken_reference_fails_the_build(t
     copy = tmp_path / "repo"
     shutil.copytree(ROOT / "docs", copy / "docs", ignore=shutil.ignore_patterns("_build", "api", "results", "images"))
     shutil.copytree(ROOT / "textrnn", copy / "textrnn", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "examples", copy / "examples")  # the quickstart notebook's page
     module = copy / "textrnn" / "models" / "decoding.py"  # both planted at once: one build (--keep-going) finds both
     module.write_text(module.read_text() + "\n\ndef planted_function(x: int) -> int:\n    return x\n\n\n"
                       'def planted_reference() -> None:\n    """See :class:`NoSuchClass`."""\n')
@@ -51,3 +55,21 @@ def test_an_undocumented_public_function_or_a_broken_reference_fails_the_build(t
     assert proc.returncode != 0
     assert "undocumented public function: textrnn.models.decoding.planted_function" in proc.stderr
     assert "reference target not found: NoSuchClass" in proc.stderr
+
+
+def test_the_quickstart_notebook_is_a_page_with_what_each_cell_printed(site):
+    import nbformat
+
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    from textrnn_reference import render_notebook
+
+    page = (site / "api" / "quickstart.html").read_text()
+    assert "RNNClassifier" in page and "shown without running it" in page
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"),
+                                           nbformat.v4.new_code_cell("print(1 + 1)")])
+    book.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="2\n"),
+                             nbformat.v4.new_output("execute_result", data={"text/plain": "'done'"}, execution_count=1)]
+    text = render_notebook(book, "demo.ipynb", executed=True)
+    assert text.splitlines()[2:] == ["# Title", "", "```python", "print(1 + 1)", "```", "", "```text", "2", "'done'",
+                                     "```"]
+    assert "run when this site was built" in text

@@ -5,7 +5,10 @@
 * ``api/modules/<module>.rst``: every module, with its other members;
 * ``api/cli.md``: every subcommand and flag, read from the parser;
 * ``api/configs.md``: one table per config section, every key with its type, default and help, read from
-  the config dataclasses and the comments beside their fields (``textrnn.core.config_files.field_help``).
+  the config dataclasses and the comments beside their fields (``textrnn.core.config_files.field_help``);
+* ``api/quickstart.md``: ``examples/quickstart.ipynb`` run top to bottom (nbclient) and shown with what each cell
+  printed (``TEXTRNN_DOCS_EXECUTE=0`` shows the cells without running them: the test suite runs the notebook
+  in ``tests/test_notebook.py`` already).
 
 The generated folder ``docs/api/`` is a build product (git ignores it).
 """
@@ -15,9 +18,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import os
 import pkgutil
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from sphinx.util import logging
@@ -128,6 +133,38 @@ def cli_page(path: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def notebook_page(path: Path, notebook: Path) -> None:
+    """``path``: the notebook as a page, executed first unless ``TEXTRNN_DOCS_EXECUTE=0`` (an error in a cell
+    fails the build, as a broken reference does)."""
+    import nbformat
+
+    book = nbformat.read(notebook, as_version=4)
+    executed = os.environ.get("TEXTRNN_DOCS_EXECUTE", "1") != "0"
+    if executed:
+        import nbclient
+
+        with tempfile.TemporaryDirectory() as tmp:  # it writes ONNX files and run folders where it runs
+            nbclient.NotebookClient(book, timeout=600, kernel_name="python3",
+                                    resources={"metadata": {"path": tmp}}).execute()
+    path.write_text(render_notebook(book, notebook.name, executed), encoding="utf-8")
+
+
+def render_notebook(book, name: str, executed: bool) -> str:
+    """Markdown cells as they are, code cells as Python blocks, each followed by the text it printed."""
+    how = "run when this site was built" if executed else "shown without running it"
+    lines = [f"*This page is `examples/{name}`, {how}; open the notebook to run it yourself.*", ""]
+    for cell in book.cells:
+        if cell.cell_type == "markdown":
+            lines += [cell.source, ""]
+        elif cell.cell_type == "code":
+            lines += ["```python", cell.source, "```", ""]
+            printed = "".join(output.get("text", "") or output.get("data", {}).get("text/plain", "")
+                              for output in cell.get("outputs", []))
+            if printed.strip():
+                lines += ["```text", printed.rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
 def summary_of(obj) -> str:
     """The first line of an object's docstring (a constant's from CONSTANTS), for the index's table."""
     doc = inspect.getdoc(obj) if inspect.isclass(obj) or inspect.isfunction(obj) else None
@@ -142,6 +179,7 @@ def generate(app) -> None:
     modules = module_pages(out / "modules")
     config_page(out / "configs.md")
     cli_page(out / "cli.md")
+    notebook_page(out / "quickstart.md", Path(app.srcdir).parent / "examples" / "quickstart.ipynb")
     import textrnn
 
     table = ["| name | what it is |", "| --- | --- |"]
