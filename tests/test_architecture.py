@@ -193,3 +193,23 @@ def test_no_module_imports_another_modules_private_names(tmp_path):
     (tmp_path / "pkg" / "a.py").write_text("from .b import _inside\n")
     (tmp_path / "pkg" / "b.py").write_text("_inside = 1\n")
     assert private_imports(tmp_path / "pkg") == ["a: _inside"]
+
+
+def stderr_prints(folder: Path, allowed: tuple = ("cli",)) -> list:
+    """Each ``print(..., file=sys.stderr)`` outside the CLI: messages go through ``logging`` (textrnn.core.logs)."""
+    bad = []
+    for name, path in sorted(module_names(folder).items()):
+        if name.split(".")[0] in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print" and any(
+                    k.arg == "file" and ast.unparse(k.value) == "sys.stderr" for k in node.keywords):
+                bad.append(f"{name}:{node.lineno}")
+    return bad
+
+
+def test_nothing_outside_the_cli_prints_to_stderr(tmp_path):
+    assert stderr_prints(PACKAGE) == []
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("import sys\n\nprint('note', file=sys.stderr)\n")
+    assert stderr_prints(tmp_path / "pkg") == ["a:3"]

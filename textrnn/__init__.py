@@ -16,6 +16,7 @@ The code is in layers, each a subpackage that imports only those below it::
 Everything a user needs is importable from here.
 """
 
+from .core import logs
 from .core.config import ExperimentConfig, RNNConfig
 from .core.config_files import load_config
 from .core.errors import CheckpointError, ConfigError, DataError, TextRNNError, TrainingError
@@ -45,6 +46,7 @@ from .training.registry import TASKS
 from .training.task import Task
 
 __version__ = "0.1.0"
+logs.install()  # one stderr handler, rank 0 only (textrnn.core.logs)
 
 __all__ = [
     "BOS_ID", "EOS_ID", "MODELS", "PAD_ID", "SPECIAL_TOKENS", "TASKS", "UNK_ID", "AttentionPooling",

@@ -21,15 +21,17 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..core.durable import durable_replace
 from ..core.errors import DataError
+
+LOG = logging.getLogger(__name__)
 
 CACHE_ENV = "TEXTRNN_CACHE"
 META = "meta.json"
@@ -103,7 +105,7 @@ class PreparedCache:
 
     def __init__(self, root: Path, timeout: float = 7200.0, log: Optional[Callable[[str], None]] = None) -> None:
         self.root, self.timeout = Path(root), timeout
-        self.log = log or (lambda line: print(line, file=sys.stderr))
+        self.log = log or LOG.info
 
     def find(self, key: str) -> Optional[tuple[Path, dict]]:
         """The complete folder of ``key`` and its meta, or None (missing or torn)."""

@@ -18,10 +18,10 @@ Special tokens have fixed ids in every vocabulary::
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
-import sys
 from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
@@ -29,6 +29,8 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 
 from ..core.config import TokenizerConfig
 from ..core.errors import DataError, one_line
+
+LOG = logging.getLogger(__name__)
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
@@ -338,8 +340,7 @@ def train_tokenizer(texts: Texts, settings: TokenizerConfig) -> TextTokenizer:
     elif min_freq == "auto":
         words = sum(len(text.split()) for text in source())
         min_freq = auto_min_freq(words)
-        print(f"note: tokenizer.min_freq auto -> {min_freq} ({settings.kind} tokenizer, {words:,} training words)",
-              file=sys.stderr)
+        LOG.info(f"note: tokenizer.min_freq auto -> {min_freq} ({settings.kind} tokenizer, {words:,} training words)")
     return TextTokenizer.train(source(), settings.kind, lowercase=settings.lowercase, min_freq=min_freq,
                                max_size=settings.max_size, vocab_size=settings.vocab_size, split=settings.split)
 

@@ -15,7 +15,7 @@ import asyncio  # no `from __future__ import annotations`: FastAPI reads the end
 import concurrent.futures
 import gc
 import json
-import sys
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +31,8 @@ from .connections import timed_h11
 from .guard import Guard, default_hosts
 from .microbatch import MicroBatcher, ModelFailure, ServerBusy
 from .requests import EXPLAIN_TEXTS, check_cost, explained, generation_request
+
+LOG = logging.getLogger(__name__)
 
 
 def require_serving() -> None:
@@ -143,8 +145,8 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, device: st
     limits.setdefault("allowed_hosts", default_hosts(host))
     app = create_app(load_model(checkpoint, map_location=select_device(device)), **limits)
     # said once the model has loaded: a checkpoint that fails to load never claims to be served
-    print(f"serving {checkpoint} on http://{host}:{port} (page at /, API docs at /docs); one access-log line "
-          "per request follows", file=sys.stderr, flush=True)
+    LOG.info(f"serving {checkpoint} on http://{host}:{port} (page at /, API docs at /docs); one access-log line "
+          "per request follows")
     # Everything alive now (torch, the model, the app) lives as long as the server: keep it out of
     # the collector's full passes, which otherwise stall every request in flight for tens of ms.
     gc.collect()
@@ -169,8 +171,7 @@ def exit_even_if_stuck(app: Any, grace_s: float = 5.0) -> None:
     while any(t.is_alive() for t in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     if any(t.is_alive() for t in workers):
-        print(f"a model call was still running {grace_s:g} s after shutdown; exiting without it", file=sys.stderr,
-              flush=True)
+        LOG.warning(f"a model call was still running {grace_s:g} s after shutdown; exiting without it")
         os._exit(0)
 
 

@@ -13,8 +13,8 @@ checkpoints, progress bar (``tqdm.auto``: a widget in a notebook), resume and DD
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -31,6 +31,8 @@ from .registry import TASKS, check_experiment
 from .run_folder import RunResult
 from .trainer import Trainer
 from .tune import TuneResult, load_space, parse_space, tune_config
+
+LOG = logging.getLogger(__name__)
 
 ConfigLike = Union[ExperimentConfig, str, os.PathLike, dict, None]
 
@@ -89,7 +91,7 @@ def prepare(config: ConfigLike = None, *, train_data: Any = None, validation_dat
     if config.data.streaming:
         raise ConfigError("data.streaming reads the data while it trains, so there is nothing to prepare; "
                           "set data.streaming=false to prepare it")
-    log = (lambda line: print(line, file=sys.stderr))  # noqa: E731
+    log = LOG.info
     if config.pretrain is None:
         return [TASKS[config.task].task_class.prepare(config, raw=raw, log=log)]
     language = lm_experiment(config)
@@ -115,7 +117,7 @@ def resolve(config: ConfigLike, train_data: Any, validation_data: Any,
         return config, None
     d = config.data
     raw = as_dataset_dict(train_data, validation_data, d.text_column, d.label_column, label_names,
-                          log=lambda line: print(line, file=sys.stderr))
+                          log=LOG.info)
     if not named_task:
         config = dataclasses.replace(config, task=infer_task(raw, config, named_labels))
     return dataclasses.replace(config, data=dataclasses.replace(d, dataset=IN_MEMORY)).validate(), raw
@@ -135,9 +137,9 @@ def infer_task(raw: Any, config: ExperimentConfig, named_labels: bool = False) -
         missing = ", ".join(repr(name) for name in wanted if name not in columns)
         raise DataError(f"label column {missing} not found in train_data (columns: {', '.join(columns)}); set "
                         "data.label_column to the labels' column, or task: language_model to train a generator")
-    print(f"WARNING: train_data has only text ({', '.join(texts)}) and no label column, so this trains a LANGUAGE "
-          "MODEL (a generator). For a classifier, give labels (data.label_column); set task: language_model to "
-          "say that is what you want.", file=sys.stderr)
+    LOG.warning(f"WARNING: train_data has only text ({', '.join(texts)}) and no label column, so this trains a "
+                "LANGUAGE MODEL (a generator). For a classifier, give labels (data.label_column); set task: "
+                "language_model to say that is what you want.")
     return "language_model"
 
 

@@ -8,7 +8,7 @@ tuned on the validation split (saved with each checkpoint, used by ``predict`` a
 from __future__ import annotations
 
 import dataclasses
-import sys
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -30,6 +30,8 @@ from .distill_config import distill_config
 from .evaluation import eval_budget_note, eval_rows, evaluate_single, predict_rows
 from .metrics import multi_label_metrics, tune_thresholds
 from .task import Autocast, Carry, StepOutput, given_tokenizer, to_device
+
+LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # annotations only
     from datasets import Dataset
@@ -62,7 +64,7 @@ class ClassificationTask:
         if d.streaming:
             self._open_stream(config, checkpoint, raw)
         else:
-            log = (lambda line: print(line, file=sys.stderr)) if dist.is_main else None  # noqa: E731
+            log = LOG.info
             prepared = self.prepare(config, checkpoint, raw, log)
             self.tokenizer, self.spec, self.text_columns = prepared.tokenizer, prepared.spec, prepared.text_columns
             self.train_set, self.valid_set, self.data_note = prepared.train_set, prepared.valid_set, prepared.note

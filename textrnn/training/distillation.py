@@ -21,7 +21,7 @@ a label to mix in everywhere.
 from __future__ import annotations
 
 import dataclasses
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -48,6 +48,8 @@ from .run_folder import RunResult
 from .teachers import matched, open_teacher
 from .trainer import Trainer
 
+LOG = logging.getLogger(__name__)
+
 TRANSFER_TOKENIZER = "tokenizer.json"
 
 
@@ -73,7 +75,7 @@ def distill(teacher: Optional[str] = None, config: ConfigLike = None, resume: Op
     config = dataclasses.replace(config, distill=section).validate()
     if not check_experiment(config).model_class.is_classifier:
         raise ConfigError(f"distill trains a classifier; this config's task is {config.task}")
-    log = (lambda line: print(line, file=sys.stderr))  # noqa: E731
+    log = LOG.info
     with datasets_progress(config.train.progress):
         folder = transfer_set(config, settings, teacher, raw, device, log)
         import datasets

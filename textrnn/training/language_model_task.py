@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
+import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,6 +26,8 @@ from ..data.streams import stream_counts
 from ..data.tokenization import PAD_ID
 from .evaluation import eval_budget_note, evaluate_lm, lm_eval_tokens
 from .task import Autocast, Carry, StepOutput, given_tokenizer, to_device
+
+LOG = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- language model
@@ -56,7 +58,7 @@ class LanguageModelTask:
             self.tokenizer, self.train_loader, self.data_note = s.tokenizer, s.train_loader, s.note
             self.valid_tokens, self.counted = s.valid_tokens, s.sample_ids
             return
-        log = (lambda line: print(line, file=sys.stderr)) if dist.is_main else None  # noqa: E731
+        log = LOG.info
         prepared = self.prepare(config, checkpoint, raw, log)
         self.tokenizer, self.data_note = prepared.tokenizer, prepared.note
         self.train_tokens, self.valid_tokens = prepared.train_tokens, prepared.valid_tokens

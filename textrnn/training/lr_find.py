@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
@@ -30,6 +30,8 @@ from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError, TrainingError
 from .accumulation import accumulate, groups
 from .optim import clip_gradients
+
+LOG = logging.getLogger(__name__)
 
 PLOT = "lr_find.png"
 
@@ -53,7 +55,7 @@ def lr_find_config(config: ExperimentConfig, raw: Any = None, device: Optional[s
     if not 0 < start_lr < end_lr or steps < 10:
         raise ConfigError(f"lr-find needs 0 < start_lr < end_lr and at least 10 steps; got {start_lr}, {end_lr}, "
                           f"{steps}")
-    log = log or (lambda line: print(line, file=sys.stderr))
+    log = log or LOG.info
     out = Path(config.train.output_dir)
     with tempfile.TemporaryDirectory(prefix="textrnn-lr-find-") as scratch:
         sweep = dataclasses.replace(config, train=dataclasses.replace(

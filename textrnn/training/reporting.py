@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import sys
@@ -15,6 +16,8 @@ import torch
 
 from ..core.errors import ConfigError
 from .reporters import open_sink, require_reporters
+
+LOG = logging.getLogger(__name__)
 
 METRICS = "metrics.jsonl"
 
@@ -58,7 +61,7 @@ class MetricsLog:
             except ValueError:
                 if number < len(lines):  # only the last line can be torn by a crash or a full disk
                     raise ConfigError(f"{self.path} line {number} is not JSON; repair or delete that line") from None
-                print(f"note: {self.path} had a torn last line (a crash or a full disk); dropped it", file=sys.stderr)
+                LOG.info(f"note: {self.path} had a torn last line (a crash or a full disk); dropped it")
         kept = [line for line, record in records if record.get("step", 0) <= step]
         if len(kept) != len(lines):
             tmp = self.path.with_suffix(".tmp")

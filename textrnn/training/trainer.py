@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Optional
@@ -51,6 +51,8 @@ from .reporting import METRICS, MetricsLog, ProgressBar, loss_window, plot_curve
 from .run_folder import LAST, RunCheckpointer, RunResult, TrainingProgress
 from .task import Carry
 
+LOG = logging.getLogger(__name__)
+
 
 class _RolledBack(Exception):
     """Raised inside the loop after a rollback: the epoch restarts where the checkpoint was."""
@@ -78,7 +80,7 @@ class Trainer:
                                      raw=raw)
         if self.dist.is_main:  # once the data is read: a run refused for its data leaves no folder behind
             self.checkpointer.write_run_config(config_to_dict(config))
-        log = (lambda line: print(line, file=sys.stderr)) if self.dist.is_main else None
+        log = LOG.info
         self.model: Any = (entry.model_class.from_pretrained(point.folder) if point else
                       build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts, log))
         self.model.to(self.device).train()
@@ -113,7 +115,7 @@ class Trainer:
             resume = str(self.out)
         if resume is not None and runs.is_empty_run(resume):
             if self.dist.is_main:
-                print(f"note: {resume} holds no checkpoint yet; starting the run from the beginning", file=sys.stderr)
+                LOG.info(f"note: {resume} holds no checkpoint yet; starting the run from the beginning")
             return None
         return runs.find_resume_point(resume) if resume else None
 
@@ -234,8 +236,7 @@ class Trainer:
         self.metrics_log.write({"step": self.progress.step, "split": "event", "event": "rollback", "reason": where,
                                 "lr_scale": scale, "rollbacks": rollbacks})
         if self.dist.is_main:
-            print(f"note: {where}; rolled back to step {self.progress.step} with the learning rate x{scale:g}",
-                  file=sys.stderr)
+            LOG.info(f"note: {where}; rolled back to step {self.progress.step} with the learning rate x{scale:g}")
         raise _RolledBack
 
     def fit(self) -> RunResult:
@@ -264,7 +265,7 @@ class Trainer:
                            best_step=self.progress.best_step,  # a schedule that follows the clock plans no steps
                            planned_steps=None if t.schedule_by_time and t.max_minutes else self.total_steps)
         if self.dist.is_main and result.budget_note:
-            print(result.budget_note, file=sys.stderr)
+            LOG.info(result.budget_note)
         return result
 
     def _announce_plan(self) -> None:
@@ -272,10 +273,10 @@ class Trainer:
         t, plan = self.train_config, self.plan
         for note in (self.task.data_note, self.task.eval_note):  # where the data is; what evaluations read
             if self.dist.is_main and note:
-                print(note, file=sys.stderr)
+                LOG.info(note)
         if self.dist.is_main and (plan.max_epochs, plan.eval_every) != (t.max_epochs, t.eval_every):
-            print(f"note: {len(self.task.train_loader)} steps an epoch: training up to {plan.max_epochs} epochs "
-                  f"(train.min_steps={t.min_steps}), evaluating every {plan.eval_every} steps", file=sys.stderr)
+            LOG.info(f"note: {len(self.task.train_loader)} steps an epoch: training up to {plan.max_epochs} epochs "
+                  f"(train.min_steps={t.min_steps}), evaluating every {plan.eval_every} steps")
             self.metrics_log.write({"step": self.progress.step, "split": "event", "event": "plan",
                                     **dataclasses.asdict(plan)})
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import logging
 import re
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -33,6 +33,8 @@ from ..core.config import ExperimentConfig
 from ..core.config_files import config_from_dict, config_to_dict, dotted_tree, merge
 from ..core.errors import ConfigError
 from .registry import get_task
+
+LOG = logging.getLogger(__name__)
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "logint", "choice")
 STUDY, BEST_CONFIG, PLOT = "study.db", "best_config.yaml", "study.png"
@@ -108,7 +110,7 @@ def tune_config(config: ExperimentConfig, space: dict, trials: int, raw: Any = N
     optuna = _optuna()
     from .trainer import Trainer
 
-    log = log or (lambda line: print(line, file=sys.stderr))
+    log = log or LOG.info
     out = Path(config.train.output_dir)
     with_values(config, {key: args[0] for key, (_, args) in space.items()}, out)  # a bad key fails before any trial
     out.mkdir(parents=True, exist_ok=True)
