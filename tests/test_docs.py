@@ -73,3 +73,27 @@ def test_the_quickstart_notebook_is_a_page_with_what_each_cell_printed(site):
     assert text.splitlines()[2:] == ["# Title", "", "```python", "print(1 + 1)", "```", "", "```text", "2", "'done'",
                                      "```"]
     assert "run when this site was built" in text
+
+
+def test_every_example_in_a_public_docstring_runs(tmp_path, monkeypatch):
+    import inspect
+    import textwrap
+
+    import textrnn
+
+    examples = {}
+    for name in textrnn.__all__:
+        doc = inspect.getdoc(getattr(textrnn, name)) or ""
+        if "Example::" in doc:  # the indented block after it, up to the end of the docstring
+            examples[name] = textwrap.dedent(doc.split("Example::", 1)[1].strip("\n"))
+    assert {"RNNClassifier", "RNNLanguageModel", "train"} <= set(examples)
+    monkeypatch.chdir(tmp_path)  # examples save folders where they run
+    for name, code in examples.items():
+        exec(compile(code, f"<example of {name}>", "exec"), {})
+
+
+def test_a_class_page_puts_what_a_user_calls_before_what_textrnn_calls(site):
+    page = (site / "api" / "RNNClassifier.html").read_text()
+    split = page.index("Used by textrnn itself")
+    assert "predict" in page[:split] and "save_pretrained" in page[:split] and "Example" in page[:split]
+    assert "check_head" in page[split:] and "check_head" not in page[:split]

@@ -37,6 +37,14 @@ CONSTANTS = {  # the public names that are values, not classes or functions: wha
     "TASKS": "Task name -> what trains it: model class, task class, command (:mod:`textrnn.training.registry`).",
 }
 CHECKED = {"class", "exception", "function", "method", "property", "module"}
+# Public methods that textrnn's own layers call (the trainer, the server, the exporters, generation): a class
+# page lists them apart, after what a user calls, so the page reads as a user's.
+USED_BY_TEXTRNN = {
+    "build", "check_config", "check_head", "clip_groups", "combine", "parts", "pooled", "result_of", "features",
+    "features_dim", "require_tokenizer", "never_sampled", "run_prompt", "start_generation", "logits", "char_table",
+    "encode_chars", "encode_flat", "id_dtype", "token_text", "layer_weights", "resolve_strategy", "fused_step",
+    "initial_state", "extra_repr", "get_output_dim",
+}
 
 
 def public_pages(out: Path) -> list[str]:
@@ -46,8 +54,7 @@ def public_pages(out: Path) -> list[str]:
     for name in sorted(textrnn.__all__, key=str.lower):
         obj = getattr(textrnn, name)
         if inspect.isclass(obj):
-            body = (f".. autoclass:: textrnn.{name}\n   :members:\n   :undoc-members:\n   :show-inheritance:\n"
-                    "   :inherited-members: Module, RNNBase, Exception\n")  # our bases, not torch's or Python's
+            body = class_page(name, obj)
         elif inspect.isfunction(obj):
             body = f".. autofunction:: textrnn.{name}\n"
         else:
@@ -55,6 +62,24 @@ def public_pages(out: Path) -> list[str]:
         (out / f"{name}.rst").write_text(f"{name}\n{'=' * len(name)}\n\n{body}", encoding="utf-8")
         pages.append(name)
     return pages
+
+
+def class_page(name: str, cls: type) -> str:
+    """The class with what a user calls first, then (under its own heading) what textrnn's layers call."""
+    ours = [k for k in cls.__mro__ if k.__module__.startswith("textrnn")]
+    callables = (property, classmethod, staticmethod, type(class_page))  # not a NamedTuple's field named alike
+    internal = sorted(m for m in USED_BY_TEXTRNN if any(isinstance(vars(k).get(m), callables) for k in ours))
+    body = (f".. autoclass:: textrnn.{name}\n   :members:\n   :undoc-members:\n   :show-inheritance:\n"
+            "   :inherited-members: Module, RNNBase, Exception\n")  # our bases, not torch's or Python's
+    if not internal:
+        return body
+    body += f"   :exclude-members: {', '.join(internal)}\n\nUsed by textrnn itself\n{'-' * 22}\n\n"
+    body += ("The trainer, the server, generation and the exporters call these; a model of your own that "
+             "plugs into them may override them.\n\n")
+    for member in internal:
+        kind = "autoproperty" if isinstance(inspect.getattr_static(cls, member), property) else "automethod"
+        body += f".. {kind}:: textrnn.{name}.{member}\n\n"
+    return body
 
 
 def module_pages(out: Path) -> list[str]:

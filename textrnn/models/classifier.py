@@ -214,6 +214,17 @@ class RNNClassifier(_Classifier):
 
     An ensemble of K classifiers is a :class:`ClassifierEnsemble`; ``RNNClassifier.build``
     and ``from_pretrained`` return one when ``config.ensemble_size > 1``.
+
+    Example::
+
+        from textrnn import RNNClassifier, TextTokenizer, pad_batch
+
+        tok = TextTokenizer.train(["a fine film", "a dull film"], "word", min_freq=1)
+        model = RNNClassifier.from_tokenizer(tok, label_names=["negative", "positive"], hidden_size=32)
+        input_ids, lengths = pad_batch([tok.encode("a fine film"), tok.encode("dull")])  # (B, T), (B,)
+        logits, loss = model(input_ids, lengths)  # a ClassifierOutput; loss is None without labels
+        model.predict(["a fine film"])  # [{'label': ..., 'probabilities': {'negative': ..., 'positive': ...}}]
+        model.save_pretrained("my_classifier")  # RNNClassifier.from_pretrained("my_classifier") loads it
     """
 
     def __init__(self, config: Optional[RNNConfig] = None, tokenizer: Optional[TextTokenizer] = None,

@@ -34,6 +34,19 @@ class RNNLanguageModel(TextModel):
     input must then be ``embedding_dim`` wide, so when ``hidden_size`` differs a linear
     ``hidden_size -> embedding_dim`` projection goes in front of the tied head.
     Generation (``stream``, ``generate``, ``generate_text``) is :mod:`textrnn.models.generation`.
+
+    Example::
+
+        import torch
+        from textrnn import RNNLanguageModel, TextTokenizer
+
+        chars = TextTokenizer.train(["to be or not to be"], "char")
+        model = RNNLanguageModel.from_tokenizer(chars, hidden_size=32)
+        ids = chars.encode("to be")
+        logits, loss, state = model(torch.tensor([ids]), targets=torch.tensor([ids]))  # an LMOutput
+        model.generate_text("to", max_new_tokens=20, temperature=0.8, seed=0)  # ['to...'], untrained
+        for pieces in model.stream_text("to", max_new_tokens=5, seed=0):  # each step: one piece a sample
+            print(pieces[0], end="")
     """
 
     task = "language_model"

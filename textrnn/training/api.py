@@ -62,6 +62,17 @@ def train(config: ConfigLike = None, resume: Optional[str] = None, device: Optio
 
     A classifier config with a ``pretrain`` section first trains its language model
     (:mod:`textrnn.training.pretraining`), then the classifier from it, in one run folder.
+
+    Example::
+
+        import pandas as pd
+        import textrnn
+
+        frame = pd.DataFrame({"text": ["a fine film", "a dull film"] * 50, "label": ["good", "bad"] * 50})
+        result = textrnn.train({"train": {"max_steps": 30, "output_dir": "runs/demo", "progress": False},
+                                "model": {"hidden_size": 32}}, train_data=frame)
+        result.model.predict(["a fine film"], top_k=1)  # the best checkpoint, loaded
+        textrnn.evaluate(result.model, frame)["accuracy"]  # or textrnn.evaluate("runs/demo", frame)
     """
     config, raw = resolve(config, train_data, validation_data, label_names)
     with datasets_progress(config.train.progress):
