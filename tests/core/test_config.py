@@ -82,7 +82,7 @@ def test_the_allowed_values_config_owns_are_the_ones_implemented():
     assert set(config.REPORT_TO) == set(SINKS)
     from textrnn import MODELS, TASKS
 
-    assert tuple(MODELS) == tuple(TASKS) == config.TASKS
+    assert tuple(MODELS) == tuple(TASKS) == config.TASK_NAMES
 
     for strategy in config.STRATEGIES:  # each builds an encoder; anything else is refused
         RNNEncoder(4, 4, strategy=strategy)

@@ -20,7 +20,7 @@ FORMAT_VERSION = 3  # of config.json; textrnn.models.migrations upgrades older f
 
 # The allowed values of the choice keys live here, with the keys; the modules that implement
 # them import these lists (and tests check that each implements exactly these).
-TASKS = ("classification", "language_model")  # task (see textrnn.models.registry, textrnn.training.registry)
+TASK_NAMES = ("classification", "language_model")  # what builds and trains each: MODELS and training TASKS
 CELLS = ("lstm", "gru", "rnn", "mingru", "minlstm")  # model.cell (rnn is tanh; the min* cells train in parallel)
 STRATEGIES = ("auto", "packed", "padded")  # model.strategy (see textrnn.models.encoder)
 BLOCKS = ("plain", "residual")  # model.block (see textrnn.models.parallel)
@@ -102,7 +102,7 @@ class RNNConfig:
                 f"model.weight_dropout drops hidden-to-hidden weights, which a {self.cell} has none of: set "
                 "model.weight_dropout=0 (dropout and embedding_dropout still apply)")
         self._validate_labels()
-        require(self.task in TASKS, f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        require(self.task in TASK_NAMES, f"task must be one of {', '.join(TASK_NAMES)}, got {self.task!r}")
         require(self.vocab_size >= 0 and (self.vocab_size == 0 or 0 <= self.pad_id < self.vocab_size),
                 f"model.pad_id must be an id of the vocabulary (0 to {self.vocab_size - 1}), got {self.pad_id}")
         require(self.text_fields is None or (isinstance(self.text_fields, list) and all(

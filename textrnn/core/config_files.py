@@ -14,7 +14,7 @@ from typing import Optional
 
 import yaml
 
-from .config import TASKS, ExperimentConfig, build_dataclass
+from .config import TASK_NAMES, ExperimentConfig, build_dataclass
 from .errors import ConfigError
 
 
@@ -108,9 +108,9 @@ def config_from_dict(data: dict, task: Optional[str] = None) -> ExperimentConfig
     """An experiment config from nested sections (every key optional), checked; ``task`` is the command's."""
     check_moved_keys(data)
     named = data.get("task", task or "classification")  # ExperimentConfig.task's default
-    if named not in TASKS:
-        close = difflib.get_close_matches(str(named), TASKS, n=1)
-        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {named!r}"
+    if named not in TASK_NAMES:
+        close = difflib.get_close_matches(str(named), TASK_NAMES, n=1)
+        raise ConfigError(f"task must be one of {', '.join(TASK_NAMES)}, got {named!r}"
                           + (f"; did you mean {close[0]!r}?" if close else ""))
     if task is not None:
         if named != task:
