@@ -1,3 +1,6 @@
+"""The configs: every shipped one loads, bad keys and values are one-line errors, and the allowed values are
+the implemented ones."""
+
 from pathlib import Path
 
 import pytest

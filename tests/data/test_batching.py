@@ -1,4 +1,4 @@
-"""Padding, length-bucketed sampling, loaders and LM streams (textrnn.batching)."""
+"""Padding, length-bucketed sampling, loaders and LM streams (textrnn.data.batching)."""
 
 import numpy as np
 import pytest

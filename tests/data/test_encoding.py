@@ -1,6 +1,4 @@
-
-
-
+"""Encoding labelled rows (truncation, empty texts) and caching a local file's encoding in the run folder."""
 
 from textrnn import TextTokenizer, load_raw
 from textrnn.data.encoding import encode_classification

@@ -1,4 +1,4 @@
-
+"""Labels: strings and ints, detected schemas, and label names read from the rows a cut split holds."""
 
 import pytest
 

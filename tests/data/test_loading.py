@@ -1,4 +1,4 @@
-
+"""Loading data: local folders, files and formats, missing paths, an unreachable Hub name, the cut validation split."""
 
 import pytest
 

@@ -1,3 +1,5 @@
+"""Language-model token streams: compact encoding, reversed streams, text cut by character position, PTB counts."""
+
 import numpy as np
 
 from textrnn import EOS_ID, UNK_ID, TextTokenizer

@@ -1,3 +1,5 @@
+"""Tokenizers on HF tokenizers: char, word and BPE kinds, fixed special ids, save and load, vocabulary lookups."""
+
 import json
 
 import numpy as np

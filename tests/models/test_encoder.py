@@ -1,3 +1,5 @@
+"""The RNN encoder: pack_padded_sequence semantics for every cell, strategy and direction, and its fused step."""
+
 import itertools
 
 import pytest

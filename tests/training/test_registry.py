@@ -1,3 +1,6 @@
+"""The training registry: a task's rules are checked before data is read; each entry pairs a task class with
+its model class."""
+
 from pathlib import Path
 
 import pytest
