@@ -3,15 +3,16 @@
 # "Parallel cells in the word LM and SST-2 recipes"): each pair side by side, one thread each, for the recipe's
 # own minutes; then the word LMs' test perplexity.
 #
-#   bash benchmarks/cells_vs_recipes.sh [SST2_FOLDER] [OUT]     # defaults: data/sst2, runs/cells_vs_recipes
+#   bash benchmarks/cells_vs_recipes.sh [SST2_FOLDER] [OUT] [SEED]    # defaults: data/sst2, runs/cells_vs_recipes, 0
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SST2=${1:-data/sst2}
 OUT=${2:-runs/cells_vs_recipes}
+SEED=${3:-0}
 CORPUS=$OUT/ptb_style
 mkdir -p "$OUT"
 [ -f "$CORPUS/train.txt" ] || python benchmarks/make_ptb_corpus.py --output "$CORPUS"
-ONE="train.progress=false train.num_threads=1"
+ONE="train.progress=false train.num_threads=1 train.seed=$SEED"
 for cell in lstm mingru; do
   ( OMP_NUM_THREADS=1 textrnn train-generator --config configs/word_lm.yaml model.cell=$cell data.dataset=$CORPUS \
       data.text_column=text $ONE train.output_dir=$OUT/word_lm_$cell 2> $OUT/word_lm_$cell.log | tail -1
