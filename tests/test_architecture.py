@@ -176,15 +176,18 @@ def test_the_task_string_is_dispatched_on_in_the_registries_only():
     assert offenders == []
 
 
-def private_imports(folder: Path) -> list:
-    """Each ``from X import _name`` of the package's own modules: one module reaching into another's insides."""
-    bad = []
+def module_nodes(folder: Path):
+    """(module name, node) for every syntax node of every module under ``folder``."""
     for name, path in sorted(module_names(folder).items()):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(folder.name)):
-                bad += [f"{name}: {alias.name}" for alias in node.names
-                        if alias.name.startswith("_") and not alias.name.startswith("__")]
-    return bad
+            yield name, node
+
+
+def private_imports(folder: Path) -> list:
+    """Each ``from X import _name`` of the package's own modules: one module reaching into another's insides."""
+    return [f"{name}: {alias.name}" for name, node in module_nodes(folder)
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(folder.name))
+            for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
 
 
 def test_no_module_imports_another_modules_private_names(tmp_path):
@@ -197,15 +200,10 @@ def test_no_module_imports_another_modules_private_names(tmp_path):
 
 def stderr_prints(folder: Path, allowed: tuple = ("cli",)) -> list:
     """Each ``print(..., file=sys.stderr)`` outside the CLI: messages go through ``logging`` (textrnn.core.logs)."""
-    bad = []
-    for name, path in sorted(module_names(folder).items()):
-        if name.split(".")[0] in allowed:
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print" and any(
-                    k.arg == "file" and ast.unparse(k.value) == "sys.stderr" for k in node.keywords):
-                bad.append(f"{name}:{node.lineno}")
-    return bad
+    return [f"{name}:{node.lineno}" for name, node in module_nodes(folder)
+            if name.split(".")[0] not in allowed and isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "print"
+            and any(k.arg == "file" and ast.unparse(k.value) == "sys.stderr" for k in node.keywords)]
 
 
 def test_nothing_outside_the_cli_prints_to_stderr(tmp_path):

@@ -57,10 +57,10 @@ def test_an_undocumented_public_function_or_a_broken_reference_fails_the_build(t
     assert "reference target not found: NoSuchClass" in proc.stderr
 
 
-def test_the_quickstart_notebook_is_a_page_with_what_each_cell_printed(site):
+def test_the_quickstart_notebook_is_a_page_with_what_each_cell_printed(site, monkeypatch):
     import nbformat
 
-    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    monkeypatch.syspath_prepend(str(ROOT / "docs" / "_ext"))
     from textrnn_reference import render_notebook
 
     page = (site / "api" / "quickstart.html").read_text()

@@ -23,6 +23,7 @@ import pkgutil
 import re
 import shutil
 import tempfile
+import types
 from pathlib import Path
 
 from sphinx.util import logging
@@ -67,7 +68,7 @@ def public_pages(out: Path) -> list[str]:
 def class_page(name: str, cls: type) -> str:
     """The class with what a user calls first, then (under its own heading) what textrnn's layers call."""
     ours = [k for k in cls.__mro__ if k.__module__.startswith("textrnn")]
-    callables = (property, classmethod, staticmethod, type(class_page))  # not a NamedTuple's field named alike
+    callables = (property, classmethod, staticmethod, types.FunctionType)  # not a NamedTuple's field named alike
     internal = sorted(m for m in USED_BY_TEXTRNN if any(isinstance(vars(k).get(m), callables) for k in ours))
     body = (f".. autoclass:: textrnn.{name}\n   :members:\n   :undoc-members:\n   :show-inheritance:\n"
             "   :inherited-members: Module, RNNBase, Exception\n")  # our bases, not torch's or Python's

@@ -39,7 +39,7 @@ class StderrHandler(logging.StreamHandler):
         super().__init__(sys.stderr)
 
     @property  # type: ignore[override]
-    def stream(self):  # noqa: D401 - a property
+    def stream(self):
         """``sys.stderr`` as it is now."""
         return sys.stderr
 

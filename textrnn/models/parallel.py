@@ -82,9 +82,9 @@ class MinGRUScan(torch.autograd.Function):
     has ``z = 0``, so ``a = 1 - z = 1`` and ``b = z h~ = 0``), then ``h_t = (1 - z_t) h_{t-1} + z_t h~_t``.
     The backward runs the recurrence in reverse once (``g_t = dh_t + a_{t+1} g_{t+1}``, one fused multiply-add
     a step) and writes ``dk = g (h~ - h_{t-1}) z (1 - z)`` and ``dh~ = g z`` straight into one (T, N, 2H)
-    gradient. Autograd over the separate ops made about twelve whole-tensor passes and kept five (T, N, H)
-    tensors; this makes about seven and keeps ``z`` and ``h`` (the gates are the Linear's output, kept anyway
-    by nothing else). ``benchmarks/bench_cells.py`` measures the difference.
+    gradient. Autograd over the separate ops made about twelve whole-tensor passes; this makes about seven, and
+    keeps for the backward pass the gates (for ``h~``), ``z`` and ``h``: four (T, N, H) widths, with ``1 - z``
+    recomputed rather than kept. ``benchmarks/bench_cells.py`` measures the difference.
     """
 
     @staticmethod

@@ -146,7 +146,7 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000, device: st
     app = create_app(load_model(checkpoint, map_location=select_device(device)), **limits)
     # said once the model has loaded: a checkpoint that fails to load never claims to be served
     LOG.info(f"serving {checkpoint} on http://{host}:{port} (page at /, API docs at /docs); one access-log line "
-          "per request follows")
+             "per request follows")
     # Everything alive now (torch, the model, the app) lives as long as the server: keep it out of
     # the collector's full passes, which otherwise stall every request in flight for tens of ms.
     gc.collect()

@@ -64,8 +64,7 @@ class ClassificationTask:
         if d.streaming:
             self._open_stream(config, checkpoint, raw)
         else:
-            log = LOG.info
-            prepared = self.prepare(config, checkpoint, raw, log)
+            prepared = self.prepare(config, checkpoint, raw, LOG.info)
             self.tokenizer, self.spec, self.text_columns = prepared.tokenizer, prepared.spec, prepared.text_columns
             self.train_set, self.valid_set, self.data_note = prepared.train_set, prepared.valid_set, prepared.note
             self.sampler: Optional[BucketBatchSampler] = BucketBatchSampler(

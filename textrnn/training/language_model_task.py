@@ -58,8 +58,7 @@ class LanguageModelTask:
             self.tokenizer, self.train_loader, self.data_note = s.tokenizer, s.train_loader, s.note
             self.valid_tokens, self.counted = s.valid_tokens, s.sample_ids
             return
-        log = LOG.info
-        prepared = self.prepare(config, checkpoint, raw, log)
+        prepared = self.prepare(config, checkpoint, raw, LOG.info)
         self.tokenizer, self.data_note = prepared.tokenizer, prepared.note
         self.train_tokens, self.valid_tokens = prepared.train_tokens, prepared.valid_tokens
         self.counted = self.train_tokens

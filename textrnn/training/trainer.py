@@ -112,9 +112,8 @@ class Trainer:
         runs.recover(self.out)  # a step a killed re-save left aside counts: `last` points at it again
         if resume is None and self.train_config.resume == "auto" and (self.out / LAST).exists():
             resume = str(self.out)
-        if resume is not None and runs.is_empty_run(resume):
-            if self.dist.is_main:
-                LOG.info(f"note: {resume} holds no checkpoint yet; starting the run from the beginning")
+        if resume is not None and runs.is_empty_run(resume):  # said once: the log speaks on rank 0 only
+            LOG.info(f"note: {resume} holds no checkpoint yet; starting the run from the beginning")
             return None
         return runs.find_resume_point(resume) if resume else None
 
@@ -234,8 +233,7 @@ class Trainer:
         self.metrics_log.forget_after(self.progress.step)
         self.metrics_log.write({"step": self.progress.step, "split": "event", "event": "rollback", "reason": where,
                                 "lr_scale": scale, "rollbacks": rollbacks})
-        if self.dist.is_main:
-            LOG.info(f"note: {where}; rolled back to step {self.progress.step} with the learning rate x{scale:g}")
+        LOG.info(f"note: {where}; rolled back to step {self.progress.step} with the learning rate x{scale:g}")
         raise _RolledBack
 
     def fit(self) -> RunResult:
@@ -263,7 +261,7 @@ class Trainer:
                            stop_reason=reason, step=self.progress.step, last_metrics=final,
                            best_step=self.progress.best_step,  # a schedule that follows the clock plans no steps
                            planned_steps=None if t.schedule_by_time and t.max_minutes else self.total_steps)
-        if self.dist.is_main and result.budget_note:
+        if result.budget_note:
             LOG.info(result.budget_note)
         return result
 
@@ -271,11 +269,11 @@ class Trainer:
         """Where the data is, and whether the data stretched the run (train.min_steps) and its evaluations."""
         t, plan = self.train_config, self.plan
         for note in (self.task.data_note, self.task.eval_note):  # where the data is; what evaluations read
-            if self.dist.is_main and note:
+            if note:
                 LOG.info(note)
         if self.dist.is_main and (plan.max_epochs, plan.eval_every) != (t.max_epochs, t.eval_every):
             LOG.info(f"note: {len(self.task.train_loader)} steps an epoch: training up to {plan.max_epochs} epochs "
-                  f"(train.min_steps={t.min_steps}), evaluating every {plan.eval_every} steps")
+                     f"(train.min_steps={t.min_steps}), evaluating every {plan.eval_every} steps")
             self.metrics_log.write({"step": self.progress.step, "split": "event", "event": "plan",
                                     **dataclasses.asdict(plan)})
 
