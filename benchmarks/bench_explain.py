@@ -5,7 +5,8 @@
 For the first ``--texts`` validation sentences, at each ``--steps``: the median and the largest
 ``|delta| / |score - baseline_score|`` (the attributions' gap from the score's change, relative to
 that change), and the median seconds a text (two threads, nothing else running). One JSON row per
-setting.
+setting, then one for occlusion (``method="occlusion"``, what the static web page computes): its median
+seconds a text, forward passes only.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ def main() -> None:
         print(json.dumps({"steps": steps, "texts": len(texts), "median_relative_gap": round(statistics.median(gaps), 5),
                           "max_relative_gap": round(max(gaps), 5), "median_s": round(statistics.median(seconds), 3)}),
               flush=True)
+    seconds = []
+    for text in texts:
+        start = time.perf_counter()
+        model.explain(text, method="occlusion")
+        seconds.append(time.perf_counter() - start)
+    print(json.dumps({"method": "occlusion", "texts": len(texts), "median_s": round(statistics.median(seconds), 4)}),
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""End-to-end: the real entry points in subprocesses, on tiny local data."""
+"""End-to-end on tiny local data: the commands through ``cli.main`` in this process, the entry point and the
+scripts in subprocesses."""
 
 import json
 import subprocess
@@ -6,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import CORPUS, ROOT, cli, run_cli, write_sentiment
+from .conftest import CORPUS, ROOT, cli, write_sentiment
 
 SMALL = ["model.embedding_dim=16", "model.hidden_size=16", "train.progress=false", "train.warmup_steps=2"]
 
@@ -18,8 +19,8 @@ def classifier_run(tmp_path_factory):
     config = tmp / "c.yaml"
     config.write_text("task: classification\ndata:\n  text_column: sentence\n  batch_size: 16\n")
     out = tmp / "run"
-    proc = run_cli("train-classifier", "--config", str(config), f"data.dataset={data}", f"train.output_dir={out}",
-                   "train.max_epochs=3", "train.lr=0.02", "model.bidirectional=true", *SMALL)
+    proc = cli("train-classifier", "--config", str(config), f"data.dataset={data}", f"train.output_dir={out}",
+               "train.max_epochs=3", "train.lr=0.02", "model.bidirectional=true", *SMALL)
     assert proc.returncode == 0, proc.stderr
     return out, data, proc
 
@@ -31,7 +32,7 @@ def generator_run(tmp_path_factory):
     corpus.write_text(CORPUS)
     out = tmp / "run"
     proc = cli("train-generator", "--config", str(ROOT / "configs" / "debug.yaml"), f"data.dataset={corpus}",
-                   f"train.output_dir={out}", "train.max_steps=30", *SMALL)
+               f"train.output_dir={out}", "train.max_steps=30", *SMALL)
     assert proc.returncode == 0, proc.stderr
     return out, corpus, proc
 

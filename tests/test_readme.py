@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, SHARED
+from .conftest import ROOT, SHARED, cli
 
-FAST = ["train.max_steps=3", "train.eval_every=0", "train.max_minutes=null", "train.progress=false"]
+FAST = ["train.max_steps=3", "train.eval_every=0", "train.max_minutes=null", "train.progress=false",
+        "train.eval_tokens=4096"]
 LOCAL = {"configs/sst2_bilstm.yaml": "../shared/data/sst2",
          "configs/go_emotions_bilstm.yaml": "../shared/data/go_emotions",
          "configs/char_shakespeare.yaml": "../shared/data/tiny_shakespeare/input.txt"}
@@ -110,9 +111,7 @@ def test_readme_python_example_runs(workdir):
             "char_shakespeare": ("train-generator", "configs/debug.yaml")}
     for name, (command, config) in tiny.items():  # what the quick starts train, unless they already ran here
         if not (workdir / "runs" / name).exists():
-            proc = subprocess.run([sys.executable, "-m", "textrnn", command, "--config", config,
-                                   f"train.output_dir=runs/{name}", *FAST], cwd=workdir, capture_output=True, text=True,
-                                  timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+            proc = cli(command, "--config", config, f"train.output_dir=runs/{name}", *FAST, cwd=workdir)
             assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(code.strip().splitlines()) <= 12
     cwd = os.getcwd()

@@ -15,9 +15,9 @@ import torch
 from textrnn import TrainingError
 from textrnn.training.api import train
 
-from .conftest import ROOT, assert_same_weights, run_cli, weights
+from .conftest import ROOT, assert_same_weights, cli, weights
 from .helpers import lm_config
-from .test_reliability import LM_ARGS, reference_run, resume, start_training
+from .test_reliability import LM_ARGS, reference_run, resume, start_training, train_here
 
 
 def states(out):
@@ -40,7 +40,7 @@ def test_sigkill_before_the_first_checkpoint_then_resume_starts_over(tmp_path, c
     assert_same_weights(reference, out / "last")
     stranger = tmp_path / "not_a_run"
     stranger.mkdir()
-    proc = run_cli("train-generator", "--resume", str(stranger))
+    proc = cli("train-generator", "--resume", str(stranger))
     assert proc.returncode == 2 and "is not a textrnn checkpoint" in proc.stderr
 
 
@@ -77,12 +77,10 @@ def test_resume_auto_relaunched_blindly_continues_the_run(tmp_path, corpus_file)
     first = start_training(corpus_file, out, 24, env={"TEXTRNN_FAULT": "kill_rank:0:7"}, extra=["train.resume=auto"])
     first.communicate(timeout=300)
     assert first.returncode == -signal.SIGKILL and states(out)["step"] == 4
-    again = start_training(corpus_file, out, 24, extra=["train.resume=auto"])  # the same command, relaunched
-    _, err = again.communicate(timeout=300)
-    assert again.returncode == 0, err
+    again = train_here(corpus_file, out, 24, "train.resume=auto")  # the same command, relaunched
+    assert again.returncode == 0, again.stderr
     assert_same_weights(reference, out / "last")
-    fresh = start_training(corpus_file, tmp_path / "fresh", 8, extra=["train.resume=auto"])  # nothing to resume: starts
-    fresh.communicate(timeout=300)
+    fresh = train_here(corpus_file, tmp_path / "fresh", 8, "train.resume=auto")  # nothing to resume: starts
     assert fresh.returncode == 0 and states(tmp_path / "fresh")["step"] == 8
 
 
@@ -147,8 +145,8 @@ def test_rollbacks_are_bounded_and_stop_is_still_available(tmp_path, corpus_file
 def test_final_line_reports_the_best_checkpoint_and_the_last_beside_it(tmp_path, corpus_file):
     config = tmp_path / "lm.yaml"
     config.write_text("task: language_model\n")
-    proc = run_cli("train-generator", "--config", str(config), f"data.dataset={corpus_file}",
-                   f"train.output_dir={tmp_path / 'run'}", "train.max_steps=24", *LM_ARGS, "train.lr=0.05")
+    proc = cli("train-generator", "--config", str(config), f"data.dataset={corpus_file}",
+               f"train.output_dir={tmp_path / 'run'}", "train.max_steps=24", *LM_ARGS, "train.lr=0.05")
     assert proc.returncode == 0, proc.stderr
     line = json.loads(proc.stdout.strip().splitlines()[-1])
     best = json.loads((tmp_path / "run" / "best" / "trainer_state.json").read_text())

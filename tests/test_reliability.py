@@ -20,7 +20,7 @@ import torch
 from textrnn import CheckpointError, DataError, RNNClassifier, RNNLanguageModel, TextRNNError, load_model
 from textrnn.training.api import train
 
-from .conftest import CORPUS, ROOT, assert_same_weights, run_cli, write_sentiment
+from .conftest import CORPUS, ROOT, assert_same_weights, cli, write_sentiment
 from .helpers import classifier_config, lm_config
 
 LM_ARGS = ["tokenizer.kind=char", "data.batch_size=4", "data.seq_len=16", "model.embedding_dim=12",
@@ -38,15 +38,22 @@ def start_training(corpus: Path, out: Path, steps: int, env: dict | None = None,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(env or {})})
 
 
+def train_here(corpus: Path, out: Path, steps: int, *extra: str) -> subprocess.CompletedProcess:
+    """The run ``start_training`` starts, in this process: a run nobody kills needs no fresh interpreter."""
+    config = out.parent / "lm.yaml"
+    config.write_text("task: language_model\n")
+    return cli("train-generator", "--config", str(config), f"data.dataset={corpus}", f"train.output_dir={out}",
+               f"train.max_steps={steps}", *LM_ARGS, *extra)
+
+
 def reference_run(corpus: Path, out: Path, steps: int) -> Path:
-    proc = start_training(corpus, out, steps)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
+    proc = train_here(corpus, out, steps)
+    assert proc.returncode == 0, proc.stderr
     return out / "last"
 
 
 def resume(out: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return run_cli("train-generator", "--resume", str(out), *overrides)
+    return cli("train-generator", "--resume", str(out), *overrides)
 
 
 def wait_for(path: Path, timeout: float = 120) -> None:
@@ -343,7 +350,7 @@ def test_label_outside_the_label_set_at_evaluation(tmp_path):
     data = write_sentiment(tmp_path / "d")
     train(classifier_config(data, tmp_path / "run", "train.max_epochs=1"))
     (data / "validation.csv").write_text("sentence,label\nloved it,pos\nmeh,neutral\n")
-    proc = run_cli("evaluate", "--checkpoint", str(tmp_path / "run"), "--dataset", str(data))
+    proc = cli("evaluate", "--checkpoint", str(tmp_path / "run"), "--dataset", str(data))
     assert proc.returncode == 2 and "label 'neutral' is not one of the model's labels (neg, pos)" in proc.stderr
 
 
@@ -353,7 +360,7 @@ def test_one_megabyte_text_to_predict_is_truncated_with_a_note(tmp_path):
     train(classifier_config(data, tmp_path / "run", "train.max_epochs=1"))
     big = tmp_path / "big.txt"
     big.write_text("great fun film " * 70_000 + "\nhated it\n")  # a 1 MB line, then a short one
-    proc = run_cli("predict", "--checkpoint", str(tmp_path / "run"), "--input", str(big), "--max-length", "500")
+    proc = cli("predict", "--checkpoint", str(tmp_path / "run"), "--input", str(big), "--max-length", "500")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert rows[0]["truncated_to_tokens"] == 500 and "truncated_to_tokens" not in rows[1]

@@ -9,7 +9,7 @@ import pytest
 
 from textrnn import load_model
 
-from ..conftest import CORPUS, ROOT, assert_same_weights, run_cli, write_sentiment
+from ..conftest import CORPUS, ROOT, assert_same_weights, cli, write_sentiment
 
 SMALL = ["model.embedding_dim=16", "model.hidden_size=16", "train.progress=false", "train.warmup_steps=2"]
 
@@ -39,7 +39,7 @@ def test_ddp_classifier_two_processes(tmp_path):
     assert len(sums) == 2 and sums[0] == sums[1]  # both ranks ended with identical parameters
     assert state["progress"]["world_size"] == 2
     load_model(out / "last")  # a plain single process loads the one checkpoint
-    ev = run_cli("evaluate", "--checkpoint", str(out / "last"), "--dataset", str(data))
+    ev = cli("evaluate", "--checkpoint", str(out / "last"), "--dataset", str(data))
     metrics = json.loads(ev.stdout.strip().splitlines()[-1])
     logged = logged_validation(out)
     assert metrics["examples"] == logged["examples"] == 31
@@ -61,7 +61,7 @@ def test_ddp_generator_two_processes(tmp_path):
     assert proc.stderr.count("data: found") + proc.stderr.count("data: prepared") == 1  # rank 0 reports
     sums = json.loads((out / "last" / "trainer_state.json").read_text())["rank_parameter_sha256"]
     assert sums[0] == sums[1]
-    ev = run_cli("evaluate", "--checkpoint", str(out / "last"), "--dataset", str(corpus))
+    ev = cli("evaluate", "--checkpoint", str(out / "last"), "--dataset", str(corpus))
     metrics = json.loads(ev.stdout.strip().splitlines()[-1])
     assert metrics["loss"] == pytest.approx(logged_validation(out)["loss"], rel=1e-6)
     assert metrics["tokens"] == logged_validation(out)["tokens"]
@@ -76,7 +76,7 @@ def test_resume_a_two_process_run_in_one_process(tmp_path):
               f"train.output_dir={out}", "train.max_epochs=3", "train.eval_every=3", *SMALL]
     proc = torchrun("train-classifier", *common, "train.max_steps=6")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    resumed = run_cli("train-classifier", "--resume", str(out), "train.max_steps=12")
+    resumed = cli("train-classifier", "--resume", str(out), "train.max_steps=12")
     assert resumed.returncode == 0, resumed.stderr
     state = json.loads((out / "last" / "trainer_state.json").read_text())["progress"]
     assert state["step"] == 12 and state["world_size"] == 1

@@ -53,6 +53,28 @@ def test_a_predicted_label_and_a_lone_text_or_a_list():
     assert [e["label"] for e in model.explain(["dog", "fox"])] == [one["label"], model.predict("fox")["label"]]
 
 
+@pytest.mark.parametrize("kw", [dict(pooling="attention", bidirectional=True), dict(ensemble_size=2),
+                                dict(problem_type="multi_label", cell="mingru")])
+def test_occlusion_is_the_probability_lost_when_each_token_is_deleted(kw):
+    model = classifier(char_tokenizer(), hidden_size=12, **kw)
+    text = "lazy dog"
+    e = model.explain(text, label="b", method="occlusion")
+    assert e["method"] == "occlusion" and e["label"] == "b" and e["tokens"] == list(text)
+    assert e["score"] == pytest.approx(e["probability"], abs=1e-6)
+    assert e["score"] == pytest.approx(model.predict(text)["probabilities"]["b"], abs=1e-6)
+    for t in range(len(text)):  # each deletion scored alone, as predict scores it
+        alone = model.predict(text[:t] + text[t + 1:])["probabilities"]["b"]
+        assert e["attributions"][t] == pytest.approx(e["score"] - alone, abs=1e-5), t
+    assert e["attention"] is None or len(e["attention"]) == len(text)
+
+
+def test_occlusion_of_a_one_token_text_compares_with_the_empty_text():
+    model = classifier(char_tokenizer(), hidden_size=12)
+    e = model.explain("d", method="occlusion")
+    empty = model.predict("")["probabilities"][e["label"]]
+    assert e["attributions"] == [pytest.approx(e["score"] - empty, abs=1e-6)]
+
+
 def test_a_language_model_explains_its_next_token():
     model = language_model(char_tokenizer(), hidden_size=16)
     e = model.explain("the lazy d", steps=128)
@@ -68,6 +90,7 @@ def test_a_language_model_explains_its_next_token():
     (lambda m: m.explain("dog", label="z"), "label 'z' is not one of this model's labels (a, b, c)"),
     (lambda m: m.explain("", steps=8), "the text has no tokens to explain"),
     (lambda m: m.explain("dog", steps=1), "steps must be an integer of at least 2"),
+    (lambda m: m.explain("dog", method="lime"), "method must be one of integrated_gradients, occlusion, got 'lime'"),
 ])
 def test_bad_requests_are_one_line(call, message):
     with pytest.raises(TextRNNError) as error:

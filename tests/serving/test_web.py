@@ -151,6 +151,24 @@ def test_the_page_classifies_as_predict_does(word_classifier, tmp_path):
                       np.array(list(python["probabilities"].values()))).max() <= 1e-4
 
 
+def test_the_page_explains_by_occlusion_as_python_does(word_classifier, tmp_path):
+    from textrnn import load_model
+
+    site = export_web(word_classifier, tmp_path / "site")
+    model = load_model(word_classifier)
+    texts = ["First Citizen: speak, speak!", "a GREAT film", "x"]
+    for label in (None, "neu"):
+        got = node({"site": str(site), "job": "explain", "texts": texts, "label": label}, tmp_path)
+        for page, text in zip(got, texts):
+            python = model.explain(text, label=label, method="occlusion")
+            assert page["label"] == python["label"] and page["method"] == "occlusion"
+            assert page["tokens"] == [t.lower() for t in python["tokens"]]  # as the vocabulary has them
+            assert np.abs(np.array(page["attributions"]) - np.array(python["attributions"])).max() <= 1e-4
+            assert page["score"] == pytest.approx(python["score"], abs=1e-4)
+    too_long, empty = node({"site": str(site), "job": "explain", "texts": ["film " * 257, ""], "label": None}, tmp_path)
+    assert too_long is None and empty is None
+
+
 def test_the_page_generates_torch_s_greedy_tokens(char_generator, tmp_path):
     from textrnn import load_model
 
@@ -223,7 +241,8 @@ def test_cli_web_export_reports_the_page_weight(word_classifier, tmp_path):
 @pytest.mark.slow
 def test_the_pages_in_headless_chromium(word_classifier, char_generator, tmp_path):
     """The exported pages served by python -m http.server, in headless Chromium (Debian's chromium package):
-    typing shows the labels; 20 texts' probabilities equal predict's to 1e-4; 50 greedy tokens equal torch's.
+    typing shows the labels; ticking the box highlights the words with Python's occlusion attributions; 20 texts'
+    probabilities equal predict's to 1e-4; 50 greedy tokens equal torch's.
     With TEXTRNN_SCREENSHOTS=DIR the screenshots are kept there."""
     import os
 
@@ -242,8 +261,14 @@ def test_the_pages_in_headless_chromium(word_classifier, char_generator, tmp_pat
             browser.wait_for("window.textrnn && window.textrnn.model")
             browser.type_into("text", "First Citizen: speak, speak")
             browser.wait_for("document.querySelectorAll('#bars .bar').length === 3")
+            browser.evaluate("document.getElementById('explain').click()")  # tick: the words are highlighted
+            browser.wait_for("document.querySelectorAll('#explanation .token').length === 6")
+            shown = browser.evaluate("[...document.querySelectorAll('#explanation .token')].map(s => "
+                                     "Number(s.dataset.attribution))")
             page = browser.evaluate_async(f"window.textrnn.classify(window.textrnn.model, {json.dumps(texts)})")
             browser.screenshot(shots / "web_classifier.png")
+        want = load_model(word_classifier).explain("First Citizen: speak, speak", method="occlusion")
+        assert shown == pytest.approx(want["attributions"], abs=1e-4)
         for got, want in zip(page, load_model(word_classifier).predict(texts)):
             assert got["label"] == want["label"]
             assert max(abs(got["probabilities"][k] - want["probabilities"][k]) for k in want["probabilities"]) <= 1e-4

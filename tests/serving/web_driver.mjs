@@ -3,6 +3,7 @@
 //   {"site", "job": "encode", "tokenizers": {name: tokenizer.json path}, "texts": [...]}  -> {name: [[ids]...]}
 //   {"site", "job": "unicode", "tokenizer": path}  -> {classes, lowered}: every code point's Whitespace class, lowered text
 //   {"site", "job": "classify", "texts": [...]}    -> [{label | labels, probabilities}]
+//   {"site", "job": "explain", "texts": [...], "label"}  -> [explain(model, text, label)] (occlusion; null past MAX_EXPLAIN)
 //   {"site", "job": "generate", "prompt", "tokens", "temperature", "top_k", "seed"} -> [ids]
 import fs from "fs";
 
@@ -26,6 +27,7 @@ async function answer() {
   }
   const model = await web.load(request.site, read);
   if (request.job === "classify") return web.classify(model, request.texts);
+  if (request.job === "explain") return Promise.all(request.texts.map((text) => web.explain(model, text, request.label)));
   const ids = [];
   const settings = { maxNewTokens: request.tokens, temperature: request.temperature, topK: request.top_k, seed: request.seed };
   for await (const id of web.generate(model, request.prompt, settings)) ids.push(id);

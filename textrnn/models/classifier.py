@@ -154,20 +154,22 @@ class _Classifier(TextModel):
         results = list(predict_stream(self, texts, batch_size, max_length, top_k=top_k))
         return results[0] if isinstance(texts, str) else results
 
-    def explain(self, texts: Union[str, Iterable[str]], label: Optional[str] = None,
-                steps: int = 64) -> Union[dict, list[dict]]:
-        """Which tokens drove the prediction, by integrated gradients (:mod:`textrnn.models.explanation`).
+    def explain(self, texts: Union[str, Iterable[str]], label: Optional[str] = None, steps: int = 64,
+                method: str = "integrated_gradients") -> Union[dict, list[dict]]:
+        """Which tokens drove the prediction (:mod:`textrnn.models.explanation`).
 
-        Returns, per text, ``{"label", "probability", "tokens", "attributions", "score",
-        "baseline_score", "delta", "attention"}``: ``attributions[t]`` is token t's share of the
-        ``label``'s logit (default label: the predicted one), and they sum to ``score -
-        baseline_score`` up to ``delta``, which more ``steps`` shrink; ``attention`` is the
-        attention pooling's weights (None for another pooling). A lone string gives one result.
+        Returns, per text, ``{"method", "label", "probability", "tokens", "attributions", "score",
+        "attention"}``; ``attention`` is the attention pooling's weights (None for another pooling).
+        By integrated gradients, ``attributions[t]`` is token t's share of the ``label``'s logit
+        (default label: the predicted one), and they sum to ``score - baseline_score`` up to
+        ``delta`` (both in the result too), which more ``steps`` shrink. By ``method="occlusion"``
+        (what the static web page shows), it is how much the label's probability (``score``) falls
+        when token t is deleted. A lone string gives one result.
         """
         from .explanation import explain_label
 
         self.check_head()
-        results = [explain_label(self, text, label, steps) for text in as_texts(texts)]
+        results = [explain_label(self, text, label, steps, method) for text in as_texts(texts)]
         return results[0] if isinstance(texts, str) else results
 
     def result_of(self, row: list) -> dict:

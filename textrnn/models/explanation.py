@@ -17,6 +17,10 @@ The score is a classifier label's logit (an ensemble's: the logit of its members
 probability; every member's embeddings move along the path together) or a language model's
 log-probability of the next token. Where the pooling is attention, its weights come too (an
 ensemble's averaged over members): what the model looked at, not what changed its mind.
+
+Occlusion needs forward passes only, so it is what the static web page computes (onnxruntime-web
+has no gradients): each token's attribution is how much the label's probability falls when that
+token is deleted from the text, all T shortened texts run as one batch (:func:`occlusion`).
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from torch import Tensor, nn
 
 from ..core.errors import TextRNNError
 from ..core.runtime import eval_mode
+from ..data.batching import pad_batch
 from ..data.encoding import encode_for_inference
 from ..data.tokenization import TextTokenizer
 from .modules import AttentionPooling, RNNBackbone
 
 MAX_TOKENS = 2_000  # an explanation runs the text steps times forward and backward: a long one is cut here
+METHODS = ("integrated_gradients", "occlusion")
 
 Score = Callable[[Tensor], Tensor]  # (S, T) ids -> (S,) scores, the model run on them
 
@@ -133,17 +139,34 @@ def attention_weights(model: Any, ids: Tensor, run: Callable[[Tensor], Any]) -> 
     return torch.stack(seen).mean(0).cpu().tolist()
 
 
-def explain_label(model: Any, text: str, label: Optional[str] = None, steps: int = 64) -> dict:
+def occlusion(model: Any, ids: Tensor, index: int, run: Callable[[Tensor, Tensor], Tensor]) -> dict:
+    """Each of the T tokens' attribution to label ``index``: the label's probability for the whole text minus
+    its probability with that token deleted (forward passes only; the T shortened texts run as one batch)."""
+    tokens = ids.tolist()
+    shortened = [tokens[:t] + tokens[t + 1:] for t in range(len(tokens))]  # row t: every token but t
+    batch, lengths = pad_batch([tokens, *shortened], model.config.pad_id)
+    with eval_mode(model), torch.no_grad():
+        scores = model.probabilities(run(batch.to(model.device), lengths))[:, index].float().cpu()  # (1 + T,)
+    return {"attributions": (scores[0] - scores[1:]).tolist(), "score": float(scores[0])}
+
+
+def explain_label(model: Any, text: str, label: Optional[str] = None, steps: int = 64,
+                  method: str = "integrated_gradients") -> dict:
     """A classifier's explanation of ``text``: for ``label`` (default: the predicted one), each token's
-    attribution to its logit, and the attention weights where the pooling has them."""
+    attribution to its logit (integrated gradients) or to its probability (``method="occlusion"``), and the
+    attention weights where the pooling has them."""
+    if method not in METHODS:
+        raise TextRNNError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     tokenizer = model.require_tokenizer()
     rows, cut = encode_for_inference(tokenizer, [text], MAX_TOKENS)
     if not rows[0]:
         raise TextRNNError("the text has no tokens to explain; give a text with words in it")
     ids = torch.tensor(rows[0])
 
-    def run(batch: Tensor) -> Tensor:  # (S, T) -> (S, C) logits; every row is the whole text
-        return model(batch, torch.full((batch.size(0),), batch.size(1), dtype=torch.long))[0]
+    def run(batch: Tensor, lengths: Optional[Tensor] = None) -> Tensor:  # (S, T) -> (S, C) logits
+        if lengths is None:  # every row is the whole text
+            lengths = torch.full((batch.size(0),), batch.size(1), dtype=torch.long)
+        return model(batch, lengths)[0]
 
     with eval_mode(model), torch.no_grad():
         probabilities = model.probabilities(run(ids[None].to(model.device)))[0]
@@ -151,9 +174,12 @@ def explain_label(model: Any, text: str, label: Optional[str] = None, steps: int
     if label is not None and label not in names:
         raise TextRNNError(f"label {label!r} is not one of this model's labels ({', '.join(names)})")
     index = names.index(label) if label is not None else int(probabilities.argmax())
-    found = integrated_gradients(model, ids, lambda batch: run(batch)[:, index], steps)
-    out = {"label": names[index], "probability": float(probabilities[index]), "tokens": pieces(tokenizer, text, ids),
-           **found, "attention": attention_weights(model, ids, run)}
+    if method == "occlusion":
+        found = occlusion(model, ids, index, run)
+    else:
+        found = integrated_gradients(model, ids, lambda batch: run(batch)[:, index], steps)
+    out = {"method": method, "label": names[index], "probability": float(probabilities[index]),
+           "tokens": pieces(tokenizer, text, ids), **found, "attention": attention_weights(model, ids, run)}
     return out | ({"truncated_to_tokens": MAX_TOKENS} if cut[0] else {})
 
 

@@ -46,11 +46,14 @@ def require_serving() -> None:
 
 
 def page() -> str:
-    """The HTML page served at ``/``, its stylesheet (shared with the web export) inlined: one response."""
+    """The HTML page served at ``/``, its stylesheet and highlighting script (shared with the web export)
+    inlined: one response."""
     static = resources.files("textrnn").joinpath("serving/static")
     css = static.joinpath("page.css").read_text(encoding="utf-8")
+    script = static.joinpath("highlight.js").read_text(encoding="utf-8")
     return fill_page(static.joinpath("index.html").read_text(encoding="utf-8")).replace(
-        '<link rel="stylesheet" href="page.css">', f"<style>\n{css}</style>")
+        '<link rel="stylesheet" href="page.css">', f"<style>\n{css}</style>").replace(
+        '<script src="highlight.js"></script>', f"<script>\n{script}</script>")
 
 
 def info(model: Any) -> dict:

@@ -4,6 +4,7 @@
 
     SITE/index.html        the page (one text box; a prompt and sampling settings for a generator)
     SITE/app.mjs, page.css the page's wiring and style
+    SITE/highlight.js      an explanation as highlighted words (shared with textrnn serve's page)
     SITE/textrnn.mjs       tokenizer, classifier and generator, no DOM (the tests run it in Node)
     SITE/model.onnx        the ONNX graph (fp32, or int8 with --quantize int8)
     SITE/model.json        what the script needs beside the graph: task, labels, thresholds, state shape
@@ -72,7 +73,8 @@ def write_site(model: Any, folder: Path, files: dict[str, Path], quantize: Optio
 def copy_scripts(folder: Path, files: dict[str, Path]) -> None:
     """The page, its scripts and ``vendor/`` (the runtime ``files``) into ``folder``."""
     static = resources.files("textrnn.serving") / "static"
-    (folder / "page.css").write_bytes((static / "page.css").read_bytes())  # shared with textrnn serve's page
+    for shared in ("page.css", "highlight.js"):  # shared with textrnn serve's page
+        (folder / shared).write_bytes((static / shared).read_bytes())
     for name in PAGE_FILES:  # the page's controls start at GenerationConfig's defaults
         (folder / name).write_text(fill_page((static / "web" / name).read_text(encoding="utf-8")), encoding="utf-8")
     vendor = folder / "vendor"

@@ -1,6 +1,6 @@
 // The page's wiring: load the model, then classify as the user types, or stream generated text.
 // window.textrnn exposes the loaded model and textrnn.mjs's functions (the browser tests use them).
-import { classify, generate, load } from "./textrnn.mjs";
+import { classify, explain, generate, load } from "./textrnn.mjs";
 
 const $ = (id) => document.getElementById(id);
 
@@ -18,12 +18,17 @@ function showBars(result) {
 
 function wireClassifier(model) {
   let latest = 0;
-  $("text").addEventListener("input", async () => {
+  const update = async () => {
     const asked = ++latest, text = $("text").value;
-    if (!text.trim()) return $("bars").replaceChildren();
+    if (!text.trim()) return $("bars").replaceChildren(), $("explanation").replaceChildren();
     const [result] = await classify(model, [text]);
-    if (asked === latest) showBars(result); // a slower earlier answer never overwrites a later one
-  });
+    const explained = $("explain").checked ? await explain(model, text) : null; // showExplanation: highlight.js
+    if (asked !== latest) return; // a slower earlier answer never overwrites a later one
+    showBars(result);
+    showExplanation($("explanation"), explained);
+  };
+  $("text").addEventListener("input", update);
+  $("explain").addEventListener("change", update);
   $("classify").classList.remove("hidden");
 }
 
@@ -65,7 +70,7 @@ try {
   const cell = model.meta.cell.toUpperCase();
   $("about").textContent = `${cell === "LSTM" ? "An" : "A"} ${cell} ${kind}, ${model.tokenizer.size.toLocaleString()} ${model.meta.tokenizer_kind} tokens, running in this page.`;
   (model.meta.task === "classification" ? wireClassifier : wireGenerator)(model);
-  window.textrnn = { model, classify, generate, loadedMs: performance.now() - started };
+  window.textrnn = { model, classify, explain, generate, loadedMs: performance.now() - started };
 } catch (e) {
   $("about").textContent = "";
   $("error").textContent = `the model did not load: ${e.message}`;

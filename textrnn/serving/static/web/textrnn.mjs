@@ -3,6 +3,7 @@
 //
 //   model.json + tokenizer.json + model.onnx --load()--> {session, tokenizer, meta}
 //   classifier:  texts -> encode -> pad to (B, T) + lengths (B,) -> session -> probabilities (B, C)
+//   explain:     text -> T ids -> the text and its T one-token deletions as one batch -> probability drops (T,)
 //   generator:   prompt -> ids -> one step per id (state carried) -> logits (1, V) -> pick -> step ...
 import * as ort from "./vendor/ort.wasm.bundle.min.mjs";
 import { Tokenizer as BPETokenizer } from "./vendor/tokenizers.min.mjs";
@@ -58,14 +59,25 @@ export class TextTokenizer {
       return ids;
     }
     if (this.kind === "bpe") return Array.from(this.bpe.encode(text, { add_special_tokens: false }).ids, Number);
-    const ids = [];
-    text.split(this.addedPattern).forEach((piece, i) => {
-      if (i % 2 === 1) return ids.push(this.vocab.get(piece)); // a special token, matched before normalizing
-      for (const word of (this.lowercase ? lower(piece) : piece).match(this.words) ?? []) {
-        ids.push(this.vocab.get(word) ?? UNK);
+    return Array.from(this.wordPieces(text), ([, id]) => id);
+  }
+
+  // A word tokenizer's [piece, id] pairs, the piece as the vocabulary knows it (lowercased if trained so).
+  *wordPieces(text) {
+    const parts = text.split(this.addedPattern);
+    for (let i = 0; i < parts.length; i++) {
+      if (i % 2 === 1) { yield [parts[i], this.vocab.get(parts[i])]; continue; } // special, matched before normalizing
+      for (const word of (this.lowercase ? lower(parts[i]) : parts[i]).match(this.words) ?? []) {
+        yield [word, this.vocab.get(word) ?? UNK];
       }
-    });
-    return ids;
+    }
+  }
+
+  // The text each of `ids` (the encoding of `text`) stands for, to show beside its attribution.
+  pieces(text, ids) {
+    if (this.kind === "char") return Array.from(text).slice(0, ids.length);
+    if (this.kind === "bpe") return ids.map((id) => this.bpe.decode([id]));
+    return Array.from(this.wordPieces(text), ([piece]) => piece).slice(0, ids.length);
   }
 
   // The text of generated ids, special tokens left out (Python's decode).
@@ -95,9 +107,8 @@ function encodeForInference(tokenizer, text) {
   return ids.slice(0, MAX_TOKENS);
 }
 
-// One result per text, as `textrnn predict` gives it: {label | labels, probabilities: {name: p}}.
-export async function classify(model, texts) {
-  const rows = texts.map((t) => encodeForInference(model.tokenizer, t));
+// Token-id rows -> the classifier's probabilities, one array of C per row (one batch, padded with <pad>).
+async function probabilities(model, rows) {
   const width = Math.max(1, ...rows.map((r) => r.length));
   const ids = new BigInt64Array(rows.length * width); // zeros are <pad>
   rows.forEach((r, i) => r.forEach((id, t) => (ids[i * width + t] = BigInt(id))));
@@ -106,14 +117,35 @@ export async function classify(model, texts) {
     input_ids: new ort.Tensor("int64", ids, [rows.length, width]),
     lengths: new ort.Tensor("int64", lengths, [rows.length]),
   });
+  const size = model.meta.label_names.length, probs = out.probabilities.data;
+  return rows.map((_, i) => Array.from(probs.slice(i * size, (i + 1) * size)));
+}
+
+// One result per text, as `textrnn predict` gives it: {label | labels, probabilities: {name: p}}.
+export async function classify(model, texts) {
+  const rows = await probabilities(model, texts.map((t) => encodeForInference(model.tokenizer, t)));
   const { label_names: names, thresholds, problem_type: problem } = model.meta;
-  const probs = out.probabilities.data;
-  return rows.map((_, i) => {
-    const row = Array.from(probs.slice(i * names.length, (i + 1) * names.length));
+  return rows.map((row) => {
     const probabilities = Object.fromEntries(names.map((n, c) => [n, row[c]]));
     if (problem === "multi_label") return { labels: names.filter((_, c) => row[c] >= thresholds[c]), probabilities };
     return { label: names[row.indexOf(Math.max(...row))], probabilities };
   });
+}
+
+export const MAX_EXPLAIN = 256; // occlusion runs 1 + T texts of T tokens, so a longer text is not explained
+
+// Which tokens drove the prediction, by occlusion, as Python's model.explain(text, label, method="occlusion"):
+// a token's attribution is the label's probability minus its probability with that token deleted.
+// The label defaults to the most probable one. Gives null for a text with no tokens or over MAX_EXPLAIN.
+export async function explain(model, text, label = null) {
+  const ids = encodeForInference(model.tokenizer, text), names = model.meta.label_names;
+  if (!ids.length || ids.length > MAX_EXPLAIN) return null;
+  const rows = await probabilities(model, [ids, ...ids.map((_, t) => ids.filter((_, s) => s !== t))]);
+  const index = label === null ? rows[0].indexOf(Math.max(...rows[0])) : names.indexOf(label);
+  if (index < 0) throw new Error(`label ${JSON.stringify(label)} is not one of this model's labels (${names.join(", ")})`);
+  const score = rows[0][index];
+  return { method: "occlusion", label: names[index], probability: score, score,
+           tokens: model.tokenizer.pieces(text, ids), attributions: rows.slice(1).map((row) => score - row[index]) };
 }
 
 // The prompt's ids as textrnn's generator takes them: an empty prompt starts from a newline.
