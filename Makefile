@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   install, train a small char-level generator offline (600 steps, ~2 min on 2 CPU cores), sample from it
-#   make test   install with test extras, run the linter, the type checker and the test suite
+#   make test   install with test extras (and Chromium, as root), run the linter, the type checker and the tests
 #   make docs   build the reference site into docs/_build/html
 PYTHON ?= python3
 
@@ -16,7 +16,15 @@ demo: install
 
 # fetch-web: the pinned onnxruntime-web and tokenizers.js the web export's tests run in Node
 # (downloaded once from the npm registry into textrnn's cache, sha512-checked).
-test: install
+# browser: the page tests run in headless Chromium (Debian's chromium package). As root with apt-get it is
+# installed here; elsewhere those tests skip, each saying how to install it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "note: chromium is not installed, so the page tests will skip: apt-get install -y chromium (as root)"
+
+test: install browser
 	$(PYTHON) -m textrnn fetch-web
 	$(PYTHON) -m ruff check textrnn tests benchmarks scripts examples docs
 	$(PYTHON) -m mypy textrnn
@@ -27,4 +35,4 @@ docs: install
 	$(PYTHON) -m sphinx -b html -n -W --keep-going -q docs docs/_build/html
 	@echo "site: docs/_build/html/index.html"
 
-.PHONY: install demo test docs
+.PHONY: install browser demo test docs

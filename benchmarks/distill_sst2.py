@@ -60,7 +60,7 @@ def label_transfer(teacher: Path, data: Path, augment: int, overrides: list[str]
     config = load_config(str(ROOT / CONFIG), [f"data.dataset={data}", f"distill.augment={augment}",
                                               "train.progress=false", *overrides])
     start = time.monotonic()
-    transfer_set(config, distill_config(config), str(teacher), None, log=lambda line: print(line, flush=True))
+    transfer_set(config, distill_config(config), str(teacher), None)  # its note goes to the textrnn log (stderr)
     return (time.monotonic() - start) / 3600
 
 
@@ -116,6 +116,53 @@ def latency_and_size(teacher: Path, student_folder: Path, data: Path) -> dict:
     return out
 
 
+def onnx_latency(teacher: Path, student_folder: Path, data: Path, work: Path) -> dict:
+    """The same p50 ms with both models in ONNX Runtime (2 threads each), where a student ships: the teacher
+    exported by torch.onnx (TorchScript exporter), the student by ``textrnn export``; text to probabilities,
+    tokenization included, interleaved as above."""
+    import numpy as np
+    import onnxruntime as ort
+    import pyarrow.parquet as pq
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from textrnn import load_model
+    from textrnn.data.batching import pad_batch
+    from textrnn.serving.export import export_onnx
+
+    texts = pq.read_table(data / "validation.parquet", columns=["sentence"]).column(0).to_pylist()
+    work.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(teacher)
+    bert = AutoModelForSequenceClassification.from_pretrained(teacher).eval()
+    example = tokenizer(texts[:2], padding=True, return_tensors="pt")
+    names = list(example.keys())
+    torch.onnx.export(bert, tuple(example[n] for n in names), work / "teacher.onnx", dynamo=False, opset_version=17,
+                      input_names=names, output_names=["logits"],
+                      dynamic_axes={n: {0: "batch", 1: "time"} for n in names} | {"logits": {0: "batch"}})
+    export_onnx(student_folder, work / "student.onnx")
+    rnn = load_model(student_folder)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
+    sessions = {name: ort.InferenceSession(str(work / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
+                for name in ("teacher", "student")}
+
+    def teach(chunk):
+        encoded = tokenizer(chunk, padding=True, truncation=True, max_length=128, return_tensors="np")
+        return sessions["teacher"].run(None, {n: encoded[n].astype(np.int64) for n in names})[0]
+
+    def learn(chunk):
+        ids, lengths = pad_batch(rnn.require_tokenizer().encode_batch(chunk), rnn.config.pad_id)
+        return sessions["student"].run(None, {"input_ids": ids.numpy(), "lengths": lengths.numpy()})[0]
+
+    out: dict = {}
+    for batch in (1, 64):
+        teach(texts[:batch]), learn(texts[:batch])  # warm-up
+        pairs = [(p50_ms(teach, texts, batch, 10), p50_ms(learn, texts, batch, 10)) for _ in range(3)]
+        out[f"onnx_teacher_ms_b{batch}"] = statistics.median(p[0] for p in pairs)
+        out[f"onnx_student_ms_b{batch}"] = statistics.median(p[1] for p in pairs)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=SHARED / "sst2")
@@ -128,11 +175,15 @@ def main() -> None:
     parser.add_argument("--no-latency", action="store_true", help="skip the latency and size measurement")
     parser.add_argument("--smoke", action="store_true", help="a random tiny teacher and seconds of training")
     parser.add_argument("--measure", type=Path, nargs="+", help="only measure these students' latency and size")
+    parser.add_argument("--onnx", action="store_true", help="with --measure: also both models in ONNX Runtime")
     args = parser.parse_args()
     if args.measure:
         for folder in args.measure:
-            print(json.dumps({"step": "latency_and_size", "student": str(folder),
-                              **latency_and_size(args.runs / "sst2_teacher", folder, args.data)}), flush=True)
+            teacher = args.runs / "sst2_teacher"
+            row = latency_and_size(teacher, folder, args.data)
+            if args.onnx:
+                row |= onnx_latency(teacher, folder, args.data, args.runs / "onnx" / folder.parent.name)
+            print(json.dumps({"step": "latency_and_size", "student": str(folder), **row}), flush=True)
         return
     overrides = list(args.set) + (["train.max_steps=3", "data.max_length=16", "model.pretrained_vectors=null",
                                    "model.embedding_dim=16"]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -38,6 +39,22 @@ def write_sentiment(folder: Path, train: int = 120, validation: int = 30, seed: 
     from textrnn.data.loading import write_tiny_sentiment
 
     return write_tiny_sentiment(folder, train, validation, seed)
+
+
+@pytest.fixture
+def logged() -> Iterator[list[str]]:
+    """The lines textrnn logs while the test runs: a handler on the package's logger, removed after."""
+    import logging
+
+    lines: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("textrnn")
+    logger.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
 
 
 @pytest.fixture

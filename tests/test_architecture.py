@@ -7,6 +7,7 @@ which is what the layers are there to prevent.
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -211,3 +212,44 @@ def test_nothing_outside_the_cli_prints_to_stderr(tmp_path):
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "a.py").write_text("import sys\n\nprint('note', file=sys.stderr)\n")
     assert stderr_prints(tmp_path / "pkg") == ["a:3"]
+
+
+def log_parameters(folder: Path) -> list:
+    """Each function taking a ``log`` parameter: notes go to the module's logger, not a callable passed down."""
+    return [f"{name}.{node.name}" for name, node in module_nodes(folder)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and any(a.arg == "log" for a in [*node.args.args, *node.args.kwonlyargs])]
+
+
+def test_no_function_takes_a_log_callable(tmp_path):
+    assert log_parameters(PACKAGE) == []
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("def prepare(config, log=print):\n    log('note')\n")
+    assert log_parameters(tmp_path / "pkg") == ["a.prepare"]
+
+
+def untyped_models(objects: dict) -> list:
+    """Each ``model`` parameter annotated ``Any`` in the public names' signatures (functions, and the methods of
+    classes that do not start with ``_``): the model contract is ``TextModel`` (or ``nn.Module`` where DDP may wrap
+    it), which mypy checks."""
+    import inspect
+
+    found = []
+    for name, obj in objects.items():
+        members = {name: obj} if inspect.isfunction(obj) else {
+            f"{name}.{key}": value for key, value in vars(obj).items()
+            if inspect.isfunction(value) and not key.startswith("_")} if inspect.isclass(obj) else {}
+        for where, function in members.items():
+            found += [f"{where}({parameter})" for parameter, kind in function.__annotations__.items()
+                      if "model" in parameter and kind in ("Any", Any)]
+    return found
+
+
+def test_no_public_signature_types_a_model_as_any():
+    import textrnn
+
+    assert untyped_models({name: getattr(textrnn, name) for name in textrnn.__all__}) == []
+
+    def planted(model: Any) -> None: ...
+
+    assert untyped_models({"planted": planted}) == ["planted(model)"]

@@ -75,14 +75,14 @@ def test_a_large_file_is_known_by_its_size_time_and_sampled_ends(tmp_path, monke
     assert file_identity(path) != first and "sample_sha256" in first
 
 
-def test_a_torn_folder_is_detected_and_rebuilt(tmp_path):
-    cache, calls, notes = PreparedCache(tmp_path, log=lambda line: notes.append(line)), [], []
+def test_a_torn_folder_is_detected_and_rebuilt(tmp_path, logged):
+    cache, calls = PreparedCache(tmp_path), []
     folder, _, _ = cache.get("k", writer(calls))
     (folder / "tokens.bin").write_bytes(b"\x01")  # cut short, as a full disk or a stray copy leaves it
     assert cache.find("k") is None
     _, meta, built = cache.get("k", writer(calls))
     assert built and len(calls) == 2 and (folder / "tokens.bin").stat().st_size == 4
-    assert any("incomplete" in note for note in notes)
+    assert any("incomplete" in note for note in logged)
 
 
 SLOW_BUILDER = """
@@ -110,13 +110,13 @@ def start_builder(root: Path, seconds: float) -> subprocess.Popen:
     return proc
 
 
-def test_a_second_process_waits_for_the_builder_then_reuses_its_folder(tmp_path):
+def test_a_second_process_waits_for_the_builder_then_reuses_its_folder(tmp_path, logged):
     builder = start_builder(tmp_path, 2.0)
-    calls, notes = [], []
-    folder, meta, built = PreparedCache(tmp_path, log=notes.append).get("k", writer(calls))
+    calls: list = []
+    folder, meta, built = PreparedCache(tmp_path).get("k", writer(calls))
     assert builder.wait(timeout=60) == 0
     assert not built and not calls and meta["builder"] == "first" and (folder / "tokens.bin").read_bytes() == b"1234"
-    assert any("another process is preparing" in note for note in notes)
+    assert any("another process is preparing" in note for note in logged)
 
 
 def test_a_build_killed_half_way_leaves_no_cache_and_the_next_run_rebuilds(tmp_path):

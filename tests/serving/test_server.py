@@ -227,7 +227,6 @@ def test_a_generation_that_runs_out_of_tokens_ends_and_answers_at_once(generator
     assert httpx.get(f"{generator_url}/health", timeout=10).json()["status"] == "ok"
 
 
-@pytest.mark.slow
 def test_the_page_in_a_real_browser(classifier_url, generator_url, classifier_dir, tmp_path):
     """Headless Chromium loads the page, a text is typed, the prediction and a stream of text appear.
 
@@ -239,7 +238,8 @@ def test_the_page_in_a_real_browser(classifier_url, generator_url, classifier_di
 
     from ..server_harness import Browser
 
-    assert shutil.which("chromium"), "install the browser: apt-get install -y chromium"
+    if not shutil.which("chromium"):
+        pytest.skip("needs headless Chromium: apt-get install -y chromium (make test installs it as root)")
     shots = Path(os.environ.get("TEXTRNN_SCREENSHOTS", tmp_path))
     browser = Browser(tmp_path / "profile")
     try:

@@ -238,7 +238,6 @@ def test_cli_web_export_reports_the_page_weight(word_classifier, tmp_path):
     assert report["int8_agreement"]["rows"] == 256
 
 
-@pytest.mark.slow
 def test_the_pages_in_headless_chromium(word_classifier, char_generator, tmp_path):
     """The exported pages served by python -m http.server, in headless Chromium (Debian's chromium package):
     typing shows the labels; ticking the box highlights the words with Python's occlusion attributions; 20 texts'
@@ -251,7 +250,7 @@ def test_the_pages_in_headless_chromium(word_classifier, char_generator, tmp_pat
     from ..server_harness import Browser, static_server
 
     if not shutil.which("chromium"):
-        pytest.skip("needs headless Chromium: apt-get install -y chromium")
+        pytest.skip("needs headless Chromium: apt-get install -y chromium (make test installs it as root)")
     shots = Path(os.environ.get("TEXTRNN_SCREENSHOTS", tmp_path))
     texts = [f"{a} {b}" for a in ("First Citizen:", "a GREAT film", "All: famish,", "x") for b in "abcde"]
     browser = Browser(tmp_path / "profile")

@@ -62,28 +62,28 @@ def test_the_transfer_set_holds_the_teachers_logits_and_a_second_run_labels_noth
     teacher, data = teacher_and_data
     config = classifier_config(data, tmp_path / "run", STEPS, "distill.augment=2")
     settings = DistillConfig(augment=2)
-    folder = transfer_set(config, settings, str(teacher), None, log=lambda line: None)
+    folder = transfer_set(config, settings, str(teacher), None)
     train = datasets.load_from_disk(str(folder / "train"))
     texts, logits = train["sentence"], np.array(train["teacher_logits"])
     assert len(texts) > 60 and logits.shape == (len(texts), 2)
     direct = open_teacher(str(teacher)).logits(texts[:5] + texts[-5:], progress=False)
     np.testing.assert_allclose(logits[list(range(5)) + list(range(-5, 0))], direct, atol=1e-5)
     calls = count_teacher_calls(monkeypatch)
-    assert transfer_set(config, settings, str(teacher), None, log=lambda line: None) == folder
+    assert transfer_set(config, settings, str(teacher), None) == folder
     distill(str(teacher), config)
     assert calls == [], "cached teacher outputs: no teacher forward the second time"
     other_student = classifier_config(data, tmp_path / "run2", STEPS, "distill.augment=2", "train.seed=7")
-    assert transfer_set(other_student, settings, str(teacher), None, log=lambda line: None) == folder
+    assert transfer_set(other_student, settings, str(teacher), None) == folder
     assert calls == [], "a student of another train.seed shares the labelled transfer set"
-    changed = transfer_set(config, DistillConfig(augment=2, mask_prob=0.3), str(teacher), None, log=lambda line: None)
+    changed = transfer_set(config, DistillConfig(augment=2, mask_prob=0.3), str(teacher), None)
     assert changed != folder and calls, "other augmentation settings label anew"
-    assert transfer_set(config, DistillConfig(augment=2, seed=1), str(teacher), None, log=lambda line: None) != folder
+    assert transfer_set(config, DistillConfig(augment=2, seed=1), str(teacher), None) != folder
 
 
 def test_the_student_speaks_its_own_vocabulary(teacher_and_data, tmp_path):
     teacher, data = teacher_and_data
     config = classifier_config(data, tmp_path / "run", STEPS)
-    folder = transfer_set(config, DistillConfig(augment=3), str(teacher), None, log=lambda line: None)
+    folder = transfer_set(config, DistillConfig(augment=3), str(teacher), None)
     student = TextTokenizer.from_file(folder / TRANSFER_TOKENIZER)
     alone = TextTokenizer.train(POSITIVE + NEGATIVE, "word")
     assert "[CLS]" not in student.tokenizer.get_vocab() and "[MASK]" not in student.tokenizer.get_vocab()
@@ -117,7 +117,7 @@ def test_a_file_of_outputs_is_a_teacher(teacher_and_data, tmp_path, monkeypatch)
     path = tmp_path / "outputs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = classifier_config(data, tmp_path / "run", STEPS)
-    folder = transfer_set(config, DistillConfig(), str(path), None, log=lambda line: None)
+    folder = transfer_set(config, DistillConfig(), str(path), None)
     train = datasets.load_from_disk(str(folder / "train"))
     assert train["sentence"] == [r["text"] for r in rows]
     names = train.features["label"]
@@ -136,7 +136,7 @@ def test_unlabeled_text_joins_the_transfer_set(teacher_and_data, tmp_path):
     more = tmp_path / "more.csv"
     more.write_text("sentence\n" + "\n".join(f"{w} film and {v}" for w in ("odd", "fine") for v in ("plot", "cast")))
     config = classifier_config(data, tmp_path / "run", STEPS, "distill.augment=0", f"data.unlabeled=[{more}]")
-    folder = transfer_set(config, DistillConfig(augment=0), str(teacher), None, log=lambda line: None)
+    folder = transfer_set(config, DistillConfig(augment=0), str(teacher), None)
     train = datasets.load_from_disk(str(folder / "train"))
     assert len(train) == 64 and train["sentence"][-1] == "fine film and cast"
     logits = np.array(train["teacher_logits"])[-4:]

@@ -103,9 +103,8 @@ def dataset_identity(raw: Any) -> dict:
 class PreparedCache:
     """Folders of prepared data under ``root``, each built once under a lock and then only read."""
 
-    def __init__(self, root: Path, timeout: float = 7200.0, log: Optional[Callable[[str], None]] = None) -> None:
+    def __init__(self, root: Path, timeout: float = 7200.0) -> None:
         self.root, self.timeout = Path(root), timeout
-        self.log = log or LOG.info
 
     def find(self, key: str) -> Optional[tuple[Path, dict]]:
         """The complete folder of ``key`` and its meta, or None (missing or torn)."""
@@ -130,7 +129,7 @@ class PreparedCache:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self.sweep()
-            with KeyLock(self.root / f"{key}.lock", self.timeout, self.log):
+            with KeyLock(self.root / f"{key}.lock", self.timeout):
                 found = self.find(key)  # built by another process while this one waited
                 if found is not None:
                     return (*found, False)
@@ -159,7 +158,7 @@ class PreparedCache:
             shutil.rmtree(stale, ignore_errors=True)
         final = self.root / key
         if final.exists():
-            self.log(f"note: prepared data in {final} is incomplete (a file is missing or cut short); rebuilding it")
+            LOG.info(f"note: prepared data in {final} is incomplete (a file is missing or cut short); rebuilding it")
             shutil.rmtree(final)
         tmp = self.root / f"{key}.partial-{os.getpid()}"
         tmp.mkdir()
@@ -209,8 +208,8 @@ class KeyLock:
     The kernel drops the lock when its holder dies, so a killed builder never leaves a stale lock.
     """
 
-    def __init__(self, path: Path, timeout: float, log: Callable[[str], None]) -> None:
-        self.path, self.timeout, self.log = path, timeout, log
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path, self.timeout = path, timeout
         self.handle: Any = None
 
     def __enter__(self) -> "KeyLock":
@@ -231,7 +230,7 @@ class KeyLock:
                 raise DataError(f"waited {waited:.0f} s for another process preparing the same data (lock "
                                 f"{self.path}); raise data.prepare_timeout, or check that process is still running")
             if not told:
-                self.log(f"note: another process is preparing this data; waiting for it (lock {self.path})")
+                LOG.info(f"note: another process is preparing this data; waiting for it (lock {self.path})")
                 told = True
             time.sleep(0.2)
 

@@ -16,11 +16,14 @@ Columns are named as ``data.text_column`` and ``data.label_column`` say (``text`
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import numbers
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 from ..core.errors import DataError, one_line
+
+LOG = logging.getLogger(__name__)
 
 IN_MEMORY = "textrnn:in_memory"  # data.dataset of a run whose data came from Python
 
@@ -42,21 +45,20 @@ def datasets_progress(enabled: bool) -> Iterator[None]:
 
 
 def as_dataset_dict(train_data: Any, validation_data: Any = None, text_column: Union[str, list] = "text",
-                    label_column: Optional[str] = "label", label_names: Optional[Sequence[str]] = None,
-                    log: Optional[Callable[[str], None]] = None) -> Any:
+                    label_column: Optional[str] = "label", label_names: Optional[Sequence[str]] = None) -> Any:
     """``train_data`` (and ``validation_data``) as a ``DatasetDict`` with ``train`` (and ``validation``) splits.
 
     Every split is checked before any work: rows, text columns of strings, labels of one type (see
-    :func:`checked`); rows whose text or label is None are dropped and counted (``log``). ``label_names``
+    :func:`checked`); rows whose text or label is None are dropped and counted (a note). ``label_names``
     names integer labels 0..C-1 (a pandas frame of ints, say).
     """
 
     with datasets_progress(False):  # the checks' filters and casts are no step of the user's to watch
-        return _checked_dict(train_data, validation_data, text_column, label_column, label_names, log)
+        return _checked_dict(train_data, validation_data, text_column, label_column, label_names)
 
 
 def _checked_dict(train_data: Any, validation_data: Any, text_column: Union[str, list], label_column: Optional[str],
-                  label_names: Optional[Sequence[str]], log: Optional[Callable[[str], None]]) -> Any:
+                  label_names: Optional[Sequence[str]]) -> Any:
     import datasets
 
     if isinstance(train_data, datasets.DatasetDict):
@@ -71,7 +73,7 @@ def _checked_dict(train_data: Any, validation_data: Any, text_column: Union[str,
         where = {"train": "train_data", "validation": "validation_data"}
     return datasets.DatasetDict({  # a DatasetDict's other splits may be empty (validation is then cut from train)
         str(split): checked(as_dataset(data, where[str(split)], _first(text_column), label_column),
-                            where[str(split)], text_column, label_column, label_names, log,
+                            where[str(split)], text_column, label_column, label_names,
                             may_be_empty=isinstance(train_data, datasets.DatasetDict) and str(split) != "train")
         for split, data in splits.items()})
 
@@ -139,8 +141,7 @@ def _require_one_type(values: Sequence, name: str, column: str) -> None:
 
 
 def checked(ds: Any, name: str, text_column: Union[str, list], label_column: Optional[str],
-            label_names: Optional[Sequence[str]] = None, log: Optional[Callable[[str], None]] = None,
-            may_be_empty: bool = False) -> Any:
+            label_names: Optional[Sequence[str]] = None, may_be_empty: bool = False) -> Any:
     """A split checked before any work: not empty, texts are strings, labels are ints, strings, bools or lists of
     them; rows whose text or label is None are dropped (and counted); integer labels named by ``label_names``."""
     import datasets
@@ -162,8 +163,8 @@ def checked(ds: Any, name: str, text_column: Union[str, list], label_column: Opt
     if len(ds) == 0 and not may_be_empty:
         raise DataError(f"{name} is empty" + (f" once the {before} rows with a missing text or label are dropped"
                                                  if before else "") + "; give at least one row")
-    if len(ds) < before and log is not None:
-        log(f"note: {name}: dropped {before - len(ds)} of {before} rows whose text or label is None")
+    if len(ds) < before:
+        LOG.info(f"note: {name}: dropped {before - len(ds)} of {before} rows whose text or label is None")
     if labelled and getattr(ds.features[label_column], "dtype", None) == "float64":
         if not _whole(ds[label_column]):
             raise DataError(f"{name} column {label_column!r} holds fractional numbers (labels are float64); labels "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import logging
 import os
 import sys
 import time
@@ -35,7 +36,7 @@ from .streams import encode_stream, lm_splits, unlabeled_texts, validation_is_cu
 from .tokenization import TextTokenizer, train_tokenizer
 
 TOKENIZER_JSON = "tokenizer.json"
-Log = Optional[Callable[[str], None]]
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -139,14 +140,13 @@ def unlabeled_parts(config: ExperimentConfig) -> list:
 
 # ---------------------------------------------------------------------------- the cache, found or built
 def open_cache(config: ExperimentConfig, kind: str, parts: dict, build: Callable[[Path], dict],
-               reusable: Optional[Callable[[Path, dict], bool]] = None, log: Log = None) -> tuple[Path, dict, str]:
+               reusable: Optional[Callable[[Path, dict], bool]] = None) -> tuple[Path, dict, str]:
     """The folder of ``parts`` (built if missing), its meta and a one-line note of which.
 
     ``reusable``: with a tokenizer given, the folder its settings built is used when it holds
-    that very tokenizer (a resumed run finds its first run's data). ``log`` hears that this
-    process waits for another one preparing the same data.
+    that very tokenizer (a resumed run finds its first run's data).
     """
-    cache = PreparedCache(cache_root(config.data.cache_dir), config.data.prepare_timeout, log or (lambda _: None))
+    cache = PreparedCache(cache_root(config.data.cache_dir), config.data.prepare_timeout)
     if reusable is not None:
         settings = {key: value for key, value in parts.items() if key not in ("tokenizer_sha256", "labels")}
         trained = cache.find(cache_key(kind, {**settings, **tokenizer_part(config, None)}))
@@ -175,8 +175,8 @@ def same_tokenizer(folder: Path, tokenizer: TextTokenizer) -> bool:
 
 
 # ---------------------------------------------------------------------------- language models
-def prepare_language_model(config: ExperimentConfig, tokenizer: Optional[TextTokenizer] = None, raw: Any = None,
-                           log: Log = None) -> PreparedLM:
+def prepare_language_model(config: ExperimentConfig, tokenizer: Optional[TextTokenizer] = None,
+                           raw: Any = None) -> PreparedLM:
     """Tokenizer plus train/validation token files of a language-model config, from the cache or built there.
 
     ``tokenizer``: one to keep (a resumed run's); else one is trained as ``config.tokenizer`` says.
@@ -204,7 +204,7 @@ def prepare_language_model(config: ExperimentConfig, tokenizer: Optional[TextTok
                 "seconds": time.monotonic() - start, "key": parts}
 
     reusable = (lambda folder, _: same_tokenizer(folder, tokenizer)) if tokenizer is not None else None
-    folder, meta, note = open_cache(config, "lm", parts, build, reusable, log)
+    folder, meta, note = open_cache(config, "lm", parts, build, reusable)
 
     def read() -> PreparedLM:
         tok = TextTokenizer.from_file(folder / TOKENIZER_JSON)
@@ -219,8 +219,7 @@ def prepare_language_model(config: ExperimentConfig, tokenizer: Optional[TextTok
 
 # ---------------------------------------------------------------------------- classification
 def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTokenizer] = None,
-                           spec: Optional[LabelSpec] = None, raw: Any = None,
-                           log: Log = None) -> PreparedClassification:
+                           spec: Optional[LabelSpec] = None, raw: Any = None) -> PreparedClassification:
     """Tokenizer, labels and encoded train/validation splits of a classifier config, from the cache or built there.
 
     ``tokenizer`` and ``spec``: ones to keep (a resumed run's, a language model's tokenizer);
@@ -257,11 +256,11 @@ def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTok
     if tokenizer is not None:
         reusable = lambda folder, meta: same_tokenizer(folder, tokenizer) and (  # noqa: E731
             spec is None or saved_spec(meta).names == spec.names)
-    folder, meta, note = open_cache(config, "classification", parts, build, reusable, log)
+    folder, meta, note = open_cache(config, "classification", parts, build, reusable)
     for split, cut in meta.get("cut", {}).items():
         warning = cut_warning(cut, meta["rows"][split], f"the {split} split", config.data.max_length)
-        if warning and log is not None:
-            log(warning)
+        if warning:
+            LOG.info(warning)
     import datasets
 
     def read() -> PreparedClassification:

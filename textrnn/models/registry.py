@@ -9,6 +9,7 @@ The training side of a task (data, loss, evaluation) is :mod:`textrnn.training.r
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Callable, Optional, Union
 
@@ -26,6 +27,8 @@ from .pretrained import read_config
 from .transfer import copy_from_language_model
 from .vectors import embeddings_of, load_pretrained_vectors
 
+LOG = logging.getLogger(__name__)
+
 MODELS: dict[str, type[TextModel]] = {RNNClassifier.task: RNNClassifier, RNNLanguageModel.task: RNNLanguageModel}
 
 
@@ -37,22 +40,20 @@ def model_class(task: str) -> type[TextModel]:
 
 
 def build_model(config: RNNConfig, tokenizer: Optional[TextTokenizer] = None,
-                token_counts: Optional[Callable[[], np.ndarray]] = None,
-                log: Optional[Callable[[str], None]] = None) -> torch.nn.Module:
+                token_counts: Optional[Callable[[], np.ndarray]] = None) -> torch.nn.Module:
     """The model ``config`` describes, whatever its task, started from what the config names.
 
     Fresh weights, then ``pretrained_vectors`` copied into the embedding (``token_counts()``,
     the training ids' counts, only measures their coverage) and ``init_from`` /
     ``init_from_backward`` language models copied into the encoder. A saved model loads with
-    ``load_model`` instead: its weights already hold what these gave it. ``log`` gets notes.
+    ``load_model`` instead: its weights already hold what these gave it.
     """
     model = model_class(config.task).build(config, tokenizer)
     if config.pretrained_vectors:
         counts = token_counts() if token_counts is not None else None
         coverage = load_pretrained_vectors(embeddings_of(model), config.pretrained_vectors, model.require_tokenizer(),
                                            counts, config.pad_id)
-        if log is not None:
-            log(f"note: {coverage.line()}")
+        LOG.info(f"note: {coverage.line()}")
     for direction, source in enumerate([config.init_from, config.init_from_backward]):
         if source:
             copy_from_language_model(model, load_model(source), direction)

@@ -23,6 +23,7 @@ from ..core.config import DataConfig, ExperimentConfig
 from ..core.config_files import config_from_dict, load_config
 from ..core.errors import ConfigError, DataError
 from ..data.memory import IN_MEMORY, as_dataset_dict, datasets_progress
+from ..models.base import TextModel
 from .classification_task import ClassificationTask
 from .evaluation import classifier_metrics, classifier_split_rows, evaluate_checkpoint, evaluate_lm_split
 from .lr_find import LRFindResult, lr_find_config, with_found_lr
@@ -102,12 +103,11 @@ def prepare(config: ConfigLike = None, *, train_data: Any = None, validation_dat
     if config.data.streaming:
         raise ConfigError("data.streaming reads the data while it trains, so there is nothing to prepare; "
                           "set data.streaming=false to prepare it")
-    log = LOG.info
     if config.pretrain is None:
-        return [TASKS[config.task].task_class.prepare(config, raw=raw, log=log)]
+        return [TASKS[config.task].task_class.prepare(config, raw=raw)]
     language = lm_experiment(config)
-    first = TASKS[language.task].task_class.prepare(language, raw=raw, log=log)
-    return [first, ClassificationTask.prepare(config, raw=raw, log=log, tokenizer=first.tokenizer)]
+    first = TASKS[language.task].task_class.prepare(language, raw=raw)
+    return [first, ClassificationTask.prepare(config, raw=raw, tokenizer=first.tokenizer)]
 
 
 def resolve(config: ConfigLike, train_data: Any, validation_data: Any,
@@ -127,8 +127,7 @@ def resolve(config: ConfigLike, train_data: Any, validation_data: Any,
             raise DataError("this run trained on data given in Python; pass train_data= (and validation_data=) again")
         return config, None
     d = config.data
-    raw = as_dataset_dict(train_data, validation_data, d.text_column, d.label_column, label_names,
-                          log=LOG.info)
+    raw = as_dataset_dict(train_data, validation_data, d.text_column, d.label_column, label_names)
     if not named_task:
         config = dataclasses.replace(config, task=infer_task(raw, config, named_labels))
     return dataclasses.replace(config, data=dataclasses.replace(d, dataset=IN_MEMORY)).validate(), raw
@@ -154,9 +153,9 @@ def infer_task(raw: Any, config: ExperimentConfig, named_labels: bool = False) -
     return "language_model"
 
 
-def evaluate(model: Any, data: Any, split: str = "test", *, text_column: Optional[str] = None,
-             label_column: Optional[str] = None, label_names: Optional[Sequence[str]] = None,
-             batch_size: Optional[int] = None) -> dict:
+def evaluate(model: Union[TextModel, str, os.PathLike], data: Any, split: str = "test", *,
+             text_column: Optional[str] = None, label_column: Optional[str] = None,
+             label_names: Optional[Sequence[str]] = None, batch_size: Optional[int] = None) -> dict:
     """A model's metrics on labelled data: what ``textrnn evaluate`` prints, as a dict.
 
     Args:
@@ -177,22 +176,22 @@ def evaluate(model: Any, data: Any, split: str = "test", *, text_column: Optiona
     from ..models.registry import load_model
 
     checkpoint = str(model) if isinstance(model, (str, os.PathLike)) else None
-    model = load_model(checkpoint) if checkpoint else model
+    loaded: Any = load_model(checkpoint) if checkpoint else model  # a classifier or a language model
     if isinstance(data, (str, os.PathLike)):
-        return evaluate_checkpoint(model, checkpoint, str(data), split, text_column, label_column, batch_size)
-    fields = model.config.text_fields if model.is_classifier else None
+        return evaluate_checkpoint(loaded, checkpoint, str(data), split, text_column, label_column, batch_size)
+    fields = loaded.config.text_fields if loaded.is_classifier else None
     text: Any = text_column or ((fields[0] if len(fields) == 1 else list(fields)) if fields else "text")
-    label = (label_column or "label") if model.is_classifier else None
+    label = (label_column or "label") if loaded.is_classifier else None
     raw = as_dataset_dict(data, None, text, label, label_names)
-    if model.is_classifier and label_names is None and _integer_labels(raw["train"], str(label)):
-        raw = as_dataset_dict(data, None, text, label, model.label_names)
+    if loaded.is_classifier and label_names is None and _integer_labels(raw["train"], str(label)):
+        raw = as_dataset_dict(data, None, text, label, loaded.label_names)
     d = DataConfig(dataset=IN_MEMORY, text_column=text, label_column=label or "label")
     batch_size = batch_size or d.eval_batch_size
-    if not model.is_classifier:
+    if not loaded.is_classifier:
         with tempfile.TemporaryDirectory() as tmp:
-            return {**evaluate_lm_split(model, raw, d, "train", batch_size, Path(tmp)), "split": "data"}
-    rows = classifier_split_rows(model, raw, d, "train", None, ("text_column=", "label_column="))
-    return {"split": "data", **classifier_metrics(model, rows, batch_size), "labels": model.label_names}
+            return {**evaluate_lm_split(loaded, raw, d, "train", batch_size, Path(tmp)), "split": "data"}
+    rows = classifier_split_rows(loaded, raw, d, "train", None, ("text_column=", "label_column="))
+    return {"split": "data", **classifier_metrics(loaded, rows, batch_size), "labels": loaded.label_names}
 
 
 def _integer_labels(ds: Any, column: str) -> bool:

@@ -64,7 +64,7 @@ class ClassificationTask:
         if d.streaming:
             self._open_stream(config, checkpoint, raw)
         else:
-            prepared = self.prepare(config, checkpoint, raw, LOG.info)
+            prepared = self.prepare(config, checkpoint, raw)
             self.tokenizer, self.spec, self.text_columns = prepared.tokenizer, prepared.spec, prepared.text_columns
             self.train_set, self.valid_set, self.data_note = prepared.train_set, prepared.valid_set, prepared.note
             self.sampler: Optional[BucketBatchSampler] = BucketBatchSampler(
@@ -93,7 +93,7 @@ class ClassificationTask:
         self.sampler = None
 
     @staticmethod
-    def prepare(config: ExperimentConfig, checkpoint: Optional[Path] = None, raw: Any = None, log: Any = None,
+    def prepare(config: ExperimentConfig, checkpoint: Optional[Path] = None, raw: Any = None,
                 tokenizer: Optional[TextTokenizer] = None) -> PreparedClassification:
         """The run's tokenizer, labels and encoded splits, from the prepared-data cache (built there if missing).
 
@@ -102,7 +102,7 @@ class ClassificationTask:
         """
         tokenizer = tokenizer if tokenizer is not None and not checkpoint else given_tokenizer(config, checkpoint)
         spec = saved_spec(checkpoint, config.data) if checkpoint else None
-        return prepare_classification(config, tokenizer, spec, raw, log)
+        return prepare_classification(config, tokenizer, spec, raw)
 
     @property
     def label_names(self) -> list[str]:

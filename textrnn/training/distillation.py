@@ -75,9 +75,8 @@ def distill(teacher: Optional[str] = None, config: ConfigLike = None, resume: Op
     config = dataclasses.replace(config, distill=section).validate()
     if not check_experiment(config).model_class.is_classifier:
         raise ConfigError(f"distill trains a classifier; this config's task is {config.task}")
-    log = LOG.info
     with datasets_progress(config.train.progress):
-        folder = transfer_set(config, settings, teacher, raw, device, log)
+        folder = transfer_set(config, settings, teacher, raw, device)
         import datasets
 
         # The splits keep the config's names, so the run folder's config.yaml keys this transfer set again
@@ -92,7 +91,7 @@ def distill(teacher: Optional[str] = None, config: ConfigLike = None, resume: Op
 
 
 def transfer_set(config: ExperimentConfig, settings: DistillConfig, teacher_name: str, raw: Any,
-                 device: Optional[str] = None, log: Any = print) -> Path:
+                 device: Optional[str] = None) -> Path:
     """The cache folder of the labelled transfer set (``train/``, ``validation/``, ``tokenizer.json``), built
     and labelled by the teacher when missing."""
     d = config.data
@@ -113,20 +112,20 @@ def transfer_set(config: ExperimentConfig, settings: DistillConfig, teacher_name
     def build(tmp: Path) -> dict:
         data = loaded if loaded is not None else load_raw(d.dataset, str(tmp / SCRATCH), d.config_name,
                                                          encoding=d.encoding)
-        return build_transfer(config, settings, teacher, data, tmp, log)
+        return build_transfer(config, settings, teacher, data, tmp)
 
-    cache = PreparedCache(cache_root(d.cache_dir), d.prepare_timeout, log)
+    cache = PreparedCache(cache_root(d.cache_dir), d.prepare_timeout)
     start = time.monotonic()
     folder, meta, built = cache.get(cache_key("transfer", parts), build)
     rows = meta["rows"]
     what = f"labelled in {time.monotonic() - start:.1f} s into" if built else "found, nothing labelled:"
-    log(f"transfer set: {what} {folder} ({rows['train']:,} training texts, {rows['augmented']:,} augmented, "
+    LOG.info(f"transfer set: {what} {folder} ({rows['train']:,} training texts, {rows['augmented']:,} augmented, "
         f"{rows['unlabeled']:,} unlabeled; teacher {teacher_name})")
     return folder
 
 
-def build_transfer(config: ExperimentConfig, settings: DistillConfig, teacher: Any, data: Any, tmp: Path,
-                   log: Any) -> dict:
+def build_transfer(config: ExperimentConfig, settings: DistillConfig, teacher: Any, data: Any,
+                   tmp: Path) -> dict:
     """Write the transfer set's folder: the texts, their labels, the teacher's logits and the student's tokenizer."""
     d = config.data
     train, valid = split_dataset(data, d.train_split, d.validation_split, d.validation_fraction, config.train.seed)
@@ -144,7 +143,7 @@ def build_transfer(config: ExperimentConfig, settings: DistillConfig, teacher: A
     counts = {"train": len(texts), "augmented": 0, "unlabeled": 0, "validation": len(valid)}
     tokenizer = train_tokenizer(lambda: iter(texts), config.tokenizer)
     if hasattr(teacher, "texts"):  # a file of outputs labels its own texts, and only those
-        log(f"teacher outputs file: the transfer set is its {len(teacher.texts):,} texts (distill.augment and "
+        LOG.info(f"teacher outputs file: the transfer set is its {len(teacher.texts):,} texts (distill.augment and "
             "data.unlabeled need a model teacher)")
         gold = dict(zip(texts, labels))
         texts, labels = list(teacher.texts), [gold.get(text) for text in teacher.texts]

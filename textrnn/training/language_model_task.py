@@ -58,7 +58,7 @@ class LanguageModelTask:
             self.tokenizer, self.train_loader, self.data_note = s.tokenizer, s.train_loader, s.note
             self.valid_tokens, self.counted = s.valid_tokens, s.sample_ids
             return
-        prepared = self.prepare(config, checkpoint, raw, LOG.info)
+        prepared = self.prepare(config, checkpoint, raw)
         self.tokenizer, self.data_note = prepared.tokenizer, prepared.note
         self.train_tokens, self.valid_tokens = prepared.train_tokens, prepared.valid_tokens
         self.counted = self.train_tokens
@@ -66,11 +66,10 @@ class LanguageModelTask:
                                            dist.rank, dist.world_size)
 
     @staticmethod
-    def prepare(config: ExperimentConfig, checkpoint: Optional[Path] = None, raw: Any = None,
-                log: Any = None) -> PreparedLM:
+    def prepare(config: ExperimentConfig, checkpoint: Optional[Path] = None, raw: Any = None) -> PreparedLM:
         """The run's tokenizer and token streams, from the prepared-data cache (built there if missing);
         a resumed run keeps its checkpoint's tokenizer."""
-        return prepare_language_model(config, given_tokenizer(config, checkpoint), raw, log)
+        return prepare_language_model(config, given_tokenizer(config, checkpoint), raw)
 
     def model_config(self) -> RNNConfig:
         """The experiment's model section with the data's values filled in (a new config)."""

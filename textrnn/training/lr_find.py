@@ -47,7 +47,7 @@ class LRFindResult:
 
 
 def lr_find_config(config: ExperimentConfig, raw: Any = None, device: Optional[str] = None, start_lr: float = 1e-7,
-                 end_lr: float = 10.0, steps: int = 200, log: Any = None) -> LRFindResult:
+                   end_lr: float = 10.0, steps: int = 200) -> LRFindResult:
     """The range test on a resolved config and its in-memory data (``raw``); :func:`textrnn.lr_find` takes
     any config form and data in memory."""
     from .trainer import Trainer
@@ -55,7 +55,6 @@ def lr_find_config(config: ExperimentConfig, raw: Any = None, device: Optional[s
     if not 0 < start_lr < end_lr or steps < 10:
         raise ConfigError(f"lr-find needs 0 < start_lr < end_lr and at least 10 steps; got {start_lr}, {end_lr}, "
                           f"{steps}")
-    log = log or LOG.info
     out = Path(config.train.output_dir)
     with tempfile.TemporaryDirectory(prefix="textrnn-lr-find-") as scratch:
         sweep = dataclasses.replace(config, train=dataclasses.replace(
@@ -67,8 +66,8 @@ def lr_find_config(config: ExperimentConfig, raw: Any = None, device: Optional[s
         raise TrainingError(f"the loss diverged within {len(lrs)} updates of lr-find; lower end_lr")
     suggested = steepest(lrs, losses)
     plot = _plot(out / PLOT, lrs, losses, suggested) if trainer.dist.is_main else None
-    log(f"lr-find: {len(lrs)} updates from {lrs[0]:.2g} to {lrs[-1]:.2g}; suggested lr {suggested:.3g}"
-        + (f" (plot: {plot})" if plot else ""))
+    LOG.info(f"lr-find: {len(lrs)} updates from {lrs[0]:.2g} to {lrs[-1]:.2g}; suggested lr {suggested:.3g}"
+             + (f" (plot: {plot})" if plot else ""))
     return LRFindResult(lrs, losses, suggested, plot)
 
 

@@ -84,11 +84,11 @@ class Task(Protocol):
         """How often each id occurs in the training data, (V,) int64."""
         ...
 
-    def step_loss(self, model: Any, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
+    def step_loss(self, model: torch.nn.Module, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
         """The loss of one training batch (the model may be DDP-wrapped)."""
         ...
 
-    def evaluate(self, model: Any) -> dict:
+    def evaluate(self, model: torch.nn.Module) -> dict:
         """Validation metrics, reduced across ranks (a distributed evaluation equals a single-process one)."""
         ...
 
@@ -105,8 +105,7 @@ class TaskClass(Protocol):
         """One-line errors for an experiment config this task cannot train, before any data is read."""
         ...
 
-    def prepare(self, config: ExperimentConfig, checkpoint: Optional[Path] = None, raw: Any = None,
-                log: Any = None) -> Any:
+    def prepare(self, config: ExperimentConfig, checkpoint: Optional[Path] = None, raw: Any = None) -> Any:
         """The task's data, tokenized and encoded, from the prepared-data cache (built there if missing)."""
         ...
 

@@ -81,7 +81,7 @@ class Trainer:
         if self.dist.is_main:  # once the data is read: a run refused for its data leaves no folder behind
             self.checkpointer.write_run_config(config_to_dict(config))
         self.model: Any = (entry.model_class.from_pretrained(point.folder) if point else
-                      build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts, LOG.info))
+                      build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts))
         self.model.to(self.device).train()
         self.wrapped = distributed.wrap(self.model, self.dist, self.device)
         self.optimizer = optimizer_for(self.model, t, self.device)

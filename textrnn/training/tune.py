@@ -104,13 +104,12 @@ def with_values(config: ExperimentConfig, values: dict, output_dir: Path) -> Exp
     return config_from_dict(merge(config_to_dict(config), dotted_tree(pairs))).validate()
 
 
-def tune_config(config: ExperimentConfig, space: dict, trials: int, raw: Any = None, device: Optional[str] = None,
-                log: Any = None) -> TuneResult:
+def tune_config(config: ExperimentConfig, space: dict, trials: int, raw: Any = None,
+                device: Optional[str] = None) -> TuneResult:
     """Run (or continue) the study of ``config`` over ``space`` until ``trials`` trials have finished."""
     optuna = _optuna()
     from .trainer import Trainer
 
-    log = log or LOG.info
     out = Path(config.train.output_dir)
     with_values(config, {key: args[0] for key, (_, args) in space.items()}, out)  # a bad key fails before any trial
     out.mkdir(parents=True, exist_ok=True)
@@ -138,19 +137,19 @@ def tune_config(config: ExperimentConfig, space: dict, trials: int, raw: Any = N
 
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     if len(done) < trials:
-        log(f"tune: {len(done)} of {trials} trials done; running {trials - len(done)} (the validation metric "
-            f"{'up' if greater else 'down'}; study {out / STUDY})")
+        LOG.info(f"tune: {len(done)} of {trials} trials done; running {trials - len(done)} (the validation metric "
+                 f"{'up' if greater else 'down'}; study {out / STUDY})")
         study.optimize(objective, n_trials=trials - len(done), catch=())
-    return _finish(study, config, out, log)
+    return _finish(study, config, out)
 
 
-def _finish(study: Any, config: ExperimentConfig, out: Path, log: Any) -> TuneResult:
+def _finish(study: Any, config: ExperimentConfig, out: Path) -> TuneResult:
     best = study.best_trial
     chosen = with_values(config, best.params, Path(best.user_attrs.get("run", out / f"trial-{best.number:04d}")))
     written = out / BEST_CONFIG
     written.write_text(yaml.safe_dump(config_to_dict(chosen), sort_keys=False), encoding="utf-8")
     plot = _plot(study, out / PLOT)
-    log(f"tune: best trial {best.number} ({best.value:.4f}) {best.params}; config {written}; plot {plot}")
+    LOG.info(f"tune: best trial {best.number} ({best.value:.4f}) {best.params}; config {written}; plot {plot}")
     return TuneResult(dict(best.params), float(best.value), Path(chosen.train.output_dir), written, plot,
                       len(study.trials))
 
