@@ -23,7 +23,7 @@ from textrnn.core.config_files import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "sst2"
-COMMON = ["model.ensemble_size=1", "train.max_minutes=null", "train.progress=false", "train.min_steps=0"]
+COMMON = ["model.ensemble_size=1", "train.max_minutes=null", "train.progress=false", "train.min_steps=null"]
 
 
 def run(overrides: list[str]) -> float:

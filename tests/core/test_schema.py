@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Literal, Optional
 
 import pytest
 
@@ -29,3 +29,31 @@ def test_values_are_checked_against_their_annotations():
         with pytest.raises(ConfigError) as error:
             build_dataclass(Section, data, "train")
         assert words in str(error.value)
+
+
+@dataclasses.dataclass
+class Choices:
+    mode: Literal["a", "b"] = "a"
+    maybe: Optional[Literal["x"]] = None
+
+
+def test_every_choice_key_is_a_literal_checked_by_one_function():
+    """Choice keys are annotated ``Literal[...]`` (the tuples the implementing modules import are its values), and
+    ``check_choices`` is their one check: a value outside it, or null where null is not allowed, is one line."""
+    import typing
+
+    from textrnn.core import config
+    from textrnn.core.schema import check_choices, choices
+
+    hints = {**typing.get_type_hints(config.RNNConfig), **{f"train.{k}": v for k, v in
+                                                            typing.get_type_hints(config.TrainConfig).items()}}
+    assert choices(hints["cell"]) == config.CELLS and choices(hints["pooling"]) == config.POOLINGS
+    assert choices(hints["train.optimizer"]) == config.OPTIMIZERS and choices(hints["train.resume"]) == ("auto",)
+    assert choices(hints["hidden_size"]) is None
+
+    check_choices(Choices(), "section")  # defaults pass, null where Optional
+    for bad, message in ((Choices(mode="c"), "section.mode must be one of a, b, got 'c'"),
+                         (Choices(mode=None), "section.mode must be one of a, b, got None"),
+                         (Choices(maybe="y"), "section.maybe must be one of x, got 'y'")):
+        with pytest.raises(ConfigError, match=message):
+            check_choices(bad, "section")

@@ -11,22 +11,30 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union, get_args
 
 from .errors import require
-from .schema import build_dataclass
+from .schema import build_dataclass, check_choices
 
 FORMAT_VERSION = 3  # of config.json; textrnn.models.migrations upgrades older folders on load
 
 # The allowed values of the choice keys live here, with the keys; the modules that implement
 # them import these lists (and tests check that each implements exactly these).
-TASK_NAMES = ("classification", "language_model")  # what builds and trains each: MODELS and training TASKS
-CELLS = ("lstm", "gru", "rnn", "mingru", "minlstm")  # model.cell (rnn is tanh; the min* cells train in parallel)
-STRATEGIES = ("auto", "packed", "padded")  # model.strategy (see textrnn.models.encoder)
-BLOCKS = ("plain", "residual")  # model.block (see textrnn.models.parallel)
-POOLINGS = ("last", "mean", "max", "attention")  # model.pooling (see textrnn.models.modules)
-PROBLEM_TYPES = ("single_label", "multi_label")  # model.problem_type (see textrnn.data.labels)
-REPORT_TO = ("tensorboard", "wandb", "mlflow")  # train.report_to (textrnn.training.reporters)
+# Each is the annotation of its keys, checked by one generic check (schema.check_choices), and the tuple of its values.
+TaskName = Literal["classification", "language_model"]  # what builds and trains each: MODELS and training TASKS
+Cell = Literal["lstm", "gru", "rnn", "mingru", "minlstm"]  # model.cell (rnn is tanh; the min* train in parallel)
+Strategy = Literal["auto", "packed", "padded"]  # model.strategy (see textrnn.models.encoder)
+Block = Literal["plain", "residual"]  # model.block (see textrnn.models.parallel)
+Pooling = Literal["last", "mean", "max", "attention"]  # model.pooling (see textrnn.models.modules)
+ProblemType = Literal["single_label", "multi_label"]  # model.problem_type (see textrnn.data.labels)
+TokenizerKind = Literal["char", "word", "bpe"]  # tokenizer.kind, model.tokenizer_kind (textrnn.data.tokenization)
+WordSplit = Literal["punctuation", "whitespace"]  # tokenizer.split
+Optimizer = Literal["adamw", "sgd", "ntasgd"]  # train.optimizer (textrnn.training.optim)
+OnDivergence = Literal["rollback", "stop"]  # train.on_divergence
+TASK_NAMES, CELLS, STRATEGIES, BLOCKS, POOLINGS, PROBLEM_TYPES = (
+    get_args(TaskName), get_args(Cell), get_args(Strategy), get_args(Block), get_args(Pooling), get_args(ProblemType))
+TOKENIZER_KINDS, WORD_SPLITS, OPTIMIZERS = get_args(TokenizerKind), get_args(WordSplit), get_args(Optimizer)
+REPORT_TO = ("tensorboard", "wandb", "mlflow")  # train.report_to (textrnn.training.reporters), a list of these
 
 
 @dataclass
@@ -40,26 +48,26 @@ class RNNConfig:
     ``text_fields``) are filled in by the task, which returns a new config.
     """
 
-    task: str = "classification"  # which registry entry builds it (see textrnn.training.registry)
+    task: TaskName = "classification"  # which registry entry builds it (see textrnn.training.registry)
     vocab_size: int = 0  # the tokenizer's vocabulary size (filled in from the tokenizer)
     embedding_dim: int = 128  # E, the width of each token's embedding
     hidden_size: int = 256  # H, the state size of each layer and direction
     num_layers: int = 1  # L, stacked recurrent layers
-    cell: str = "lstm"  # lstm | gru | rnn, or mingru | minlstm: gates from the input only, trained in parallel
+    cell: Cell = "lstm"  # lstm | gru | rnn, or mingru | minlstm: gates from the input only, trained in parallel
     bidirectional: bool = False  # classifier: read each text both ways (D = 2)
     dropout: float = 0.0  # between stacked RNN layers
     embedding_dropout: float = 0.0  # on the embeddings (same mask at every step of a sequence)
     word_dropout: float = 0.0  # training: each token becomes <unk> with this probability
     weight_dropout: float = 0.0  # training: DropConnect on the hidden-to-hidden weights (AWD-LSTM)
     output_dropout: float = 0.0  # before the output layer
-    strategy: str = "auto"  # auto | packed | padded (see textrnn.models.encoder)
-    block: str = "plain"  # mingru/minlstm: plain (stacked as an LSTM's) | residual (pre-norm residual layers)
-    pooling: str = "last"  # classifier: last | mean | max | attention
+    strategy: Strategy = "auto"  # auto | packed | padded (see textrnn.models.encoder)
+    block: Block = "plain"  # mingru/minlstm: plain (stacked as an LSTM's) | residual (pre-norm residual layers)
+    pooling: Pooling = "last"  # classifier: last | mean | max | attention
     num_labels: int = 2  # classifier: C, the number of labels (filled in from the data)
     ensemble_size: int = 1  # classifier: K independently initialized members, probabilities averaged
     aux_lm_head: bool = False  # classifier: a projection for the auxiliary LM loss (set when train.lm_loss_weight > 0)
     label_names: Optional[list] = None  # classifier: the label names in id order (filled in from the data)
-    problem_type: str = "single_label"  # classifier: single_label (softmax) | multi_label (sigmoid per label)
+    problem_type: ProblemType = "single_label"  # classifier: single_label (softmax) | multi_label (sigmoid per label)
     thresholds: Optional[list] = None  # multi_label: decision threshold per label (None: 0.5), tuned on validation
     text_fields: Optional[list] = None  # classifier: the text columns it reads, joined by field_separator
     field_separator: str = " | "  # classifier: between the text fields of one example
@@ -75,7 +83,7 @@ class RNNConfig:
     init_range: Optional[float] = None  # language model: embedding (and output layer) start uniform in [-r, r]
     reverse: bool = False  # language model: reads text right to left (a backward LM for model.init_from_backward)
     pad_id: int = 0  # the padding id (the tokenizer's <pad>)
-    tokenizer_kind: str = "char"  # char | word | bpe, the tokenizer's kind (filled in from the tokenizer)
+    tokenizer_kind: TokenizerKind = "char"  # char | word | bpe, the tokenizer's kind (filled in from the tokenizer)
     format_version: int = FORMAT_VERSION  # the config.json format; older folders are upgraded on load
 
     def validate(self) -> "RNNConfig":
@@ -91,10 +99,7 @@ class RNNConfig:
         for name in ("dropout", "embedding_dropout", "word_dropout", "weight_dropout", "output_dropout"):
             value = getattr(self, name)
             require(0.0 <= value < 1.0, f"model.{name} must be in [0, 1), got {value}")
-        for name, allowed in (("cell", CELLS), ("strategy", STRATEGIES), ("pooling", POOLINGS), ("block", BLOCKS),
-                              ("problem_type", PROBLEM_TYPES)):
-            value = getattr(self, name)
-            require(value in allowed, f"model.{name} must be one of {', '.join(allowed)}, got {value!r}")
+        check_choices(self, "model")
         require(self.cell in ("mingru", "minlstm") or self.block == "plain",
                 f"model.block={self.block} shapes the layers of the mingru and minlstm cells; set model.block=plain "
                 f"for a {self.cell}")
@@ -102,7 +107,6 @@ class RNNConfig:
                 f"model.weight_dropout drops hidden-to-hidden weights, which a {self.cell} has none of: set "
                 "model.weight_dropout=0 (dropout and embedding_dropout still apply)")
         self._validate_labels()
-        require(self.task in TASK_NAMES, f"task must be one of {', '.join(TASK_NAMES)}, got {self.task!r}")
         require(self.vocab_size >= 0 and (self.vocab_size == 0 or 0 <= self.pad_id < self.vocab_size),
                 f"model.pad_id must be an id of the vocabulary (0 to {self.vocab_size - 1}), got {self.pad_id}")
         require(self.text_fields is None or (isinstance(self.text_fields, list) and all(
@@ -177,17 +181,14 @@ class DataConfig:
         return self
 
 
-WORD_SPLITS = ("punctuation", "whitespace")
-OPTIMIZERS = ("adamw", "sgd", "ntasgd")
-
-
 @dataclass
 class TokenizerConfig:
     """The ``tokenizer:`` section: the kind of tokens and how the vocabulary is chosen."""
 
-    kind: str = "word"  # char | word | bpe
+    kind: TokenizerKind = "word"  # char | word | bpe
     lowercase: bool = False  # lowercase text before tokenizing
-    split: str = "punctuation"  # word: punctuation (words and punctuation apart) | whitespace (pre-tokenized text, PTB)
+    # word: punctuation (words and punctuation apart) | whitespace (pre-tokenized text, PTB)
+    split: WordSplit = "punctuation"
     min_freq: Any = field(default=1, metadata={"or_auto": True})  # or auto: scaled to the training corpus (see tasks)
     max_size: Optional[int] = None  # at most this many vocabulary entries, the most frequent (null: no limit)
     vocab_size: int = 8000  # bpe target
@@ -199,8 +200,7 @@ class TokenizerConfig:
         require(self.sample_texts >= 1, "tokenizer.sample_texts must be a positive integer")
         require(self.min_freq == "auto" or self.min_freq >= 1,
                 f"tokenizer.min_freq must be a positive integer or auto, got {self.min_freq!r}")
-        require(self.kind in ("char", "word", "bpe"), f"tokenizer.kind must be char, word or bpe, got {self.kind!r}")
-        require(self.split in WORD_SPLITS, f"tokenizer.split must be {' or '.join(WORD_SPLITS)}, got {self.split!r}")
+        check_choices(self, "tokenizer")
         return self
 
 
@@ -215,7 +215,8 @@ class TrainConfig:
     min_steps: Optional[int] = None  # at least this many updates: a small dataset gets more epochs than max_epochs
     max_minutes: Optional[float] = None  # wall-clock budget: stop cleanly, evaluate, save
     schedule_by_time: bool = False  # decay the learning rate over max_minutes too (not bit-reproducible)
-    optimizer: str = "adamw"  # adamw | sgd | ntasgd: SGD, then the average of the weights from when validation stalls
+    # adamw | sgd | ntasgd: SGD, then the average of the weights from when validation stalls
+    optimizer: Optimizer = "adamw"
     lr: Union[float, str] = 2e-3  # the peak learning rate, or find: lr-find's suggestion, swept first
     weight_decay: float = 0.01  # AdamW's decoupled decay, SGD's L2 (not on biases, norms and embeddings)
     plateau_factor: Optional[float] = None  # multiply the learning rate by this after a validation with no gain
@@ -239,8 +240,8 @@ class TrainConfig:
     patience: Optional[int] = 5  # evaluations without improvement before stopping (null: never stop early)
     keep_checkpoints: int = 2  # step checkpoints kept besides the best
     save_every_minutes: Optional[float] = 10.0  # also save (without evaluating) this often: a crash loses at most this
-    resume: Optional[str] = None  # auto: continue from output_dir/last when there is one, else start fresh
-    on_divergence: str = "rollback"  # rollback (to the last checkpoint, lower lr) | stop
+    resume: Optional[Literal["auto"]] = None  # auto: continue from output_dir/last when there is one, else start fresh
+    on_divergence: OnDivergence = "rollback"  # rollback (to the last checkpoint, lower lr) | stop
     divergence_factor: float = 10.0  # a batch loss above this times max(running mean, 0.5) has diverged
     max_rollbacks: int = 3  # rollbacks after a divergence before the run stops
     rollback_lr_factor: float = 0.5  # the learning rate is multiplied by this at each rollback
@@ -270,17 +271,13 @@ class TrainConfig:
         require(0.0 <= t.label_smoothing < 1.0, f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
         require(t.lm_loss_weight >= 0, f"train.lm_loss_weight must be >= 0, got {t.lm_loss_weight}")
         require(t.threshold is None or 0 < t.threshold < 1, f"train.threshold must be in (0, 1), got {t.threshold}")
-        require(t.resume in (None, "auto"), f"train.resume must be auto or null, got {t.resume!r}")
-        require(t.on_divergence in ("rollback", "stop"),
-                f"train.on_divergence must be rollback or stop, got {t.on_divergence!r}")
+        check_choices(t, "train")
         require(t.divergence_factor > 1, f"train.divergence_factor must be > 1, got {t.divergence_factor}")
         require(0 < t.rollback_lr_factor <= 1,
                 f"train.rollback_lr_factor must be in (0, 1], got {t.rollback_lr_factor}")
         require(t.save_every_minutes is None or t.save_every_minutes > 0,
                 f"train.save_every_minutes must be positive (or null for never), got {t.save_every_minutes}")
         require(t.patience is None or t.patience >= 1, f"train.patience must be >= 1 or null, got {t.patience}")
-        require(t.optimizer in OPTIMIZERS,
-                f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t.optimizer!r}")
         require(t.plateau_factor is None or 0 < t.plateau_factor < 1,
                 f"train.plateau_factor must be in (0, 1) or null, got {t.plateau_factor}")
         require(t.nonmono >= 1, f"train.nonmono must be at least 1, got {t.nonmono}")
@@ -308,7 +305,7 @@ class TrainConfig:
 class ExperimentConfig:
     """A whole training run: the task and its ``data``, ``tokenizer``, ``model`` and ``train`` sections."""
 
-    task: str = "classification"  # classification | language_model
+    task: TaskName = "classification"  # classification | language_model
     data: DataConfig = field(default_factory=DataConfig)  # where the text comes from (DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # how text becomes ids (TokenizerConfig)
     model: RNNConfig = field(default_factory=RNNConfig)  # the architecture (RNNConfig)
@@ -321,6 +318,7 @@ class ExperimentConfig:
     def validate(self) -> "ExperimentConfig":
         """Each section's checks, then those across sections; the task's own (``registry.check_experiment``) run
         when training starts."""
+        check_choices(self, "")
         for section in (self.model, self.data, self.tokenizer, self.train):
             section.validate()
         require(not self.data.streaming or self.train.max_steps is not None,

@@ -24,8 +24,35 @@ def _allowed_types(hint: Any) -> tuple[bool, Optional[tuple]]:
         nullable = len(args) < len(typing.get_args(hint))
         if any(a is Any for a in args):
             return True, None
-        return nullable, tuple(typing.get_origin(a) or a for a in args)
-    return False, (typing.get_origin(hint) or hint,)
+        return nullable, tuple(_plain_type(a) for a in args)
+    return False, (_plain_type(hint),)
+
+
+def _plain_type(hint: Any) -> Any:
+    """The runtime type a hint's values have: ``Literal["a", "b"]`` is ``str``, ``list[int]`` is ``list``."""
+    if typing.get_origin(hint) is typing.Literal:
+        return type(typing.get_args(hint)[0])
+    return typing.get_origin(hint) or hint
+
+
+def choices(hint: Any) -> Optional[tuple]:
+    """The values a ``Literal`` (or ``Optional[Literal]``) annotation allows; None for any other annotation."""
+    if typing.get_origin(hint) is Union:
+        found = [choices(a) for a in typing.get_args(hint) if a is not type(None)]
+        return found[0] if len(found) == 1 else None
+    return typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else None
+
+
+def check_choices(section: Any, where: str) -> None:
+    """The one check of every choice key: each field annotated ``Literal[...]`` holds one of its values (None
+    where the annotation is ``Optional``), else a one-line error naming the key, the choices and the value."""
+    hints = typing.get_type_hints(type(section))
+    for f in dataclasses.fields(section):
+        allowed, value = choices(hints[f.name]), getattr(section, f.name)
+        if allowed is None or value in allowed or (value is None and _allowed_types(hints[f.name])[0]):
+            continue
+        key = f"{where}.{f.name}".removeprefix(".")
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, allowed))}, got {value!r}")
 
 
 def build_dataclass(cls, data: Any, where: str) -> Any:

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from ..core.config import PROBLEM_TYPES
+from ..core.config import PROBLEM_TYPES, ProblemType
 from ..core.errors import DataError
 from .loading import column_chunks, require_column
 
@@ -34,7 +34,7 @@ SINGLE, MULTI = PROBLEM_TYPES
 class LabelSpec:
     """What the labels are: the problem type, the label names and the columns they come from."""
 
-    problem_type: str
+    problem_type: ProblemType
     names: list
     columns: list
 

@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator, Sequence, Union
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from ..core.config import TokenizerConfig
+from ..core.config import TOKENIZER_KINDS, TokenizerConfig, TokenizerKind
 from ..core.errors import DataError, one_line
 
 LOG = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = [PAD, UNK, BOS, EOS]
 _SPECIALS = re.compile("|".join(re.escape(token) for token in SPECIAL_TOKENS))
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
-TOKENIZER_KINDS = ("char", "word", "bpe")
 _CHAR_PATTERN = r"[\s\S]"  # exactly one Unicode scalar value, newlines included
 
 
@@ -149,7 +148,7 @@ def _joined(texts: Iterable[str], separator: str, group: int = 1000) -> Iterable
         yield separator.join(batch)
 
 
-def _infer_kind(tok: Tokenizer) -> str:
+def _infer_kind(tok: Tokenizer) -> TokenizerKind:
     spec = json.loads(tok.to_str())
     model_type = spec.get("model", {}).get("type")
     if model_type == "BPE":
@@ -168,9 +167,9 @@ class TextTokenizer:
     what makes encoding hundreds of MB of text fast.
     """
 
-    def __init__(self, tokenizer: Tokenizer, kind: str | None = None) -> None:
+    def __init__(self, tokenizer: Tokenizer, kind: TokenizerKind | None = None) -> None:
         self.tokenizer = tokenizer
-        self.kind = kind or _infer_kind(tokenizer)
+        self.kind: TokenizerKind = kind or _infer_kind(tokenizer)
         self.vocab = Vocab(tokenizer.get_vocab(with_added_tokens=True))
         for index, token in enumerate(SPECIAL_TOKENS):
             if tokenizer.token_to_id(token) != index:
@@ -182,7 +181,7 @@ class TextTokenizer:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def train(cls, texts: Iterable[str], kind: str = "char", *, lowercase: bool = False, min_freq: int = 1,
+    def train(cls, texts: Iterable[str], kind: TokenizerKind = "char", *, lowercase: bool = False, min_freq: int = 1,
               max_size: int | None = None, vocab_size: int = 8000, split: str = "punctuation") -> "TextTokenizer":
         """Train a tokenizer of ``kind`` ('char', 'word' or 'bpe') on ``texts`` (training split only).
 

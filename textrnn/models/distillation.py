@@ -16,19 +16,21 @@ labels (:func:`~textrnn.models.classifier.classification_loss`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-DISTILL_LOSSES = ("mse", "kl")
+DistillLossName = Literal["mse", "kl"]  # distill.loss
+DISTILL_LOSSES = get_args(DistillLossName)
 
 
 @dataclass(frozen=True)
 class DistillLoss:
     """Which loss, its temperature (``kl`` only) and the teacher's share ``alpha`` in [0, 1]."""
 
-    loss: str = "mse"
+    loss: DistillLossName = "mse"
     temperature: float = 2.0
     alpha: float = 1.0
 

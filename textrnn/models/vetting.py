@@ -19,7 +19,7 @@ from typing import Any, Optional
 import torch
 from safetensors import SafetensorError, safe_open
 
-from ..core.config import WORD_SPLITS, RNNConfig
+from ..core.config import TOKENIZER_KINDS, WORD_SPLITS, RNNConfig
 from ..core.errors import CheckpointError, one_line
 from .migrations import migrate_weight_name
 
@@ -88,7 +88,7 @@ def vet_tokenizer(path: Path) -> Path:
 
 def written_patterns() -> set[str]:
     """The regular expressions of every tokenizer textrnn builds (each kind, case and word split)."""
-    from ..data.tokenization import TOKENIZER_KINDS, new_tokenizer
+    from ..data.tokenization import new_tokenizer
 
     found = set()
     for kind in TOKENIZER_KINDS:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from ..core.config import DataConfig, ExperimentConfig
+from ..core.config import DataConfig, ExperimentConfig, TaskName
 from ..core.config_files import config_from_dict, load_config
 from ..core.errors import ConfigError, DataError
 from ..data.memory import IN_MEMORY, as_dataset_dict, datasets_progress
@@ -133,7 +133,7 @@ def resolve(config: ConfigLike, train_data: Any, validation_data: Any,
     return dataclasses.replace(config, data=dataclasses.replace(d, dataset=IN_MEMORY)).validate(), raw
 
 
-def infer_task(raw: Any, config: ExperimentConfig, named_labels: bool = False) -> str:
+def infer_task(raw: Any, config: ExperimentConfig, named_labels: bool = False) -> TaskName:
     """Classification when the training split has the label column(s). A language model only when the data has no
     column but its text and no label column was named; anything else is a one-line error, never a guess."""
     d = config.data

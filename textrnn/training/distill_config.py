@@ -19,8 +19,9 @@ from typing import Optional
 
 from ..core.config import ExperimentConfig, build_dataclass
 from ..core.errors import require
+from ..core.schema import check_choices
 from ..data.augment import Augmentation
-from ..models.distillation import DISTILL_LOSSES, DistillLoss
+from ..models.distillation import DistillLoss, DistillLossName
 
 
 @dataclass
@@ -28,7 +29,8 @@ class DistillConfig:
     """The ``distill:`` section."""
 
     teacher: Optional[str] = None  # a transformers model (folder or Hub id) or a .jsonl/.parquet of its outputs
-    loss: str = "mse"  # mse: logits regressed (Tang et al. 2019) | kl: softened distributions (Hinton et al. 2015)
+    # mse: logits regressed (Tang et al. 2019) | kl: softened distributions (Hinton et al. 2015)
+    loss: DistillLossName = "mse"
     temperature: float = 2.0  # kl: both distributions softened by this
     alpha: float = 1.0  # the teacher's share of the loss; 1 - alpha goes to the gold labels
     augment: int = 4  # augmented copies tried per training text (0: the training texts only)
@@ -42,8 +44,7 @@ class DistillConfig:
 
     def validate(self) -> "DistillConfig":
         """One-line errors for values out of range."""
-        require(self.loss in DISTILL_LOSSES, f"distill.loss must be one of {', '.join(DISTILL_LOSSES)}, "
-                f"got {self.loss!r}")
+        check_choices(self, "distill")
         require(self.temperature > 0, f"distill.temperature must be positive, got {self.temperature}")
         require(0.0 <= self.alpha <= 1.0, f"distill.alpha must be in [0, 1], got {self.alpha}")
         require(self.augment >= 0, f"distill.augment must be >= 0 (copies per text), got {self.augment}")
