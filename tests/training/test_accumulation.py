@@ -18,7 +18,7 @@ NO_DROPOUT = ("model.embedding_dropout=0", "model.output_dropout=0", "model.drop
 
 def gradients(trainer: Trainer, batches: list[dict]) -> dict:
     trainer.model.zero_grad(set_to_none=True)
-    accumulate(trainer.wrapped, trainer.task.step_loss, batches, None, contextlib.nullcontext)
+    accumulate(trainer.wrapped, trainer.task.step_loss, batches, contextlib.nullcontext)
     return {name: p.grad.clone() for name, p in trainer.model.named_parameters() if p.grad is not None}
 
 

@@ -1,6 +1,5 @@
 """The language-model task (textrnn.training.language_model_task): its streams, its step and its evaluation."""
 
-import contextlib
 
 import numpy as np
 import torch
@@ -34,12 +33,31 @@ def test_a_step_carries_a_detached_state_and_counts_its_tokens(corpus_file, tmp_
     torch.manual_seed(0)
     model = RNNLanguageModel(task.model_config(), task.tokenizer)
     batches = task.train_loader.iterate(0)
-    first = task.step_loss(model, next(batches), None, contextlib.nullcontext)
+    first = task.step_loss(model, next(batches))
     assert isinstance(first, StepOutput) and first.tokens == 4 * 16 and first.loss.requires_grad
-    second = task.step_loss(model, next(batches), first.carry, contextlib.nullcontext)
+    carried = task.carry
+    second = task.step_loss(model, next(batches))
     second.loss.backward()  # backward stops at the carried state: it was detached
-    assert all(not part.requires_grad for part in detach_state(second.carry))
+    assert carried is not None and task.carry is not carried
+    assert all(not part.requires_grad for part in detach_state(task.carry))
     assert detach_state(None) is None
+
+
+def test_the_carried_state_is_the_tasks_own_state_dict(corpus_file, tmp_path):
+    """What a resume needs of the task: the carry as carry_h/carry_c stacked over ranks, back on load; reset
+    forgets it (an epoch's end, a rollback)."""
+    task = make_task(corpus_file, tmp_path)
+    model = RNNLanguageModel(task.model_config(), task.tokenizer)
+    assert task.state_dict() == {}
+    task.step_loss(model, next(task.train_loader.iterate(0)))
+    state = task.state_dict()
+    h, c = task.carry
+    assert set(state) == {"carry_h", "carry_c"} and torch.equal(state["carry_h"][0], h.detach())
+    other = make_task(corpus_file, tmp_path / "other")
+    other.load_state_dict(state, rank=0)
+    assert torch.equal(other.carry[0], h) and torch.equal(other.carry[1], c)
+    other.reset_state()
+    assert other.carry is None and other.state_dict() == {}
 
 
 def test_evaluation_is_the_mean_loss_per_token_of_the_validation_stream(corpus_file, tmp_path):

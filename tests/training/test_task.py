@@ -1,6 +1,5 @@
 """The Task protocol both tasks implement (textrnn.training.task)."""
 
-import contextlib
 
 import torch
 
@@ -19,5 +18,7 @@ def test_both_tasks_implement_the_task_protocol(sentiment_dir, corpus_file, tmp_
         assert isinstance(task.metric, str) and isinstance(task.greater_is_better, bool)
         batch = next(task.train_loader.iterate(0))
         model = get_task(config.task).model_class.build(task.model_config(), task.tokenizer)
-        out = task.step_loss(model, batch, None, contextlib.nullcontext)
+        out = task.step_loss(model, batch)
         assert isinstance(out, StepOutput) and out.loss.ndim == 0 and out.tokens > 0
+        task.reset_state()
+        assert set(task.state_dict()) <= {"carry_h", "carry_c"}  # files, not streams: no loader position

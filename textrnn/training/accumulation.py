@@ -28,20 +28,22 @@ def groups(batches: Iterable[dict], size: int) -> Iterator[list[dict]]:
         yield group
 
 
-def accumulate(wrapped: Any, step_loss: Callable, batches: list[dict], carry: Any, autocast: Any,
-               scale: Optional[float] = None) -> tuple[torch.Tensor, Any, int]:
-    """Forward and backward each batch, weighted by its rows; returns (the combined loss, detached; the carry;
-    the tokens). ``scale`` multiplies each loss (the reliability tests' injected faults)."""
+def accumulate(wrapped: Any, step_loss: Callable, batches: list[dict], autocast: Any,
+               scale: Optional[float] = None) -> tuple[torch.Tensor, int]:
+    """Forward (under ``autocast()``, the mixed-precision context) and backward each batch, weighted by its rows;
+    returns (the combined loss, detached; the tokens). ``scale`` multiplies each loss (the reliability tests'
+    injected faults). What one batch hands the next (a language model's state) the task keeps."""
     rows = [int(batch["input_ids"].shape[0]) for batch in batches]
     total, tokens = sum(rows), 0
     combined = torch.zeros(())
     for i, (batch, n) in enumerate(zip(batches, rows)):
         inner = i < len(batches) - 1 and hasattr(wrapped, "no_sync")  # DDP: reduce once, after the last
         with wrapped.no_sync() if inner else contextlib.nullcontext():
-            loss, carry, count = step_loss(wrapped, batch, carry, autocast)
+            with autocast():
+                loss, count = step_loss(wrapped, batch)
             if scale is not None:
                 loss = loss * scale
             (loss * (n / total)).backward()
         combined = combined.to(loss.device) + loss.detach().float() * (n / total)
         tokens += count
-    return combined, carry, tokens
+    return combined, tokens

@@ -29,7 +29,7 @@ from ..models.pretrained import read_config
 from .distill_config import distill_config
 from .evaluation import eval_budget_note, eval_rows, evaluate_single, predict_rows
 from .metrics import multi_label_metrics, tune_thresholds
-from .task import Autocast, Carry, StepOutput, given_tokenizer, to_device
+from .task import StepOutput, given_tokenizer, load_loader_state, loader_state, to_device
 
 LOG = logging.getLogger(__name__)
 
@@ -126,14 +126,24 @@ class ClassificationTask:
         """How often each id occurs in the training split (pretrained vectors report their coverage against it)."""
         return id_counts(self.train_set, len(self.tokenizer))
 
-    def step_loss(self, model: Any, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
+    def step_loss(self, model: torch.nn.Module, batch: dict) -> StepOutput:
         """The classification loss of one batch, with the training-only loss options."""
         batch, t = to_device(batch, self.device), self.config.train
         teacher = {"teacher_logits": batch[TEACHER_COLUMN], "distill": self.distill} if self.distill else {}
-        with autocast():
-            _, loss = model(batch["input_ids"], batch["lengths"], batch["labels"], label_smoothing=t.label_smoothing,
-                            lm_loss_weight=t.lm_loss_weight, class_weights=self.class_weights, **teacher)
-        return StepOutput(loss, carry, int(batch["lengths"].sum()))
+        _, loss = model(batch["input_ids"], batch["lengths"], batch["labels"], label_smoothing=t.label_smoothing,
+                        lm_loss_weight=t.lm_loss_weight, class_weights=self.class_weights, **teacher)
+        return StepOutput(loss, int(batch["lengths"].sum()))
+
+    def state_dict(self) -> dict:
+        """A stream's position (nothing carries from one batch to the next; the sampler follows the epoch)."""
+        return loader_state(self.train_loader, self.dist)
+
+    def load_state_dict(self, state: dict, rank: int) -> None:
+        """This rank's stream position."""
+        load_loader_state(self.train_loader, state, rank)
+
+    def reset_state(self) -> None:
+        """Nothing to forget: each batch stands alone."""
 
     def evaluate(self, model: Any) -> dict:
         """Validation metrics (on ``train.eval_tokens`` worth of rows); a multi-label model's thresholds are tuned

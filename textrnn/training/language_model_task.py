@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..core.config import ExperimentConfig, RNNConfig
-from ..core.distributed import Dist
+from ..core.distributed import Dist, gather_stack
 from ..core.errors import require
 from ..data.batching import LMStreamLoader
 from ..data.preparation import PreparedLM, prepare_language_model
@@ -25,7 +25,7 @@ from ..data.streaming import open_lm_stream
 from ..data.streams import stream_counts
 from ..data.tokenization import PAD_ID
 from .evaluation import eval_budget_note, evaluate_lm, lm_eval_tokens
-from .task import Autocast, Carry, StepOutput, given_tokenizer, to_device
+from .task import Carry, StepOutput, given_tokenizer, load_loader_state, loader_state, to_device
 
 LOG = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class LanguageModelTask:
     def __init__(self, config: ExperimentConfig, dist: Dist, device: torch.device, workdir: Path,
                  checkpoint: Optional[Path] = None, raw: Any = None) -> None:
         self.dist, self.device, self.config = dist, device, config
+        self.carry: Carry = None  # the state the last training window ended in, which the next one starts from
         self.train_loader: Any
         if config.data.streaming:  # batches as the data arrives; token counts from the tokenizer's sample
             s = open_lm_stream(config, given_tokenizer(config, checkpoint), raw, dist.rank, dist.world_size, workdir)
@@ -83,15 +84,34 @@ class LanguageModelTask:
         """How often each id occurs in the training stream (pretrained vectors report their coverage against it)."""
         return stream_counts(self.counted, len(self.tokenizer))
 
-    def step_loss(self, model: Any, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
+    def step_loss(self, model: torch.nn.Module, batch: dict) -> StepOutput:
         """Next-token loss of one (B, T) window, the state carried from the previous one."""
         batch = to_device(batch, self.device)
         # Truncated backprop: the state flows on from the previous window, but its history is
         # cut (detached); otherwise backward would run through every window since the start.
-        state = detach_state(carry)
-        with autocast():
-            _, loss, state = model(batch["input_ids"], state=state, targets=batch["targets"])
-        return StepOutput(loss, state, batch["input_ids"].numel())
+        _, loss, self.carry = model(batch["input_ids"], state=detach_state(self.carry), targets=batch["targets"])
+        return StepOutput(loss, batch["input_ids"].numel())
+
+    def state_dict(self) -> dict:
+        """The carried state, as ``carry_h`` (and an LSTM's ``carry_c``) stacked over the ranks, and a stream's
+        position."""
+        state = {}
+        if self.carry is not None:
+            parts = self.carry if isinstance(self.carry, tuple) else (self.carry,)
+            for name, part in zip(("carry_h", "carry_c"), parts):
+                state[name] = gather_stack(part.detach(), self.dist, self.device)
+        return state | loader_state(self.train_loader, self.dist)
+
+    def load_state_dict(self, state: dict, rank: int) -> None:
+        """This rank's carried state and stream position."""
+        if "carry_h" in state:
+            h = state["carry_h"][rank].to(self.device)
+            self.carry = (h, state["carry_c"][rank].to(self.device)) if "carry_c" in state else h
+        load_loader_state(self.train_loader, state, rank)
+
+    def reset_state(self) -> None:
+        """The next window starts from a zero state."""
+        self.carry = None
 
     @property
     def eval_note(self) -> Optional[str]:

@@ -78,7 +78,7 @@ def _sweep(trainer: Any, start_lr: float, end_lr: float, steps: int) -> tuple[li
               for group in trainer.optimizer.param_groups]
     lrs: list[float] = []
     losses: list[float] = []
-    average, best, carry = 0.0, math.inf, None
+    average, best = 0.0, math.inf
     trainer.model.train()
     for epoch in range(1_000_000):
         trainer.task.new_epoch(epoch)
@@ -87,8 +87,7 @@ def _sweep(trainer: Any, start_lr: float, end_lr: float, steps: int) -> tuple[li
             for group, ratio in zip(trainer.optimizer.param_groups, ratios):
                 group["lr"] = lr * ratio
             trainer.optimizer.zero_grad(set_to_none=True)
-            loss, carry, _ = accumulate(trainer.wrapped, trainer.task.step_loss, batches, carry,
-                                        contextlib.nullcontext)
+            loss, _ = accumulate(trainer.wrapped, trainer.task.step_loss, batches, contextlib.nullcontext)
             value = float(loss)
             if not math.isfinite(value):
                 return lrs, losses

@@ -10,7 +10,7 @@ module (:mod:`textrnn.training.classification_task`, :mod:`textrnn.training.lang
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Optional, Protocol, runtime_checkable
+from typing import Any, Iterator, NamedTuple, Optional, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -27,14 +27,10 @@ from ..models.transfer import lm_tokenizer
 Carry = Optional[State]  # what one step hands the next: a language model's state, None for a classifier
 
 
-Autocast = Callable[[], ContextManager]  # the trainer's mixed-precision context (a no-op unless train.bf16 on CUDA)
-
-
 class StepOutput(NamedTuple):
     """What one training step of a task returns."""
 
     loss: Tensor  # scalar, what backward runs on
-    carry: Carry
     tokens: int  # real (non-pad) tokens in the batch, for the tokens/s figure
 
 
@@ -84,8 +80,21 @@ class Task(Protocol):
         """How often each id occurs in the training data, (V,) int64."""
         ...
 
-    def step_loss(self, model: torch.nn.Module, batch: dict, carry: Carry, autocast: Autocast) -> StepOutput:
-        """The loss of one training batch (the model may be DDP-wrapped)."""
+    def step_loss(self, model: torch.nn.Module, batch: dict) -> StepOutput:
+        """The loss of one training batch (the model may be DDP-wrapped; the trainer holds the autocast)."""
+        ...
+
+    def state_dict(self) -> dict:
+        """What an exact resume needs of the task, beside the model and optimizer: a language model's carried
+        state, a stream's position; tensors stacked over the ranks (every rank joins)."""
+        ...
+
+    def load_state_dict(self, state: dict, rank: int) -> None:
+        """Restore this rank's part of :meth:`state_dict` (a checkpoint of the same world size)."""
+        ...
+
+    def reset_state(self) -> None:
+        """Forget what one batch hands the next (a language model's state): at an epoch's end and on a rollback."""
         ...
 
     def evaluate(self, model: torch.nn.Module) -> dict:
@@ -108,6 +117,21 @@ class TaskClass(Protocol):
     def prepare(self, config: ExperimentConfig, checkpoint: Optional[Path] = None, raw: Any = None) -> Any:
         """The task's data, tokenized and encoded, from the prepared-data cache (built there if missing)."""
         ...
+
+
+def loader_state(loader: Any, dist: Dist) -> dict:
+    """A streaming loader's position on every rank (``loader_states``); nothing for a loader without one."""
+    if not hasattr(loader, "state_dict"):
+        return {}
+    from ..core.distributed import gather_objects
+
+    return {"loader_states": gather_objects(loader.state_dict(), dist)}
+
+
+def load_loader_state(loader: Any, state: dict, rank: int) -> None:
+    """Put a streaming loader back where ``state``'s ``loader_states`` says this rank's part of it was."""
+    if "loader_states" in state:
+        loader.load_state_dict(state["loader_states"][rank])
 
 
 def to_device(batch: dict, device: torch.device) -> dict:

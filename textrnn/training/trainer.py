@@ -49,7 +49,6 @@ from .optim import (
 from .registry import check_experiment
 from .reporting import METRICS, MetricsLog, ProgressBar, loss_window, plot_curves, progress_bar, window_losses
 from .run_folder import LAST, RunCheckpointer, RunResult, TrainingProgress
-from .task import Carry
 
 LOG = logging.getLogger(__name__)
 
@@ -93,7 +92,6 @@ class Trainer:
         clock = (lambda: self.progress.elapsed / budget) if t.schedule_by_time and budget else None
         self.scheduler = make_scheduler(self.optimizer, t.warmup_steps, self.total_steps, t.min_lr_ratio, clock,
                                         scale=lambda: self.progress.lr_scale)
-        self.carry: Carry = None
         self.bar: Optional[ProgressBar] = None
         self.recent_losses: list[float] = []  # a resumed run's window of recent losses, until the bar holds it
         torch.manual_seed(t.seed + 1000 * self.dist.rank)  # dropout masks differ across ranks
@@ -124,14 +122,9 @@ class Trainer:
                  "rng": self._gather(torch.get_rng_state())}
         if self.ema is not None and self.ema.stash is not None:
             state["raw_params"] = [p.cpu() for p in self.ema.stash]
-        if self.carry is not None:
-            parts = self.carry if isinstance(self.carry, tuple) else (self.carry,)
-            for name, part in zip(("carry_h", "carry_c"), parts):
-                state[name] = self._gather(part.detach())
+        state |= self.task.state_dict()  # a language model's carried state, a stream's position
         # the recent losses: the divergence guard's window and the logged train_loss go on as if never stopped
         state["recent_losses"] = self._gather(loss_window(self.bar.losses if self.bar else self.recent_losses))
-        if hasattr(self.task.train_loader, "state_dict"):  # a stream: where each rank's part of it is
-            state["loader_states"] = distributed.gather_objects(self.task.train_loader.state_dict(), self.dist)
         return state
 
     def load_training_state(self, state: dict) -> None:
@@ -147,12 +140,7 @@ class Trainer:
             self.recent_losses = window_losses(state.get("recent_losses"), rank)  # older checkpoints: empty
             if self.bar is not None:
                 self.bar.losses = list(self.recent_losses)
-            if "carry_h" in state:
-                h = state["carry_h"][rank].to(self.device)
-                self.carry = (h, state["carry_c"][rank].to(self.device)) if "carry_c" in state else h
-            if "loader_states" in state:
-                loader: Any = self.task.train_loader  # a streaming loader (it saved a state)
-                loader.load_state_dict(state["loader_states"][rank])
+            self.task.load_state_dict(state, rank)
         else:  # a different world size: continue at the same fraction of the epoch, fresh streams
             old_len = math.ceil(len(self.task.train_loader) * self.dist.world_size / p.world_size)
             p.batch_index = int(p.batch_index / max(1, old_len) * len(self.task.train_loader))
@@ -228,7 +216,7 @@ class Trainer:
         elapsed, rollbacks, scale = p.elapsed, p.rollbacks + 1, p.lr_scale * t.rollback_lr_factor
         self.progress = dataclasses.replace(point.progress, elapsed=elapsed, rollbacks=rollbacks, lr_scale=scale)
         self.ema = self._new_average()  # the checkpoint's weights are the average, its training state the raw ones
-        self.carry = None
+        self.task.reset_state()
         self.load_training_state(point.training_state())
         self.metrics_log.forget_after(self.progress.step)
         self.metrics_log.write({"step": self.progress.step, "split": "event", "event": "rollback", "reason": where,
@@ -317,7 +305,8 @@ class Trainer:
                     self.save_without_evaluating()
                     self.metrics_log.write({"step": p.step, "split": "event", "event": "timed_save",
                                             "elapsed_s": round(p.elapsed, 2)})
-            p.epoch, p.batch_index, self.carry = p.epoch + 1, 0, None
+            p.epoch, p.batch_index = p.epoch + 1, 0
+            self.task.reset_state()
             if not self.plan.eval_every and p.epoch < self.plan.max_epochs and self._evaluate_says_stop():
                 return "early_stopping"
         return "max_epochs"
@@ -332,7 +321,7 @@ class Trainer:
         t, p = self.train_config, self.progress
         self.optimizer.zero_grad(set_to_none=True)
         scale = self.fault(self.dist.rank) if self.fault is not None else None  # textrnn.core.faults; None otherwise
-        loss, carry, tokens = accumulate(self.wrapped, self.task.step_loss, batches, self.carry, self._autocast, scale)
+        loss, tokens = accumulate(self.wrapped, self.task.step_loss, batches, self._autocast, scale)
         nonfinite, spiked = self._divergence(loss)
         if nonfinite and t.skip_nonfinite:
             p.skipped_batches += 1
@@ -352,7 +341,6 @@ class Trainer:
             self.scheduler.step()
             if self.ema is not None:
                 self.ema.update()
-        self.carry = carry
         p.step += 1
         p.batch_index += len(batches)
         assert self.bar is not None  # fit() made it
