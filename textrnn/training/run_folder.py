@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -41,6 +42,8 @@ from ..models.hub import CONFIG_FILE, locate
 from ..models.migrations import migrate_experiment
 from ..models.registry import load_model
 from ..models.vetting import STATE_LIMIT, regular_file
+
+LOG = logging.getLogger(__name__)
 
 STATE_JSON, STATE_TENSORS = "trainer_state.json", "trainer_state.pt"
 BEST, LAST, RUN_CONFIG = "best", "last", "config.yaml"
@@ -116,6 +119,18 @@ def find_resume_point(path: str | os.PathLike) -> ResumePoint:
             f"{folder} has no usable {STATE_JSON} ({one_line(exc)}); resume from a training checkpoint"
         ) from None
     return ResumePoint(folder, progress, migrate_experiment(saved["experiment"]))
+
+
+def starting_point(out: Path, resume: Optional[str], auto: bool) -> Optional[ResumePoint]:
+    """Where a run continues from: ``resume``, or with ``train.resume: auto`` (``auto``) its own ``last``; None
+    starts afresh (also for a run folder killed before its first checkpoint, with a note)."""
+    recover(out)  # a step a killed re-save left aside counts: `last` points at it again
+    if resume is None and auto and (out / LAST).exists():
+        resume = str(out)
+    if resume is not None and is_empty_run(resume):  # said once: the log speaks on rank 0 only
+        LOG.info(f"note: {resume} holds no checkpoint yet; starting the run from the beginning")
+        return None
+    return find_resume_point(resume) if resume else None
 
 
 def finite_resume_point(out: Path) -> Optional[ResumePoint]:

@@ -62,27 +62,58 @@ class Trainer:
 
     def __init__(self, config: ExperimentConfig, resume: Optional[str] = None, device: Optional[str] = None,
                  raw: Any = None) -> None:
+        """Each ``_setup_*`` step builds one part from its config slice and, resuming, its saved state (as a
+        torchtune recipe's ``setup``); the order is the seeds': weights drawn alike on every rank, dropout not."""
         entry = check_experiment(config)
-        t = self.train_config = config.train
-        self.config = config
+        self.config, self.train_config = config, config.train
+        point = self._setup_run(config, resume, device)
+        torch.manual_seed(config.train.seed)  # identical initial weights on every rank
+        self._setup_data(entry, config, point, raw)
+        self._setup_model(entry, point)
+        self._setup_optimization(config.train)
+        torch.manual_seed(config.train.seed + 1000 * self.dist.rank)  # dropout masks differ across ranks
+        self.ema = self._new_average()
+        if point is not None:
+            self.load_training_state(point.training_state())
+        self.metrics_log = MetricsLog(self.out / METRICS, self.dist.is_main, config.train.report_to,
+                                      config_to_dict(config))
+        self.stop_signal: Optional[str] = None
+        self.last_eval: Optional[tuple] = None
+        self.last_save = time.monotonic()
+        self.fault = faults.step_hook()
+        self.on_evaluate: Optional[Callable[[int, dict], bool]] = None  # (step, metrics) -> stop now (tune's pruner)
+
+
+    def _setup_run(self, config: ExperimentConfig, resume: Optional[str], device: Optional[str]) -> Any:
+        """Threads, device, ranks, the run folder and where to resume from (None: a fresh run)."""
+        t = config.train
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
         self.device = select_device(device or t.device)
         self.dist = distributed.init(self.device, config.data.prepare_timeout)
         self.out = Path(t.output_dir)
         self.checkpointer = RunCheckpointer(self.out, t.keep_checkpoints)
-        point = self._resume_point(resume)
+        point = runs.starting_point(self.out, resume, t.resume == "auto")
         self.progress = point.progress if point else TrainingProgress(world_size=self.dist.world_size)
         self.resumed_at = point.progress.step if point else None
-        torch.manual_seed(t.seed)  # identical initial weights on every rank
+        return point
+
+    def _setup_data(self, entry: Any, config: ExperimentConfig, point: Any, raw: Any) -> None:
+        """The task and its data (a resumed run keeps its tokenizer and labels); then the run's config.yaml."""
         self.task = entry.task_class(config, self.dist, self.device, self.out, checkpoint=point and point.folder,
                                      raw=raw)
         if self.dist.is_main:  # once the data is read: a run refused for its data leaves no folder behind
             self.checkpointer.write_run_config(config_to_dict(config))
+
+    def _setup_model(self, entry: Any, point: Any) -> None:
+        """The model: the checkpoint's, or built from the task's model config; on the device, wrapped for DDP."""
         self.model: Any = (entry.model_class.from_pretrained(point.folder) if point else
-                      build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts))
+                           build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts))
         self.model.to(self.device).train()
         self.wrapped = distributed.wrap(self.model, self.dist, self.device)
+
+    def _setup_optimization(self, t: Any) -> None:
+        """The optimizer, layer groups, the plan of steps and the learning-rate schedule."""
         self.optimizer = optimizer_for(self.model, t, self.device)
         self.layers = group_parameters(self.model, t.unfreeze)
         steps = math.ceil(len(self.task.train_loader) / t.accumulate_steps)  # optimizer steps an epoch
@@ -94,26 +125,6 @@ class Trainer:
                                         scale=lambda: self.progress.lr_scale)
         self.bar: Optional[ProgressBar] = None
         self.recent_losses: list[float] = []  # a resumed run's window of recent losses, until the bar holds it
-        torch.manual_seed(t.seed + 1000 * self.dist.rank)  # dropout masks differ across ranks
-        self.ema = self._new_average()
-        if point is not None:
-            self.load_training_state(point.training_state())
-        self.metrics_log = MetricsLog(self.out / METRICS, self.dist.is_main, t.report_to, config_to_dict(config))
-        self.stop_signal: Optional[str] = None
-        self.last_eval: Optional[tuple] = None
-        self.last_save = time.monotonic()
-        self.fault = faults.step_hook()
-        self.on_evaluate: Optional[Callable[[int, dict], bool]] = None  # (step, metrics) -> stop now (tune's pruner)
-
-    def _resume_point(self, resume: Optional[str]):
-        """Where to continue from: ``resume``, or with ``train.resume: auto`` the run's own ``last``."""
-        runs.recover(self.out)  # a step a killed re-save left aside counts: `last` points at it again
-        if resume is None and self.train_config.resume == "auto" and (self.out / LAST).exists():
-            resume = str(self.out)
-        if resume is not None and runs.is_empty_run(resume):  # said once: the log speaks on rank 0 only
-            LOG.info(f"note: {resume} holds no checkpoint yet; starting the run from the beginning")
-            return None
-        return runs.find_resume_point(resume) if resume else None
 
     # ------------------------------------------------------------------ state dicts
     def training_state(self) -> dict:
