@@ -81,7 +81,33 @@ class StreamCursor:
 
 
 # ---------------------------------------------------------------------------- language models
-class StreamingLMLoader:
+class StreamLoader:
+    """What both streaming loaders share: a length in steps (a stream has none of its own), and ``iterate(start)``,
+    which passes over the first ``start`` batches by making and dropping them, unless ``load_state_dict`` already
+    put the loader where it was (``resumed``: ``start`` is then counted). A loader makes its next batch in
+    ``next_batch``."""
+
+    steps: int
+    resumed: bool
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def next_batch(self) -> dict:
+        raise NotImplementedError
+
+    def iterate(self, start: int = 0) -> Iterator[dict]:
+        """Batches from here on."""
+        for _ in range(0 if self.resumed else start):
+            self.next_batch()
+        while True:
+            yield self.next_batch()
+
+    def __iter__(self) -> Iterator[dict]:
+        return self.iterate(0)
+
+
+class StreamingLMLoader(StreamLoader):
     """(B, T) windows of B token streams filled from a row stream, each row going to the shortest stream.
 
     Each stream carries its RNN state from window to window as :class:`~textrnn.data.batching.LMStreamLoader`'s
@@ -98,9 +124,6 @@ class StreamingLMLoader:
         self.taken = 0  # rows of the current group handed out
         self.resumed = False
 
-    def __len__(self) -> int:
-        return self.steps
-
     def state_dict(self) -> dict:
         """Where the stream is: its state at the current group, rows of it used, and each stream's unused ids."""
         return {"dataset": self.cursor.group_start, "epoch": self.cursor.epoch, "taken": self.taken,
@@ -114,15 +137,8 @@ class StreamingLMLoader:
         self.buffers = [np.asarray(b, dtype=np.int64) for b in state["buffers"]]
         self.resumed = True
 
-    def iterate(self, start: int = 0) -> Iterator[dict]:
-        """Windows from here on (a resumed loader continues from its state; ``start`` is then already counted)."""
-        if not self.resumed:
-            for _ in range(start):
-                self._window()
-        while True:
-            yield self._window()
-
-    def _window(self) -> dict:
+    def next_batch(self) -> dict:
+        """The next (B, T) window, topping up each short stream with the next row."""
         need = self.seq_len + 1
         while min(len(b) for b in self.buffers) < need:
             if not self.pending:
@@ -143,12 +159,9 @@ class StreamingLMLoader:
             pieces = [np.append(piece, EOS_ID) for piece in pieces]
         return pieces
 
-    def __iter__(self) -> Iterator[dict]:
-        return self.iterate(0)
-
 
 # ---------------------------------------------------------------------------- classification
-class StreamingClassificationLoader:
+class StreamingClassificationLoader(StreamLoader):
     """Batches of a row stream: ``shuffle_buffer`` rows at a time, shuffled, bucketed by length, batched.
 
     Within one group the order is :class:`~textrnn.data.batching.BucketBatchSampler`'s, seeded by
@@ -167,9 +180,6 @@ class StreamingClassificationLoader:
         self.done = 0  # batches of the current group yielded
         self.resumed = False
 
-    def __len__(self) -> int:
-        return self.steps
-
     def state_dict(self) -> dict:
         """The stream's state where the current group began, the group's number and the batches used of it."""
         return {"dataset": self.cursor.group_start, "epoch": self.cursor.epoch, "groups": self.groups,
@@ -183,18 +193,12 @@ class StreamingClassificationLoader:
         self.batches, self.done = self.batches[state["done"]:], state["done"]
         self.resumed = True
 
-    def iterate(self, start: int = 0) -> Iterator[dict]:
-        """Batches from here on (a resumed loader continues from its state; ``start`` is then already counted)."""
-        skip = 0 if self.resumed else start
-        while True:
-            if not self.batches:
-                self._next_group()
-            batch = self.batches.pop(0)
-            self.done += 1
-            if skip:
-                skip -= 1
-                continue
-            yield batch
+    def next_batch(self) -> dict:
+        """The current group's next batch, reading the next group when it is used up."""
+        if not self.batches:
+            self._next_group()
+        self.done += 1
+        return self.batches.pop(0)
 
     def _next_group(self) -> None:
         rows = self.cursor.next_group()
@@ -211,9 +215,6 @@ class StreamingClassificationLoader:
         self.batches = [padded([ids[keep[i]] for i in batch], labels[keep[batch]]) for batch in sampler.batches()
                         if len(batch)]
         self.done = 0
-
-    def __iter__(self) -> Iterator[dict]:
-        return self.iterate(0)
 
 
 def padded(rows: list, labels: np.ndarray) -> dict:
