@@ -102,3 +102,35 @@ def test_explaining_leaves_no_gradients_and_keeps_the_mode():
     model = classifier(char_tokenizer()).train()
     model.explain(TEXT[:30], steps=4)
     assert model.training and all(p.grad is None for p in model.parameters())
+
+
+def test_a_classifier_trained_on_a_keyword_credits_the_keyword(tmp_path):
+    """The label is whether 'great' is in the text: after training, 'great' gets the largest attribution toward
+    pos, by integrated gradients and by occlusion, and pushes away from neg (the sign)."""
+    import random
+
+    import textrnn
+
+    rng = random.Random(0)
+    filler = "the a film plot was is and very quite story actors music long".split()
+    texts, labels = [], []
+    for i in range(400):
+        words = rng.sample(filler, 6)
+        if i % 2:
+            words.insert(rng.randrange(7), "great")
+        texts.append(" ".join(words))
+        labels.append("pos" if i % 2 else "neg")
+    torch.manual_seed(0)
+    model = textrnn.train({"task": "classification", "tokenizer": {"kind": "word"},
+                           "model": {"embedding_dim": 16, "hidden_size": 16, "pooling": "mean"},
+                           "train": {"max_steps": 150, "lr": 0.01, "progress": False, "eval_every": 0,
+                                     "output_dir": str(tmp_path / "run")}},
+                          train_data=(texts, labels)).model
+    text = "the plot was great and the music long"
+    assert model.predict(text)["label"] == "pos"
+    for method in ("integrated_gradients", "occlusion"):
+        e = model.explain(text, label="pos", method=method)
+        best = max(range(len(e["tokens"])), key=lambda i: e["attributions"][i])
+        assert e["tokens"][best] == "great" and e["attributions"][best] > 0, (method, e)
+        away = model.explain(text, label="neg", method=method)
+        assert away["attributions"][e["tokens"].index("great")] < 0, method

@@ -94,6 +94,7 @@ class StreamLoader:
         return self.steps
 
     def next_batch(self) -> dict:
+        """The next batch (each loader makes its own)."""
         raise NotImplementedError
 
     def iterate(self, start: int = 0) -> Iterator[dict]:
