@@ -6,7 +6,8 @@ For the first ``--texts`` validation sentences, at each ``--steps``: the median 
 ``|delta| / |score - baseline_score|`` (the attributions' gap from the score's change, relative to
 that change), and the median seconds a text (two threads, nothing else running). One JSON row per
 setting, then one for occlusion (``method="occlusion"``, what the static web page computes): its median
-seconds a text, forward passes only.
+seconds a text, forward passes only; then both methods' milliseconds a text when ``--batch`` texts are explained
+in one call (at the first ``--steps``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=50)
     parser.add_argument("--steps", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=64, help="texts explained in one call, for the per-text cost")
     args = parser.parse_args()
     import pyarrow.parquet as pq
 
@@ -56,6 +58,14 @@ def main() -> None:
         seconds.append(time.perf_counter() - start)
     print(json.dumps({"method": "occlusion", "texts": len(texts), "median_s": round(statistics.median(seconds), 4)}),
           flush=True)
+    # a list of texts is explained text by text (each text's own path, or its deletions, is the batch): the
+    # per-text cost of a batch of --batch texts, to set beside the one-at-a-time medians above
+    batch = (texts * (args.batch // len(texts) + 1))[:args.batch]
+    for method, steps in (("integrated_gradients", args.steps[0]), ("occlusion", args.steps[0])):
+        start = time.perf_counter()
+        model.explain(batch, method=method, steps=steps)
+        print(json.dumps({"method": method, "batch": len(batch), "steps": steps,
+                          "ms_per_text": round(1000 * (time.perf_counter() - start) / len(batch), 1)}), flush=True)
 
 
 if __name__ == "__main__":
