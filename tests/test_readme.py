@@ -16,8 +16,9 @@ import pytest
 
 from .conftest import ROOT, SHARED, cli
 
+# a README training command, run for 3 small batches: it must start, train, evaluate and save as written
 FAST = ["train.max_steps=3", "train.eval_every=0", "train.max_minutes=null", "train.progress=false",
-        "train.eval_tokens=4096"]
+        "train.eval_tokens=4096", "data.batch_size=4"]
 LOCAL = {"configs/sst2_bilstm.yaml": "../shared/data/sst2",
          "configs/go_emotions_bilstm.yaml": "../shared/data/go_emotions",
          "configs/char_shakespeare.yaml": "../shared/data/tiny_shakespeare/input.txt"}
