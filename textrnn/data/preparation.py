@@ -255,7 +255,7 @@ def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTok
     reusable = None
     if tokenizer is not None:
         reusable = lambda folder, meta: same_tokenizer(folder, tokenizer) and (  # noqa: E731
-            spec is None or saved_spec(meta).names == spec.names)
+            spec is None or cached_spec(meta).names == spec.names)
     folder, meta, note = open_cache(config, "classification", parts, build, reusable)
     for split, cut in meta.get("cut", {}).items():
         warning = cut_warning(cut, meta["rows"][split], f"the {split} split", config.data.max_length)
@@ -265,7 +265,7 @@ def prepare_classification(config: ExperimentConfig, tokenizer: Optional[TextTok
 
     def read() -> PreparedClassification:
         sets = [datasets.load_from_disk(str(folder / split)) for split in ("train", "validation")]
-        return PreparedClassification(TextTokenizer.from_file(folder / TOKENIZER_JSON), saved_spec(meta),
+        return PreparedClassification(TextTokenizer.from_file(folder / TOKENIZER_JSON), cached_spec(meta),
                                       list(meta["text_columns"]), sets[0], sets[1], folder, meta, note)
 
     return read_prepared(folder, read)
@@ -284,7 +284,7 @@ def read_prepared(folder: Path, read: Callable[[], Any]) -> Any:
                         f"(rm -r {folder}) and run again: it is prepared anew") from None
 
 
-def saved_spec(meta: dict) -> LabelSpec:
+def cached_spec(meta: dict) -> LabelSpec:
     """The label schema a classification cache folder's meta records."""
     labels = meta["labels"]
     return LabelSpec(labels["problem_type"], list(labels["names"]), list(labels["columns"]))
