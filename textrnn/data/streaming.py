@@ -85,7 +85,7 @@ class StreamLoader:
     """What both streaming loaders share: a length in steps (a stream has none of its own), and ``iterate(start)``,
     which passes over the first ``start`` batches by making and dropping them, unless ``load_state_dict`` already
     put the loader where it was (``resumed``: ``start`` is then counted). A loader makes its next batch in
-    ``next_batch``."""
+    ``next_batch`` and records its position in ``state_dict``."""
 
     steps: int
     resumed: bool
@@ -95,6 +95,14 @@ class StreamLoader:
 
     def next_batch(self) -> dict:
         """The next batch (each loader makes its own)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """Where the loader is in its stream (each loader records its own position)."""
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue exactly where :meth:`state_dict` was taken (sets ``resumed``)."""
         raise NotImplementedError
 
     def iterate(self, start: int = 0) -> Iterator[dict]:

@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 
 from ..core.config import ExperimentConfig, RNNConfig
-from ..core.distributed import Dist
+from ..core.distributed import Dist, gather_objects
 from ..data.preparation import configured_tokenizer
+from ..data.streaming import StreamLoader
 from ..data.tokenization import TextTokenizer
 from ..models.encoder import State
 from ..models.hub import TOKENIZER_FILE
@@ -120,11 +121,10 @@ class TaskClass(Protocol):
 
 
 def loader_state(loader: Any, dist: Dist) -> dict:
-    """A streaming loader's position on every rank (``loader_states``); nothing for a loader without one."""
-    if not hasattr(loader, "state_dict"):
+    """A streaming loader's position on every rank (``loader_states``); nothing for a loader of prepared data,
+    which the epoch and batch index place."""
+    if not isinstance(loader, StreamLoader):
         return {}
-    from ..core.distributed import gather_objects
-
     return {"loader_states": gather_objects(loader.state_dict(), dist)}
 
 
