@@ -125,12 +125,28 @@ def test_a_prompt_that_is_not_valid_unicode_is_a_one_line_error(char_tok):
         model.generate_text("the\ud800", 5)
 
 
-def test_stream_text_yields_each_steps_pieces_and_checks_settings_at_the_call(char_tok):
+def test_stream_samples_yields_each_steps_pieces_and_checks_settings_at_the_call(char_tok):
     model = language_model(char_tok)
-    pieces = list(model.stream_text("the", 30, num_samples=2, seed=3, stop=["o"]))
+    pieces = list(model.stream_samples("the", 30, num_samples=2, seed=3, stop=["o"]))
     assert all(len(piece) == 2 for piece in pieces)
     joined = ["".join(piece[i] for piece in pieces) for i in range(2)]
     assert joined == model.generate_text("the", 30, num_samples=2, seed=3, stop=["o"])
     assert all("o" not in text for text in joined)
     with pytest.raises(TextRNNError, match="top_p must be in"):
-        model.stream_text("the", 5, top_p=2.0)  # no next(): the check runs at the call
+        model.stream_samples("the", 5, top_p=2.0)  # no next(): the check runs at the call
+
+
+def test_stream_text_yields_one_samples_pieces_as_strings(char_tok):
+    model = language_model(char_tok)
+    pieces = list(model.stream_text("the", 30, seed=3, stop=["o"]))
+    assert pieces and all(isinstance(piece, str) for piece in pieces)
+    assert "".join(pieces) == model.generate_text("the", 30, seed=3, stop=["o"])[0]
+    with pytest.raises(TextRNNError, match="top_p must be in"):
+        model.stream_text("the", 5, top_p=2.0)
+
+
+def test_stream_text_with_several_samples_is_a_one_line_error_naming_stream_samples(char_tok):
+    model = language_model(char_tok)
+    with pytest.raises(TextRNNError, match="stream_samples") as caught:
+        model.stream_text("the", 5, num_samples=2)  # no next(): refused at the call, before any output
+    assert "\n" not in str(caught.value)

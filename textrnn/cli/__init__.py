@@ -260,7 +260,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         pieces = model.stream_text(args.prompt, generation_config=config)  # a bad prompt fails here, before output
         _write(args.prompt)
         for piece in pieces:
-            _write(piece[0])
+            _write(piece)
         sys.stdout.write("\n")
         return 0
     for i, text in enumerate(model.generate_text(args.prompt, generation_config=config)):

@@ -143,19 +143,32 @@ def _beam_search(model, input_ids: Tensor, max_new_tokens: int, controls: Contro
         yield torch.tensor([r[column] if column < len(r) else pad for r in rows])
 
 
-def stream_text(model: LanguageModel, prompt: str = "", max_new_tokens: Optional[int] = None, *,
-                generation_config: Optional[GenerationConfig] = None, stop_ids: Sequence[int] = (),
-                **changes: Any) -> Iterator[list[str]]:
+def stream_samples(model: LanguageModel, prompt: str = "", max_new_tokens: Optional[int] = None, *,
+                   generation_config: Optional[GenerationConfig] = None, stop_ids: Sequence[int] = (),
+                   **changes: Any) -> Iterator[list[str]]:
     """Check the settings now, then return an iterator of the new text of each sample, step by step: a list of
     ``num_samples`` pieces (``""`` for a sample with nothing new), the last one what stop strings held back.
 
     Settings as :func:`stream`. Stop tokens end a sample and are not included; ``stop`` strings cut the text
     exactly where the first one begins (:class:`~textrnn.models.decoding.StopText`). Joined, a sample's pieces
-    are its text (:func:`generate_text`).
+    are its text (:func:`generate_text`). One sample: :func:`stream_text` yields its pieces as strings.
     """
     tokenizer = model.require_tokenizer()
     config, stop_ids = settings(generation_config, max_new_tokens, **changes), list(stop_ids)
     return _pieces(tokenizer, _start(model, prompt_ids(tokenizer, prompt), config, stop_ids), config, stop_ids)
+
+
+def stream_text(model: LanguageModel, prompt: str = "", max_new_tokens: Optional[int] = None, *,
+                generation_config: Optional[GenerationConfig] = None, stop_ids: Sequence[int] = (),
+                **changes: Any) -> Iterator[str]:
+    """One sample's new text as it is made: a string each step (``""`` while a step adds no text yet), the
+    pieces joined are the sample (``generate_text(...)[0]``). Settings are checked now, as :func:`stream_samples`;
+    ``num_samples`` above 1 is refused here (use :func:`stream_samples`)."""
+    config = settings(generation_config, max_new_tokens, **changes)
+    if config.num_samples != 1:
+        raise TextRNNError(f"stream_text streams one sample, not num_samples={config.num_samples}: "
+                           "use stream_samples (a list of pieces a step) or generate_text")
+    return (pieces[0] for pieces in stream_samples(model, prompt, generation_config=config, stop_ids=stop_ids))
 
 
 def _pieces(tokenizer: TextTokenizer, tokens: Iterator[Tensor], config: GenerationConfig,
@@ -180,7 +193,7 @@ def generate_text(model: LanguageModel, prompt: str = "", max_new_tokens: Option
     """Sample ``num_samples`` continuations of ``prompt`` as text (prompt not included): :func:`stream_text`'s
     pieces joined. ``on_token(pieces)``, if given, sees each step's pieces as they come."""
     texts: Optional[list[str]] = None
-    for piece in stream_text(model, prompt, max_new_tokens, **settings):
+    for piece in stream_samples(model, prompt, max_new_tokens, **settings):
         texts = piece if texts is None else [text + new for text, new in zip(texts, piece)]
         if on_token is not None:
             on_token(piece)

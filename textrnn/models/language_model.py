@@ -45,8 +45,8 @@ class RNNLanguageModel(TextModel):
         ids = chars.encode("to be")
         logits, loss, state = model(torch.tensor([ids]), targets=torch.tensor([ids]))  # an LMOutput
         model.generate_text("to", max_new_tokens=20, temperature=0.8, seed=0)  # ['to...'], untrained
-        for pieces in model.stream_text("to", max_new_tokens=5, seed=0):  # each step: one piece a sample
-            print(pieces[0], end="")
+        for piece in model.stream_text("to", max_new_tokens=5, seed=0):  # one sample, a string a step
+            print(piece, end="")
     """
 
     task = "language_model"
@@ -165,9 +165,14 @@ class RNNLanguageModel(TextModel):
         return explain_next_token(self, prompt, token, steps)
 
     def stream_text(self, prompt: str = "", max_new_tokens: Optional[int] = None,
-                    **settings: Any) -> Iterator[list[str]]:
-        """Each step's new text, one piece a sample (see :func:`textrnn.models.generation.stream_text`)."""
+                    **settings: Any) -> Iterator[str]:
+        """One sample's new text, a string a step (see :func:`textrnn.models.generation.stream_text`)."""
         return generation.stream_text(self, prompt, max_new_tokens, **settings)
+
+    def stream_samples(self, prompt: str = "", max_new_tokens: Optional[int] = None,
+                       **settings: Any) -> Iterator[list[str]]:
+        """Each step's new text, one piece a sample (see :func:`textrnn.models.generation.stream_samples`)."""
+        return generation.stream_samples(self, prompt, max_new_tokens, **settings)
 
     def generate_text(self, prompt: str = "", max_new_tokens: Optional[int] = None,
                       on_token: Optional[Callable] = None, **settings: Any) -> list[str]:

@@ -98,10 +98,10 @@ def stream_generation(model: Any, prompt: str, config: Any, loop: asyncio.Abstra
 
     def generated() -> str:
         text = ""
-        for pieces in model.stream_text(prompt, generation_config=config):  # one sample: pieces[0]
-            if pieces[0]:
-                put(("piece", pieces[0]))
-                text += pieces[0]
+        for piece in model.stream_text(prompt, generation_config=config):
+            if piece:
+                put(("piece", piece))
+                text += piece
             elif cancel.is_set():
                 raise GenerationCancelled
         return text
