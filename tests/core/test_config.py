@@ -48,6 +48,8 @@ def test_every_shipped_config_loads_and_opens_with_its_launch_command(path):
     ("train.optimizer=adam", "train.optimizer must be one of adamw, sgd, ntasgd, got 'adam'"),
     ("train.resume=always", "train.resume must be one of auto, got 'always'"),
     ("train.on_divergence=ignore", "train.on_divergence must be one of rollback, stop, got 'ignore'"),
+    ("model.cell=minrgu", r"model.cell must be one of .*, got 'minrgu'; did you mean 'mingru'\?"),
+    ("train.optimizer=adamW", r"got 'adamW'; did you mean 'adamw'\?"),
     ("train.lr", "must look like key=value"),
     ("tokenizer.min_freq=often", "tokenizer.min_freq must be an integer or auto, got 'often'"),
     ("tokenizer.min_freq=0", "tokenizer.min_freq must be a positive integer or auto"),

@@ -8,7 +8,6 @@ moved are one-line errors that name the fix.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from typing import Optional
 
@@ -16,6 +15,7 @@ import yaml
 
 from .config import TASK_NAMES, ExperimentConfig, build_dataclass
 from .errors import ConfigError
+from .schema import choice_error
 
 
 def field_help(cls: type) -> dict[str, str]:
@@ -108,10 +108,8 @@ def config_from_dict(data: dict, task: Optional[str] = None) -> ExperimentConfig
     """An experiment config from nested sections (every key optional), checked; ``task`` is the command's."""
     check_moved_keys(data)
     named = data.get("task", task or "classification")  # ExperimentConfig.task's default
-    if named not in TASK_NAMES:
-        close = difflib.get_close_matches(str(named), TASK_NAMES, n=1)
-        raise ConfigError(f"task must be one of {', '.join(TASK_NAMES)}, got {named!r}"
-                          + (f"; did you mean {close[0]!r}?" if close else ""))
+    if named not in TASK_NAMES:  # before the sections: a wrong task would make their errors misleading
+        raise choice_error("task", TASK_NAMES, named)
     if task is not None:
         if named != task:
             raise ConfigError(f"config task is {named!r} but this command trains a {task!r} model; use the other "

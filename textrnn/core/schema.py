@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import typing
-from typing import Any, Optional, Union
+from typing import Any, Iterable, Optional, Union
 
 from .errors import ConfigError, require
 
@@ -51,8 +51,16 @@ def check_choices(section: Any, where: str) -> None:
         allowed, value = choices(hints[f.name]), getattr(section, f.name)
         if allowed is None or value in allowed or (value is None and _allowed_types(hints[f.name])[0]):
             continue
-        key = f"{where}.{f.name}".removeprefix(".")
-        raise ConfigError(f"{key} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+        raise choice_error(f"{where}.{f.name}".removeprefix("."), allowed, value)
+
+
+def choice_error(key: str, allowed: Iterable[Any], value: Any, error: type[Exception] = ConfigError) -> Exception:
+    """The one error for a value outside its choices (``error``, a config error unless said): the key, the
+    choices, the value, and the nearest choice when the value looks like a misspelling of one."""
+    allowed = list(allowed)
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+    return error(f"{key} must be one of {', '.join(map(str, allowed))}, got {value!r}"
+                       + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
 def build_dataclass(cls, data: Any, where: str) -> Any:

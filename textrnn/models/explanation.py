@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from ..core.errors import TextRNNError
 from ..core.runtime import eval_mode
+from ..core.schema import choice_error
 from ..data.batching import pad_batch
 from ..data.encoding import encode_for_inference
 from ..data.tokenization import TextTokenizer
@@ -156,7 +157,7 @@ def explain_label(model: Any, text: str, label: Optional[str] = None, steps: int
     attribution to its logit (integrated gradients) or to its probability (``method="occlusion"``), and the
     attention weights where the pooling has them."""
     if method not in METHODS:
-        raise TextRNNError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise choice_error("method", METHODS, method, TextRNNError)
     tokenizer = model.require_tokenizer()
     rows, cut = encode_for_inference(tokenizer, [text], MAX_TOKENS)
     if not rows[0]:

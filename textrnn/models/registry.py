@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..core.config import RNNConfig
-from ..core.errors import ConfigError
+from ..core.schema import choice_error
 from ..data.tokenization import TextTokenizer
 from .base import TextModel
 from .classifier import RNNClassifier
@@ -35,7 +35,7 @@ MODELS: dict[str, type[TextModel]] = {RNNClassifier.task: RNNClassifier, RNNLang
 def model_class(task: str) -> type[TextModel]:
     """The model class of a task name, or a one-line error naming the tasks there are."""
     if task not in MODELS:
-        raise ConfigError(f"task must be one of {', '.join(MODELS)}, got {task!r}")
+        raise choice_error("task", MODELS, task)
     return MODELS[task]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.config import ExperimentConfig
-from ..core.errors import ConfigError
+from ..core.schema import choice_error
 from ..models.base import TextModel
 from ..models.registry import MODELS
 from .classification_task import ClassificationTask
@@ -42,7 +42,7 @@ TASKS = {"classification": _entry("classification", ClassificationTask, "a class
 def get_task(name: str) -> TaskEntry:
     """The entry of a task name, or a one-line error naming the tasks."""
     if name not in TASKS:
-        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {name!r}")
+        raise choice_error("task", TASKS, name)
     return TASKS[name]
 
 
