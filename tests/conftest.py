@@ -129,3 +129,36 @@ def char_tok():
     from .helpers import char_tokenizer
 
     return char_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(tmp_path_factory) -> Path:
+    """One small BiLSTM classifier trained on :func:`write_sentiment` data, shared (read-only) by the card,
+    export and server tests: its run folder ``run`` (several checkpoints, each with its card) beside ``data``."""
+    from textrnn import load_config
+    from textrnn.training.api import train
+
+    tmp = tmp_path_factory.mktemp("trained_classifier")
+    data = write_sentiment(tmp / "data")
+    train(load_config(None, [f"data.dataset={data}", "data.text_column=sentence", f"train.output_dir={tmp / 'run'}",
+                             "data.batch_size=16", "model.embedding_dim=16", "model.hidden_size=16",
+                             "model.bidirectional=true", "train.max_epochs=3", "train.lr=0.02", "train.eval_every=4",
+                             "train.keep_checkpoints=10", "train.progress=false"], task="classification"))
+    return tmp / "run"
+
+
+@pytest.fixture(scope="session")
+def trained_generator(tmp_path_factory) -> Path:
+    """One small char LSTM language model trained on :data:`CORPUS`, shared (read-only) by the decoding and
+    server tests: its run folder."""
+    from textrnn import load_config
+    from textrnn.training.api import train
+
+    tmp = tmp_path_factory.mktemp("trained_generator")
+    corpus = tmp / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    train(load_config(None, [f"data.dataset={corpus}", f"train.output_dir={tmp / 'run'}", "tokenizer.kind=char",
+                             "data.batch_size=8", "data.seq_len=32", "model.embedding_dim=16",
+                             "model.hidden_size=48", "train.max_steps=150", "train.max_epochs=100", "train.lr=0.01",
+                             "train.progress=false"], task="language_model"))
+    return tmp / "run"

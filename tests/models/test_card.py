@@ -7,23 +7,15 @@ import os
 
 import pytest
 
-from textrnn import load_config, load_model
+from textrnn import load_model
 from textrnn.models.card import read_front_matter
-from textrnn.training.api import train
 
-from ..conftest import cli, run_cli, write_sentiment
+from ..conftest import cli, run_cli
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("card")
-    data = write_sentiment(tmp / "data")
-    config = load_config(None, [f"data.dataset={data}", "data.text_column=sentence", f"train.output_dir={tmp / 'run'}",
-                                "data.batch_size=16", "model.embedding_dim=8", "model.hidden_size=8",
-                                "train.max_epochs=2", "train.eval_every=4", "train.keep_checkpoints=10",
-                                "train.progress=false"], task="classification")
-    train(config)
-    return tmp / "run"
+@pytest.fixture
+def run(trained_classifier):
+    return trained_classifier
 
 
 def test_every_checkpoint_has_a_card_with_its_own_metrics(run):

@@ -5,25 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from textrnn import TextRNNError, load_config, load_model
+from textrnn import TextRNNError, load_model
 from textrnn.models.decoding import Controls, History, StopText, apply_controls, beam_search
 from textrnn.models.generation import prompt_ids
-from textrnn.training.api import train
-
-from ..conftest import CORPUS
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("lm")
-    corpus = tmp / "corpus.txt"
-    corpus.write_text(CORPUS, encoding="utf-8")
-    config = load_config(None, [f"data.dataset={corpus}", f"train.output_dir={tmp / 'run'}", "tokenizer.kind=char",
-                                "data.batch_size=8", "data.seq_len=32", "model.embedding_dim=16",
-                                "model.hidden_size=48", "train.max_steps=150", "train.max_epochs=100", "train.lr=0.01",
-                                "train.progress=false"], task="language_model")
-    train(config)
-    return load_model(tmp / "run")
+def model(trained_generator):
+    return load_model(trained_generator)
 
 
 def repeated_share(text: str, n: int = 4) -> float:

@@ -119,21 +119,9 @@ def test_export_refuses_a_graph_that_differs(tmp_path, tokenizer, monkeypatch):
     assert not any(tmp_path.iterdir())  # nothing half-written
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from textrnn import load_config
-    from textrnn.training.api import train
-
-    from ..conftest import write_sentiment
-
-    tmp = tmp_path_factory.mktemp("trained")
-    data = write_sentiment(tmp / "data")
-    config = load_config(None, [f"data.dataset={data}", "data.text_column=sentence", f"train.output_dir={tmp / 'run'}",
-                                "data.batch_size=16", "model.embedding_dim=16", "model.hidden_size=16",
-                                "model.bidirectional=true", "train.max_epochs=3", "train.lr=0.02",
-                                "train.progress=false"], task="classification")
-    train(config)
-    return tmp / "run"
+@pytest.fixture
+def trained(trained_classifier):
+    return trained_classifier
 
 
 def test_cli_export_and_the_torch_free_example(trained, tmp_path):

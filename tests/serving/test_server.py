@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from textrnn import load_config, load_model
-from textrnn.training.api import train
+from textrnn import load_model
 
-from ..conftest import CORPUS, write_sentiment
 from ..server_harness import running_server
 
 httpx = pytest.importorskip("httpx")
@@ -21,25 +19,13 @@ pytest.importorskip("uvicorn")
 
 
 @pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("serve_cls")
-    data = write_sentiment(tmp / "data")
-    train(load_config(None, [f"data.dataset={data}", "data.text_column=sentence", f"train.output_dir={tmp / 'run'}",
-                             "data.batch_size=16", "model.embedding_dim=16", "model.hidden_size=16",
-                             "train.max_epochs=3", "train.lr=0.02", "train.progress=false"], task="classification"))
-    return tmp / "run"
+def classifier_dir(trained_classifier):
+    return trained_classifier
 
 
 @pytest.fixture(scope="module")
-def generator_dir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("serve_lm")
-    corpus = tmp / "corpus.txt"
-    corpus.write_text(CORPUS, encoding="utf-8")
-    train(load_config(None, [f"data.dataset={corpus}", f"train.output_dir={tmp / 'run'}", "tokenizer.kind=char",
-                             "data.batch_size=8", "data.seq_len=32", "model.embedding_dim=16", "model.hidden_size=32",
-                             "train.max_steps=60", "train.max_epochs=50", "train.progress=false"],
-                      task="language_model"))
-    return tmp / "run"
+def generator_dir(trained_generator):
+    return trained_generator
 
 
 @pytest.fixture(scope="module")
