@@ -35,7 +35,7 @@ from common import peak_rss_mb  # noqa: E402
 
 from textrnn import RNNConfig, TextTokenizer  # noqa: E402
 from textrnn.data.batching import pad_batch  # noqa: E402
-from textrnn.models.classifier import _Classifier  # noqa: E402
+from textrnn.models.classifier import TextClassifier  # noqa: E402
 from textrnn.models.prediction import CHUNK, predict_stream  # noqa: E402
 
 VOCAB = [f"w{i}" for i in range(16_000)]
@@ -52,12 +52,12 @@ def texts(n: int, mean_words: int, seed: int) -> list[str]:
     return out
 
 
-def build() -> _Classifier:
+def build() -> TextClassifier:
     tokenizer = TextTokenizer.train([" ".join(VOCAB)], "word")
     config = RNNConfig(vocab_size=len(tokenizer), embedding_dim=256, hidden_size=256, bidirectional=True,
                        pooling="attention", num_labels=2, label_names=["negative", "positive"])
     torch.manual_seed(0)
-    return _Classifier.build(config, tokenizer).eval()
+    return TextClassifier.build(config, tokenizer).eval()
 
 
 def stream(model, rows: list[str], batch_size: int, rss_at: int | None = None) -> tuple[float, float | None]:

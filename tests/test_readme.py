@@ -74,14 +74,14 @@ def test_readme_opens_with_the_two_commands():
 
 
 def test_demo_recipe_runs(tmp_path):
-    """`make demo` = install + these two commands; run them with a 3-second budget."""
+    """`make demo` = install + these two commands; run them with a 3-second budget and a short final evaluation."""
     makefile = (ROOT / "Makefile").read_text()
     recipe = re.search(r"^demo:.*?\n((?:\t.*\n)+)", makefile, flags=re.M).group(1)
     (tmp_path / "configs").symlink_to(ROOT / "configs")
     for line in recipe.strip().splitlines():
         command = shlex.split(line.strip().replace("$(PYTHON)", sys.executable).replace("HF_HUB_OFFLINE=1 ", ""))
         if "train-generator" in command:
-            command += ["train.max_minutes=0.05", "train.progress=false"]
+            command += ["train.max_minutes=0.05", "train.progress=false", "train.eval_tokens=4096"]
         proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
                               env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
         assert proc.returncode == 0, proc.stderr[-2000:]
@@ -102,8 +102,8 @@ def test_readme_command_runs(workdir, command):
     if prepared[1:3] == ["-m", "textrnn"]:  # in this process: the same cli.main, without 5 s of a new interpreter
         proc = cli(*prepared[3:], cwd=workdir)
     else:  # torchrun and the examples are processes of their own
-        proc = subprocess.run(prepared, cwd=workdir, capture_output=True, text=True, timeout=900,
-                              env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run(prepared, cwd=workdir, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip()
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from textrnn import DataError, RNNConfig, TextTokenizer
-from textrnn.models.classifier import _Classifier
+from textrnn.models.classifier import TextClassifier
 from textrnn.models.prediction import predict_stream, read_texts
 
 from ..conftest import cli
@@ -21,7 +21,7 @@ def model():
     tokenizer = TextTokenizer.train([" ".join(WORDS)] * 3, "word")
     config = RNNConfig(vocab_size=len(tokenizer), embedding_dim=8, hidden_size=8, bidirectional=True, pooling="mean",
                        num_labels=2, label_names=["neg", "pos"])
-    return _Classifier.build(config, tokenizer)
+    return TextClassifier.build(config, tokenizer)
 
 
 def texts(n: int) -> list[str]:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from textrnn import RNNConfig, RNNLanguageModel, TextTokenizer
-from textrnn.models.classifier import _Classifier
+from textrnn.models.classifier import TextClassifier
 
 from ..conftest import ROOT, cli
 
@@ -31,7 +31,7 @@ def tokenizer():
 def classifier(tokenizer, **kw):
     config = RNNConfig(vocab_size=len(tokenizer), embedding_dim=12, hidden_size=10, num_labels=3,
                        label_names=["neg", "neu", "pos"], **kw)
-    return _Classifier.build(config, tokenizer)
+    return TextClassifier.build(config, tokenizer)
 
 
 def worst_difference(model, path, feeds) -> float:

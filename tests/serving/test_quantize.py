@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from textrnn import RNNConfig, RNNLanguageModel, TextTokenizer
-from textrnn.models.classifier import _Classifier
+from textrnn.models.classifier import TextClassifier
 
 from ..conftest import cli
 
@@ -40,7 +40,7 @@ def run(path, feeds) -> list[np.ndarray]:
 def test_int8_classifier_of_every_cell_and_direction(tmp_path, tokenizer, cell, bidirectional):
     config = RNNConfig(vocab_size=len(tokenizer), embedding_dim=32, hidden_size=32, num_labels=3, cell=cell,
                        bidirectional=bidirectional, pooling="attention", label_names=["neg", "neu", "pos"])
-    model = _Classifier.build(config, tokenizer)
+    model = TextClassifier.build(config, tokenizer)
     fp32, int8 = export_onnx(model, tmp_path / "fp32.onnx"), export_onnx(model, tmp_path / "int8.onnx",
                                                                            quantize="int8")
     ops = op_types(int8)
@@ -83,7 +83,7 @@ def test_agreement_counts_rows_that_change_their_answer():
 
 
 def test_unknown_quantization_is_one_line(tmp_path, tokenizer):
-    model = _Classifier.build(RNNConfig(vocab_size=len(tokenizer), embedding_dim=8, hidden_size=8, num_labels=2),
+    model = TextClassifier.build(RNNConfig(vocab_size=len(tokenizer), embedding_dim=8, hidden_size=8, num_labels=2),
                               tokenizer)
     with pytest.raises(TextRNNError, match="unknown quantization 'int4'; use one of int8"):
         export_onnx(model, tmp_path / "m.onnx", quantize="int4")
@@ -91,7 +91,7 @@ def test_unknown_quantization_is_one_line(tmp_path, tokenizer):
 
 
 def test_cli_int8_export_prints_the_agreement(tmp_path, tokenizer):
-    model = _Classifier.build(RNNConfig(vocab_size=len(tokenizer), embedding_dim=32, hidden_size=32, num_labels=2,
+    model = TextClassifier.build(RNNConfig(vocab_size=len(tokenizer), embedding_dim=32, hidden_size=32, num_labels=2,
                                         bidirectional=True), tokenizer)
     model.save_pretrained(tmp_path / "ckpt")
     result = cli("export", "--checkpoint", str(tmp_path / "ckpt"), "--output", str(tmp_path / "m.onnx"),
@@ -106,7 +106,7 @@ def test_int8_fp32_rnn_keeps_the_recurrent_cell_in_fp32(tmp_path, tokenizer):
     """The lighter choice: embeddings and linear layers in int8, the LSTM as fp32 ONNX LSTM."""
     config = RNNConfig(vocab_size=len(tokenizer), embedding_dim=32, hidden_size=32, num_labels=3,
                        bidirectional=True, pooling="attention")
-    model = _Classifier.build(config, tokenizer)
+    model = TextClassifier.build(config, tokenizer)
     full, light = (export_onnx(model, tmp_path / f"{q}.onnx", quantize=q) for q in ("int8", "int8-fp32-rnn"))
     ops = op_types(light)
     assert "LSTM" in ops and "DynamicQuantizeLSTM" not in ops and "MatMulInteger" in ops

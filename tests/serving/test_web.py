@@ -17,7 +17,7 @@ import torch
 
 from textrnn import RNNConfig, RNNLanguageModel, TextRNNError, TextTokenizer
 from textrnn.data.loading import python_docstrings
-from textrnn.models.classifier import _Classifier
+from textrnn.models.classifier import TextClassifier
 from textrnn.serving.web import copy_scripts, export_web
 from textrnn.serving.web_runtime import runtime_files
 
@@ -123,7 +123,7 @@ def word_classifier(tmp_path_factory) -> Path:
     config = RNNConfig(vocab_size=len(tokenizer), embedding_dim=24, hidden_size=20, num_labels=3, bidirectional=True,
                        pooling="attention", label_names=["neg", "neu", "pos"], ensemble_size=2)
     folder = tmp_path_factory.mktemp("classifier") / "checkpoint"
-    _Classifier.build(config, tokenizer).save_pretrained(folder)
+    TextClassifier.build(config, tokenizer).save_pretrained(folder)
     return folder
 
 

@@ -68,11 +68,11 @@ def test_training_plan_stretches_small_datasets_and_leaves_big_ones_alone():
 
 def test_layer_lr_decay_gives_each_layer_group_its_rate():
     from textrnn import RNNConfig, TextTokenizer
-    from textrnn.models.classifier import _Classifier
+    from textrnn.models.classifier import TextClassifier
     from textrnn.training.optim import make_optimizer
 
     tok = TextTokenizer.train(["a b c"], "word")
-    model = _Classifier.build(RNNConfig(vocab_size=len(tok), embedding_dim=4, hidden_size=4, num_layers=2,
+    model = TextClassifier.build(RNNConfig(vocab_size=len(tok), embedding_dim=4, hidden_size=4, num_layers=2,
                                         bidirectional=True, pooling="attention", ensemble_size=2), tok)
     optimizer = make_optimizer(model, 0.01, 0.1, torch.device("cpu"), layer_lr_decay=2.0)
     rate = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}

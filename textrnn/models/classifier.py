@@ -29,8 +29,9 @@ from .modules import POOLINGS, AuxiliaryLMHead, as_lengths
 
 
 # ---------------------------------------------------------------------------- classifiers
-class _Classifier(TextModel):
-    """Shared by the single classifier and the ensemble: label names, predict, build."""
+class TextClassifier(TextModel):
+    """What every classifier is, one model (:class:`RNNClassifier`) or an ensemble (:class:`ClassifierEnsemble`):
+    label names, thresholds, probabilities, predict, explain, build. Functions that take any classifier take this."""
 
     task = "classification"
     is_classifier = True
@@ -47,7 +48,7 @@ class _Classifier(TextModel):
                 "direction predicts): set model.num_layers=1 or train.lm_loss_weight=0")
 
     @classmethod
-    def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> "_Classifier":
+    def build(cls, config: RNNConfig, tokenizer: Optional[TextTokenizer] = None) -> "TextClassifier":
         """The model a config describes: an ensemble when ``ensemble_size > 1``."""
         return (ClassifierEnsemble if config.ensemble_size > 1 else RNNClassifier)(config, tokenizer)
 
@@ -73,7 +74,7 @@ class _Classifier(TextModel):
         """The single classifiers inside: this one, or an ensemble's members."""
         return list(getattr(self, "members", [self]))
 
-    def replace_head(self, label_names: Sequence[str], problem_type: Optional[str] = None) -> "_Classifier":
+    def replace_head(self, label_names: Sequence[str], problem_type: Optional[str] = None) -> "TextClassifier":
         """A new output layer for ``label_names`` (fresh weights), keeping everything below it.
 
         The fine-tuning move for a new label set: the config follows (``num_labels``,
@@ -198,7 +199,7 @@ def classification_loss(logits: Tensor, labels: Tensor, multi_label: bool, label
     return F.cross_entropy(logits, labels, weight=weights, label_smoothing=label_smoothing)
 
 
-class RNNClassifier(_Classifier):
+class RNNClassifier(TextClassifier):
     """Text classifier: backbone -> pooling -> dropout -> linear head.
 
     ``forward(input_ids (B, T), lengths (B,), labels = None, label_smoothing=0, lm_loss_weight=0,
@@ -275,7 +276,7 @@ class RNNClassifier(_Classifier):
         return self.pooling(outputs, state, lengths)
 
 
-class ClassifierEnsemble(_Classifier):
+class ClassifierEnsemble(TextClassifier):
     """K classifiers with independent initializations, trained side by side, probabilities averaged.
 
     ``forward(input_ids (B, T), lengths (B,), labels (B,) = None, **loss_options) -> (logits (B, C), loss)``

@@ -38,7 +38,7 @@ DEFAULT_MAX_TOKENS = 10_000
 @torch.no_grad()
 def predict_stream(model: Any, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None,
                    chunk_size: int = CHUNK, top_k: Optional[int] = None, explain: bool = False) -> Iterator[dict]:
-    """One result per text, in input order (see ``_Classifier.predict`` for the fields), streamed; ``explain``
+    """One result per text, in input order (see ``TextClassifier.predict`` for the fields), streamed; ``explain``
     adds each text's ``explanation`` (``model.explain(text)``: the predicted label's token attributions)."""
     for name, value in (("batch_size", batch_size), ("max_length", max_length), ("top_k", top_k)):
         if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1):

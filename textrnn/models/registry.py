@@ -40,7 +40,7 @@ def model_class(task: str) -> type[TextModel]:
 
 
 def build_model(config: RNNConfig, tokenizer: Optional[TextTokenizer] = None,
-                token_counts: Optional[Callable[[], np.ndarray]] = None) -> torch.nn.Module:
+                token_counts: Optional[Callable[[], np.ndarray]] = None) -> TextModel:
     """The model ``config`` describes, whatever its task, started from what the config names.
 
     Fresh weights, then ``pretrained_vectors`` copied into the embedding (``token_counts()``,
@@ -61,7 +61,7 @@ def build_model(config: RNNConfig, tokenizer: Optional[TextTokenizer] = None,
 
 
 def load_model(path: Union[str, os.PathLike], map_location: Union[str, torch.device] = "cpu",
-               revision: Optional[str] = None) -> torch.nn.Module:
+               revision: Optional[str] = None) -> TextModel:
     """Load whichever model a checkpoint holds (AutoModel): folder, run folder or Hub id (at ``revision``:
     a branch, tag or commit of the Hub repository)."""
     folder = locate(path, revision)

@@ -36,7 +36,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -45,6 +45,8 @@ from torch import Tensor, nn
 from ..core.durable import durable_replace
 from ..core.errors import TextRNNError
 from ..core.runtime import eval_mode
+from ..models.base import TextModel
+from ..models.classifier import TextClassifier
 from ..models.registry import load_model
 from .quantize import QUANTIZE_CHOICES, add_agreement, measure_agreement, quantize_file
 
@@ -55,7 +57,7 @@ TOLERANCE = 1e-4
 class ClassifierGraph(nn.Module):
     """``(input_ids (B, T), lengths (B,)) -> probabilities (B, C)`` of a classifier or an ensemble."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: TextClassifier) -> None:
         super().__init__()
         self.model = model
 
@@ -68,7 +70,7 @@ class ClassifierGraph(nn.Module):
 class LanguageModelStep(nn.Module):
     """``(input_ids (B, 1), h[, c]) -> (logits (B, V), h[, c])``: one generation step, state in and out."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: TextModel) -> None:
         super().__init__()
         self.model = model
         self.lstm = model.config.cell == "lstm"
@@ -80,9 +82,9 @@ class LanguageModelStep(nn.Module):
         return (logits[:, -1], *states)
 
 
-def graph_of(model: Any) -> tuple[nn.Module, dict]:
+def graph_of(model: TextModel) -> tuple[nn.Module, dict]:
     """The module to trace and its example inputs, names and dynamic axes."""
-    if model.is_classifier:
+    if isinstance(model, TextClassifier):
         inputs = (torch.tensor([[5, 6, 7], [8, 9, 0]]), torch.tensor([3, 2]))
         names, outputs = ["input_ids", "lengths"], ["probabilities"]
         axes = {"input_ids": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "probabilities": {0: "batch"}}
@@ -98,13 +100,14 @@ def graph_of(model: Any) -> tuple[nn.Module, dict]:
                                       "output_names": ["logits", *[f"{n}_out" for n in state]], "dynamic_axes": axes}
 
 
-def metadata(model: Any) -> dict[str, str]:
+def metadata(model: TextModel) -> dict[str, str]:
     """What a program without textrnn needs next to the graph, as strings."""
     c = model.config
     tokenizer = model.require_tokenizer()
+    thresholds = model.thresholds() if isinstance(model, TextClassifier) else []
     return {"textrnn_task": model.task, "tokenizer_kind": tokenizer.kind,
             "tokenizer_json": tokenizer.tokenizer.to_str(), "label_names": json.dumps(list(c.label_names or [])),
-            "problem_type": c.problem_type, "thresholds": json.dumps(model.thresholds() if model.is_classifier else []),
+            "problem_type": c.problem_type, "thresholds": json.dumps(thresholds),
             "pad_id": str(c.pad_id), "field_separator": c.field_separator,
             "text_fields": json.dumps(c.text_fields or [])}
 
@@ -121,7 +124,7 @@ def _require_onnx():
     return onnx, onnxruntime
 
 
-def export_onnx(source: Union[str, os.PathLike, nn.Module], output: Union[str, os.PathLike],
+def export_onnx(source: Union[str, os.PathLike, TextModel], output: Union[str, os.PathLike],
                 check: bool = True, quantize: Optional[str] = None) -> Path:
     """Write ``source`` (a checkpoint folder, a run folder or a loaded model) to ``output`` as ONNX.
 
@@ -137,7 +140,7 @@ def export_onnx(source: Union[str, os.PathLike, nn.Module], output: Union[str, o
     if not output.parent.is_dir():
         raise TextRNNError(f"output folder {output.parent} does not exist; create it or choose another --output")
     model = load_model(source) if isinstance(source, (str, os.PathLike)) else source
-    model = model.to("cpu")
+    model.to("cpu")  # in place
     handle, temporary = tempfile.mkstemp(suffix=".onnx.tmp", dir=output.parent)
     os.close(handle)
     int8 = temporary + ".int8"
@@ -147,7 +150,8 @@ def export_onnx(source: Union[str, os.PathLike, nn.Module], output: Union[str, o
             check_parity(model, temporary)
         if quantize:
             quantize_file(temporary, int8, quantize)
-            feeds = example_feeds(model, 256, 40, seed=1) if model.is_classifier else example_feeds(model, 16)
+            classifier = isinstance(model, TextClassifier)
+            feeds = example_feeds(model, 256, 40, seed=1) if classifier else example_feeds(model, 16)
             add_agreement(int8, measure_agreement(model, temporary, int8, feeds))
         durable_replace(int8 if quantize else temporary, output)
     finally:
@@ -157,7 +161,7 @@ def export_onnx(source: Union[str, os.PathLike, nn.Module], output: Union[str, o
     return output
 
 
-def write_graph(model: Any, path: str) -> None:
+def write_graph(model: TextModel, path: str) -> None:
     """Trace ``model``'s graph (:func:`graph_of`) to ``path`` as fp32 ONNX, with textrnn's metadata."""
     onnx, _ = _require_onnx()
     graph, spec = graph_of(model)
@@ -172,7 +176,7 @@ def write_graph(model: Any, path: str) -> None:
     onnx.save(proto, path)
 
 
-def torch_outputs(model: Any, feeds: dict) -> list[np.ndarray]:
+def torch_outputs(model: TextModel, feeds: dict) -> list[np.ndarray]:
     """What the exported graph should give for ``feeds``: the model in torch, on its usual path."""
     graph, _ = graph_of(model)
     with torch.no_grad(), eval_mode(model):
@@ -180,7 +184,7 @@ def torch_outputs(model: Any, feeds: dict) -> list[np.ndarray]:
     return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
 
 
-def example_feeds(model: Any, batch: int = 5, steps: int = 7, seed: int = 0) -> dict:
+def example_feeds(model: TextModel, batch: int = 5, steps: int = 7, seed: int = 0) -> dict:
     """Random ids with mixed, unsorted lengths (one of length 1, one full), or an LM step with a random state."""
     rng = np.random.default_rng(seed)
     vocab = model.config.vocab_size
@@ -196,7 +200,7 @@ def example_feeds(model: Any, batch: int = 5, steps: int = 7, seed: int = 0) -> 
     return feeds
 
 
-def check_parity(model: Any, path: Union[str, os.PathLike], feeds: dict | None = None) -> float:
+def check_parity(model: TextModel, path: Union[str, os.PathLike], feeds: dict | None = None) -> float:
     """Largest absolute difference between onnxruntime and torch; over 1e-4 is an error."""
     _, ort = _require_onnx()
     feeds = feeds or example_feeds(model)

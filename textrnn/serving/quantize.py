@@ -25,11 +25,14 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from ..core.errors import TextRNNError
+
+if TYPE_CHECKING:
+    from ..models.base import TextModel
 
 AGREEMENT_KEY = "textrnn_int8_agreement"
 # What each choice hands to int8 kernels: everything, or everything but the recurrent cells.
@@ -138,7 +141,7 @@ def lm_walk(fp32_path: Union[str, os.PathLike], int8_path: Union[str, os.PathLik
     return compare(np.concatenate(reference), np.concatenate(candidate), "log_probabilities")
 
 
-def measure_agreement(model: Any, fp32_path: Union[str, os.PathLike], int8_path: Union[str, os.PathLike],
+def measure_agreement(model: TextModel, fp32_path: Union[str, os.PathLike], int8_path: Union[str, os.PathLike],
                       feeds: dict) -> Agreement:
     """How closely the int8 graph follows the fp32 one on ``feeds``: a classifier's probabilities on the
     batch, a language model's next-token log-probabilities over 64 steps from the batch's first tokens."""

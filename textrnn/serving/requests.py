@@ -7,8 +7,10 @@ from typing import Any
 
 from ..core.errors import TextRNNError
 from ..data.encoding import MAX_CHARS_PER_TOKEN
+from ..models.classifier import TextClassifier
 from ..models.generation import prompt_ids
 from ..models.generation_config import GenerationConfig
+from ..models.language_model import RNNLanguageModel
 from ..models.prediction import predict_stream
 
 MAX_BEAMS = 16  # per /generate request
@@ -41,7 +43,7 @@ def generation_request(body: dict, limits: Any) -> tuple[str, bool, GenerationCo
     return prompt, streamed, config
 
 
-async def explained(app: Any, model: Any, texts: list) -> list:
+async def explained(app: Any, model: TextClassifier, texts: list) -> list:
     """Predictions with explanations, run on the server's one worker thread (at most ``EXPLAIN_TEXTS`` texts)."""
     from fastapi import HTTPException
 
@@ -52,7 +54,7 @@ async def explained(app: Any, model: Any, texts: list) -> list:
     return await loop.run_in_executor(app.state.generation, lambda: list(predict_stream(model, texts, explain=True)))
 
 
-def check_cost(model: Any, prompt: str, config: GenerationConfig, limits: Any) -> None:
+def check_cost(model: RNNLanguageModel, prompt: str, config: GenerationConfig, limits: Any) -> None:
     """A 422 naming the limit when a /generate request would cost more than the server allows."""
     from fastapi import HTTPException
 
@@ -62,7 +64,7 @@ def check_cost(model: Any, prompt: str, config: GenerationConfig, limits: Any) -
                                  f"{limits.max_beam_tokens:,} (--max-beam-tokens); lower either")
     cap = limits.max_prompt_tokens
     head = prompt[: cap * MAX_CHARS_PER_TOKEN + 1]  # a huge prompt costs no more than a long one to count
-    tokens = len(prompt_ids(model.tokenizer, head))  # the checks generation makes: valid Unicode, known tokens
+    tokens = len(prompt_ids(model.require_tokenizer(), head))  # generation's checks: valid Unicode, known tokens
     if tokens > cap or len(head) < len(prompt):
         raise HTTPException(422, f"the prompt is over this server's limit of {cap:,} tokens "
                                  "(--max-prompt-tokens); send a shorter one")

@@ -20,12 +20,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from ..core.errors import TextRNNError, one_line
 from ..data.encoding import require_unicode
+from ..models.base import TextModel
 from ..models.card import without_local_paths
+from ..models.classifier import TextClassifier
 from ..models.generation_config import fill_page
+from ..models.language_model import RNNLanguageModel
 from ..models.prediction import keep_top_k
 from .connections import timed_h11
 from .guard import Guard, default_hosts
@@ -56,7 +59,7 @@ def page() -> str:
         '<script src="highlight.js"></script>', f"<script>\n{script}</script>")
 
 
-def info(model: Any) -> dict:
+def info(model: TextModel) -> dict:
     """What ``/info`` says of a model: its task, labels and sizes."""
     c = model.config
     out = {"task": model.task, "vocab_size": c.vocab_size, "tokenizer_kind": c.tokenizer_kind,
@@ -73,7 +76,7 @@ class GenerationCancelled(Exception):
     """Raised in the worker at the next token once a generation's client has gone."""
 
 
-def stream_generation(model: Any, prompt: str, config: Any, loop: asyncio.AbstractEventLoop, executor: Any,
+def stream_generation(model: RNNLanguageModel, prompt: str, config: Any, loop: asyncio.AbstractEventLoop, executor: Any,
                       cancel: threading.Event, on_end: Any = None) -> asyncio.Queue:
     """Run ``stream_text(prompt, generation_config=config)`` in the worker; each piece, then the end (or the
     error), lands in the returned queue.
@@ -197,7 +200,7 @@ class Limits:
     allowed_hosts: Optional[list] = None  # Host header names answered (None: any)
 
 
-def create_app(model: Any, **limits) -> Any:
+def create_app(model: TextModel, **limits) -> Any:
     """The FastAPI app serving ``model`` (see the module docstring); ``limits`` are :class:`Limits` fields."""
     require_serving()
     from fastapi import FastAPI
@@ -206,7 +209,8 @@ def create_app(model: Any, **limits) -> Any:
     app = FastAPI(title="textrnn", description=f"A textrnn {model.task} model", version="1")
     app.state.model, app.state.limits = model, lim
     app.state.generations = {"generations_waiting": 0, "generations_cancelled": 0}
-    app.state.batcher = MicroBatcher(lambda texts: model.predict(texts, batch_size=lim.max_batch),
+    # only a classifier's routes call it (a language model's /predict is refused before the batcher)
+    app.state.batcher = MicroBatcher(lambda texts: cast(TextClassifier, model).predict(texts, batch_size=lim.max_batch),
                                      lim.batch_window_ms / 1000, lim.max_batch, lim.max_queue)
     app.state.generation = ThreadPoolExecutor(max_workers=1, thread_name_prefix="textrnn-generate")
     app.add_middleware(Guard, max_body_bytes=lim.max_body_bytes, api_key=lim.api_key,

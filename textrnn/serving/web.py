@@ -27,11 +27,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from torch import nn
-
 from ..core.durable import fsync_dir
 from ..core.errors import TextRNNError
+from ..models.base import TextModel
+from ..models.classifier import TextClassifier
 from ..models.generation_config import fill_page
+from ..models.language_model import RNNLanguageModel
 from ..models.registry import load_model
 from .export import export_onnx
 from .web_runtime import runtime_files, vendor_name
@@ -40,16 +41,17 @@ PAGE_FILES = ("index.html", "app.mjs", "textrnn.mjs")
 MARKER = "model.json"  # a folder holding it was written by this export, and may be replaced
 
 
-def page_meta(model: Any) -> dict[str, Any]:
+def page_meta(model: TextModel) -> dict[str, Any]:
     """What the page's script reads beside the graph (``model.json``)."""
     c = model.config
     meta = {"task": model.task, "tokenizer_kind": model.require_tokenizer().kind, "cell": c.cell,
             "num_layers": c.num_layers, "hidden_size": c.hidden_size, "vocab_size": c.vocab_size,
             "pad_id": c.pad_id}
-    if model.is_classifier:
+    if isinstance(model, TextClassifier):
         return meta | {"label_names": list(model.label_names), "thresholds": model.thresholds(),
                        "problem_type": c.problem_type, "text_fields": list(c.text_fields or []),
                        "field_separator": c.field_separator}
+    assert isinstance(model, RNNLanguageModel)  # the other task
     return meta | {"never_sampled": model.never_sampled()}
 
 
@@ -61,7 +63,7 @@ def check_output(output: Path) -> None:
         raise TextRNNError(f"folder {output.parent} does not exist; create it or choose another --output")
 
 
-def write_site(model: Any, folder: Path, files: dict[str, Path], quantize: Optional[str]) -> None:
+def write_site(model: TextModel, folder: Path, files: dict[str, Path], quantize: Optional[str]) -> None:
     """Every file of the site into ``folder``."""
     export_onnx(model, folder / "model.onnx", quantize=quantize)
     (folder / "model.json").write_text(json.dumps(page_meta(model), indent=1) + "\n", encoding="utf-8")
@@ -93,7 +95,7 @@ def replace_folder(staging: Path, output: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def export_web(source: Union[str, os.PathLike, nn.Module], output: Union[str, os.PathLike],
+def export_web(source: Union[str, os.PathLike, TextModel], output: Union[str, os.PathLike],
                quantize: Optional[str] = None, web_runtime: Optional[Union[str, os.PathLike]] = None) -> Path:
     """Write a static site for ``source`` (a checkpoint folder, run folder or model) into ``output``.
 
@@ -106,7 +108,8 @@ def export_web(source: Union[str, os.PathLike, nn.Module], output: Union[str, os
     model = load_model(source) if isinstance(source, (str, os.PathLike)) else source
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
     try:
-        write_site(model.to("cpu"), staging, files, quantize)
+        model.to("cpu")  # in place
+        write_site(model, staging, files, quantize)
         os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the site from a web server's user
         replace_folder(staging, output)
     finally:

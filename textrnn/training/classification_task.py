@@ -24,7 +24,8 @@ from ..data.labels import MULTI, SINGLE, LabelSpec
 from ..data.preparation import PreparedClassification, prepare_classification
 from ..data.streaming import open_classification_stream
 from ..data.tokenization import PAD_ID, TextTokenizer
-from ..models.classifier import RNNClassifier
+from ..models.base import TextModel
+from ..models.classifier import RNNClassifier, TextClassifier
 from ..models.pretrained import read_config
 from .distill_config import distill_config
 from .evaluation import eval_budget_note, eval_rows, evaluate_single, predict_rows
@@ -145,9 +146,10 @@ class ClassificationTask:
     def reset_state(self) -> None:
         """Nothing to forget: each batch stands alone."""
 
-    def evaluate(self, model: Any) -> dict:
+    def evaluate(self, model: TextModel) -> dict:
         """Validation metrics (on ``train.eval_tokens`` worth of rows); a multi-label model's thresholds are tuned
         here and kept in its config."""
+        assert isinstance(model, TextClassifier)  # the task built it
         batch_size = self.config.data.eval_batch_size
         if self.spec.problem_type == SINGLE:
             return evaluate_single(model, self.eval_set, batch_size, self.dist, self.device)

@@ -30,7 +30,10 @@ from ..data.labels import SINGLE, LabelSpec
 from ..data.loading import VALIDATION_NAMES, load_raw, require_column, require_split, split_dataset
 from ..data.preparation import source_parts, tokenizer_part
 from ..data.streams import encode_stream, lm_splits
+from ..models.base import TextModel
+from ..models.classifier import TextClassifier
 from ..models.hub import locate
+from ..models.language_model import RNNLanguageModel
 from .metrics import multi_label_metrics, single_label_metrics
 from .run_folder import saved_experiment
 from .task import to_device
@@ -40,8 +43,8 @@ if TYPE_CHECKING:  # annotations only: datasets is imported where data is loaded
 
 
 @torch.no_grad()
-def evaluate_lm(model: Any, tokens: np.ndarray, num_streams: int, seq_len: int, dist: Dist, device: torch.device,
-                per_char: bool) -> dict:
+def evaluate_lm(model: RNNLanguageModel, tokens: np.ndarray, num_streams: int, seq_len: int, dist: Dist,
+                device: torch.device, per_char: bool) -> dict:
     """Mean loss per token over the whole stream, state carried; the same for any number of ranks."""
     num_streams = max(1, min(num_streams, len(tokens) - 1))  # at least one token per stream
     loader = LMStreamLoader(tokens, num_streams, seq_len)
@@ -86,7 +89,7 @@ def eval_rows(encoded: Dataset, budget: Optional[int]) -> Dataset:
 
 
 # ---------------------------------------------------------------------------- evaluation
-def scored_batches(model: Any, encoded: Dataset, batch_size: int, dist: Dist,
+def scored_batches(model: TextClassifier, encoded: Dataset, batch_size: int, dist: Dist,
                    device: torch.device) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
     """(labels, logits, loss) of each of this rank's length-sorted batches, the model in eval mode."""
     sampler = SortedBatches(column_array(encoded, "length"), batch_size, dist.rank, dist.world_size)
@@ -98,7 +101,7 @@ def scored_batches(model: Any, encoded: Dataset, batch_size: int, dist: Dist,
 
 
 @torch.no_grad()
-def evaluate_single(model: Any, encoded: Dataset, batch_size: int, dist: Dist, device: torch.device) -> dict:
+def evaluate_single(model: TextClassifier, encoded: Dataset, batch_size: int, dist: Dist, device: torch.device) -> dict:
     """Accuracy, macro-F1, per-label figures, confusion matrix and mean loss (forward's); exact across ranks."""
     count = model.config.num_labels
     confusion = torch.zeros(count, count, dtype=torch.float64, device=device)
@@ -113,7 +116,7 @@ def evaluate_single(model: Any, encoded: Dataset, batch_size: int, dist: Dist, d
 
 
 @torch.no_grad()
-def predict_rows(model: Any, encoded: Dataset, batch_size: int, dist: Dist,
+def predict_rows(model: TextClassifier, encoded: Dataset, batch_size: int, dist: Dist,
                  device: torch.device) -> tuple[np.ndarray, np.ndarray, float]:
     """Probabilities and targets (N, C) of every example, gathered from all ranks, and the mean loss."""
     probs: list[np.ndarray] = []
@@ -137,8 +140,8 @@ def training_record(checkpoint: Optional[str]) -> tuple[DataConfig, Optional[int
     return build_dataclass(DataConfig, experiment.get("data", {}), "data"), experiment.get("train", {}).get("seed", 0)
 
 
-def evaluate_checkpoint(model: Any, checkpoint: Optional[str], dataset: str, split: str, text_column: Optional[str],
-                        label_column: Optional[str], batch_size: Optional[int] = None,
+def evaluate_checkpoint(model: TextModel, checkpoint: Optional[str], dataset: str, split: str,
+                        text_column: Optional[str], label_column: Optional[str], batch_size: Optional[int] = None,
                         config_name: Optional[str] = None) -> dict:
     """Metrics of ``model`` on ``split`` of ``dataset``; columns (and, for the same dataset, its
     configuration and split rule) default to the training run's.
@@ -150,22 +153,25 @@ def evaluate_checkpoint(model: Any, checkpoint: Optional[str], dataset: str, spl
     data, seed = training_record(checkpoint)
     same = dataset == data.dataset
     data.config_name = config_name or (data.config_name if same else None)
-    fields = model.config.text_fields if model.is_classifier else None  # config.json's record, saved by any route
+    # config.json's record of the text fields, saved by any route
+    fields = model.config.text_fields if isinstance(model, TextClassifier) else None
     recorded: Any = (fields[0] if len(fields) == 1 else list(fields)) if fields else data.text_column
     data.dataset, data.text_column = dataset, text_column or recorded
     data.label_column = label_column or data.label_column
     folder, meta = encoded_for_evaluation(model, data, split, seed if same else None)
     batch_size = batch_size or data.eval_batch_size
-    if not model.is_classifier:
+    if isinstance(model, RNNLanguageModel):
         tokens = np.memmap(folder / "tokens.bin", dtype=meta["dtype"], mode="r")
         return {"split": split, **lm_metrics(model, tokens, batch_size, data.seq_len)}
+    assert isinstance(model, TextClassifier)  # the other task
     import datasets
 
     return {"split": split, **classifier_metrics(model, datasets.load_from_disk(str(folder / "split")), batch_size),
             "labels": model.label_names}
 
 
-def encoded_for_evaluation(model: Any, data: DataConfig, split: str, cut_seed: Optional[int]) -> tuple[Path, dict]:
+def encoded_for_evaluation(model: TextModel, data: DataConfig, split: str,
+                           cut_seed: Optional[int]) -> tuple[Path, dict]:
     """A split encoded with the model's tokenizer, in the prepared-data cache: a second ``evaluate`` on the
     same data, split and model reads it instead of converting and encoding the split again."""
     experiment = ExperimentConfig(data=data)
@@ -173,16 +179,17 @@ def encoded_for_evaluation(model: Any, data: DataConfig, split: str, cut_seed: O
     fields = ("text_column", "field_separator", "label_column", "label_columns", "train_split",
               "validation_fraction", "max_length", "separator", "seq_len")
     parts = {"source": source, "split": split, "cut_seed": cut_seed, "reverse": model.config.reverse,
-             "labels": model.label_names if model.is_classifier else None,
+             "labels": model.label_names if isinstance(model, TextClassifier) else None,
              **{name: getattr(data, name) for name in fields}, **tokenizer_part(experiment, model.tokenizer)}
 
     def build(tmp: Path) -> dict:
         raw = loaded if loaded is not None else load_raw(data.dataset, str(tmp / SCRATCH), data.config_name,
                                                                    encoding=data.encoding)
-        if not model.is_classifier:
+        if isinstance(model, RNNLanguageModel):
             tokens = lm_split_tokens(model, raw, data, split, tmp / "tokens.bin")
             meta = {"dtype": str(tokens.dtype), "tokens": len(tokens)}
         else:
+            assert isinstance(model, TextClassifier)  # the other task
             encoded = classifier_split_rows(model, raw, data, split, cut_seed)
             encoded.save_to_disk(str(tmp / "split"))
             meta = {"rows": len(encoded)}
@@ -203,19 +210,20 @@ def split_to_score(raw: DatasetDict, data: DataConfig, split: str, cut_seed: Opt
     return require_split(raw, split, "--split")
 
 
-def evaluate_lm_split(model: Any, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
+def evaluate_lm_split(model: RNNLanguageModel, raw: DatasetDict, data: DataConfig, split: str, batch_size: int,
                       workdir: Path) -> dict:
     """A language model's loss on ``split`` of ``raw`` (see :func:`lm_split_tokens`)."""
     tokens = lm_split_tokens(model, raw, data, split, workdir / "eval.bin")
     return {"split": split, **lm_metrics(model, tokens, batch_size, data.seq_len)}
 
 
-def lm_metrics(model: Any, tokens: np.ndarray, batch_size: int, seq_len: int) -> dict:
+def lm_metrics(model: RNNLanguageModel, tokens: np.ndarray, batch_size: int, seq_len: int) -> dict:
     """A saved language model's loss on a token stream, in one process (bits per character for a char model)."""
-    return evaluate_lm(model, tokens, batch_size, seq_len, Dist(), model.device, model.tokenizer.kind == "char")
+    per_char = model.require_tokenizer().kind == "char"
+    return evaluate_lm(model, tokens, batch_size, seq_len, Dist(), model.device, per_char)
 
 
-def lm_split_tokens(model: Any, raw: DatasetDict, data: DataConfig, split: str, path: Path) -> np.memmap:
+def lm_split_tokens(model: RNNLanguageModel, raw: DatasetDict, data: DataConfig, split: str, path: Path) -> np.memmap:
     """On a named split, all of its text; on 'validation' of a corpus without one, the last
     ``validation_fraction`` of the training text, as training used; encoded at ``path``."""
     if split in raw:
@@ -224,10 +232,11 @@ def lm_split_tokens(model: Any, raw: DatasetDict, data: DataConfig, split: str, 
         _, texts = lm_splits(raw, data)
     else:
         require_split(raw, split, "--split")
-    return encode_stream(texts(), model.tokenizer, path, model.config.reverse)
+    return encode_stream(texts(), model.require_tokenizer(), path, model.config.reverse)
 
 
-def classifier_split_rows(model: Any, raw: DatasetDict, data: DataConfig, split: str, cut_seed: Optional[int],
+def classifier_split_rows(model: TextClassifier, raw: DatasetDict, data: DataConfig, split: str,
+                          cut_seed: Optional[int],
                           flags: tuple[str, str] = ("--text-column", "--label-column")) -> Dataset:
     """``split``'s labelled rows, encoded against the model's tokenizer and labels; a missing column's error
     names ``flags`` (``textrnn evaluate``'s, or ``textrnn.evaluate``'s arguments)."""
@@ -238,11 +247,11 @@ def classifier_split_rows(model: Any, raw: DatasetDict, data: DataConfig, split:
         require_column(rows, name, "text_column", flags[0])
     for name in spec.columns:
         require_column(rows, name, "label_column", flags[1])
-    return labelled(encode_split(rows, model.tokenizer, data, spec)[0], f"split {split!r}",
+    return labelled(encode_split(rows, model.require_tokenizer(), data, spec)[0], f"split {split!r}",
                     hint="evaluate needs labels; label it with textrnn predict instead")
 
 
-def classifier_metrics(model: Any, encoded: Any, batch_size: int) -> dict:
+def classifier_metrics(model: TextClassifier, encoded: Any, batch_size: int) -> dict:
     """A saved classifier's metrics on encoded rows, with its saved thresholds."""
     if model.config.problem_type == SINGLE:
         return evaluate_single(model, encoded, batch_size, Dist(), model.device)

@@ -24,6 +24,8 @@ from ..data.preparation import PreparedLM, prepare_language_model
 from ..data.streaming import open_lm_stream
 from ..data.streams import stream_counts
 from ..data.tokenization import PAD_ID
+from ..models.base import TextModel
+from ..models.language_model import RNNLanguageModel
 from .evaluation import eval_budget_note, evaluate_lm, lm_eval_tokens
 from .task import Carry, StepOutput, given_tokenizer, load_loader_state, loader_state, to_device
 
@@ -124,9 +126,10 @@ class LanguageModelTask:
         """The validation tokens an evaluation reads (``train.eval_tokens``)."""
         return lm_eval_tokens(self.valid_tokens, self.config.train.eval_tokens)
 
-    def evaluate(self, model: Any) -> dict:
+    def evaluate(self, model: TextModel) -> dict:
         """Loss per token over the validation stream, or its first ``train.eval_tokens`` (and bits per character
         for a char model)."""
+        assert isinstance(model, RNNLanguageModel)  # the task built it
         return evaluate_lm(model, self.eval_tokens, self.config.data.eval_batch_size, self.config.data.seq_len,
                            self.dist, self.device, self.tokenizer.kind == "char")
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 import torch
 
 from ..core.errors import ConfigError
+from ..models.base import TextModel
 from ..models.vectors import embedding_frozen
 
 _ENCODER_LAYER = re.compile(r"encoder\.(?:weight|bias)_(?:ih|hh)_l(\d+)")
@@ -26,7 +27,7 @@ def layer_group(name: str, num_layers: int) -> int:
     return int(match.group(1)) + 1 if match else num_layers + 1
 
 
-def optimizer_for(model: Any, train: Any, device: torch.device) -> torch.optim.Optimizer:
+def optimizer_for(model: TextModel, train: Any, device: torch.device) -> torch.optim.Optimizer:
     """:func:`make_optimizer` with the ``train:`` section's settings (``lr: find`` must have been swept first,
     as ``textrnn.train`` does: :func:`textrnn.training.lr_find.with_found_lr`)."""
     if not isinstance(train.lr, float):
@@ -35,7 +36,7 @@ def optimizer_for(model: Any, train: Any, device: torch.device) -> torch.optim.O
     return make_optimizer(model, train.lr, train.weight_decay, device, train.layer_lr_decay, train.optimizer)
 
 
-def make_optimizer(model: Any, lr: float, weight_decay: float, device: torch.device,
+def make_optimizer(model: TextModel, lr: float, weight_decay: float, device: torch.device,
                    layer_lr_decay: float = 1.0, name: str = "adamw") -> torch.optim.Optimizer:
     """AdamW, or plain SGD for ``name`` sgd and ntasgd (whose averaging is :func:`after_validation`'s);
     biases, norms and embeddings get no weight decay.
@@ -76,7 +77,7 @@ def after_validation(t: Any, progress: Any, better: bool, greater_is_better: boo
     return events
 
 
-def group_parameters(model: Any, unfreeze: Union[None, str, list] = None) -> list:
+def group_parameters(model: TextModel, unfreeze: Union[None, str, list] = None) -> list:
     """The parameters of each layer group, bottom to top (see :func:`layer_group`); a one-line error when
     ``unfreeze`` lists more groups than the model has."""
     groups: list = [[] for _ in range(model.config.num_layers + 2)]
@@ -147,7 +148,7 @@ def make_scheduler(optimizer: Any, warmup: int, total: int, min_ratio: float,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def clip_gradients(model: Any, max_norm: float) -> None:
+def clip_gradients(model: TextModel, max_norm: float) -> None:
     """Clip the gradient norm to ``max_norm``, each of ``model.clip_groups()`` on its own.
 
     A plain model is one group. An ensemble's loss is the mean of its K members' losses, so
@@ -170,7 +171,7 @@ class WeightAverage:
     are not dominated by the random initialization.
     """
 
-    def __init__(self, model: Any, decay: Optional[float], updates: int = 0) -> None:
+    def __init__(self, model: TextModel, decay: Optional[float], updates: int = 0) -> None:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.shadow = [p.detach().clone() for p in self.params]
         self.decay, self.updates = decay, updates

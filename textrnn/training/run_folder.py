@@ -38,6 +38,7 @@ from ..core.config import ExperimentConfig, build_dataclass
 from ..core.config_files import merge, parse_overrides
 from ..core.durable import durable_replace, restore_set_aside, sweep_unfinished
 from ..core.errors import CheckpointError, one_line
+from ..models.base import TextModel
 from ..models.hub import CONFIG_FILE, locate
 from ..models.migrations import migrate_experiment
 from ..models.registry import load_model
@@ -192,7 +193,7 @@ class RunCheckpointer:
     def __init__(self, out: Path, keep: int) -> None:
         self.out, self.keep = Path(out), keep
 
-    def save(self, model: Any, training_state: dict, progress: TrainingProgress, experiment: dict, metrics: dict,
+    def save(self, model: TextModel, training_state: dict, progress: TrainingProgress, experiment: dict, metrics: dict,
              is_best: bool) -> Path:
         """Write ``checkpoints/step-N`` (model + resume state) atomically, then move the links."""
         folder = self.out / "checkpoints" / f"step-{progress.step:08d}"

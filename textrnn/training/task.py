@@ -21,6 +21,7 @@ from ..core.distributed import Dist, gather_objects
 from ..data.preparation import configured_tokenizer
 from ..data.streaming import StreamLoader
 from ..data.tokenization import TextTokenizer
+from ..models.base import TextModel
 from ..models.encoder import State
 from ..models.hub import TOKENIZER_FILE
 from ..models.transfer import lm_tokenizer
@@ -98,8 +99,9 @@ class Task(Protocol):
         """Forget what one batch hands the next (a language model's state): at an epoch's end and on a rollback."""
         ...
 
-    def evaluate(self, model: torch.nn.Module) -> dict:
-        """Validation metrics, reduced across ranks (a distributed evaluation equals a single-process one)."""
+    def evaluate(self, model: TextModel) -> dict:
+        """Validation metrics of the task's own kind of model, reduced across ranks (a distributed evaluation equals
+        a single-process one)."""
         ...
 
 

@@ -31,6 +31,7 @@ from ..core.config import ExperimentConfig
 from ..core.config_files import config_to_dict
 from ..core.errors import TrainingError
 from ..core.runtime import catch_stop_signals, peak_rss_mb, select_device
+from ..models.base import TextModel
 from ..models.hub import WEIGHTS_FILE
 from ..models.pretrained import load_weights
 from ..models.registry import build_model
@@ -107,7 +108,7 @@ class Trainer:
 
     def _setup_model(self, entry: Any, point: Any) -> None:
         """The model: the checkpoint's, or built from the task's model config; on the device, wrapped for DDP."""
-        self.model: Any = (entry.model_class.from_pretrained(point.folder) if point else
+        self.model: TextModel = (entry.model_class.from_pretrained(point.folder) if point else
                            build_model(self.task.model_config(), self.task.tokenizer, self.task.token_counts))
         self.model.to(self.device).train()
         self.wrapped = distributed.wrap(self.model, self.dist, self.device)
