@@ -6,6 +6,7 @@
     python benchmarks/distill_sst2.py --augment 4 --label-only          # the teacher labels, nothing trains
     python benchmarks/distill_sst2.py --smoke                           # every step for seconds (the tests)
     python benchmarks/distill_sst2.py --measure runs/distill/student_h64_x1_seed0/best  # latency and size only
+    python benchmarks/distill_sst2.py --measure runs/distill/student_x1_seed0/best --onnx --int8  # + ONNX, int8
 
 Steps, each printed with its minutes:
 1. The teacher: ``benchmarks/finetune_teacher.py`` fine-tunes all-MiniLM-L6-v2 (a PyPI wheel) on
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import ENV, ROOT, SHARED, run_summary  # noqa: E402
 
 CONFIG = "configs/sst2_distill.yaml"
+TEACHER_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
 
 def make_teacher(out: Path, data: Path, smoke: bool) -> dict:
@@ -140,45 +142,55 @@ class _TeacherGraph:
         return Graph().eval()
 
 
+def onnx_predictors(teacher: Path, student_folder: Path, teacher_graph: Path, student_graph: Path):
+    """``teach(texts)`` and ``learn(texts)``: raw text to the teacher's logits and the student's outputs through
+    ONNX Runtime (2 threads each), tokenization included."""
+    import numpy as np
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    from textrnn import load_model
+    from textrnn.data.batching import pad_batch
+
+    tokenizer, rnn = AutoTokenizer.from_pretrained(teacher), load_model(student_folder)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
+    bert_session, rnn_session = (ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                                 for path in (teacher_graph, student_graph))
+
+    def teach(chunk):
+        encoded = tokenizer(chunk, padding=True, truncation=True, max_length=128, return_tensors="np")
+        return bert_session.run(None, {n: encoded[n].astype(np.int64) for n in TEACHER_INPUTS})[0]
+
+    def learn(chunk):
+        ids, lengths = pad_batch(rnn.require_tokenizer().encode_batch(chunk), rnn.config.pad_id)
+        return rnn_session.run(None, {"input_ids": ids.numpy(), "lengths": lengths.numpy()})[0]
+
+    return teach, learn
+
+
 def onnx_latency(teacher: Path, student_folder: Path, data: Path, work: Path) -> dict:
     """The same p50 ms with both models in ONNX Runtime (2 threads each), where a student ships: the teacher
     exported by torch.onnx (TorchScript exporter, eager attention, checked against torch to 1e-3 on padded
     batches), the student by ``textrnn export``; text to logits or probabilities, tokenization included,
     interleaved as above."""
     import numpy as np
-    import onnxruntime as ort
     import pyarrow.parquet as pq
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from textrnn import load_model
-    from textrnn.data.batching import pad_batch
     from textrnn.serving.export import export_onnx
 
     texts = pq.read_table(data / "validation.parquet", columns=["sentence"]).column(0).to_pylist()
     work.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(teacher)
     bert = AutoModelForSequenceClassification.from_pretrained(teacher, attn_implementation="eager").eval()
-    names = ["input_ids", "token_type_ids", "attention_mask"]
     example = tokenizer(texts[:2], padding=True, return_tensors="pt")
-    torch.onnx.export(_TeacherGraph(bert), tuple(example[n] for n in names), work / "teacher.onnx", dynamo=False,
-                      opset_version=17, input_names=names, output_names=["logits"],
-                      dynamic_axes={n: {0: "batch", 1: "time"} for n in names} | {"logits": {0: "batch"}})
+    torch.onnx.export(_TeacherGraph(bert), tuple(example[n] for n in TEACHER_INPUTS), work / "teacher.onnx",
+                      dynamo=False, opset_version=17, input_names=list(TEACHER_INPUTS), output_names=["logits"],
+                      dynamic_axes={n: {0: "batch", 1: "time"} for n in TEACHER_INPUTS} | {"logits": {0: "batch"}})
     export_onnx(student_folder, work / "student.onnx")
-    rnn = load_model(student_folder)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
-    sessions = {name: ort.InferenceSession(str(work / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
-                for name in ("teacher", "student")}
-
-    def teach(chunk):
-        encoded = tokenizer(chunk, padding=True, truncation=True, max_length=128, return_tensors="np")
-        return sessions["teacher"].run(None, {n: encoded[n].astype(np.int64) for n in names})[0]
-
-    def learn(chunk):
-        ids, lengths = pad_batch(rnn.require_tokenizer().encode_batch(chunk), rnn.config.pad_id)
-        return sessions["student"].run(None, {"input_ids": ids.numpy(), "lengths": lengths.numpy()})[0]
-
+    teach, learn = onnx_predictors(teacher, student_folder, work / "teacher.onnx", work / "student.onnx")
     with torch.inference_mode():
         chunk = texts[10:74]
         torch_logits = bert(**tokenizer(chunk, padding=True, truncation=True, max_length=128,
@@ -195,6 +207,31 @@ def onnx_latency(teacher: Path, student_folder: Path, data: Path, work: Path) ->
     return out
 
 
+def onnx_int8(teacher: Path, student_folder: Path, data: Path, work: Path) -> dict:
+    """Both ONNX graphs (from ``onnx_latency``) also in dynamic int8 (``textrnn.serving.quantize``, as ``textrnn
+    export --quantize int8`` writes): validation accuracy and batch-1 p50 of all four, interleaved."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from textrnn.serving.quantize import quantize_file
+
+    table = pq.read_table(data / "validation.parquet", columns=["sentence", "label"])
+    texts, labels = table.column(0).to_pylist(), np.array(table.column(1).to_pylist())
+    for name in ("teacher", "student"):
+        quantize_file(work / f"{name}.onnx", work / f"{name}_int8.onnx")
+    runners = dict(zip(("teacher", "student"), onnx_predictors(teacher, student_folder, work / "teacher.onnx",
+                                                               work / "student.onnx")))
+    runners |= dict(zip(("teacher_int8", "student_int8"), onnx_predictors(
+        teacher, student_folder, work / "teacher_int8.onnx", work / "student_int8.onnx")))
+    out: dict = {}
+    for name, run in runners.items():
+        predicted = np.concatenate([run(texts[i:i + 64]).argmax(-1) for i in range(0, len(texts), 64)])
+        out[f"onnx_{name}_accuracy"] = round(float((predicted == labels).mean()) * 100, 2)
+        run(texts[:1])  # warm-up
+    rounds = [{name: p50_ms(run, texts, 1, 30) for name, run in runners.items()} for _ in range(3)]
+    return out | {f"onnx_{name}_ms_b1": statistics.median(r[name] for r in rounds) for name in runners}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=SHARED / "sst2")
@@ -208,13 +245,16 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a random tiny teacher and seconds of training")
     parser.add_argument("--measure", type=Path, nargs="+", help="only measure these students' latency and size")
     parser.add_argument("--onnx", action="store_true", help="with --measure: also both models in ONNX Runtime")
+    parser.add_argument("--int8", action="store_true", help="with --onnx: also both graphs in dynamic int8")
     args = parser.parse_args()
     if args.measure:
         for folder in args.measure:
             teacher = args.runs / "sst2_teacher"
             row = latency_and_size(teacher, folder, args.data)
             if args.onnx:
-                row |= onnx_latency(teacher, folder, args.data, args.runs / "onnx" / folder.parent.name)
+                work = args.runs / "onnx" / folder.parent.name
+                row |= onnx_latency(teacher, folder, args.data, work)
+                row |= onnx_int8(teacher, folder, args.data, work) if args.int8 else {}
             print(json.dumps({"step": "latency_and_size", "student": str(folder), **row}), flush=True)
         return
     overrides = list(args.set) + (["train.max_steps=3", "data.max_length=16", "model.pretrained_vectors=null",

