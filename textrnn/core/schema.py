@@ -60,7 +60,7 @@ def choice_error(key: str, allowed: Iterable[Any], value: Any, error: type[Excep
     allowed = list(allowed)
     close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
     return error(f"{key} must be one of {', '.join(map(str, allowed))}, got {value!r}"
-                       + (f"; did you mean {close[0]!r}?" if close else ""))
+                 + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
 def build_dataclass(cls, data: Any, where: str) -> Any:

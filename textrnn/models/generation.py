@@ -153,9 +153,7 @@ def stream_samples(model: LanguageModel, prompt: str = "", max_new_tokens: Optio
     exactly where the first one begins (:class:`~textrnn.models.decoding.StopText`). Joined, a sample's pieces
     are its text (:func:`generate_text`). One sample: :func:`stream_text` yields its pieces as strings.
     """
-    tokenizer = model.require_tokenizer()
-    config, stop_ids = settings(generation_config, max_new_tokens, **changes), list(stop_ids)
-    return _pieces(tokenizer, _start(model, prompt_ids(tokenizer, prompt), config, stop_ids), config, stop_ids)
+    return _text_steps(model, prompt, settings(generation_config, max_new_tokens, **changes), list(stop_ids))
 
 
 def stream_text(model: LanguageModel, prompt: str = "", max_new_tokens: Optional[int] = None, *,
@@ -168,7 +166,13 @@ def stream_text(model: LanguageModel, prompt: str = "", max_new_tokens: Optional
     if config.num_samples != 1:
         raise TextRNNError(f"stream_text streams one sample, not num_samples={config.num_samples}: "
                            "use stream_samples (a list of pieces a step) or generate_text")
-    return (pieces[0] for pieces in stream_samples(model, prompt, generation_config=config, stop_ids=stop_ids))
+    return (pieces[0] for pieces in _text_steps(model, prompt, config, list(stop_ids)))
+
+
+def _text_steps(model: LanguageModel, prompt: str, config: GenerationConfig, stop_ids: list) -> Iterator[list[str]]:
+    """Both streams' work once the settings are checked: the prompt's checks now, then each step's pieces."""
+    tokenizer = model.require_tokenizer()
+    return _pieces(tokenizer, _start(model, prompt_ids(tokenizer, prompt), config, stop_ids), config, stop_ids)
 
 
 def _pieces(tokenizer: TextTokenizer, tokens: Iterator[Tensor], config: GenerationConfig,

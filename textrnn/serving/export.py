@@ -188,7 +188,7 @@ def example_feeds(model: TextModel, batch: int = 5, steps: int = 7, seed: int = 
     """Random ids with mixed, unsorted lengths (one of length 1, one full), or an LM step with a random state."""
     rng = np.random.default_rng(seed)
     vocab = model.config.vocab_size
-    if model.is_classifier:
+    if isinstance(model, TextClassifier):
         lengths = rng.integers(1, steps + 1, size=batch)
         lengths[0], lengths[-1] = 1, steps
         ids = rng.integers(4, vocab, size=(batch, steps)) * (np.arange(steps)[None, :] < lengths[:, None])

@@ -64,7 +64,7 @@ def info(model: TextModel) -> dict:
     c = model.config
     out = {"task": model.task, "vocab_size": c.vocab_size, "tokenizer_kind": c.tokenizer_kind,
            "config": without_local_paths(c.to_dict())}
-    if model.is_classifier:
+    if isinstance(model, TextClassifier):
         out.update(labels=model.label_names, problem_type=c.problem_type)
     return out
 
