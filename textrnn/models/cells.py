@@ -8,7 +8,8 @@ A cell kernel says what one cell computes, in the two forms the encoder runs it 
   weights rearranged once by ``fuse`` (:class:`~textrnn.models.encoder.FusedStep`).
 
 It also says the shape of its state (``state_parts``: 2 for the LSTM's ``(h, c)``, else 1)
-and its gate count. The encoder asks ``KERNELS`` for its cell's kernel and never branches on
+and its ONNX operator with its gate order (``onnx_op``, ``onnx_gates``), which an export emits
+(:mod:`~textrnn.models.onnx_rnn`). The encoder asks ``KERNELS`` for its cell's kernel and never branches on
 the cell's name. The parallel cells (minGRU, minLSTM) are another encoder,
 :class:`~textrnn.models.parallel.ParallelEncoder`, with the same contract.
 """
@@ -26,6 +27,8 @@ class CellKernel(Protocol):
 
     mode: str  # nn.RNNBase's mode name, which sizes its weights
     state_parts: int  # 2: an (h, c) pair; 1: h alone
+    onnx_op: str  # the ONNX operator of this cell (textrnn.models.onnx_rnn)
+    onnx_gates: tuple[int, ...]  # PyTorch's gate blocks in the order ONNX's operator wants them
 
     def sequence(self, head: tuple, state: Any, weights: list, tail: tuple) -> tuple[Tensor, Any]:
         """One fused call: ``head`` is ``(x,)`` or ``(packed data, batch_sizes)``, ``tail`` the kernel flags."""
@@ -45,6 +48,8 @@ class LSTMKernel:
     """The LSTM: gates i, f, g, o; a cell state ``c`` beside ``h``."""
 
     mode, state_parts = "LSTM", 2
+    onnx_op = "LSTM"
+    onnx_gates: tuple[int, ...] = (0, 3, 1, 2)  # PyTorch's i, f, g, o as ONNX's i, o, f, c
 
     def sequence(self, head: tuple, state: Any, weights: list, tail: tuple) -> tuple[Tensor, Any]:
         """One fused call over the whole sequence (PyTorch's own kernel for this cell)."""
@@ -74,6 +79,8 @@ class GRUKernel:
     products stay apart."""
 
     mode, state_parts = "GRU", 1
+    onnx_op = "GRU"
+    onnx_gates: tuple[int, ...] = (1, 0, 2)  # PyTorch's r, z, n as ONNX's z, r, h
 
     def sequence(self, head: tuple, state: Any, weights: list, tail: tuple) -> tuple[Tensor, Any]:
         """One fused call over the whole sequence (PyTorch's own kernel for this cell)."""
@@ -98,6 +105,8 @@ class TanhKernel:
     """The Elman RNN: ``h = tanh(W [x, h] + b)``."""
 
     mode, state_parts = "RNN_TANH", 1
+    onnx_op = "RNN"
+    onnx_gates: tuple[int, ...] = (0,)  # ONNX's RNN is tanh unless told otherwise
 
     def sequence(self, head: tuple, state: Any, weights: list, tail: tuple) -> tuple[Tensor, Any]:
         """One fused call over the whole sequence (PyTorch's own kernel for this cell)."""

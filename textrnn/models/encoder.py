@@ -56,6 +56,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..core.config import STRATEGIES
 from .cells import KERNELS
+from .onnx_rnn import native_layers
 
 State = Union[Tensor, Tuple[Tensor, Tensor]]
 _HOLD = 1e4  # sigmoid(1e4) == 1.0 and sigmoid(-1e4) == 0.0 exactly in float32 and bf16
@@ -181,10 +182,10 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
         if state is None:
             state = self.initial_state(batch, inputs)
         weights = self._weights()
-        # An ONNX export traces once, and the graph must hold for every batch and length: the padded path, with
-        # no Python branch on the data (the exporter says when it is tracing; nothing sets a flag from outside).
+        # An ONNX export traces once, and the graph must hold for every batch and length: native nodes with no
+        # Python branch on the data (the exporter says when it is tracing; nothing sets a flag from outside).
         if torch.onnx.is_in_onnx_export() and lengths is not None:
-            return self._forward_padded(inputs, lengths.long(), state, weights)
+            return self._forward_onnx(inputs, lengths.long(), state, weights)
         if lengths is None or batch == 0 or bool((lengths == steps).all()):
             # No padding: one fused call for all layers and directions (LM training lands here).
             return self._run(inputs, state, weights, self.num_layers, self.bidirectional)
@@ -257,6 +258,15 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
         if torch.onnx.is_in_onnx_export() or bool(empty.any()):
             final = _select_state(~empty, final, state)
         return layer_input, final
+
+    def _forward_onnx(self, x: Tensor, lengths: Tensor, state: State, weights: list) -> Tuple[Tensor, State]:
+        """While exporting: the padded strategy's values, given to the graph as one native ONNX node a layer
+        (:mod:`~textrnn.models.onnx_rnn`); an empty row runs as length 1 there and is restored here."""
+        values = self._forward_padded(x, lengths, state, weights)
+        out, final = native_layers(self.kernel, x, lengths.clamp(min=1), state, weights, values, self.hidden_size,
+                                   self.num_layers, self.bidirectional)
+        mask = torch.arange(x.size(1), device=x.device)[None, :] < lengths[:, None]  # (B, T)
+        return out * mask[:, :, None].to(out.dtype), _select_state(lengths > 0, final, state)
 
     def _run_direction(self, x: Tensor, hold: Optional[Tensor], state: State, weights: list):
         """One layer, one direction, left to right; returns outputs, h_T and (for LSTM) the held c."""

@@ -16,15 +16,14 @@ the tokenizer kind, the label names, thresholds, problem type, pad id and field 
 
 Why this exporter and this strategy:
 
-* Packed sequences do not export (pytorch #49936, #62240, #112044), so the graph is the
-  encoder's padded strategy, whose results equal the packed ones (see :mod:`textrnn.models.encoder`):
-  the backward direction reverses each row within its own length by a gather, which stays
-  dynamic in T. While ``torch.onnx.is_in_onnx_export()``, the encoder takes that path with no Python
-  branch on the data (an empty-sequence check would otherwise be traced as a constant).
-* It uses the TorchScript exporter (``torch.onnx.export(dynamo=False)``): it maps PyTorch's
-  fused RNN calls to ONNX ``LSTM``/``GRU``/``RNN`` nodes, and the tests check variable batch
-  sizes and lengths against the traced shapes. The dynamo exporter was reported to freeze the
-  time length for this reversal pattern (pytorch #191855); it is not used.
+* Each encoder layer is one native ONNX ``LSTM``/``GRU``/``RNN`` node with ``sequence_lens``,
+  which keeps each row within its own length in both directions: the packed results. Packed
+  sequences do not export (pytorch #49936, #62240, #112044), so while
+  ``torch.onnx.is_in_onnx_export()`` the encoder emits those nodes itself
+  (:mod:`textrnn.models.onnx_rnn`), with no Python branch on the data.
+* It uses the TorchScript exporter (``torch.onnx.export(dynamo=False)``), whose custom-node hook
+  (``torch.autograd.Function.symbolic``) those nodes use; the tests check variable batch sizes
+  and lengths against the traced shapes.
 * Every export is checked: onnxruntime runs a batch of mixed, unsorted lengths and the largest
   absolute difference from torch must be at most 1e-4, else the file is not written.
 """
