@@ -42,7 +42,7 @@ nitpick_ignore_regex = [
                r"Protocol|NamedTuple|ThreadPoolExecutor|AbstractEventLoop|Queue|Namespace|ArgumentParser|"
                r"memmap|ndarray|device|dtype|Tokenizer|Executor|T|LanguageModel)"),
     (r"py:class", r"(int|float|str|bool|list|dict|tuple|set|bytes|object|type|None|Exception|ValueError)"),
-    (r"py:obj", r".*\.(T|State|Carry|Autocast)"),
+    (r"py:(obj|class)", r".*\.(T|M|State|Carry|Autocast)"),  # type variables and aliases
     # the choice keys' Literal types of textrnn.core.config (their values are in the config reference's rows)
     (r"py:.*", r"(Literal|TaskName|Cell|Strategy|Block|Pooling|ProblemType|TokenizerKind|WordSplit|Optimizer|"
                r"OnDivergence|DistillLossName)"),

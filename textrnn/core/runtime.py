@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import threading
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -15,8 +15,29 @@ from torch import nn
 from .errors import TrainingError
 
 
+class Switchable(Protocol):
+    """What switches between training and evaluation: an ``nn.Module``, or a Protocol that names its parts."""
+
+    training: bool
+
+    def modules(self) -> Iterator[nn.Module]:
+        """It and every module inside it."""
+        ...
+
+    def eval(self) -> Any:
+        """Evaluation mode."""
+        ...
+
+    def train(self, mode: bool = True) -> Any:
+        """Training mode when ``mode``, else evaluation."""
+        ...
+
+
+M = TypeVar("M", bound=Switchable)
+
+
 @contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+def eval_mode(model: M) -> Iterator[M]:
     """Put ``model`` in eval mode inside the block and restore its mode after, also on an exception.
 
     A model with no module training is left alone: a batch-1 ``predict`` is about a millisecond, and switching

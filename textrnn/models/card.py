@@ -15,10 +15,12 @@ from typing import Any, Optional
 
 import yaml
 
+from .contract import Described
+
 CARD_FILE = "README.md"
 
 
-def front_matter(model: Any, metrics: Optional[dict], experiment: Optional[dict]) -> dict:
+def front_matter(model: Described, metrics: Optional[dict], experiment: Optional[dict]) -> dict:
     """The card's YAML header as a dict."""
     config, pipeline = model.config, model.pipeline_tag
     meta: dict = {"library_name": "textrnn", "pipeline_tag": pipeline, "tags": ["textrnn", config.cell, pipeline]}
@@ -43,14 +45,14 @@ def _is_hub_id(name: str) -> bool:
     return not os.path.exists(name) and not name.startswith((".", "/", "~", "textrnn:")) and name.count("/") <= 1
 
 
-def model_card(model: Any, metrics: Optional[dict] = None, experiment: Optional[dict] = None) -> str:
+def model_card(model: Described, metrics: Optional[dict] = None, experiment: Optional[dict] = None) -> str:
     """The whole README.md text of ``model`` (a classifier or a language model)."""
     meta = front_matter(model, metrics, experiment)
     return "\n".join(["---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", "",
                       *_body(model, metrics, experiment)])
 
 
-def _body(model, metrics: Optional[dict], experiment: Optional[dict]) -> list[str]:
+def _body(model: Described, metrics: Optional[dict], experiment: Optional[dict]) -> list[str]:
     config = model.config
     kind = f"{'bidirectional ' if config.bidirectional else ''}{config.cell.upper()}"
     what = "text classifier" if model.is_classifier else "language model"

@@ -36,6 +36,7 @@ from ..core.schema import choice_error
 from ..data.batching import pad_batch
 from ..data.encoding import encode_for_inference
 from ..data.tokenization import TextTokenizer
+from .contract import ModelParts, Scorer
 from .modules import AttentionPooling, RNNBackbone
 
 MAX_TOKENS = 2_000  # an explanation runs the text steps times forward and backward: a long one is cut here
@@ -44,7 +45,7 @@ METHODS = ("integrated_gradients", "occlusion")
 Score = Callable[[Tensor], Tensor]  # (S, T) ids -> (S,) scores, the model run on them
 
 
-def integrated_gradients(model: Any, ids: Tensor, score: Score, steps: int = 64,
+def integrated_gradients(model: ModelParts, ids: Tensor, score: Score, steps: int = 64,
                          chunk: int = 16) -> dict:
     """Attributions of the T tokens of ``ids`` (T,) to ``score``; see the module docstring."""
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
@@ -65,7 +66,7 @@ def integrated_gradients(model: Any, ids: Tensor, score: Score, steps: int = 64,
             "delta": sum(attributions) - (full - baseline)}
 
 
-def scored_path(model: Any, ids: Tensor, score: Score, steps: int, chunk: int) -> tuple[Tensor, Tensor]:
+def scored_path(model: ModelParts, ids: Tensor, score: Score, steps: int, chunk: int) -> tuple[Tensor, Tensor]:
     """The path's points and their scores (forward passes only): ``steps`` even intervals, then each interval
     across which the score moves more than an even share of its total movement halved, up to 6 rounds and 8 x
     ``steps`` intervals, so a turn narrower than an interval is found before it is integrated."""
@@ -99,7 +100,7 @@ def path_points(grid: Tensor, path: Tensor, steps: int) -> tuple[Tensor, Tensor]
     return torch.cat(points), torch.cat(widths)
 
 
-def _scores(model: Any, ids: Tensor, alphas: Tensor, score: Score, keep_grad: bool) -> tuple:
+def _scores(model: ModelParts, ids: Tensor, alphas: Tensor, score: Score, keep_grad: bool) -> tuple:
     """The scores of ``ids`` with every input embedding scaled by each alpha; with ``keep_grad``, the
     gradients of their sum with respect to those scaled embeddings, and the unscaled embeddings."""
     scaled: list[Tensor] = []
@@ -123,7 +124,7 @@ def _scores(model: Any, ids: Tensor, alphas: Tensor, score: Score, keep_grad: bo
     return values.detach().cpu(), [g.cpu() for g in grads], [x.cpu() for x in plain]
 
 
-def attention_weights(model: Any, ids: Tensor, run: Callable[[Tensor], Any]) -> Optional[list[float]]:
+def attention_weights(model: ModelParts, ids: Tensor, run: Callable[[Tensor], Any]) -> Optional[list[float]]:
     """The attention pooling's weights over the T tokens (averaged over an ensemble's members), or None."""
     pools = [m for m in model.modules() if isinstance(m, AttentionPooling)]
     if not pools:
@@ -140,7 +141,7 @@ def attention_weights(model: Any, ids: Tensor, run: Callable[[Tensor], Any]) -> 
     return torch.stack(seen).mean(0).cpu().tolist()
 
 
-def occlusion(model: Any, ids: Tensor, index: int, run: Callable[[Tensor, Tensor], Tensor]) -> dict:
+def occlusion(model: Scorer, ids: Tensor, index: int, run: Callable[[Tensor, Tensor], Tensor]) -> dict:
     """Each of the T tokens' attribution to label ``index``: the label's probability for the whole text minus
     its probability with that token deleted (forward passes only; the T shortened texts run as one batch)."""
     tokens = ids.tolist()
@@ -151,7 +152,7 @@ def occlusion(model: Any, ids: Tensor, index: int, run: Callable[[Tensor, Tensor
     return {"attributions": (scores[0] - scores[1:]).tolist(), "score": float(scores[0])}
 
 
-def explain_label(model: Any, text: str, label: Optional[str] = None, steps: int = 64,
+def explain_label(model: Scorer, text: str, label: Optional[str] = None, steps: int = 64,
                   method: str = "integrated_gradients") -> dict:
     """A classifier's explanation of ``text``: for ``label`` (default: the predicted one), each token's
     attribution to its logit (integrated gradients) or to its probability (``method="occlusion"``), and the
@@ -184,7 +185,7 @@ def explain_label(model: Any, text: str, label: Optional[str] = None, steps: int
     return out | ({"truncated_to_tokens": MAX_TOKENS} if cut[0] else {})
 
 
-def explain_next_token(model: Any, prompt: str, token: Optional[str] = None, steps: int = 64) -> dict:
+def explain_next_token(model: ModelParts, prompt: str, token: Optional[str] = None, steps: int = 64) -> dict:
     """A language model's explanation of its next token after ``prompt`` (default: the most likely one):
     each prompt token's attribution to that token's log-probability."""
     from .generation import prompt_ids

@@ -133,7 +133,7 @@ def _sample(model: LanguageModel, input_ids: Tensor, max_new_tokens: int,
 
 
 @torch.inference_mode()
-def _beam_search(model, input_ids: Tensor, max_new_tokens: int, controls: Controls, num_samples: int,
+def _beam_search(model: LanguageModel, input_ids: Tensor, max_new_tokens: int, controls: Controls, num_samples: int,
                  stop_ids: Sequence[int]) -> Iterator[Tensor]:
     with eval_mode(model):
         stepper, logits = model.start_generation(input_ids, controls.num_beams)  # logits (k, V)

@@ -30,13 +30,14 @@ from ..core.runtime import eval_mode
 from ..data.batching import pad_batch
 from ..data.encoding import as_texts, encode_for_inference
 from ..data.loading import not_utf8, python_encoding
+from .contract import Scorer
 
 CHUNK = 2048
 DEFAULT_MAX_TOKENS = 10_000
 
 
 @torch.no_grad()
-def predict_stream(model: Any, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None,
+def predict_stream(model: Scorer, texts: Iterable[str], batch_size: int = 64, max_length: Optional[int] = None,
                    chunk_size: int = CHUNK, top_k: Optional[int] = None, explain: bool = False) -> Iterator[dict]:
     """One result per text, in input order (see ``TextClassifier.predict`` for the fields), streamed; ``explain``
     adds each text's ``explanation`` (``model.explain(text)``: the predicted label's token attributions)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Optional, Self, Union, cast
+from typing import Callable, Optional, Self, Union, cast
 
 import torch
 from safetensors import SafetensorError
@@ -29,6 +29,7 @@ from ..core.config import FORMAT_VERSION, RNNConfig
 from ..core.durable import atomic_write_dir, write_json
 from ..core.errors import CheckpointError, ConfigError, TextRNNError, one_line
 from ..data.tokenization import TextTokenizer
+from .contract import Buildable, ModelParts, Saved
 from .hub import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, PathLike, locate, push_folder
 from .migrations import migrate_config, migrate_weight_name
 from .vetting import (
@@ -70,7 +71,7 @@ def read_config_and_format(folder: Path) -> tuple[RNNConfig, int]:
         raise CheckpointError(f"{folder / CONFIG_FILE}: {exc}") from None
 
 
-def save_weights(model: Any, path: Path) -> None:
+def save_weights(model: ModelParts, path: Path) -> None:
     """Every parameter once, as its own contiguous CPU tensor, in safetensors.
 
     On CUDA PyTorch packs all RNN weights into one flat buffer and each parameter is a view
@@ -94,7 +95,7 @@ def load_weights(model: torch.nn.Module, path: Path, map_location: Union[str, to
     model.load_state_dict(state, strict=True)
 
 
-def check_weights(model: Any) -> None:
+def check_weights(model: Buildable) -> None:
     """A one-line error when a weight's shape is not the one the model's config builds (a layer was swapped)."""
     with torch.device("meta"):
         reference = type(model).build(model.config, None)
@@ -122,7 +123,7 @@ class PretrainedMixin:
         """The model ``config`` describes (a subclass may return a related class)."""
         return cls(config, tokenizer)  # type: ignore[call-arg]  # the models take (config, tokenizer)
 
-    def save_pretrained(self, directory: PathLike, extra: Optional[Callable[[Path], None]] = None,
+    def save_pretrained(self: Saved, directory: PathLike, extra: Optional[Callable[[Path], None]] = None,
                         card: Optional[dict] = None) -> Path:
         """Write config.json, model.safetensors, tokenizer.json and the model card (README.md) atomically.
 
@@ -146,12 +147,12 @@ class PretrainedMixin:
 
         return atomic_write_dir(directory, write)
 
-    def push_to_hub(self, repo_id: str, private: bool = False, token: Optional[str] = None) -> str:
+    def push_to_hub(self: Saved, repo_id: str, private: bool = False, token: Optional[str] = None) -> str:
         """Save to a temporary folder and upload it to the Hub (see :func:`textrnn.models.hub.push_folder`)."""
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            return push_folder(self.save_pretrained(Path(tmp) / "checkpoint"), repo_id, private, token)
+            return push_folder(PretrainedMixin.save_pretrained(self, Path(tmp) / "checkpoint"), repo_id, private, token)
 
     @classmethod
     def from_pretrained(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu",

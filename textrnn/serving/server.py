@@ -20,7 +20,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Optional, cast
+from typing import Any, Optional, TypeVar, cast
 
 from ..core.errors import TextRNNError, one_line
 from ..data.encoding import require_unicode
@@ -36,6 +36,7 @@ from .microbatch import MicroBatcher, ModelFailure, ServerBusy
 from .requests import EXPLAIN_TEXTS, check_cost, explained, generation_request
 
 LOG = logging.getLogger(__name__)
+Served = TypeVar("Served", TextClassifier, RNNLanguageModel)  # what a route needs the model to be
 
 
 def require_serving() -> None:
@@ -258,14 +259,16 @@ def _error_handlers(app) -> None:
         return JSONResponse({"error": str(exc)}, status_code=500)
 
 
-def _routes(app, model, PredictRequest) -> None:
+def _routes(app, model: TextModel, PredictRequest) -> None:
     from fastapi import Body, HTTPException, Request
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
-    def need(classifier: bool) -> None:
-        if model.is_classifier != classifier:
-            verb, kind = ("/predict", "classifier") if classifier else ("/generate", "language model")
-            raise HTTPException(400, f"{verb} needs a {kind}; this server holds a {model.task} model")
+    def need(kind: type[Served]) -> Served:
+        """The model as ``kind``, or a 400 naming what the route needs."""
+        if not isinstance(model, kind):
+            verb, what = ("/predict", "classifier") if kind is TextClassifier else ("/generate", "language model")
+            raise HTTPException(400, f"{verb} needs a {what}; this server holds a {model.task} model")
+        return model
 
     html = page()  # read and assembled once, not on every request
 
@@ -286,20 +289,21 @@ def _routes(app, model, PredictRequest) -> None:
 
     @app.post("/predict")
     async def predict(body: PredictRequest):  # type: ignore[valid-type]  # a class made by _request_models
-        need(classifier=True)  # a JSONResponse as is: FastAPI's encoder walks every float of a dict it is given
+        classifier = need(TextClassifier)
         for i, text in enumerate(body.texts):  # type: ignore[attr-defined]  # a bad text fails its own request
             require_unicode(text, f"texts[{i}]")
         if body.explain:  # type: ignore[attr-defined]  # gradients, so not in the micro-batches: one worker
-            results = await explained(app, model, body.texts)  # type: ignore[attr-defined]
+            results = await explained(app, classifier, body.texts)  # type: ignore[attr-defined]
         else:
             results = await app.state.batcher.submit(body.texts)  # type: ignore[attr-defined]
+        # a JSONResponse as is: FastAPI's encoder walks every float of a dict it is given
         return JSONResponse({"predictions": [keep_top_k(r, body.top_k) for r in results]})  # type: ignore
 
     @app.post("/generate")
     async def generate(request: Request, body: dict[str, Any] = Body(...)):
-        need(classifier=False)
+        generator = need(RNNLanguageModel)
         prompt, streamed, config = generation_request(body, app.state.limits)
-        check_cost(model, prompt, config, app.state.limits)
+        check_cost(generator, prompt, config, app.state.limits)
         counts = app.state.generations
         if counts["generations_waiting"] >= app.state.limits.max_queue:
             raise ServerBusy(f"server busy: {counts['generations_waiting']} generations are running or waiting "
@@ -311,7 +315,7 @@ def _routes(app, model, PredictRequest) -> None:
             counts["generations_waiting"] -= 1
             counts["generations_cancelled"] += cancelled
 
-        queue = stream_generation(model, prompt, config, asyncio.get_running_loop(), app.state.generation, cancel,
+        queue = stream_generation(generator, prompt, config, asyncio.get_running_loop(), app.state.generation, cancel,
                                   finished)
         first = await _next(queue, request, cancel)
         if first[0] == "error":  # bad settings fail before the first token: a plain 4xx
