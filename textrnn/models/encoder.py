@@ -69,6 +69,11 @@ def reverse_index(lengths: Tensor, steps: int) -> Tensor:
     return torch.where(index >= 0, index, t[None, :])
 
 
+def valid_mask(lengths: Tensor, steps: int) -> Tensor:
+    """(B, T) bool, true at each sequence's valid steps."""
+    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
+
+
 def take_steps(x: Tensor, index: Tensor) -> Tensor:
     """x (B, T, F) gathered along time with index (B, T') -> (B, T', F)."""
     return x.gather(1, index[:, :, None].expand(-1, -1, x.size(2)))
@@ -235,7 +240,7 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
     def _forward_padded(self, x: Tensor, lengths: Tensor, state: State, weights: list) -> Tuple[Tensor, State]:
         batch, steps, _ = x.shape
         lengths = lengths.to(x.device)
-        mask = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]  # (B, T)
+        mask = valid_mask(lengths, steps)  # (B, T)
         hold = (~mask)[:, :, None].to(x.dtype) if self.kernel.state_parts == 2 else None  # (B, T, 1): an LSTM's c
         reverse = reverse_index(lengths, steps) if self.bidirectional else None  # (B, T)
         last = (lengths - 1).clamp(min=0)[:, None]  # (B, 1)
@@ -265,8 +270,8 @@ class RNNEncoder(EncoderWidths, nn.RNNBase):
         values = self._forward_padded(x, lengths, state, weights)
         out, final = native_layers(self.kernel, x, lengths.clamp(min=1), state, weights, values, self.hidden_size,
                                    self.num_layers, self.bidirectional)
-        mask = torch.arange(x.size(1), device=x.device)[None, :] < lengths[:, None]  # (B, T)
-        return out * mask[:, :, None].to(out.dtype), _select_state(lengths > 0, final, state)
+        mask = valid_mask(lengths, x.size(1))[:, :, None].to(out.dtype)  # (B, T, 1)
+        return out * mask, _select_state(lengths > 0, final, state)
 
     def _run_direction(self, x: Tensor, hold: Optional[Tensor], state: State, weights: list):
         """One layer, one direction, left to right; returns outputs, h_T and (for LSTM) the held c."""

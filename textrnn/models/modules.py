@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.tokenization import PAD_ID, UNK_ID
-from .encoder import RNNEncoder, State
+from .encoder import RNNEncoder, State, valid_mask
 from .parallel import PARALLEL_CELLS, ParallelEncoder
 
 
@@ -169,11 +169,6 @@ def as_lengths(lengths: Union[None, Tensor, Sequence[int]], input_ids: Tensor) -
     if lengths is None or isinstance(lengths, Tensor):
         return lengths
     return torch.as_tensor(lengths, dtype=torch.long)
-
-
-def valid_mask(lengths: Tensor, steps: int) -> Tensor:
-    """(B, T) bool, true at each sequence's valid steps."""
-    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
 
 
 # ---------------------------------------------------------------------------- auxiliary LM head
