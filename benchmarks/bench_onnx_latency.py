@@ -14,11 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import onnx_classifier  # noqa: E402
 
 
 def timings(run, texts: list[str], calls: int, offset: int) -> list[float]:
@@ -29,23 +32,6 @@ def timings(run, texts: list[str], calls: int, offset: int) -> list[float]:
         run(text)
         out.append((time.perf_counter() - start) * 1000)
     return out
-
-
-def runner(model, graph: Path, threads: int):
-    import onnxruntime as ort
-
-    from textrnn.data.batching import pad_batch
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-    tokenizer, pad_id = model.require_tokenizer(), model.config.pad_id
-
-    def run(texts: list[str]):
-        ids, lengths = pad_batch(tokenizer.encode_batch(texts), pad_id)
-        return session.run(None, {"input_ids": ids.numpy(), "lengths": lengths.numpy()})[0]
-
-    return run
 
 
 def main() -> None:
@@ -68,7 +54,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         graphs = {"new": export_onnx(model, Path(tmp) / "new.onnx")}
         graphs |= {name: Path(file) for name, file in (g.split("=", 1) for g in args.graph)}
-        runs = {(name, t): runner(model, path, t) for name, path in graphs.items() for t in args.threads}
+        runs = {(name, t): onnx_classifier(model, path, t) for name, path in graphs.items() for t in args.threads}
         for run in runs.values():
             timings(run, texts, 20, 0)  # warm-up
         seen: dict = {key: [] for key in runs}

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: interleaved timing and peak memory.
+"""Helpers shared by the benchmarks: interleaved timing, peak memory, a classifier's ONNX graph from raw text.
 
 This machine is a VM whose speed drifts from second to second, so contenders are timed in
 interleaved rounds (A, B, C, A, B, C, ...) and each reports its median round: a slow patch
@@ -36,3 +36,22 @@ def peak_rss_mb() -> float:
     from textrnn.core.runtime import peak_rss_mb as measure
 
     return measure()
+
+
+def onnx_classifier(model, graph, threads: int = 2) -> Callable[[list[str]], object]:
+    """``run(texts)``: raw texts to the probabilities of ``model``'s exported ``graph`` in ONNX Runtime on
+    ``threads`` threads, tokenized and padded by the model's tokenizer (what a deployment pays per call)."""
+    import onnxruntime as ort
+
+    from textrnn.data.batching import pad_batch
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+    tokenizer, pad_id = model.require_tokenizer(), model.config.pad_id
+
+    def run(texts: list[str]):
+        ids, lengths = pad_batch(tokenizer.encode_batch(texts), pad_id)
+        return session.run(None, {"input_ids": ids.numpy(), "lengths": lengths.numpy()})[0]
+
+    return run

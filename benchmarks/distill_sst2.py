@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import onnx_classifier  # noqa: E402
 from quality import ENV, ROOT, SHARED, run_summary  # noqa: E402
 
 CONFIG = "configs/sst2_distill.yaml"
@@ -150,22 +151,17 @@ def onnx_predictors(teacher: Path, student_folder: Path, teacher_graph: Path, st
     from transformers import AutoTokenizer
 
     from textrnn import load_model
-    from textrnn.data.batching import pad_batch
 
-    tokenizer, rnn = AutoTokenizer.from_pretrained(teacher), load_model(student_folder)
+    tokenizer = AutoTokenizer.from_pretrained(teacher)
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
-    bert_session, rnn_session = (ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                                 for path in (teacher_graph, student_graph))
+    bert_session = ort.InferenceSession(str(teacher_graph), options, providers=["CPUExecutionProvider"])
 
     def teach(chunk):
         encoded = tokenizer(chunk, padding=True, truncation=True, max_length=128, return_tensors="np")
         return bert_session.run(None, {n: encoded[n].astype(np.int64) for n in TEACHER_INPUTS})[0]
 
-    def learn(chunk):
-        ids, lengths = pad_batch(rnn.require_tokenizer().encode_batch(chunk), rnn.config.pad_id)
-        return rnn_session.run(None, {"input_ids": ids.numpy(), "lengths": lengths.numpy()})[0]
-
+    learn = onnx_classifier(load_model(student_folder), student_graph, threads=2)
     return teach, learn
 
 
