@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from .conftest import CORPUS, ROOT, cli, write_sentiment
 
@@ -73,12 +74,36 @@ def test_train_generator_then_generate(generator_run):
     assert metrics["bits_per_char"] == pytest.approx(metrics["loss"] / 0.6931471805599453)
 
 
+@pytest.mark.slow
 def test_scripts_are_thin_wrappers(generator_run):
     out, _, _ = generator_run
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--checkpoint", str(out),
                            "--max-new-tokens", "5", "--seed", "1"], capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0 and len(proc.stdout) == 5 + 1
+
+
+def test_generate_without_a_seed_differs_per_process_and_follows_torch_s_seed_in_process(generator_run, capsys):
+    """`textrnn generate` without --seed samples anew each time it is launched (the entry point seeds torch's global
+    generator from the OS once); ``cli.main`` in a caller's process leaves that generator to the caller."""
+    from textrnn.cli import main, run
+
+    out, _, _ = generator_run
+    args = ["generate", "--checkpoint", str(out), "--prompt", "First ", "--max-new-tokens", "60"]
+    launched = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        with pytest.raises(SystemExit) as stop:
+            run(args)
+        assert stop.value.code == 0
+        launched.append(capsys.readouterr().out)
+    assert launched[0] != launched[1]
+    in_process = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        assert main(args) == 0
+        in_process.append(capsys.readouterr().out)
+    assert in_process[0] == in_process[1]
 
 
 def assert_one_line_error(proc, match):

@@ -37,6 +37,18 @@ def test_generation_same_seed_same_text_and_parallel_samples(char_tok):
     assert model.generate_text("the ", 30, seed=6, temperature=1.0) != a[:1]
 
 
+def test_sampling_without_a_seed_follows_torch_s_seed_and_leaves_its_generator_repeatable(char_tok):
+    """Without ``seed`` sampling draws from torch's global generator (as transformers' ``generate`` does), so
+    ``torch.manual_seed`` makes it repeatable, and it never re-seeds that generator from the clock: a later
+    ``torch.rand`` (a training run's weights) stays what the user's seed made it."""
+    model = language_model(char_tok)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(11)
+        runs.append((model.generate_text("the ", 30, temperature=1.0), torch.rand(4)))
+    assert runs[0][0] == runs[1][0] and torch.equal(runs[0][1], runs[1][1])
+
+
 def test_generation_streams_and_stops_exactly_at_the_stop_token(char_tok):
     model = language_model(char_tok)
     pieces = []

@@ -347,4 +347,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def run(argv: Optional[Sequence[str]] = None) -> None:
     """Console-script entry point."""
+    import torch
+
+    # A launched process owns torch's global generator: seed it from the OS, so that sampling without --seed differs
+    # from one launch to the next whatever torch's own start-up seed is. Training seeds itself (train.seed);
+    # main() in a caller's process and the library never re-seed it.
+    torch.seed()
     sys.exit(main(argv))

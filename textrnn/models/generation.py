@@ -99,8 +99,11 @@ def _start(model: LanguageModel, input_ids: Tensor, config: GenerationConfig, st
                         config.num_beams)
     if config.num_beams > 1:
         return _beam_search(model, input_ids, config.max_new_tokens, controls, config.num_samples, stop_ids)
+    # Without a seed, the seed is drawn from torch's global generator: torch.manual_seed makes sampling repeatable
+    # (as in transformers), and the global generator is never re-seeded from the clock behind the caller's back.
+    seed = config.seed if config.seed is not None else int(torch.randint(2**62, (), dtype=torch.int64))
     generator = torch.Generator(device=model.device)
-    generator.manual_seed(config.seed if config.seed is not None else torch.seed())
+    generator.manual_seed(seed)
     return _sample(model, input_ids, config.max_new_tokens, (config.temperature, config.top_k, config.top_p),
                    config.num_samples, generator, stop_ids, controls)
 
