@@ -24,6 +24,8 @@ import torch
 
 from ..core.errors import ConfigError
 from ..data.tokenization import TextTokenizer
+from .base import TextModel
+from .classifier import TextClassifier
 from .hub import TOKENIZER_FILE, resolve_checkpoint
 
 PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -34,11 +36,11 @@ def lm_tokenizer(spec: str) -> TextTokenizer:
     return TextTokenizer.from_file(Path(resolve_checkpoint(spec)) / TOKENIZER_FILE)
 
 
-def check_compatible(classifier: Any, lm: Any, direction: int) -> None:
+def check_compatible(classifier: TextModel, lm: TextModel, direction: int) -> None:
     """One-line errors for a language model whose weights cannot be copied into ``classifier``."""
     c, s = classifier.config, lm.config
     where = "model.init_from_backward" if direction else "model.init_from"
-    if lm.is_classifier:
+    if isinstance(lm, TextClassifier):
         raise ConfigError(f"{where} must name a language model checkpoint; it holds a classifier")
     for name in ("cell", "embedding_dim", "hidden_size", "vocab_size"):
         if getattr(c, name) != getattr(s, name):

@@ -145,7 +145,9 @@ def measure_agreement(model: TextModel, fp32_path: Union[str, os.PathLike], int8
                       feeds: dict) -> Agreement:
     """How closely the int8 graph follows the fp32 one on ``feeds``: a classifier's probabilities on the
     batch, a language model's next-token log-probabilities over 64 steps from the batch's first tokens."""
-    if model.is_classifier:
+    from ..models.classifier import TextClassifier
+
+    if isinstance(model, TextClassifier):
         reference, candidate = run_both(fp32_path, int8_path, feeds)
         return compare(reference, candidate, "probabilities")
     return lm_walk(fp32_path, int8_path, feeds, steps=64)

@@ -173,21 +173,23 @@ def evaluate(model: Union[TextModel, str, os.PathLike], data: Any, split: str = 
         and macro F1 at the model's thresholds) and ``labels``; a language model's ``loss`` and
         ``perplexity`` (bits per character for a char model).
     """
+    from ..models.classifier import TextClassifier
     from ..models.registry import load_model
 
     checkpoint = str(model) if isinstance(model, (str, os.PathLike)) else None
     loaded: Any = load_model(checkpoint) if checkpoint else model  # a classifier or a language model
     if isinstance(data, (str, os.PathLike)):
         return evaluate_checkpoint(loaded, checkpoint, str(data), split, text_column, label_column, batch_size)
-    fields = loaded.config.text_fields if loaded.is_classifier else None
+    is_classifier = isinstance(loaded, TextClassifier)
+    fields = loaded.config.text_fields if is_classifier else None
     text: Any = text_column or ((fields[0] if len(fields) == 1 else list(fields)) if fields else "text")
-    label = (label_column or "label") if loaded.is_classifier else None
+    label = (label_column or "label") if is_classifier else None
     raw = as_dataset_dict(data, None, text, label, label_names)
-    if loaded.is_classifier and label_names is None and _integer_labels(raw["train"], str(label)):
+    if is_classifier and label_names is None and _integer_labels(raw["train"], str(label)):
         raw = as_dataset_dict(data, None, text, label, loaded.label_names)
     d = DataConfig(dataset=IN_MEMORY, text_column=text, label_column=label or "label")
     batch_size = batch_size or d.eval_batch_size
-    if not loaded.is_classifier:
+    if not is_classifier:
         with tempfile.TemporaryDirectory() as tmp:
             return {**evaluate_lm_split(loaded, raw, d, "train", batch_size, Path(tmp)), "split": "data"}
     rows = classifier_split_rows(loaded, raw, d, "train", None, ("text_column=", "label_column="))

@@ -40,6 +40,7 @@ from ..data.memory import datasets_progress
 from ..data.preparation import CLASSIFICATION_FIELDS, data_parts, source_parts, tokenizer_part, unlabeled_parts
 from ..data.streams import unlabeled_texts
 from ..data.tokenization import train_tokenizer
+from ..models.classifier import TextClassifier
 from .api import ConfigLike, resolve
 from .distill_config import DistillConfig, distill_config
 from .lr_find import with_found_lr
@@ -73,7 +74,7 @@ def distill(teacher: Optional[str] = None, config: ConfigLike = None, resume: Op
         raise ConfigError("distill needs a teacher: --teacher FOLDER_OR_HUB_ID_OR_FILE (or distill.teacher)")
     section = {**dataclasses.asdict(settings), "teacher": teacher}
     config = dataclasses.replace(config, distill=section).validate()
-    if not check_experiment(config).model_class.is_classifier:
+    if not issubclass(check_experiment(config).model_class, TextClassifier):
         raise ConfigError(f"distill trains a classifier; this config's task is {config.task}")
     with datasets_progress(config.train.progress):
         folder = transfer_set(config, settings, teacher, raw, device)
