@@ -31,8 +31,12 @@ test: install browser
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q
 
 # The reference site, strict: a broken reference or an undocumented public name fails (docs/conf.py).
+# test-all: the default run and the slow tier (more kill points and DDP runs, soaks, the notebook, `make demo`)
+test-all: test
+	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q -m slow
+
 docs: install
 	$(PYTHON) -m sphinx -b html -n -W --keep-going -q docs docs/_build/html
 	@echo "site: docs/_build/html/index.html"
 
-.PHONY: install browser demo test docs
+.PHONY: install browser demo test test-all docs

@@ -43,6 +43,7 @@ def test_every_public_name_has_a_page_and_every_config_key_a_row(site):
         assert f"<code class=\"docutils literal notranslate\"><span class=\"pre\">{key}</span>" in configs, key
 
 
+@pytest.mark.slow
 def test_an_undocumented_public_function_or_a_broken_reference_fails_the_build(tmp_path):
     copy = tmp_path / "repo"
     shutil.copytree(ROOT / "docs", copy / "docs", ignore=shutil.ignore_patterns("_build", "api", "results", "images"))

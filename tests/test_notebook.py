@@ -8,6 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_the_quickstart_notebook_runs(tmp_path):
     nbformat = pytest.importorskip("nbformat", reason="the notebook test needs nbformat (the test extra)")
     nbclient = pytest.importorskip("nbclient", reason="the notebook test needs nbclient (the test extra)")

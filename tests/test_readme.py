@@ -73,6 +73,7 @@ def test_readme_opens_with_the_two_commands():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+@pytest.mark.slow
 def test_demo_recipe_runs(tmp_path):
     """`make demo` = install + these two commands; run them with a 3-second budget and a short final evaluation."""
     makefile = (ROOT / "Makefile").read_text()

@@ -28,6 +28,7 @@ def log_rows(out):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_sigkill_before_the_first_checkpoint_then_resume_starts_over(tmp_path, corpus_file):
     reference = reference_run(corpus_file, tmp_path / "ref", 24)
     out = tmp_path / "run"
@@ -44,6 +45,7 @@ def test_sigkill_before_the_first_checkpoint_then_resume_starts_over(tmp_path, c
     assert proc.returncode == 2 and "is not a textrnn checkpoint" in proc.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_after_a_timed_checkpoint_loses_at_most_one_interval(tmp_path, corpus_file):
     out = tmp_path / "run"
     # a save every 1.2 s
@@ -71,6 +73,7 @@ def log_rows_if_any(out):
     return log_rows(out) if (out / "metrics.jsonl").is_file() else []
 
 
+@pytest.mark.slow
 def test_resume_auto_relaunched_blindly_continues_the_run(tmp_path, corpus_file):
     reference = reference_run(corpus_file, tmp_path / "ref", 24)
     out = tmp_path / "run"

@@ -84,6 +84,7 @@ def test_kill_inside_checkpoint_write_leaves_a_loadable_last_and_resume_is_exact
     assert records(out) == records(tmp_path / "ref")  # replayed steps are not logged twice (nor any step missed)
 
 
+@pytest.mark.slow
 def test_a_kill_inside_a_re_save_loses_no_step_and_resume_continues(tmp_path, corpus_file):
     """Re-saving a step moves the old folder aside, then the new one in. Killed between the two moves, only the
     set-aside folder holds the step; a restart puts it back and continues from it instead of starting over."""
@@ -142,7 +143,9 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path, c
     assert_same_weights(reference, out / "last")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+# SIGTERM (what a scheduler sends) runs on every push; Ctrl-C's SIGINT takes the same path and runs in the slow tier
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, id="SIGINT", marks=pytest.mark.slow),
+                                 pytest.param(signal.SIGTERM, id="SIGTERM")])
 def test_stop_signal_stops_cleanly_saves_and_says_how_to_resume(tmp_path, corpus_file, sig):
     out = tmp_path / "run"
     proc = start_training(corpus_file, out, 100000)
@@ -375,6 +378,7 @@ def test_top_k_larger_than_vocabulary_and_long_prompt(saved_lm):
 
 
 # ---------------------------------------------------------------- paths
+@pytest.mark.slow
 def test_nothing_is_written_outside_output_dir(tmp_path, corpus_file):
     work = tmp_path / "work"
     work.mkdir()

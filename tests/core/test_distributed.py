@@ -26,6 +26,7 @@ def logged_validation(out):
     return [r for r in rows if r["split"] == "validation"][-1]
 
 
+@pytest.mark.slow
 def test_ddp_classifier_two_processes(tmp_path):
     data = write_sentiment(tmp_path / "data", train=101, validation=31)  # uneven on purpose
     out = tmp_path / "run"
@@ -47,6 +48,7 @@ def test_ddp_classifier_two_processes(tmp_path):
     assert metrics["loss"] == pytest.approx(logged["loss"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_ddp_generator_two_processes(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS)
@@ -67,6 +69,7 @@ def test_ddp_generator_two_processes(tmp_path):
     assert metrics["tokens"] == logged_validation(out)["tokens"]
 
 
+@pytest.mark.slow
 def test_resume_a_two_process_run_in_one_process(tmp_path):
     data = write_sentiment(tmp_path / "data", train=64, validation=16)
     out = tmp_path / "run"
@@ -82,6 +85,7 @@ def test_resume_a_two_process_run_in_one_process(tmp_path):
     assert state["step"] == 12 and state["world_size"] == 1
 
 
+@pytest.mark.slow
 def test_resume_with_the_same_world_size_is_exact(tmp_path):
     """With gradient accumulation too (the inner batches skip DDP's all-reduce; the ranks still agree)."""
     corpus = tmp_path / "corpus.txt"

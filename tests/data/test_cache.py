@@ -110,6 +110,7 @@ def start_builder(root: Path, seconds: float) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_a_second_process_waits_for_the_builder_then_reuses_its_folder(tmp_path, logged):
     builder = start_builder(tmp_path, 2.0)
     calls: list = []
@@ -158,6 +159,7 @@ def test_the_cache_root_follows_the_setting_then_the_environment(tmp_path, monke
     assert cache_root(None) == tmp_path / "hf" / "textrnn"
 
 
+@pytest.mark.slow
 def test_a_killed_build_of_a_key_never_asked_for_again_is_swept_but_a_live_one_is_kept(tmp_path):
     dead = start_builder(tmp_path, 60.0)
     dead.send_signal(signal.SIGKILL)

@@ -22,6 +22,7 @@ def classifier_dir(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_slow_clients_are_closed_and_everyone_else_is_served(classifier_dir):
     """The audit's slowloris: connections that never finished their headers or body stayed open (one after 40 s),
     and 260 of them trickling bytes made /health answer 503 to everyone. A trickle now resets nothing."""

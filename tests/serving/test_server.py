@@ -267,6 +267,7 @@ def test_each_cost_limit_is_a_4xx_that_names_it(generator_url):
     assert httpx.get(f"{generator_url}/health", timeout=10).json()["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_events_stream_before_the_end_and_a_client_that_leaves_stops_its_generation(generator_dir):
     """5M tokens (100 MB of events, more than any socket buffers) would keep the one generation thread busy for
     minutes; the generation runs no faster than its client reads, and stops once the client leaves."""
@@ -303,6 +304,7 @@ def test_an_api_key_guards_every_route_but_health_and_the_page_and_hosts_are_che
         assert rebound.status_code == 400 and "--allowed-hosts" in rebound.json()["error"]
 
 
+@pytest.mark.slow
 def test_the_server_process_ends_even_when_a_model_call_is_stuck(classifier_dir):
     """After SIGTERM, uvicorn returns, but Python waits for its threads at exit: a worker stuck in Rust (the audit's
     tokenizer past its regex retry limit) kept the process alive 28 minutes. Now it ends after a grace period."""

@@ -92,6 +92,7 @@ def test_tokenizers_encode_in_javascript_as_in_python(scripts, tokenizers, tmp_p
         assert (unknown >= 30 or name == "bpe") and sum(not ids for ids in expected) >= 1
 
 
+@pytest.mark.slow
 def test_every_code_point_splits_and_lowers_as_in_rust(scripts, tokenizers, tmp_path):
     """The word tokenizer's two Unicode-dependent steps, over all 1,112,064 code points: the
     Whitespace pre-tokenizer's classes (word, space, other) and the Lowercase normalizer.
@@ -151,6 +152,7 @@ def test_the_page_classifies_as_predict_does(word_classifier, tmp_path):
                       np.array(list(python["probabilities"].values()))).max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_the_page_explains_by_occlusion_as_python_does(word_classifier, tmp_path):
     from textrnn import load_model
 
@@ -184,6 +186,7 @@ def test_the_page_generates_torch_s_greedy_tokens(char_generator, tmp_path):
     assert not set(sum(sampled, [])) & set(model.never_sampled())
 
 
+@pytest.mark.slow
 def test_an_int8_site_runs_and_its_file_is_smaller(word_classifier, tmp_path):
     fp32, int8 = export_web(word_classifier, tmp_path / "fp32"), export_web(word_classifier, tmp_path / "int8",
                                                                            quantize="int8")

@@ -84,6 +84,7 @@ def test_missing_files_name_both_ways_to_get_them(tmp_path, monkeypatch):
     assert "onnxruntime-web@1.31.1 @huggingface/tokenizers@0.2.0" in npm_command()
 
 
+@pytest.mark.slow
 def test_cli_fetch_web_skips_files_it_has_and_fails_in_one_line(tmp_path):
     from textrnn.serving.web_runtime import expected_files
 

@@ -39,6 +39,7 @@ def test_one_run_pretrains_then_fine_tunes_from_the_language_model(tmp_path):
     assert result.stop_reason == "max_epochs" and (out / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_resume_across_the_stage_boundary_ends_as_one_uninterrupted_run(tmp_path):
     data = write_sentiment(tmp_path / "data")
     full = tmp_path / "full"

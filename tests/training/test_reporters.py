@@ -55,6 +55,7 @@ def test_every_reporter_sees_the_same_numbers():
     assert flat({"train": {"lr": 0.1, "report_to": ["mlflow"]}}) == {"train.lr": 0.1, "train.report_to": "['mlflow']"}
 
 
+@pytest.mark.slow
 def test_an_mlflow_run_holds_the_validation_curve_and_resumes_in_place(tmp_path, sentiment_dir, monkeypatch):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
@@ -91,6 +92,7 @@ def wandb_records(path) -> list:
     return records
 
 
+@pytest.mark.slow
 def test_an_offline_wandb_run_holds_the_validation_curve_and_the_config(tmp_path, sentiment_dir, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
