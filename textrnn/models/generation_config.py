@@ -37,7 +37,7 @@ class GenerationConfig:
     top_k: Optional[int] = _setting(None, "sample from the k most likely tokens only")
     top_p: Optional[float] = _setting(None, "sample from the smallest set of tokens whose probability reaches p")
     num_samples: int = _setting(1, "how many continuations to sample at once")
-    seed: Optional[int] = _setting(None, "a seed makes sampling repeatable")
+    seed: Optional[int] = _setting(None, "a seed makes sampling repeatable (unset: drawn from torch's generator)")
     repetition_penalty: float = _setting(1.0, "> 1 discourages tokens already used (CTRL)")
     no_repeat_ngram_size: int = _setting(0, "never repeat an n-gram of this size (0: off)")
     min_new_tokens: int = _setting(0, "no stop token or stop string before this many tokens")
