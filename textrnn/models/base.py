@@ -76,7 +76,7 @@ class TextModel(PretrainedMixin, nn.Module):
     """
 
     task = ""  # the registry's name for it (config.task)
-    is_classifier = False  # for the model card, which the classes import and so cannot import them; others isinstance
+    is_classifier = False  # read by the model card only (card.py is below the classes); elsewhere isinstance
     pipeline_tag = ""  # the Hub's name for what it does (model cards)
     train_command = ""  # the `textrnn` subcommand that trains it
 
