@@ -24,6 +24,7 @@ from ..core.config_files import config_from_dict, load_config
 from ..core.errors import ConfigError, DataError
 from ..data.memory import IN_MEMORY, as_dataset_dict, datasets_progress
 from ..models.base import TextModel
+from ..models.classifier import TextClassifier
 from .classification_task import ClassificationTask
 from .evaluation import classifier_metrics, classifier_split_rows, evaluate_checkpoint, evaluate_lm_split
 from .lr_find import LRFindResult, lr_find_config, with_found_lr
@@ -173,7 +174,6 @@ def evaluate(model: Union[TextModel, str, os.PathLike], data: Any, split: str = 
         and macro F1 at the model's thresholds) and ``labels``; a language model's ``loss`` and
         ``perplexity`` (bits per character for a char model).
     """
-    from ..models.classifier import TextClassifier
     from ..models.registry import load_model
 
     checkpoint = str(model) if isinstance(model, (str, os.PathLike)) else None
