@@ -34,7 +34,7 @@ nitpicky = True
 nitpick_ignore_regex = [
     ("py:class", "RunResult"),  # Trainer.fit's return type, documented in textrnn.training.run_folder
     (r"py:.*", r"(torch|np|numpy|datasets|pandas|tokenizers|pathlib|typing|collections|os|io|asyncio|argparse|"
-               r"logging|concurrent|contextlib|dataclasses|enum|abc|pyarrow|safetensors|starlette|fastapi|threading|"
+               r"logging|concurrent|contextlib|dataclasses|enum|abc|pyarrow|safetensors|starlette|fastapi|pydantic|threading|"
                r"huggingface_hub|nn)(\..*)?"),
     (r"py:class", r"textrnn(\.\w+)*\._\w+"),  # private base classes named by show-inheritance
     (r"py:.*", r"(Tensor|Module|Path|PathLike|Iterator|Iterable|Sequence|Callable|Optional|Union|Any|"

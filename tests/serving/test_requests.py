@@ -1,4 +1,5 @@
-"""/generate bodies checked into a GenerationConfig before any work, against the server's limits."""
+"""Request bodies checked before any work: /generate bodies into a GenerationConfig, /predict against the
+server's limits."""
 
 from __future__ import annotations
 
@@ -33,3 +34,17 @@ def test_a_bad_body_is_a_422_naming_the_setting(body, message):
     with pytest.raises(HTTPException) as error:
         generation_request(body, Limits(max_new_tokens=50))
     assert error.value.status_code == 422 and message in error.value.detail
+
+
+def test_more_texts_than_the_server_takes_is_a_422_naming_the_option(trained_classifier):
+    from fastapi.testclient import TestClient
+
+    from textrnn import load_model
+    from textrnn.serving.server import create_app
+
+    with TestClient(create_app(load_model(trained_classifier), max_texts=3)) as client:
+        assert client.post("/predict", json={"texts": ["good", "bad", "fine"]}).status_code == 200
+        answer = client.post("/predict", json={"texts": ["good"] * 4})
+        assert answer.status_code == 422
+        assert answer.json()["error"] == ("texts: 4 texts is over this server's limit of 3 (--max-texts); "
+                                          "send fewer per request")

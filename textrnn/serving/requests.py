@@ -1,12 +1,12 @@
 """What a request to ``textrnn serve`` asks for, checked against the model and the server's limits
 before any work: ``/generate`` bodies into a :class:`~textrnn.models.generation_config.GenerationConfig`,
-their cost, and ``/predict`` with explanations (run on the server's one worker thread)."""
+their cost, ``/predict``'s texts, and ``/predict`` with explanations (run on the server's one worker thread)."""
 
 import asyncio
 from typing import Any
 
 from ..core.errors import TextRNNError
-from ..data.encoding import MAX_CHARS_PER_TOKEN
+from ..data.encoding import MAX_CHARS_PER_TOKEN, require_unicode
 from ..models.classifier import TextClassifier
 from ..models.generation import prompt_ids
 from ..models.generation_config import GenerationConfig
@@ -41,6 +41,18 @@ def generation_request(body: dict, limits: Any) -> tuple[str, bool, GenerationCo
         raise HTTPException(422, f"max_new_tokens is {config.max_new_tokens:,}, over this server's limit of "
                                  f"{limits.max_new_tokens:,} (--max-new-tokens); ask for fewer")
     return prompt, streamed, config
+
+
+def check_texts(texts: list[str], limits: Any) -> None:
+    """A 422 naming ``--max-texts`` when a /predict body holds more texts than this server takes; a 400 for a
+    text that is not valid Unicode (each text fails its own request, before any work)."""
+    from fastapi import HTTPException
+
+    if len(texts) > limits.max_texts:
+        raise HTTPException(422, f"texts: {len(texts):,} texts is over this server's limit of {limits.max_texts:,} "
+                                 "(--max-texts); send fewer per request")
+    for i, text in enumerate(texts):
+        require_unicode(text, f"texts[{i}]")
 
 
 async def explained(app: Any, model: TextClassifier, texts: list) -> list:

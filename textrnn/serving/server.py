@@ -23,7 +23,6 @@ from importlib import resources
 from typing import Any, Optional, TypeVar, cast
 
 from ..core.errors import TextRNNError, one_line
-from ..data.encoding import require_unicode
 from ..models.base import TextModel
 from ..models.card import without_local_paths
 from ..models.classifier import TextClassifier
@@ -33,7 +32,7 @@ from ..models.prediction import keep_top_k
 from .connections import timed_h11
 from .guard import Guard, default_hosts
 from .microbatch import MicroBatcher, ModelFailure, ServerBusy
-from .requests import EXPLAIN_TEXTS, check_cost, explained, generation_request
+from .requests import check_cost, check_texts, explained, generation_request
 
 LOG = logging.getLogger(__name__)
 Served = TypeVar("Served", TextClassifier, RNNLanguageModel)  # what a route needs the model to be
@@ -217,20 +216,8 @@ def create_app(model: TextModel, **limits) -> Any:
     app.add_middleware(Guard, max_body_bytes=lim.max_body_bytes, api_key=lim.api_key,
                        allowed_hosts=lim.allowed_hosts, body_timeout_s=lim.body_timeout_s)
     _error_handlers(app)
-    _routes(app, model, _predict_request(lim.max_texts))
+    _routes(app, model)
     return app
-
-
-def _predict_request(max_texts: int):
-    from pydantic import BaseModel, ConfigDict, Field
-
-    class PredictRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        texts: list[str] = Field(min_length=1, max_length=max_texts, description="the texts to label")
-        top_k: Optional[int] = Field(None, ge=1, description="keep the k most likely labels, most likely first")
-        explain: bool = Field(False, description=f"add each text's token attributions (at most {EXPLAIN_TEXTS} texts)")
-
-    return PredictRequest
 
 
 def _error_handlers(app) -> None:
@@ -259,9 +246,11 @@ def _error_handlers(app) -> None:
         return JSONResponse({"error": str(exc)}, status_code=500)
 
 
-def _routes(app, model: TextModel, PredictRequest) -> None:
+def _routes(app, model: TextModel) -> None:
     from fastapi import Body, HTTPException, Request
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+
+    from .schemas import PredictRequest
 
     def need(kind: type[Served]) -> Served:
         """The model as ``kind``, or a 400 naming what the route needs."""
@@ -288,16 +277,15 @@ def _routes(app, model: TextModel, PredictRequest) -> None:
         return info(model)
 
     @app.post("/predict")
-    async def predict(body: PredictRequest):  # type: ignore[valid-type]  # a class made by _request_models
+    async def predict(body: PredictRequest):
         classifier = need(TextClassifier)
-        for i, text in enumerate(body.texts):  # type: ignore[attr-defined]  # a bad text fails its own request
-            require_unicode(text, f"texts[{i}]")
-        if body.explain:  # type: ignore[attr-defined]  # gradients, so not in the micro-batches: one worker
-            results = await explained(app, classifier, body.texts)  # type: ignore[attr-defined]
+        check_texts(body.texts, app.state.limits)
+        if body.explain:  # gradients, so not in the micro-batches: one worker
+            results = await explained(app, classifier, body.texts)
         else:
-            results = await app.state.batcher.submit(body.texts)  # type: ignore[attr-defined]
+            results = await app.state.batcher.submit(body.texts)
         # a JSONResponse as is: FastAPI's encoder walks every float of a dict it is given
-        return JSONResponse({"predictions": [keep_top_k(r, body.top_k) for r in results]})  # type: ignore
+        return JSONResponse({"predictions": [keep_top_k(r, body.top_k) for r in results]})
 
     @app.post("/generate")
     async def generate(request: Request, body: dict[str, Any] = Body(...)):
