@@ -115,7 +115,7 @@ def child(spec: dict) -> dict:
     prepared_rss, prepared_anon = peak_rss_mb(), anon.peak  # preparation and the model, before any step
     loader = trainer.task.train_loader.iterate(0)
     with progress_bar(trainer.total_steps, 0, False) as trainer.bar:
-        trainer._train_step(next(loader))
+        trainer._train_step([next(loader)])  # one batch a step (train.accumulate_steps=1)
         first = time.perf_counter() - start
         tokens, steps, begin = 0, 0, time.perf_counter()
         while steps < spec["steps"] or (spec["steps"] and time.perf_counter() - begin < spec["seconds"]):
@@ -124,7 +124,7 @@ def child(spec: dict) -> dict:
                 loader = trainer.task.train_loader.iterate(0)
                 batch = next(loader)
             tokens += int(batch["lengths"].sum()) if "lengths" in batch else batch["input_ids"].numel()
-            trainer._train_step(batch)
+            trainer._train_step([batch])
             steps += 1
         rate = tokens / (time.perf_counter() - begin) if steps else 0.0
     return {"first_step_s": first, "tokens_per_s": rate, "prepare_rss_mb": prepared_rss,

@@ -138,7 +138,9 @@ SHORTER = {"bench_data.py": ["--char-mb", "5"], "bench_encoder.py": ["--rounds",
            "bench_cells.py": ["--seconds", "0.5", "--lengths", "64", "--cells", "lstm", "mingru:loop"],
            "finetune_teacher.py": ["--max-steps", "2", "--out", "/tmp/textrnn_teacher_check"],
            "distill_sst2.py": ["--smoke", "--augment", "0", "--runs", "/tmp/textrnn_distill_smoke"],
-           "bench_capability.py": ["--steps", "5", "--threads", "1"]}
+           "bench_capability.py": ["--steps", "5", "--threads", "1"],
+           "bench_scale.py": ["--lm-mb", "1", "--kinds", "char", "--cls-rows", "2000", "--steps", "2", "--stream-mb",
+                              "--workdir", "/tmp/textrnn_scale_check"]}
 
 
 def test_readme_has_no_unfilled_placeholders():
