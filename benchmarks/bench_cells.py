@@ -2,20 +2,21 @@
 
     python benchmarks/bench_cells.py [--seconds 6] [--lengths 64 256 1024 4096] [--threads 2]
     python benchmarks/bench_cells.py --lengths 256 --cells mingru:doubling:compile mingru:loop:compile  # torch.compile
+    python benchmarks/bench_cells.py --cells lstm mingru:loop mingru:loop:residual_mlp  # a model.block
 
 A 2-layer char model (vocabulary 65, embedding 128, full softmax) trained with AdamW: forward, backward and the
 optimizer step, on B x T = 16,384 tokens a batch (B chosen per T). The LSTM is the reference at H = 512; each
 parallel cell gets the H that gives it the same parameter count (they have no recurrent matrices, so their
 H is wider). Each case runs in a fresh process: tokens/s over ``--seconds`` after a warm-up step, and the
 process's peak RSS (VmHWM) in MB. Rows are printed as JSON, then a table. A cell named ``CELL:SCAN:compile``
-trains the model through ``torch.compile`` (its compile time, spent in the warm-up steps, is printed apart).
+trains the model through ``torch.compile`` (its compile time, spent in the warm-up steps, is printed apart);
+``CELL:SCAN:BLOCK`` builds that ``model.block`` (its input projection, norms and MLPs count in the parameters).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -25,19 +26,26 @@ ROOT = Path(__file__).resolve().parents[1]
 VOCAB, EMBED, LAYERS, LSTM_H, TOKENS = 65, 128, 2, 512, 16_384
 
 
-def parameters(cell: str, hidden: int) -> int:
-    """Recurrent-stack parameters of a 2-layer stack over EMBED inputs (embedding and head excluded)."""
-    if cell == "lstm":
-        return sum(4 * hidden * (n + hidden) + 8 * hidden for n in (EMBED, hidden))
-    k = 2 if cell == "mingru" else 3
-    return sum(k * hidden * n + k * hidden for n in (EMBED, hidden))
+def parameters(cell: str, hidden: int, block: str = "plain") -> int:
+    """Recurrent-stack parameters of a 2-layer stack over EMBED inputs (embedding and head excluded): the
+    encoder textrnn builds, counted (a residual block's input projection, norms and MLPs included)."""
+    import torch
+
+    from textrnn.models.parallel import ParallelEncoder
+
+    stack = (torch.nn.LSTM(EMBED, hidden, LAYERS) if cell == "lstm"
+             else ParallelEncoder(EMBED, hidden, LAYERS, cell, block=block))
+    return sum(p.numel() for p in stack.parameters())
 
 
-def equal_hidden(cell: str) -> int:
-    """The H at which ``cell``'s stack has the LSTM's parameter count (rounded to a multiple of 8)."""
-    target, k = parameters("lstm", LSTM_H), 2 if cell == "mingru" else 3
-    hidden = (-(k * EMBED + 2 * k) + math.sqrt((k * EMBED + 2 * k) ** 2 + 4 * k * target)) / (2 * k)
-    return int(round(hidden / 8) * 8)
+def equal_hidden(cell: str, block: str = "plain") -> int:
+    """The H, a multiple of 8, at which ``cell``'s stack has the parameter count nearest the LSTM's (a bisection:
+    the count grows with H)."""
+    target, low, high = parameters("lstm", LSTM_H), 1, 512  # in eighths
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if parameters(cell, 8 * middle, block) < target else (low, middle)
+    return 8 * min((low, high), key=lambda k: abs(parameters(cell, 8 * k, block) - target))
 
 
 CHILD = """
@@ -47,7 +55,7 @@ spec = json.loads(sys.argv[1])
 torch.set_num_threads(spec["threads"])
 torch.manual_seed(0)
 config = RNNConfig(task="language_model", vocab_size=65, embedding_dim=128, hidden_size=spec["hidden"],
-                   num_layers=2, cell=spec["cell"], tokenizer_kind="char")
+                   num_layers=2, cell=spec["cell"], tokenizer_kind="char", block=spec["block"])
 model = RNNLanguageModel(config)
 if spec["scan"]:
     model.backbone.encoder.scan = spec["scan"]
@@ -77,18 +85,20 @@ print(json.dumps({"tokens_per_s": rate, "peak_rss_mb": hwm, "params": sum(p.nume
 """
 
 
-def run(cell: str, scan: str, length: int, seconds: float, threads: int, compiled: bool = False) -> dict:
-    hidden = LSTM_H if cell == "lstm" else equal_hidden(cell)
+def run(cell: str, scan: str, length: int, seconds: float, threads: int, how: str = "") -> dict:
+    """One case in a fresh process; ``how`` is ``compile`` or a ``model.block`` (``plain`` when empty)."""
+    compiled, block = how == "compile", how if how not in ("", "compile") else "plain"
+    hidden = LSTM_H if cell == "lstm" else equal_hidden(cell, block)
     spec = {"cell": cell, "scan": scan, "hidden": hidden, "batch": max(1, TOKENS // length), "steps": length,
-            "seconds": seconds, "threads": threads, "compile": compiled}
+            "seconds": seconds, "threads": threads, "compile": compiled, "block": block}
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-2000:])
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"cell": cell, "scan": (scan or "-") + (" compiled" if compiled else ""), "T": length, "B": spec["batch"],
-            "H": hidden,
-            "stack_params": parameters(cell, hidden), "tokens_per_s": round(out["tokens_per_s"]),
+    return {"cell": cell + ("" if block == "plain" else f" ({block})"),
+            "scan": (scan or "-") + (" compiled" if compiled else ""), "T": length, "B": spec["batch"], "H": hidden,
+            "stack_params": parameters(cell, hidden, block), "tokens_per_s": round(out["tokens_per_s"]),
             "peak_rss_mb": round(out["peak_rss_mb"]), "warmup_s": round(out["warmup_s"], 1)}
 
 
@@ -105,7 +115,7 @@ def main() -> None:
         for name in args.cells:
             cell, _, rest = name.partition(":")
             scan, _, how = rest.partition(":")
-            rows.append(run(cell, scan, length, args.seconds, args.threads, how == "compile"))
+            rows.append(run(cell, scan, length, args.seconds, args.threads, how))
             print(json.dumps(rows[-1]), flush=True)
     print("\n| T | B | cell | scan | H | stack parameters | tokens/s | x LSTM | peak RSS MB |")
     print("| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from textrnn import RNNConfig, RNNLanguageModel
+from textrnn.core.config import BLOCKS
 from textrnn.models.parallel import MinGRUScan, ParallelEncoder, doubling_scan, loop_scan
 
 from ..helpers import char_tokenizer, classifier
@@ -90,7 +91,7 @@ def test_the_encoder_equals_the_step_by_step_definition(cell, scan):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("block", ["plain", "residual"])
+@pytest.mark.parametrize("block", BLOCKS)
 def test_a_padded_batch_gives_each_text_what_it_gives_alone(cell, bidirectional, block):
     torch.manual_seed(2)
     encoder = ParallelEncoder(4, 3, num_layers=2, cell=cell, bidirectional=bidirectional, block=block).double()
@@ -119,7 +120,7 @@ def test_the_pad_values_do_not_matter(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("block", ["plain", "residual"])
+@pytest.mark.parametrize("block", BLOCKS)
 def test_state_carried_across_windows_equals_one_long_forward(cell, block):
     torch.manual_seed(4)
     encoder = ParallelEncoder(4, 3, num_layers=2, cell=cell, block=block)
@@ -132,7 +133,7 @@ def test_state_carried_across_windows_equals_one_long_forward(cell, block):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("block", ["plain", "residual"])
+@pytest.mark.parametrize("block", BLOCKS)
 def test_the_step_form_gives_the_scan_outputs_in_float32(cell, block):
     torch.manual_seed(5)
     encoder = ParallelEncoder(4, 8, num_layers=2, cell=cell, block=block)
@@ -143,7 +144,22 @@ def test_the_step_form_gives_the_scan_outputs_in_float32(cell, block):
     assert torch.allclose(steps, out.expand(3, -1, -1), atol=1e-5)
 
 
-@pytest.mark.parametrize("cell,block", [("mingru", "plain"), ("minlstm", "plain"), ("mingru", "residual")])
+def test_the_mlp_block_is_the_residual_block_plus_a_residual_mlp_after_each_layer():
+    torch.manual_seed(3)
+    with_mlp = ParallelEncoder(4, 8, num_layers=2, block="residual_mlp")
+    without = ParallelEncoder(4, 8, num_layers=2, block="residual")
+    missing, unexpected = without.load_state_dict(with_mlp.state_dict(), strict=False)
+    assert not missing and unexpected and all(key.startswith("mlps.") for key in unexpected)
+    x = torch.randn(2, 5, 4)
+    assert not torch.allclose(with_mlp(x)[0], without(x)[0])
+    for mlp in with_mlp.mlps:  # an MLP that adds nothing leaves the residual stack
+        torch.nn.init.zeros_(mlp.out.weight)
+        torch.nn.init.zeros_(mlp.out.bias)
+    assert torch.allclose(with_mlp(x)[0], without(x)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("cell,block", [("mingru", "plain"), ("minlstm", "plain"), ("mingru", "residual"),
+                                        ("mingru", "residual_mlp")])
 def test_a_parallel_language_model_generates_the_argmax_of_full_forwards_and_round_trips(cell, block, tmp_path):
     tok = char_tokenizer()
     config = RNNConfig(task="language_model", vocab_size=len(tok), embedding_dim=8, hidden_size=16, num_layers=2,
@@ -187,8 +203,8 @@ def test_settings_that_do_not_apply_are_one_line_errors():
         RNNConfig(cell="lstm", block="residual").validate()
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_onnx_export_of_the_classifier_graph_and_the_lm_step(cell, tmp_path):
+@pytest.mark.parametrize("cell,block", [("mingru", "plain"), ("minlstm", "plain"), ("mingru", "residual_mlp")])
+def test_onnx_export_of_the_classifier_graph_and_the_lm_step(cell, block, tmp_path):
     """The classifier graph is traced on 3 steps and must serve any length: its doubling scan runs a fixed number
     of rounds. The LM step graph carries the state in and out."""
     ort = pytest.importorskip("onnxruntime")
@@ -197,7 +213,7 @@ def test_onnx_export_of_the_classifier_graph_and_the_lm_step(cell, tmp_path):
     from textrnn.serving.export import export_onnx
 
     tok = char_tokenizer()
-    model = classifier(tok, cell=cell, bidirectional=True, num_layers=2)
+    model = classifier(tok, cell=cell, bidirectional=True, num_layers=2, block=block)
     model.save_pretrained(tmp_path / "cls")
     session = ort.InferenceSession(str(export_onnx(tmp_path / "cls", tmp_path / "cls.onnx")))
     texts = ["the quick brown fox jumps over the lazy dog " * 7, "a", "", "a stitch in time"]
@@ -209,6 +225,6 @@ def test_onnx_export_of_the_classifier_graph_and_the_lm_step(cell, tmp_path):
     want = [list(r["probabilities"].values()) for r in model.predict(texts)]
     assert batch.shape[1] > 300 and np.abs(got - np.array(want)).max() < 1e-5
     config = RNNConfig(task="language_model", vocab_size=len(tok), embedding_dim=8, hidden_size=16, num_layers=2,
-                       cell=cell, tokenizer_kind="char")
+                       cell=cell, tokenizer_kind="char", block=block)
     RNNLanguageModel(config, tok).save_pretrained(tmp_path / "lm")
     export_onnx(tmp_path / "lm", tmp_path / "lm.onnx")  # checked against torch at export (raises past 1e-4)

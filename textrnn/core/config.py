@@ -24,7 +24,7 @@ FORMAT_VERSION = 3  # of config.json; textrnn.models.migrations upgrades older f
 TaskName = Literal["classification", "language_model"]  # what builds and trains each: MODELS and training TASKS
 Cell = Literal["lstm", "gru", "rnn", "mingru", "minlstm"]  # model.cell (rnn is tanh; the min* train in parallel)
 Strategy = Literal["auto", "packed", "padded"]  # model.strategy (see textrnn.models.encoder)
-Block = Literal["plain", "residual"]  # model.block (see textrnn.models.parallel)
+Block = Literal["plain", "residual", "residual_mlp"]  # model.block (see textrnn.models.parallel)
 Pooling = Literal["last", "mean", "max", "attention"]  # model.pooling (see textrnn.models.modules)
 ProblemType = Literal["single_label", "multi_label"]  # model.problem_type (see textrnn.data.labels)
 TokenizerKind = Literal["char", "word", "bpe"]  # tokenizer.kind, model.tokenizer_kind (textrnn.data.tokenization)
@@ -61,7 +61,9 @@ class RNNConfig:
     weight_dropout: float = 0.0  # training: DropConnect on the hidden-to-hidden weights (AWD-LSTM)
     output_dropout: float = 0.0  # before the output layer
     strategy: Strategy = "auto"  # auto | packed | padded (see textrnn.models.encoder)
-    block: Block = "plain"  # mingru/minlstm: plain (stacked as an LSTM's) | residual (pre-norm residual layers)
+    # mingru/minlstm: plain (stacked as an LSTM's) | residual (pre-norm residual layers) | residual_mlp (each
+    # residual layer followed by a residual gated MLP, as in Hawk)
+    block: Block = "plain"
     pooling: Pooling = "last"  # classifier: last | mean | max | attention
     num_labels: int = 2  # classifier: C, the number of labels (filled in from the data)
     ensemble_size: int = 1  # classifier: K independently initialized members, probabilities averaged

@@ -157,6 +157,21 @@ class MinimalLayer(nn.Module):
         return f / total, i / total * candidate
 
 
+class GatedMLP(nn.Module):
+    """x (…, W) -> (…, W): ``W_out (gelu(W_g n) * W_u n)`` on the layer-normed ``n = norm(x)``, a GeGLU of
+    inner width W (Shazeer 2020). It is what a linear recurrence lacks: its only nonlinearity is in the gates,
+    and ``h~ = W_h x`` is linear."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm, self.inner, self.out = nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.Linear(width, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(…, W) -> (…, W)."""
+        gate, up = self.inner(self.norm(x)).chunk(2, dim=-1)
+        return self.out(F.gelu(gate) * up)
+
+
 class ParallelEncoder(EncoderWidths, nn.Module):
     """Embeddings (B, T, E) + lengths (B,) -> outputs (B, T, D*H) and final state (L*D, B, H), like
     :class:`~textrnn.models.encoder.RNNEncoder` (see the module docstring for the contract).
@@ -171,7 +186,9 @@ class ParallelEncoder(EncoderWidths, nn.Module):
         scan: ``"loop"``, ``"doubling"`` or ``"auto"`` (doubling on CUDA, loop elsewhere).
         block: ``"plain"``: layers stacked as an LSTM's; ``"residual"``: the input is projected to D*H, and each
             layer adds its cells' output (dropped out) to its input, the cells reading a layer-normed copy;
-            the stack ends with a layer norm (a pre-norm residual stack, as deep sequence models use).
+            the stack ends with a layer norm (a pre-norm residual stack, as deep sequence models use);
+            ``"residual_mlp"``: the same, each layer followed by a pre-norm residual :class:`GatedMLP` (Hawk's
+            block, De et al. 2024): the recurrence mixes time, the MLP mixes channels nonlinearly.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, cell: str = "mingru",
@@ -184,13 +201,15 @@ class ParallelEncoder(EncoderWidths, nn.Module):
         self.cell, self.hidden_size, self.num_layers, self.bidirectional = cell, hidden_size, num_layers, bidirectional
         self.dropout, self.scan = float(dropout), scan
         directions, width = 2 if bidirectional else 1, (2 if bidirectional else 1) * hidden_size
-        self.block = block
-        first = width if block == "residual" else input_size
+        self.block, self.residual = block, block in ("residual", "residual_mlp")
+        first = width if self.residual else input_size
         self.layers = nn.ModuleList(MinimalLayer(cell, first if k < directions else width, hidden_size)
                                     for k in range(num_layers * directions))
-        if block == "residual":
+        if self.residual:
             self.project = nn.Linear(input_size, width)
             self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(num_layers + 1))  # each layer's, the end's
+        if block == "residual_mlp":
+            self.mlps = nn.ModuleList(GatedMLP(width) for _ in range(num_layers))
 
     def initial_state(self, batch_size: int, like: Tensor) -> Tensor:
         """Zeros (L*D, B, H) on ``like``'s device and dtype."""
@@ -231,7 +250,7 @@ class ParallelEncoder(EncoderWidths, nn.Module):
         if self.bidirectional and lengths is not None:
             reverse = reverse_index(lengths.to(device=inputs.device, dtype=torch.long), steps).t()  # (T, B)
         finals, layer_input = [], inputs.transpose(0, 1).contiguous()  # (T, B, E)
-        residual = self.block == "residual"
+        residual = self.residual
         if residual:
             layer_input = self.project(layer_input)  # (T, B, D*H)
         for layer in range(self.num_layers):
@@ -246,6 +265,9 @@ class ParallelEncoder(EncoderWidths, nn.Module):
             out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
             if residual:
                 layer_input = layer_input + F.dropout(out, self.dropout, training=self.training)
+                if self.block == "residual_mlp":  # per token: padded steps never reach a valid one
+                    mlp = cast(GatedMLP, self.mlps[layer])
+                    layer_input = layer_input + F.dropout(mlp(layer_input), self.dropout, training=self.training)
             else:
                 layer_input = out
                 if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
@@ -281,12 +303,14 @@ class ParallelStep:
 
     def step(self, x: Tensor) -> Tensor:
         """x (N, E) -> the top layer's new state (N, H)."""
-        residual, encoder = self.encoder.block == "residual", self.encoder
+        residual, encoder = self.encoder.residual, self.encoder
         x = encoder.project(x) if residual else x
         for k, layer in enumerate(self.layers):
             a, b = layer.coefficients(encoder.norms[k](x) if residual else x)
             self.h[k] = torch.addcmul(b, a, self.h[k])
             x = x + self.h[k] if residual else self.h[k]
+            if encoder.block == "residual_mlp":
+                x = x + encoder.mlps[k](x)
         return encoder.norms[-1](x) if residual else x
 
 
