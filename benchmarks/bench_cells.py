@@ -16,6 +16,7 @@ trains the model through ``torch.compile`` (its compile time, spent in the warm-
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -26,18 +27,22 @@ ROOT = Path(__file__).resolve().parents[1]
 VOCAB, EMBED, LAYERS, LSTM_H, TOKENS = 65, 128, 2, 512, 16_384
 
 
+@functools.cache
 def parameters(cell: str, hidden: int, block: str = "plain") -> int:
     """Recurrent-stack parameters of a 2-layer stack over EMBED inputs (embedding and head excluded): the
-    encoder textrnn builds, counted (a residual block's input projection, norms and MLPs included)."""
+    encoder textrnn builds, counted (a residual block's input projection, norms and MLPs included). Built on
+    the meta device: shapes only, no weights allocated or initialized."""
     import torch
 
     from textrnn.models.parallel import ParallelEncoder
 
-    stack = (torch.nn.LSTM(EMBED, hidden, LAYERS) if cell == "lstm"
-             else ParallelEncoder(EMBED, hidden, LAYERS, cell, block=block))
+    with torch.device("meta"):
+        stack = (torch.nn.LSTM(EMBED, hidden, LAYERS) if cell == "lstm"
+                 else ParallelEncoder(EMBED, hidden, LAYERS, cell, block=block))
     return sum(p.numel() for p in stack.parameters())
 
 
+@functools.cache  # one bisection a cell and block, not one a length
 def equal_hidden(cell: str, block: str = "plain") -> int:
     """The H, a multiple of 8, at which ``cell``'s stack has the parameter count nearest the LSTM's (a bisection:
     the count grows with H)."""
